@@ -1,0 +1,76 @@
+"""Composition root: a config in, a hub and its aiohttp apps out.
+
+``create_app(config)`` builds the :class:`~rtchub.hub.Hub`, registers every
+feature's routes on one aiohttp application, and returns it with the hub under
+the typed key :data:`~rtchub.transport.http.HUB`. :func:`serve` runs it until
+SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from aiohttp import web
+
+from rtchub.config import Config
+from rtchub.hub import Hub
+from rtchub.log import setup_logging
+from rtchub.metrics import new_registry
+from rtchub.transport.http import HUB, REGISTRY, add_asset_route, add_routes, rate_limit
+from rtchub.transport.server import Listener, Server
+
+__all__ = ["build_server", "create_app", "serve"]
+
+log = logging.getLogger("rtchub")
+
+
+def create_app(config: Config, hub: Hub | None = None) -> web.Application:
+    """The main aiohttp application for ``config`` (the hub is built when not given)."""
+    hub = hub if hub is not None else Hub(config)
+    app = web.Application(middlewares=[rate_limit], client_max_size=config.limits
+                          .max_message_bytes)
+    app[HUB] = hub
+    app[REGISTRY] = new_registry(hub.stats)
+    add_routes(app, hub)
+    add_asset_route(app)
+    return app
+
+
+def build_server(config: Config, hub: Hub | None = None) -> Server:
+    """A server with the main listener (and later, the stream listener)."""
+    app = create_app(config, hub)
+    return Server(app[HUB], [Listener(config.addr, app)])
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    server = build_server(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    log.info("rtchub ready")
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await server.stop()
+        log.info("stopped")
+
+
+def run(config: Config) -> None:
+    """Configure logging and the event loop, then :func:`serve`."""
+    setup_logging(config.log_level, config.log_format)
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency
+        asyncio.run(serve(config))
+    else:
+        uvloop.run(serve(config))

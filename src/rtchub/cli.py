@@ -1,0 +1,65 @@
+"""The ``rtchub`` command: flags -> Config -> run. No logic of its own."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from rtchub.config import ConfigError, load
+from rtchub.settings import SETTINGS
+
+__all__ = ["main"]
+
+_GROUPS = {"server": "server", "security": "origins, proxies and rate limits",
+           "webrtc": "WebRTC", "limits": "limits", "observability": "observability",
+           "cluster": "cluster"}
+
+
+def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    serve = sub.add_parser(
+        "serve", help="run the server",
+        description="Run rtchub. Every flag has an environment variable; a flag beats its "
+        "variable. ADDR wins over HOST/PORT; WS_ALLOWED_ORIGINS wins over DEV and "
+        "CORS_ORIGINS.")
+    groups = {key: serve.add_argument_group(title) for key, title in _GROUPS.items()}
+    for s in SETTINGS:
+        default = f" [env {s.name}" + (f", default {s.default!r}]" if s.default is not None
+                                       else "]")
+        groups[s.group].add_argument(s.flag, dest=s.dest, metavar=s.name, default=None,
+                                     help=s.help + default)
+
+
+def _config_markdown() -> str:
+    lines = ["| variable | flag | default | meaning |", "| --- | --- | --- | --- |"]
+    for s in SETTINGS:
+        default = "(unset)" if s.default is None else f"`{s.default}`" if s.default else "(empty)"
+        lines.append(f"| `{s.name}` | `{s.flag}` | {default} | {s.help} |")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script."""
+    parser = argparse.ArgumentParser(prog="rtchub", description="Self-hosted WebRTC server.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _serve_parser(sub)
+    cfg = sub.add_parser("config", help="print the settings table")
+    cfg.add_argument("--markdown", action="store_true", help="as a Markdown table")
+    args = parser.parse_args(argv)
+    if args.command == "config":
+        print(_config_markdown())
+        return 0
+    flags = {s.dest: getattr(args, s.dest) for s in SETTINGS}
+    try:
+        config = load(flags=flags)
+    except ConfigError as exc:
+        print(f"rtchub: configuration error: {exc}", file=sys.stderr)
+        return 2
+    from rtchub.app import run
+
+    run(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

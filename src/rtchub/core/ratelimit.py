@@ -1,0 +1,52 @@
+"""Fixed-window rate limiting per key (an IP, a socket), with the clock passed in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FixedWindow"]
+
+
+@dataclass(slots=True)
+class _Window:
+    start: float
+    count: int
+
+
+class FixedWindow:
+    """At most ``limit`` hits per ``window`` seconds per key; ``limit`` 0 disables.
+
+    ``hit`` returns None when allowed, else the seconds until the window reopens.
+    Old windows are swept lazily so the table stays bounded by active keys.
+    """
+
+    def __init__(self, limit: int, window: float = 60.0, max_keys: int = 100_000) -> None:
+        self.limit = limit
+        self.window = window
+        self._max_keys = max_keys
+        self._windows: dict[str, _Window] = {}
+        self._last_sweep = 0.0
+
+    def hit(self, key: str, now: float) -> float | None:
+        """Count one hit for ``key`` at time ``now``."""
+        if self.limit <= 0:
+            return None
+        if now - self._last_sweep > self.window or len(self._windows) > self._max_keys:
+            self._sweep(now)
+        win = self._windows.get(key)
+        if win is None or now - win.start >= self.window:
+            self._windows[key] = _Window(now, 1)
+            return None
+        if win.count >= self.limit:
+            return max(win.start + self.window - now, 0.001)
+        win.count += 1
+        return None
+
+    def _sweep(self, now: float) -> None:
+        self._last_sweep = now
+        stale = [k for k, w in self._windows.items() if now - w.start >= self.window]
+        for key in stale:
+            del self._windows[key]
+
+    def __len__(self) -> int:
+        return len(self._windows)

@@ -1,0 +1,1 @@
+"""Wire dialects: text <-> typed messages, one module per protocol. No sockets here."""

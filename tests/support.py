@@ -1,0 +1,152 @@
+"""Test support: a real rtchub server on loopback and real WebSocket clients.
+
+Every client opens its own TCP connection (its own ClientSession), so the first
+request on the socket is the WebSocket upgrade and the server's fast path
+serves it, as it does for browsers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import orjson
+
+from rtchub.app import build_server
+from rtchub.config import Config, Limits, ListenAddress
+from rtchub.hub import Hub
+from rtchub.transport.server import Server
+
+TIMEOUT = 5.0
+
+
+def make_config(**overrides: Any) -> Config:
+    """A loopback config on a free port; ``limits`` keys may be given flat."""
+    limit_fields = {f.name for f in dataclasses.fields(Limits)}
+    limits = {k: overrides.pop(k) for k in list(overrides) if k in limit_fields}
+    base = Config(addr=ListenAddress("127.0.0.1", 0), stream_addr=None,
+                  limits=Limits(**limits), shutdown_timeout=5.0)
+    return dataclasses.replace(base, **overrides)
+
+
+@dataclasses.dataclass
+class Running:
+    """A started server: its hub, base URLs and the Server to stop."""
+
+    server: Server
+    hub: Hub
+    port: int
+    scheme: str = "http"
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"
+
+
+@asynccontextmanager
+async def running(config: Config | None = None, **overrides: Any) -> AsyncIterator[Running]:
+    """Start a server for ``config`` (or ``make_config(**overrides)``); stop it after."""
+    config = config if config is not None else make_config(**overrides)
+    server = build_server(config)
+    await server.start()
+    port = server.port() if config.addr.path is None else 0
+    try:
+        yield Running(server, server.hub, port, "https" if config.tls else "http")
+    finally:
+        await server.stop()
+
+
+class WsClient:
+    """A WebSocket client that speaks JSON and awaits frames under a timeout."""
+
+    def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse
+                 ) -> None:
+        self.session = session
+        self.ws = ws
+
+    @classmethod
+    async def connect(cls, url: str, headers: Mapping[str, str] | None = None,
+                      **kwargs: Any) -> WsClient:
+        session = aiohttp.ClientSession()
+        try:
+            ws = await session.ws_connect(url, headers=headers, autoping=True, **kwargs)
+        except BaseException:
+            await session.close()
+            raise
+        return cls(session, ws)
+
+    async def send(self, obj: Any) -> None:
+        await self.ws.send_str(orjson.dumps(obj).decode())
+
+    async def send_raw(self, data: str | bytes) -> None:
+        if isinstance(data, bytes):
+            await self.ws.send_bytes(data)
+        else:
+            await self.ws.send_str(data)
+
+    async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
+        msg = await self.ws.receive(timeout)
+        if msg.type != aiohttp.WSMsgType.TEXT:
+            raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} "
+                                 f"{msg.extra!r}")
+        value = orjson.loads(msg.data)
+        assert isinstance(value, dict)
+        return value
+
+    async def expect(self, kind: str, timeout: float = TIMEOUT) -> dict[str, Any]:
+        msg = await self.recv(timeout)
+        assert msg.get("type") == kind, f"expected {kind!r}, got {msg!r}"
+        return msg
+
+    async def sync(self) -> list[dict[str, Any]]:
+        """Send a ping and return every frame that arrived before its pong."""
+        await self.send({"type": "ping"})
+        seen: list[dict[str, Any]] = []
+        while True:
+            msg = await self.recv()
+            if msg.get("type") == "pong":
+                return seen
+            seen.append(msg)
+
+    async def join(self, room: str, client: str | None = None, **extra: Any) -> dict[str, Any]:
+        """Join and return the ``joined`` frame (consuming the ``room_members`` that follows)."""
+        msg: dict[str, Any] = {"type": "join", "room": room, **extra}
+        if client is not None:
+            msg["from"] = client
+        await self.send(msg)
+        joined = await self.recv()
+        if joined["type"] == "joined":
+            await self.expect("room_members")
+        return joined
+
+    async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str]:
+        """Wait for the server to close; returns (close code, reason)."""
+        while True:
+            msg = await self.ws.receive(timeout)
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.CLOSING):
+                return self.ws.close_code, str(msg.extra or "")
+            if msg.type == aiohttp.WSMsgType.ERROR:
+                return self.ws.close_code, str(msg.data)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+@asynccontextmanager
+async def clients(url: str, n: int) -> AsyncIterator[list[WsClient]]:
+    """``n`` connected clients, closed afterwards."""
+    made = await asyncio.gather(*(WsClient.connect(url) for _ in range(n)))
+    try:
+        yield list(made)
+    finally:
+        await asyncio.gather(*(c.close() for c in made), return_exceptions=True)
