@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -22,9 +23,14 @@ from rtchub.metrics import new_registry
 from rtchub.transport.http import HUB, REGISTRY, add_asset_route, add_routes, rate_limit
 from rtchub.transport.server import Listener, Server
 
-__all__ = ["build_server", "create_app", "serve"]
+__all__ = ["FEATURES", "Feature", "build_server", "create_app", "serve"]
 
 log = logging.getLogger("rtchub")
+
+# A feature registers its dialects on the hub and its routes on the app. Each
+# feature module exposes one ``setup(app, hub)``; add it here, in one line.
+Feature = Callable[[web.Application, Hub], None]
+FEATURES: list[Feature] = []
 
 
 def create_app(config: Config, hub: Hub | None = None) -> web.Application:
@@ -34,6 +40,8 @@ def create_app(config: Config, hub: Hub | None = None) -> web.Application:
                           .max_message_bytes)
     app[HUB] = hub
     app[REGISTRY] = new_registry(hub.stats)
+    for setup in FEATURES:
+        setup(app, hub)
     add_routes(app, hub)
     add_asset_route(app)
     return app
