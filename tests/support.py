@@ -131,8 +131,9 @@ class WsClient:
         """Wait for the server to close; returns (close code, reason)."""
         while True:
             msg = await self.ws.receive(timeout)
-            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                            aiohttp.WSMsgType.CLOSING):
+            if msg.type == aiohttp.WSMsgType.CLOSE:
+                return int(msg.data), str(msg.extra or "")
+            if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
                 return self.ws.close_code, str(msg.extra or "")
             if msg.type == aiohttp.WSMsgType.ERROR:
                 return self.ws.close_code, str(msg.data)

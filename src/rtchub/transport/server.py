@@ -75,7 +75,8 @@ class Server:
                 await runner.setup()
                 runners[id(listener.app)] = runner
                 self._runners.append(runner)
-            factory = self._protocol_factory(runner, listener.fast)
+            # picows tunes TCP options on accept, so Unix sockets take the aiohttp path
+            factory = self._protocol_factory(runner, listener.fast and not listener.address.is_unix)
             addr = listener.address
             if addr.path is not None:
                 if os.path.exists(addr.path):

@@ -1,0 +1,238 @@
+"""Transport behaviour: origins, upgrades, limits, slow clients, heartbeat, TLS, Unix sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import os
+import ssl
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from rtchub.config import ListenAddress, OriginPolicy
+from tests.rawws import RawWs
+from tests.support import WsClient, clients, make_config, running
+
+
+async def test_plain_get_ws_is_426_and_broken_upgrade_is_400() -> None:
+    async with running() as srv:
+        async with aiohttp.ClientSession() as http, http.get(srv.ws_url.replace("ws", "http", 1)
+                                                            ) as resp:
+            assert resp.status == 426
+        _, head = await RawWs.open(srv.port, headers="Upgrade: websocket\r\n")
+        assert head.startswith(b"HTTP/1.1 400")
+        _, head = await RawWs.open(srv.port, path="/nowhere")
+        assert head.split(b" ")[1] in (b"404",)
+
+
+@pytest.mark.parametrize("origin,allowed", [
+    ("https://example.com", True),
+    ("http://example.com:8080", True),
+    ("https://app.example.org", True),
+    ("https://evil.com", False),
+    ("http://app.example.org", False),
+    (None, True),
+])
+async def test_origin_policy(origin: str | None, allowed: bool) -> None:
+    policy = OriginPolicy.parse("example.com, https://app.example.org")
+    async with running(origins=policy) as srv:
+        headers = {"Origin": origin} if origin else {}
+        for fresh in (True, False):  # the fast path, then aiohttp on a kept-alive socket
+            async with aiohttp.ClientSession() as http:
+                if not fresh:
+                    async with http.get(f"{srv.url}/healthz") as resp:
+                        assert resp.status == 200
+                if allowed:
+                    ws = await http.ws_connect(srv.ws_url, headers=headers)
+                    await ws.close()
+                else:
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                        await http.ws_connect(srv.ws_url, headers=headers)
+                    assert info.value.status == 403
+
+
+async def test_kept_alive_http_connection_upgrades_through_aiohttp() -> None:
+    async with running() as srv, aiohttp.ClientSession() as http:
+        async with http.get(f"{srv.url}/healthz") as resp:
+            assert resp.status == 200
+        ws = await http.ws_connect(srv.ws_url)
+        client = WsClient(http, ws)
+        assert (await client.join("r", "alice"))["members"] == ["alice"]
+        await client.send({"type": "ping"})
+        assert await client.recv() == {"type": "pong"}
+        await ws.close()
+
+
+async def test_ws_upgrade_rate_limit() -> None:
+    async with running(ws_rate_per_min=2) as srv:
+        async with clients(srv.ws_url, 2):
+            with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+                await WsClient.connect(srv.ws_url)
+            assert info.value.status == 429
+            assert info.value.headers is not None
+            assert 1 <= int(info.value.headers["Retry-After"]) <= 60
+        assert srv.hub.stats.http_rejections["ws_rate"] == 1
+
+
+async def test_http_rate_limit_spares_health_checks() -> None:
+    async with running(http_rate_per_min=2) as srv, aiohttp.ClientSession() as http:
+        statuses = []
+        for _ in range(3):
+            async with http.get(f"{srv.url}/api/rtc-config") as resp:
+                statuses.append(resp.status)
+                retry = resp.headers.get("Retry-After")
+        assert statuses == [200, 200, 429] and retry is not None
+        async with http.get(f"{srv.url}/healthz") as resp:
+            assert resp.status == 200
+
+
+async def test_message_size_limit_closes_with_1009() -> None:
+    async with running(max_message_bytes=1024) as srv, clients(srv.ws_url, 1) as (c,):
+        await c.send({"type": "ping", "pad": "x" * 900})
+        assert await c.recv() == {"type": "pong"}
+        await c.send({"type": "ping", "pad": "x" * 1100})
+        code, _ = await c.closed()
+        assert code == 1009
+
+
+async def test_fragmented_messages_are_reassembled_and_bounded() -> None:
+    async with running(max_message_bytes=1024) as srv:
+        raw, head = await RawWs.open(srv.port)
+        assert head.startswith(b"HTTP/1.1 101")
+        await raw.send(0x1, b'{"type": ', fin=False)
+        await raw.send(0x0, b'"ping"}', fin=True)
+        assert await raw.recv() == (0x1, b'{"type":"pong"}')
+        await raw.send(0x1, b"x" * 600, fin=False)
+        await raw.send(0x0, b"x" * 600, fin=True)
+        opcode, payload = await raw.recv()
+        assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 1009
+        raw.close()
+
+
+async def test_stalled_client_is_dropped_and_nobody_else_waits() -> None:
+    async with running(send_buffer=8, write_buffer=4096) as srv:
+        staller, _ = await RawWs.open(srv.port, rcvbuf=4096)
+        staller.send_nowait(0x1, b'{"type":"join","room":"r","from":"slow"}')
+        async with clients(srv.ws_url, 3) as (sender, c, d):
+            await sender.join("r", "fast")
+            await c.join("q", "c")
+            await d.join("q", "d")
+            await c.expect("room_members")
+            sdp = {"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 20000}
+            stalled = asyncio.get_running_loop().create_future()
+            while not stalled.done():
+                for _ in range(20):
+                    await sender.send({"type": "offer", "to": "slow", "sdp": sdp})
+                # the rest of the server keeps answering promptly meanwhile
+                await c.send({"type": "hangup", "to": "d"})
+                assert (await d.recv())["type"] == "hangup"
+                for msg in await sender.sync():
+                    if msg["type"] == "room_members" and msg["members"] == ["fast"]:
+                        stalled.set_result(True)
+                    elif msg["type"] == "error":
+                        assert msg["code"] == "peer_not_found"
+                        stalled.set_result(True)
+        assert srv.hub.stats.closes["policy"] == 1
+        staller.close()
+
+
+async def test_send_timeout_drops_a_client_that_stops_reading() -> None:
+    async with running(send_buffer=10_000, write_buffer=4096, send_timeout=0.3) as srv:
+        staller, _ = await RawWs.open(srv.port, rcvbuf=4096)
+        staller.send_nowait(0x1, b'{"type":"join","room":"r","from":"slow"}')
+        async with clients(srv.ws_url, 1) as (sender,):
+            await sender.join("r", "fast")
+            sdp = {"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 20000}
+            while True:
+                await sender.send({"type": "offer", "to": "slow", "sdp": sdp})
+                members = [m for m in await sender.sync() if m["type"] == "room_members"]
+                if members and members[-1]["members"] == ["fast"]:
+                    break
+        assert srv.hub.stats.closes["policy"] == 1
+        staller.close()
+
+
+async def test_heartbeat_drops_a_client_that_never_answers() -> None:
+    async with running(heartbeat=0.2) as srv, aiohttp.ClientSession() as http:
+        ws = await http.ws_connect(srv.ws_url, autoping=False)
+        pinged = False
+        while True:
+            msg = await ws.receive(5)
+            if msg.type == aiohttp.WSMsgType.PING:
+                pinged = True
+                continue
+            break
+        assert pinged and msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                                       aiohttp.WSMsgType.CLOSING)
+        # a client that answers survives several heartbeat rounds
+        alive = await http.ws_connect(srv.ws_url, autoping=False)
+        for _ in range(3):
+            msg = await alive.receive(5)
+            assert msg.type == aiohttp.WSMsgType.PING
+            await alive.pong(msg.data)
+        await alive.send_str('{"type": "ping"}')
+        assert (await alive.receive(5)).data == '{"type":"pong"}'
+        await alive.close()
+
+
+def _self_signed(tmp: Path) -> tuple[str, str]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=1))
+            .not_valid_after(now + datetime.timedelta(hours=1))
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+async def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    ctx = ssl.create_default_context(cafile=cert)
+    ctx.check_hostname = False
+    async with running(tls_cert_file=cert, tls_key_file=key) as srv:
+        assert srv.url.startswith("https://")
+        async with aiohttp.ClientSession() as http, http.get(f"{srv.url}/healthz",
+                                                             ssl=ctx) as resp:
+            assert await resp.text() == "ok"
+        a = await WsClient.connect(srv.ws_url, ssl=ctx)
+        b = await WsClient.connect(srv.ws_url, ssl=ctx)
+        try:
+            await a.join("r", "a")
+            await b.join("r", "b")
+            await a.expect("room_members")
+            await b.send({"type": "hangup", "to": "a"})
+            assert (await a.recv())["from"] == "b"
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_unix_socket_addr() -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "rtchub.sock")
+        async with running(make_config(addr=ListenAddress(path=path))):
+            assert os.path.exists(path)
+            connector = aiohttp.UnixConnector(path=path)
+            async with aiohttp.ClientSession(connector=connector) as http:
+                async with http.get("http://localhost/healthz") as resp:
+                    assert await resp.text() == "ok"
+                ws = await http.ws_connect("http://localhost/ws")
+                client = WsClient(http, ws)
+                assert (await client.join("r", "u"))["from"] == "u"
+                await ws.close()
+        assert not os.path.exists(path)
