@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import socket
 import sys
 
 import aiohttp
+import pytest
 
 from rtchub.app import build_server
 from tests.support import WsClient, clients, make_config, running
@@ -95,3 +97,21 @@ async def test_rtc_config_is_served() -> None:
             assert (await resp.json())["status"] == "OK"
         async with http.get(f"{srv.url}/", headers={"Accept": "text/html"}) as resp:
             assert "<html" in await resp.text()
+
+
+async def test_info_logs_are_events_without_sdp_or_tokens(caplog: pytest.LogCaptureFixture
+                                                          ) -> None:
+    caplog.set_level(logging.INFO)
+    async with running() as srv, clients(srv.ws_url, 2) as (a, b):
+        joined = await a.join("r", "alice")
+        await b.join("r", "bob")
+        await a.expect("room_members")
+        await a.send({"type": "offer", "to": "bob",
+                      "sdp": {"type": "offer", "sdp": "v=0\r\na=secret-fingerprint\r\n"}})
+        await b.expect("offer")
+    events = [(r.getMessage(), getattr(r, "member", None)) for r in caplog.records
+              if r.name == "rtchub.rooms"]
+    assert ("joined", "alice") in events and ("joined", "bob") in events
+    text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
+    assert "secret-fingerprint" not in text
+    assert joined["token"] not in text

@@ -117,13 +117,18 @@ class RoomsHandler:
                 if self._membership is not None:
                     raise AlreadyInRoom(f"already in room {self._membership.room!r}; "
                                         "send leave first")
-                self._membership = await self._rooms.join(msg.room, msg.client, self._address,
-                                                          msg.token)
+                self._membership = m = await self._rooms.join(msg.room, msg.client,
+                                                              self._address, msg.token)
+                log.info("joined", extra={"room": m.room, "member": m.member,
+                                          "conn": self._conn.id, "remote": self._conn.remote,
+                                          "resumed": msg.token is not None})
             elif type(msg) is wire.Leave:
                 membership, self._membership = self._membership, None
                 if membership is None:
                     raise NotInRoom("not in a room")
                 await self._rooms.leave(membership)
+                log.info("left", extra={"room": membership.room, "member": membership.member,
+                                        "conn": self._conn.id})
         except RtcHubError as err:
             self._error(err)
         except Exception as exc:
@@ -136,6 +141,8 @@ class RoomsHandler:
         membership, self._membership = self._membership, None
         self._backlog = None
         if membership is not None:
+            log.info("disconnected", extra={"room": membership.room,
+                                            "member": membership.member, "conn": self._conn.id})
             # while shutting down the owner refuses new tasks: the store goes with the process
             with contextlib.suppress(RuntimeError):
                 self._tasks.spawn(self._rooms.leave(membership), name="rooms-leave")
