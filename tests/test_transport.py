@@ -14,6 +14,7 @@ import pytest
 
 from rtchub.config import ListenAddress, OriginPolicy
 from tests.rawws import RawWs
+from tests.rawws import frame as raw_frame
 from tests.support import WsClient, clients, make_config, running
 
 
@@ -236,3 +237,16 @@ async def test_unix_socket_addr() -> None:
                 assert (await client.join("r", "u"))["from"] == "u"
                 await ws.close()
         assert not os.path.exists(path)
+
+
+async def test_frames_queued_behind_a_join_are_bounded() -> None:
+    async with running(pending_max=5, read_buffer=65536) as srv:
+        raw, _ = await RawWs.open(srv.port)
+        burst = [b'{"type":"join","room":"r","from":"a"}'] + [b'{"type":"ping"}'] * 8
+        raw.writer.write(b"".join(raw_frame(0x1, p) for p in burst))
+        replies = [await raw.recv() for _ in range(1 + 1 + 8)]
+        kinds = [p.split(b'"')[3] for _, p in replies]
+        assert kinds.count(b"error") == 3, replies
+        assert kinds.count(b"pong") == 5
+        assert b"queue_full" in b"".join(p for _, p in replies)
+        raw.close()

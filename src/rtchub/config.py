@@ -176,6 +176,7 @@ class Limits:
     max_id_length: int = 64
     send_buffer: int = 64
     send_timeout: float = 2.0
+    pending_max: int = 256
     max_message_bytes: int = 1 << 20
     read_buffer: int = 2048
     write_buffer: int = 64 * 1024
@@ -296,6 +297,7 @@ def load(environ: Mapping[str, str] | None = None,
         max_id_length=v["MAX_ID_LENGTH"],
         send_buffer=v["WS_SEND_BUFFER"],
         send_timeout=v["WS_SEND_TIMEOUT"],
+        pending_max=v["WS_PENDING_MAX"],
         max_message_bytes=v["WS_MAX_MSG"],
         read_buffer=v["WS_READ_BUF"],
         write_buffer=v["WS_WRITE_BUF"],

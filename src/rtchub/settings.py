@@ -213,6 +213,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WS_SEND_TIMEOUT", "--ws-send-timeout", _positive_duration, "2s",
             "How long a client may keep queued messages unsent before it is disconnected.",
             "limits"),
+    Setting("WS_PENDING_MAX", "--ws-pending-max", _int(1), "256",
+            "Frames a connection may send while its join/leave is still being processed; "
+            "more get error queue_full.", "limits"),
     Setting("MAX_ROOMS", "--max-rooms", _int(1), "1000", "Rooms per server.", "limits"),
     Setting("MAX_ROOM_MEMBERS", "--max-room-members", _int(1), "50",
             "Members per room.", "limits"),

@@ -29,7 +29,6 @@ __all__ = ["RoomsDialect", "RoomsHandler"]
 
 log = logging.getLogger("rtchub.rooms")
 
-MAX_BACKLOG: Final = 256
 _EVENT_NAMES: Final = {"Joined": "joined", "RoomMembers": "room_members"}
 
 
@@ -74,8 +73,9 @@ class RoomsHandler:
     def handle(self, obj: dict[str, Any], received_ns: int) -> None:
         """Handle one frame now, or queue it behind a join/leave in flight."""
         if self._backlog is not None:
-            if len(self._backlog) >= MAX_BACKLOG:
-                raise QueueFull(f"more than {MAX_BACKLOG} messages sent while a join is pending")
+            limit = self._rooms.limits.pending_max
+            if len(self._backlog) >= limit:
+                raise QueueFull(f"more than {limit} messages sent while a join is pending")
             self._backlog.append((obj, received_ns))
             return
         msg = wire.decode(obj)
