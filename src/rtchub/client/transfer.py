@@ -239,11 +239,11 @@ async def _collect(channel: _Channel, output: Path | None, opts: TransferOptions
         raise ClientError("the sender did not offer a file")
     target = _target(meta.get("name"), output)
     if target.exists():
-        channel.send_control({"kind": "reject", "reason": f"{target.name} exists there"})
+        await _reject(channel, f"{target.name} exists there")
         raise ClientError(f"{target} already exists; choose another path with -o")
     question = f"Receive {target.name} ({human_bytes(size)}) into {target.parent}? [y/N] "
     if not opts.yes and not await asyncio.to_thread(opts.ask or _ask_tty, question):
-        channel.send_control({"kind": "reject", "reason": "declined by the receiver"})
+        await _reject(channel, "declined by the receiver")
         raise ClientError("declined")
     channel.send_control({"kind": "accept"})
     partial = target.with_name(target.name + ".part")
@@ -277,15 +277,23 @@ async def _collect(channel: _Channel, output: Path | None, opts: TransferOptions
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
     _say(opts, f"Received {target}: {size} bytes, SHA-256 {digest.hexdigest()} verified")
-    # let the result reach the sender before the connection goes
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_closed(channel), 5.0)
+    await _linger(channel)
     return 0
 
 
-async def _closed(channel: _Channel) -> None:
-    while await channel.queue.get() is not None:
-        pass
+async def _reject(channel: _Channel, reason: str) -> None:
+    channel.send_control({"kind": "reject", "reason": reason})
+    await _linger(channel)
+
+
+async def _linger(channel: _Channel) -> None:
+    """Let our last message reach the sender: wait (briefly) for it to close."""
+    async def closed() -> None:
+        while await channel.queue.get() is not None:
+            pass
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(closed(), 5.0)
 
 
 def _ask_tty(question: str) -> bool:
