@@ -51,6 +51,8 @@ def _transfer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                           description="Mint a pairing code, print it, and send FILE to "
                           "whoever runs 'rtchub receive CODE'.")
     send.add_argument("file", metavar="FILE")
+    send.add_argument("--chunk-kib", type=int, default=None, metavar="N",
+                      help="data channel message size in KiB, 1-256 (default 64)")
     receive = sub.add_parser("receive", parents=[common], help="receive a file by code",
                              description="Redeem CODE and receive the sender's file.")
     receive.add_argument("code", metavar="CODE")
@@ -71,7 +73,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rtchub.client import commands
 
         if args.command == "send":
-            return commands.run_send(args.file, args.server, args.yes, args.node_ip)
+            return commands.run_send(args.file, args.server, args.yes, args.node_ip,
+                                     args.chunk_kib)
         return commands.run_receive(args.code, args.output, args.server, args.yes,
                                     args.node_ip)
     if args.command == "config":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Coroutine
@@ -36,10 +37,15 @@ def _run(coro: Coroutine[Any, Any, int]) -> int:
     return int(result)
 
 
-def run_send(path: str, server: str | None, yes: bool, node_ip: str | None) -> int:
+def run_send(path: str, server: str | None, yes: bool, node_ip: str | None,
+             chunk_kib: int | None = None) -> int:
     """``rtchub send FILE``."""
     try:
         opts = _options(server, yes, node_ip)
+        if chunk_kib is not None:
+            if not 1 <= chunk_kib <= 256:
+                raise ValueError("--chunk-kib: expected 1 to 256 (KiB)")
+            opts = dataclasses.replace(opts, chunk_size=chunk_kib * 1024)
     except ValueError as exc:
         print(f"rtchub: {exc}", file=sys.stderr)
         return 2
