@@ -11,7 +11,7 @@ import aiohttp
 import pytest
 
 from rtchub.config import ConfigError, load
-from tests.pairing_support import mint, pairing_server, side
+from tests.pairing_support import mint, pairing_server, post, side
 from tests.support import WsClient, make_config, running
 
 
@@ -255,3 +255,30 @@ async def test_tls_refuses_untrusted_and_serves_trusted(tmp_path: Path) -> None:
         assert await a.recv() == {"type": "answer", "sdp": "over tls"}
         await a.close()
         await b.close()
+
+
+async def test_heartbeat_drops_a_side_that_stops_answering() -> None:
+    async with pairing_server(heartbeat=0.2) as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        url = f"{srv.ws_url}?appID={app_id}&side=B"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url, autoping=False):
+            await a.expect("room_full")
+            # B never answers the server's pings: it is dropped and A is told
+            assert await a.recv() == {"type": "peer_left", "side": "B"}
+        await a.close()
+
+
+async def test_redeem_failures_are_counted_per_forwarded_ip_behind_a_trusted_proxy() -> None:
+    async with pairing_server(pair_redeem_failures_per_min=2,
+                              trusted_proxies=("127.0.0.1",)) as (srv, _):
+        minted = await mint(srv)
+        url = f"{srv.url}/rendezvous/redeem"
+        wrong = "0000" if minted["code"] != "0000" else "0001"
+        guesser = {"X-Forwarded-For": "203.0.113.9"}
+        for _ in range(2):
+            assert (await post(url, {"code": wrong}, headers=guesser))[0] == 410
+        assert (await post(url, {"code": wrong}, headers=guesser))[0] == 429
+        status, _, _ = await post(url, {"code": minted["code"]},
+                                  headers={"X-Forwarded-For": "198.51.100.7"})
+        assert status == 200  # another client behind the same proxy is not blocked
