@@ -157,17 +157,17 @@ class Pair:
         """True when the pair outlived its TTL and nobody is connected."""
         return self.expires_at <= now and self.conns == (None, None)
 
-    def _set(self, side: Side, *, conn: Address | bool | None = False,
-             inbox: Inbox | None = None, touch: float | None = None) -> Pair:
-        conns = list(self.conns)
-        inboxes = list(self.inboxes)
-        if conn is not False:
-            conns[side.index] = conn if isinstance(conn, Address) else None
-        if inbox is not None:
-            inboxes[side.index] = inbox
+    def with_conn(self, side: Side, addr: Address | None, touch: float) -> Pair:
+        """A copy with ``side`` connected at ``addr`` (None: absent), alive until ``touch``
+        at least."""
+        conns = (addr, self.conns[1]) if side is Side.A else (self.conns[0], addr)
+        return replace(self, conns=conns, expires_at=max(self.expires_at, touch))
+
+    def with_inbox(self, side: Side, inbox: Inbox, touch: float | None = None) -> Pair:
+        """A copy with ``side``'s inbox replaced (and the life extended to ``touch``)."""
+        inboxes = (inbox, self.inboxes[1]) if side is Side.A else (self.inboxes[0], inbox)
         expires = self.expires_at if touch is None else max(self.expires_at, touch)
-        return replace(self, conns=(conns[0], conns[1]), inboxes=(inboxes[0], inboxes[1]),
-                       expires_at=expires)
+        return replace(self, inboxes=inboxes, expires_at=expires)
 
 
 # -- codes ------------------------------------------------------------------------------
@@ -230,14 +230,14 @@ def join(pair: Pair | None, app_id: str, side: Side, addr: Address, now: float, 
     held = pair.conn(side)
     if held is not None:
         raise SideTaken(f"side {side.value} of this pair is already connected")
-    return pair._set(side, conn=addr, touch=now + ttl)
+    return pair.with_conn(side, addr, now + ttl)
 
 
 def leave(pair: Pair | None, side: Side, addr: Address, now: float, ttl: float) -> Pair | None:
     """Disconnect ``side`` if ``addr`` still holds it; the pair lives ``ttl`` longer."""
     if pair is None or pair.conn(side) != addr:
         return pair
-    return pair._set(side, conn=None, touch=now + ttl)
+    return pair.with_conn(side, None, now + ttl)
 
 
 def enqueue(pair: Pair, sender: Side, to: Side, payload: bytes, limit: int, now: float,
@@ -249,7 +249,7 @@ def enqueue(pair: Pair, sender: Side, to: Side, payload: bytes, limit: int, now:
                         "wait for 'delivered'")
     mail = Mail(box.next_seq, sender, payload)
     new_box = Inbox(box.next_seq + 1, (*box.items, mail))
-    return pair._set(to, inbox=new_box, touch=now + ttl), mail
+    return pair.with_inbox(to, new_box, now + ttl), mail
 
 
 def acknowledge(pair: Pair, side: Side, up_to: int) -> Pair:
@@ -260,4 +260,4 @@ def acknowledge(pair: Pair, side: Side, up_to: int) -> Pair:
                            f"(last is {box.next_seq - 1})")
     if not box.items or box.items[0].seq > up_to:
         return pair
-    return pair._set(side, inbox=Inbox(box.next_seq, box.after(up_to)))
+    return pair.with_inbox(side, Inbox(box.next_seq, box.after(up_to)))
