@@ -159,3 +159,14 @@ async def test_cors_follows_the_origin_policy() -> None:
         assert status == 403 and body["code"] == "origin_not_allowed"
         status, _, _ = await post(url)  # no Origin: not a browser, allowed
         assert status == 200
+
+
+async def test_janitor_sweeps_expired_codes_and_pairs() -> None:
+    clock = FakeClock()
+    async with pairing_server(clock, room_ttl=5.0) as (srv, service):  # sweeps every 1 s
+        await mint(srv)
+        clock.advance(5.0)
+        service.swept.clear()
+        await asyncio.wait_for(service.swept.wait(), 5.0)
+        assert service.codes["expired"] == 1 and service.codes["pairs_expired"] == 1
+        assert service.depths == {}

@@ -89,6 +89,7 @@ class PairService:
         self.relayed: Counter[str] = Counter()
         self.telemetry: Counter[str] = Counter()
         self.depths: dict[str, int] = {}  # appID -> messages waiting in both inboxes
+        self.swept = asyncio.Event()  # set after each janitor sweep (tests await it)
 
     # -- codes ---------------------------------------------------------------------------
 
@@ -317,5 +318,6 @@ class PairService:
             except Exception:
                 log.exception("pairing janitor sweep failed")
                 continue
+            self.swept.set()
             if codes or pairs:
                 log.debug("janitor swept %d codes and %d pairs", codes, pairs)
