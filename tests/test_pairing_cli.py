@@ -118,3 +118,28 @@ def test_verification_string_depends_on_both_fingerprints() -> None:
     assert one != verification_string("EF:01", "AB:CD")
     with pytest.raises(ValueError):
         fingerprint_of("v=0\r\n")
+
+
+async def test_stdin_to_stdout(tmp_path: Path) -> None:
+    payload = os.urandom(200_000)
+    async with running() as srv:
+        env = _env(srv.url)
+        sender = await _spawn("send", "-", env=env, stdin=True)
+        assert sender.stdin is not None
+        sender.stdin.write(payload)
+        sender.stdin.close()
+        code, _ = await _read_code(sender)
+        receiver = await _spawn("receive", code, "--yes", "-o", "-", env=env)
+        assert receiver.stdout is not None
+        (rc_r, out_r, err_r), (rc_s, _, err_s) = await asyncio.gather(
+            _finish_bytes(receiver), _finish(sender))
+        assert rc_r == 0, err_r
+        assert rc_s == 0, err_s
+        assert out_r == payload  # stdout carries only the data
+        assert "Verification:" in err_r and "to stdout: 200000 bytes" in err_r
+
+
+async def _finish_bytes(proc: asyncio.subprocess.Process) -> tuple[int, bytes, str]:
+    out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    assert proc.returncode is not None
+    return proc.returncode, out, err.decode()

@@ -22,7 +22,7 @@ def human_bytes(n: float) -> str:
 class Progress:
     """Redraws at most ``fps`` times a second; :meth:`finish` prints the final line."""
 
-    def __init__(self, total: int, label: str, out: TextIO = sys.stderr, fps: float = 8.0,
+    def __init__(self, total: int | None, label: str, out: TextIO = sys.stderr, fps: float = 8.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.total = total
         self.done = 0
@@ -49,6 +49,11 @@ class Progress:
     def _draw(self, now: float, end: str) -> None:
         elapsed = max(now - self._start, 1e-6)
         rate = self.done / elapsed
+        if self.total is None:  # a stream of unknown length
+            self._out.write(f"{self._label} {human_bytes(self.done)} {human_bytes(rate)}/s "
+                            f"{elapsed:4.0f}s{end}")
+            self._out.flush()
+            return
         frac = self.done / self.total if self.total else 1.0
         width = 24
         bar = "#" * int(frac * width) + "-" * (width - int(frac * width))

@@ -3,7 +3,7 @@
 The pair relay carries only the offer and the answer (aiortc puts every ICE
 candidate in its SDP, so no trickle is needed). On the data channel:
 
-1. sender -> ``{"kind": "file", "name", "size"}``
+1. sender -> ``{"kind": "file", "name", "size"}`` (``size`` null for stdin)
 2. receiver -> ``{"kind": "accept"}`` or ``{"kind": "reject", "reason"}``
 3. sender -> binary chunks of the file, paced by ``bufferedAmount``
 4. sender -> ``{"kind": "done", "sha256"}``
@@ -18,9 +18,9 @@ import hashlib
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 import aiohttp
 import orjson
@@ -134,12 +134,19 @@ def _verify(opts: TransferOptions, pc: RTCPeerConnection, offerer: bool) -> None
 
 
 async def send_file(path: Path, opts: TransferOptions) -> int:
-    """Mint a code, wait for the receiver, stream ``path``; 0 when the receiver confirms."""
-    try:
-        size = path.stat().st_size
-        handle = path.open("rb")
-    except OSError as exc:
-        raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+    """Mint a code, wait for the receiver, stream ``path`` (``-``: stdin); 0 when the
+    receiver confirms."""
+    size: int | None
+    if str(path) == "-":
+        handle: BinaryIO = os.fdopen(os.dup(sys.stdin.fileno()), "rb")
+        size, name = None, "stdin"
+    else:
+        try:
+            size = path.stat().st_size
+            handle = path.open("rb")
+        except OSError as exc:
+            raise ClientError(f"cannot read {path}: {exc.strerror}") from None
+        name = path.name
     use_host_addresses(opts.node_ips)
     with handle:
         async with aiohttp.ClientSession() as http:
@@ -148,7 +155,7 @@ async def send_file(path: Path, opts: TransferOptions) -> int:
             pairing = await rendezvous.mint()
             sock = await PairSocket.connect(http, opts.server, pairing.app_id, "A")
             _say(opts, f"Code: {pairing.code}")
-            opts.err.write(f"Sending {path.name} ({human_bytes(size)}). On the other side run:"
+            opts.err.write(f"Sending {name} ({_size_text(size)}). On the other side run:"
                            f"\n    rtchub receive {pairing.code}\n")
             opts.err.flush()
             pc = RTCPeerConnection(config)
@@ -163,13 +170,17 @@ async def send_file(path: Path, opts: TransferOptions) -> int:
                 _verify(opts, pc, offerer=True)
                 await _wait_open(channel.channel, opts.connect_timeout)
                 await sock.send({"type": "telemetry", "event": "ice-connected"})
-                return await _stream(handle, path.name, size, channel, opts)
+                return await _stream(handle, name, size, channel, opts)
             finally:
                 await pc.close()
                 await sock.close()
 
 
-async def _stream(handle: Any, name: str, size: int, channel: _Channel,
+def _size_text(size: int | None) -> str:
+    return "size unknown" if size is None else human_bytes(size)
+
+
+async def _stream(handle: BinaryIO, name: str, size: int | None, channel: _Channel,
                   opts: TransferOptions) -> int:
     channel.send_control({"kind": "file", "name": name, "size": size})
     reply = await channel.control(opts.wait_timeout)
@@ -177,7 +188,9 @@ async def _stream(handle: Any, name: str, size: int, channel: _Channel,
         raise ClientError(f"the receiver declined: {reply.get('reason', 'no reason given')}")
     digest = hashlib.sha256()
     progress = Progress(size, "send", opts.err)
-    while chunk := handle.read(opts.chunk_size):
+    pipe = size is None  # a pipe may block: read it off the event loop
+    while chunk := (await asyncio.to_thread(handle.read, opts.chunk_size) if pipe
+                    else handle.read(opts.chunk_size)):
         digest.update(chunk)
         await channel.send_data(chunk)
         progress.update(len(chunk))
@@ -187,7 +200,7 @@ async def _stream(handle: Any, name: str, size: int, channel: _Channel,
     if result.get("kind") != "result" or not result.get("ok"):
         raise ClientError("the receiver's SHA-256 does not match: the file was NOT delivered "
                           "intact")
-    _say(opts, f"Sent {name}: {size} bytes, SHA-256 {digest.hexdigest()} verified by the "
+    _say(opts, f"Sent {name}: {progress.done} bytes, SHA-256 {digest.hexdigest()} verified by the "
                f"receiver ({human_bytes(progress.rate())}/s)")
     return 0
 
@@ -203,7 +216,10 @@ def _target(name: object, output: Path | None) -> Path:
 
 
 async def receive_file(code: str, output: Path | None, opts: TransferOptions) -> int:
-    """Redeem ``code``, answer the sender, write the file; 0 when the SHA-256 matches."""
+    """Redeem ``code``, answer the sender, write the file (``-o -``: stdout); 0 when the
+    SHA-256 matches."""
+    if output is not None and str(output) == "-":
+        opts = replace(opts, out=opts.err)  # stdout carries the data
     use_host_addresses(opts.node_ips)
     async with aiohttp.ClientSession() as http:
         rendezvous = Rendezvous(http, opts.server)
@@ -235,13 +251,15 @@ async def receive_file(code: str, output: Path | None, opts: TransferOptions) ->
 async def _collect(channel: _Channel, output: Path | None, opts: TransferOptions) -> int:
     meta = await channel.control(opts.wait_timeout)
     size = meta.get("size")
-    if meta.get("kind") != "file" or not isinstance(size, int) or size < 0:
+    if meta.get("kind") != "file" or not (size is None or (isinstance(size, int) and size >= 0)):
         raise ClientError("the sender did not offer a file")
+    if output is not None and str(output) == "-":
+        return await _collect_stdout(channel, meta.get("name"), size, opts)
     target = _target(meta.get("name"), output)
     if target.exists():
         await _reject(channel, f"{target.name} exists there")
         raise ClientError(f"{target} already exists; choose another path with -o")
-    question = f"Receive {target.name} ({human_bytes(size)}) into {target.parent}? [y/N] "
+    question = f"Receive {target.name} ({_size_text(size)}) into {target.parent}? [y/N] "
     if not opts.yes and not await asyncio.to_thread(opts.ask or _ask_tty, question):
         await _reject(channel, "declined by the receiver")
         raise ClientError("declined")
@@ -252,33 +270,70 @@ async def _collect(channel: _Channel, output: Path | None, opts: TransferOptions
     ok = False
     try:
         with partial.open("wb") as out:
-            while True:
-                item = await asyncio.wait_for(channel.queue.get(), opts.wait_timeout)
-                if item is None:
-                    raise ClientError("the sender closed the connection mid-transfer")
-                if isinstance(item, bytes):
-                    out.write(item)
-                    digest.update(item)
-                    progress.update(len(item))
-                    continue
-                done = orjson.loads(item)
-                break
-        progress.finish()
-        ok = (isinstance(done, dict) and done.get("kind") == "done"
-              and done.get("sha256") == digest.hexdigest() and progress.done == size)
-        channel.send_control({"kind": "result", "ok": ok, "sha256": digest.hexdigest()})
-        if not ok:
-            raise ClientError(f"SHA-256 mismatch (got {digest.hexdigest()}, sender said "
-                              f"{done.get('sha256') if isinstance(done, dict) else '?'}); "
-                              "the file was discarded")
+            done = await _pump(channel, out, digest, progress, opts)
+        ok = _check(channel, done, digest, progress, size)
         os.replace(partial, target)
     finally:
         if not ok:
             with contextlib.suppress(FileNotFoundError):
                 partial.unlink()
-    _say(opts, f"Received {target}: {size} bytes, SHA-256 {digest.hexdigest()} verified")
+    _say(opts, f"Received {target}: {progress.done} bytes, SHA-256 {digest.hexdigest()} "
+               "verified")
     await _linger(channel)
     return 0
+
+
+async def _collect_stdout(channel: _Channel, name: object, size: int | None,
+                          opts: TransferOptions) -> int:
+    """Write the stream to stdout (data written there cannot be taken back: on a mismatch
+    the exit status says so)."""
+    question = f"Receive {str(name)[:60]} ({_size_text(size)}) to stdout? [y/N] "
+    if not opts.yes and not await asyncio.to_thread(opts.ask or _ask_tty, question):
+        await _reject(channel, "declined by the receiver")
+        raise ClientError("declined")
+    channel.send_control({"kind": "accept"})
+    digest = hashlib.sha256()
+    progress = Progress(size, "receive", opts.err)
+    with os.fdopen(os.dup(sys.stdout.fileno()), "wb") as out:
+        done = await _pump(channel, out, digest, progress, opts)
+    _check(channel, done, digest, progress, size)
+    _say(opts, f"Received {str(name)[:60]} to stdout: {progress.done} bytes, SHA-256 "
+               f"{digest.hexdigest()} verified")
+    await _linger(channel)
+    return 0
+
+
+async def _pump(channel: _Channel, out: BinaryIO, digest: Any, progress: Progress,
+                opts: TransferOptions) -> object:
+    """Write data messages to ``out`` until the sender's ``done``; returns that message."""
+    while True:
+        try:
+            item = await asyncio.wait_for(channel.queue.get(), opts.wait_timeout)
+        except TimeoutError:
+            raise ClientError(f"the sender sent nothing for {opts.wait_timeout:g} s") from None
+        if item is None:
+            raise ClientError("the sender closed the connection mid-transfer")
+        if isinstance(item, bytes):
+            out.write(item)
+            digest.update(item)
+            progress.update(len(item))
+            continue
+        progress.finish()
+        return orjson.loads(item)
+
+
+def _check(channel: _Channel, done: object, digest: Any, progress: Progress,
+           size: int | None) -> bool:
+    """Compare hashes (and size), tell the sender; raises on a mismatch."""
+    ok = (isinstance(done, dict) and done.get("kind") == "done"
+          and done.get("sha256") == digest.hexdigest()
+          and (size is None or progress.done == size))
+    channel.send_control({"kind": "result", "ok": ok, "sha256": digest.hexdigest()})
+    if not ok:
+        said = done.get("sha256") if isinstance(done, dict) else "?"
+        raise ClientError(f"SHA-256 mismatch (got {digest.hexdigest()}, sender said {said}); "
+                          "the data was discarded")
+    return ok
 
 
 async def _reject(channel: _Channel, reason: str) -> None:
