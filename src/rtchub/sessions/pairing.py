@@ -52,6 +52,7 @@ log = logging.getLogger("rtchub.pairing")
 CLOSE_BAD_QUERY: Final = 4400
 CLOSE_SIDE_TAKEN: Final = 4409
 CLOSE_GONE: Final = 4410
+CLOSE_SERVER_ERROR: Final = 1011
 MAX_BACKLOG: Final = 256
 
 
@@ -65,6 +66,8 @@ def parse_query(app_id: str | None, side: str | None) -> tuple[str, Side]:
 
 
 def _close_code(err: RtcHubError) -> int:
+    if isinstance(err, ServerError):
+        return CLOSE_SERVER_ERROR
     if isinstance(err, CodeGone):
         return CLOSE_GONE
     if isinstance(err, SideTaken):
@@ -137,6 +140,10 @@ class PairHandler:
             pair = await service.join(self._app_id, side, self._addr)
         except RtcHubError as err:
             self._refuse(err)
+            return
+        except Exception as exc:
+            log.exception("pair join failed on conn=%s", self._conn.id)
+            self._refuse(ServerError(f"Server error: {type(exc).__name__}"))
             return
         try:
             other = service.sink_of(pair, side.other)
