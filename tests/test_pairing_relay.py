@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import ssl
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -209,6 +212,16 @@ def test_tls_needs_both_cert_and_key() -> None:
         load(environ={"TLS_CERT_FILE": __file__})
     with pytest.raises(ConfigError, match="only TLS_KEY_FILE"):
         load(environ={"TLS_KEY_FILE": __file__})
+
+
+def test_serve_refuses_to_start_with_a_cert_and_no_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TLS_")}
+    env["TLS_CERT_FILE"] = __file__
+    done = subprocess.run([sys.executable, "-m", "rtchub", "serve"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "TLS_CERT_FILE and TLS_KEY_FILE must be set together: got only TLS_CERT_FILE" in (
+        done.stderr)
 
 
 def _self_signed(tmp: Path) -> tuple[Path, Path]:
