@@ -183,6 +183,9 @@ class Limits:
     http_rate_per_min: int = 0
     ws_rate_per_min: int = 0
     room_ttl: float = 600.0
+    pair_code_digits: int = 4
+    pair_mailbox_size: int = 256
+    pair_redeem_failures_per_min: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,6 +307,9 @@ def load(environ: Mapping[str, str] | None = None,
         http_rate_per_min=v["HTTP_RATE_PER_MIN"],
         ws_rate_per_min=v["WS_RATE_PER_MIN"],
         room_ttl=v["ROOM_TTL"],
+        pair_code_digits=v["PAIR_CODE_DIGITS"],
+        pair_mailbox_size=v["PAIR_MAILBOX_SIZE"],
+        pair_redeem_failures_per_min=v["PAIR_REDEEM_FAILURES_PER_MIN"],
     )
     return Config(
         addr=addr,

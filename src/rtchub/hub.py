@@ -163,6 +163,11 @@ class Hub:
         dialects = [self._dialects[n] for n in names]
         return lambda conn: self._open(conn, dialects)
 
+    def open_session(self, conn: Connection, dialects: Sequence[Dialect]) -> WsSession:
+        """Track ``conn`` (drained on shutdown) and start a session speaking ``dialects``:
+        for features whose dialect is built per connection (pairing binds appID and side)."""
+        return self._open(conn, dialects)
+
     def _open(self, conn: Connection, dialects: Sequence[Dialect]) -> WsSession:
         self.connections[conn.id] = conn
         return _TrackedSession(conn, dialects, self.stats, self._forget)

@@ -223,6 +223,15 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest room or client ID (characters).", "limits"),
     Setting("ROOM_TTL", "--room-ttl", _positive_duration, "10m",
             "Pairing code time-to-live (seed 004).", "limits"),
+    Setting("PAIR_CODE_DIGITS", "--pair-code-digits", _int(1, 12), "4",
+            "Digits in a pairing code (seed 004 uses 4); when every code is live, minting "
+            "answers 503 + Retry-After.", "limits"),
+    Setting("PAIR_MAILBOX_SIZE", "--pair-mailbox-size", _int(1), "256",
+            "Unacknowledged mailbox messages held per pair side before 'send' is refused.",
+            "limits"),
+    Setting("PAIR_REDEEM_FAILURES_PER_MIN", "--pair-redeem-failures-per-min", _int(0), "20",
+            "Failed code redeems per client IP per minute before 429 (stops guessing); "
+            "0 disables.", "limits"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",
             "debug, info, warning, error.", "observability"),

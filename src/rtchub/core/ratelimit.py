@@ -42,6 +42,16 @@ class FixedWindow:
         win.count += 1
         return None
 
+    def check(self, key: str, now: float) -> float | None:
+        """Without counting: the seconds until ``key`` may hit again when its window is
+        full, else None."""
+        win = self._windows.get(key)
+        if self.limit <= 0 or win is None or now - win.start >= self.window:
+            return None
+        if win.count >= self.limit:
+            return max(win.start + self.window - now, 0.001)
+        return None
+
     def _sweep(self, now: float) -> None:
         self._last_sweep = now
         stale = [k for k, w in self._windows.items() if now - w.start >= self.window]

@@ -18,14 +18,16 @@ from rtchub.metrics import render
 from rtchub.transport.aiows import serve_websocket
 from rtchub.transport.clientip import client_ip
 
-__all__ = ["HUB", "REGISTRY", "add_asset_route", "add_routes", "error_response", "prefers_json",
-           "rate_limit", "remote_of"]
+__all__ = ["HUB", "PAIR_WEBSOCKET", "REGISTRY", "add_asset_route", "add_routes",
+           "error_response", "prefers_json", "rate_limit", "remote_of"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _EXEMPT = frozenset({"/healthz", "/readyz", "/health"})
 
 HUB = web.AppKey("hub", Hub)
 REGISTRY = web.AppKey("registry", object)
+# the pairing feature's /ws handler, taking upgrades with ``appID`` in the query
+PAIR_WEBSOCKET: web.AppKey[Handler] = web.AppKey("pair_websocket")
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 _ASSET = re.compile(r"^(styles\.css|app(\.[A-Za-z0-9_-]+)?\.js|[A-Za-z0-9_.-]+\.(svg|png|ico|"
                     r"d\.ts|css|js|html))$")
@@ -124,6 +126,9 @@ async def rtc_config(request: web.Request) -> web.Response:
 async def websocket(request: web.Request) -> web.StreamResponse:
     """WebSocket endpoints on aiohttp (sockets that were plain HTTP first)."""
     hub = request.app[HUB]
+    pairing = request.app.get(PAIR_WEBSOCKET)
+    if pairing is not None and "appID" in request.query:
+        return await pairing(request)
     if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
         return web.Response(status=426, text="WebSocket upgrade expected",
                             headers={"Upgrade": "websocket", "Connection": "Upgrade"})

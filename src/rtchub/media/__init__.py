@@ -1,0 +1,1 @@
+"""The media plane: aiortc peers and what they need from the host (ICE addresses)."""

@@ -1,0 +1,297 @@
+"""The pair relay over real WebSockets: mailbox semantics, refusals, limits, metrics, TLS."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import ssl
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from rtchub.config import ConfigError, load
+from tests.pairing_support import mint, pairing_server, post, side
+from tests.support import WsClient, make_config, running
+
+
+async def test_mailbox_survives_a_reconnect_without_loss_or_duplicates() -> None:
+    async with pairing_server() as (srv, service):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        b = await side(srv, app_id, "B")
+        await a.expect("room_full")
+        await b.expect("room_full")
+        await b.send({"type": "hello", "deliveredUpTo": 0})
+        await a.send({"type": "send", "to": "B", "payload": {"n": 1}})
+        await a.send({"type": "send", "payload": {"n": 2}})  # 'to' defaults to the other side
+        assert await b.recv() == {"type": "send", "seq": 1, "from": "A", "payload": {"n": 1}}
+        assert await b.recv() == {"type": "send", "seq": 2, "from": "A", "payload": {"n": 2}}
+        await b.send({"type": "delivered", "seq": 1})
+        await b.sync()
+        await b.close()
+        assert await a.recv() == {"type": "peer_left", "side": "B"}
+        # while B is away, A keeps sending; nothing is lost
+        await a.send({"type": "send", "payload": "three"})
+        await a.send({"type": "send", "payload": [4]})
+        await a.sync()
+        assert service.depths[app_id] == 3  # seq 2 (unacked), 3, 4
+        b = await side(srv, app_id, "B")
+        await b.expect("room_full")
+        await a.expect("room_full")
+        assert await b.sync() == []  # nothing is pushed before hello says what B has
+        await b.send({"type": "hello", "deliveredUpTo": 2})
+        assert await b.recv() == {"type": "send", "seq": 3, "from": "A", "payload": "three"}
+        assert await b.recv() == {"type": "send", "seq": 4, "from": "A", "payload": [4]}
+        await b.send({"type": "hello", "deliveredUpTo": 2})  # a repeated hello: no duplicates
+        assert await b.sync() == []
+        await b.send({"type": "delivered", "upTo": 4})
+        await b.sync()
+        assert service.depths[app_id] == 0
+        # the mailbox works both ways
+        await b.send({"type": "send", "payload": "back"})
+        assert await a.recv() == {"type": "send", "seq": 1, "from": "B", "payload": "back"}
+        await a.close()
+        await b.close()
+
+
+async def test_mailbox_is_bounded() -> None:
+    async with pairing_server(pair_mailbox_size=3) as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        for n in range(3):
+            await a.send({"type": "send", "payload": n})
+        await a.send({"type": "send", "payload": 3})
+        err = await a.expect("error")
+        assert err["code"] == "queue_full" and "3 unacknowledged" in err["error"]
+        await a.close()
+
+
+async def test_bad_queries_are_refused_with_an_error_and_a_close_code() -> None:
+    async with pairing_server() as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        cases = [(f"appID={app_id}&side=C", "invalid_field", 4400),
+                 ("appID=not-a-uuid&side=A", "invalid_field", 4400),
+                 (f"appID={app_id}", "invalid_field", 4400),
+                 (f"appID={uuid.uuid4()}&side=A", "code_gone", 4410)]
+        for query, code, close in cases:
+            ws = await WsClient.connect(f"{srv.ws_url}?{query}")
+            err = await ws.expect("error")
+            assert err["code"] == code, query
+            assert (await ws.closed())[0] == close, query
+            await ws.close()
+
+
+async def test_second_connection_for_a_side_is_refused_and_the_first_keeps_working() -> None:
+    async with pairing_server() as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        b = await side(srv, app_id, "B")
+        await a.expect("room_full")
+        await b.expect("room_full")
+        again = await side(srv, app_id, "a")  # sides are case-insensitive
+        assert (await again.expect("error"))["code"] == "side_taken"
+        assert (await again.closed())[0] == 4409
+        await again.close()
+        await a.send({"type": "offer", "sdp": "x"})
+        assert await b.recv() == {"type": "offer", "sdp": "x"}
+        await a.close()
+        await b.close()
+
+
+async def test_bad_frames_get_errors_and_leave_the_other_side_alone() -> None:
+    async with pairing_server() as (srv, service):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        await a.send({"type": "offer", "sdp": "x"})
+        assert (await a.expect("error"))["code"] == "peer_not_found"  # B is not here
+        b = await side(srv, app_id, "B")
+        await a.expect("room_full")
+        await b.expect("room_full")
+        bad: list[tuple[str | bytes, str]] = [
+            ("not json", "bad_message"),
+            ("[1,2]", "bad_message"),
+            ('{"type": "dance"}', "unknown_type"),
+            ('{"type": "send"}', "missing_field"),
+            ('{"type": "send", "to": "A", "payload": 1}', "invalid_field"),
+            ('{"type": "send", "to": "Z", "payload": 1}', "invalid_field"),
+            ('{"type": "delivered"}', "missing_field"),
+            ('{"type": "delivered", "seq": 99}', "invalid_field"),
+            ('{"type": "hello", "deliveredUpTo": -1}', "invalid_field"),
+            ('{"type": "telemetry"}', "missing_field"),
+            ('{"type": "telemetry", "event": "has space"}', "invalid_field"),
+            (b"\x00binary", "bad_message"),
+        ]
+        for frame, code in bad:
+            await a.send_raw(frame)
+            err = await a.expect("error")
+            assert err["code"] == code, (frame, err)
+        assert await b.sync() == []  # B saw none of it
+        await a.send({"type": "telemetry", "event": "ice-connected"})
+        await a.send({"type": "ice", "candidate": None})
+        assert await b.recv() == {"type": "ice", "candidate": None}
+        await a.sync()
+        assert service.telemetry["ice-connected"] == 1
+        await a.close()
+        await b.close()
+
+
+async def test_oversized_frame_closes_only_that_connection() -> None:
+    async with pairing_server(max_message_bytes=1024) as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        b = await side(srv, app_id, "B")
+        await a.expect("room_full")
+        await b.expect("room_full")
+        await a.send({"type": "send", "payload": "x" * 2000})
+        code, _ = await a.closed()
+        assert code == 1009
+        await a.close()
+        assert await b.recv() == {"type": "peer_left", "side": "A"}
+        await b.close()
+
+
+async def test_ws_rate_limit_refuses_pair_upgrades_with_429() -> None:
+    async with pairing_server(ws_rate_per_min=2) as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        b = await side(srv, app_id, "B")
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await side(srv, app_id, "B")
+        assert info.value.status == 429
+        assert info.value.headers is not None and int(info.value.headers["Retry-After"]) >= 1
+        await a.close()
+        await b.close()
+
+
+async def test_disallowed_origin_cannot_open_a_pair_socket() -> None:
+    from rtchub.config import OriginPolicy
+
+    async with pairing_server(origins=OriginPolicy.parse("good.example")) as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await side(srv, app_id, "A", headers={"Origin": "https://bad.example"})
+        assert info.value.status == 403
+        ok = await side(srv, app_id, "A", headers={"Origin": "https://good.example"})
+        await ok.send({"type": "ping"})
+        await ok.expect("pong")
+        await ok.close()
+
+
+async def test_metrics_count_pairing() -> None:
+    async with pairing_server() as (srv, _):
+        minted = await mint(srv)
+        a = await side(srv, minted["appID"], "A")
+        b = await side(srv, minted["appID"], "B")
+        await a.expect("room_full")
+        await b.expect("room_full")
+        await a.send({"type": "offer", "sdp": "x"})
+        await b.recv()
+        await a.send({"type": "send", "payload": 1})
+        await a.send({"type": "telemetry", "event": "ice-connected"})
+        await a.sync()
+        async with aiohttp.ClientSession() as session:
+            await session.post(f"{srv.url}/rendezvous/redeem", json={"code": "x"})
+            async with session.get(f"{srv.url}/metrics") as resp:
+                text = await resp.text()
+        for line in ('rtchub_pair_codes_total{event="minted"} 1.0',
+                     'rtchub_pair_relayed_total{type="offer"} 1.0',
+                     'rtchub_pair_telemetry_total{event="ice-connected"} 1.0',
+                     "rtchub_pairs 1.0", "rtchub_pair_sides_connected 2.0",
+                     "rtchub_pair_mailbox_depth 1.0"):
+            assert line in text, line
+        await a.close()
+        await b.close()
+
+
+def test_tls_needs_both_cert_and_key() -> None:
+    with pytest.raises(ConfigError, match="TLS_CERT_FILE and TLS_KEY_FILE must be set together"):
+        load(environ={"TLS_CERT_FILE": __file__})
+    with pytest.raises(ConfigError, match="only TLS_KEY_FILE"):
+        load(environ={"TLS_KEY_FILE": __file__})
+
+
+def test_serve_refuses_to_start_with_a_cert_and_no_key() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TLS_")}
+    env["TLS_CERT_FILE"] = __file__
+    done = subprocess.run([sys.executable, "-m", "rtchub", "serve"], env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "TLS_CERT_FILE and TLS_KEY_FILE must be set together: got only TLS_CERT_FILE" in (
+        done.stderr)
+
+
+def _self_signed(tmp: Path) -> tuple[Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "server.crt", tmp / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+async def test_tls_refuses_untrusted_and_serves_trusted(tmp_path: Path) -> None:
+    cert, key = _self_signed(tmp_path)
+    config = make_config(tls_cert_file=str(cert), tls_key_file=str(key))
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    async with running(config) as srv:
+        async with aiohttp.ClientSession() as session:
+            with pytest.raises(aiohttp.ClientConnectorCertificateError):
+                await session.post(f"{srv.url}/rendezvous/code")
+            async with session.post(f"{srv.url}/rendezvous/code", ssl=ctx) as resp:
+                assert resp.status == 200
+                minted = await resp.json()
+        url = f"{srv.ws_url}?appID={minted['appID']}&side=A"
+        a = await WsClient.connect(url, ssl=ctx)
+        b = await WsClient.connect(url.replace("side=A", "side=B"), ssl=ctx)
+        await a.expect("room_full")
+        await b.expect("room_full")
+        await b.send({"type": "answer", "sdp": "over tls"})
+        assert await a.recv() == {"type": "answer", "sdp": "over tls"}
+        await a.close()
+        await b.close()
+
+
+async def test_heartbeat_drops_a_side_that_stops_answering() -> None:
+    async with pairing_server(heartbeat=0.2) as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        a = await side(srv, app_id, "A")
+        url = f"{srv.ws_url}?appID={app_id}&side=B"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url, autoping=False):
+            await a.expect("room_full")
+            # B never answers the server's pings: it is dropped and A is told
+            assert await a.recv() == {"type": "peer_left", "side": "B"}
+        await a.close()
+
+
+async def test_redeem_failures_are_counted_per_forwarded_ip_behind_a_trusted_proxy() -> None:
+    async with pairing_server(pair_redeem_failures_per_min=2,
+                              trusted_proxies=("127.0.0.1",)) as (srv, _):
+        minted = await mint(srv)
+        url = f"{srv.url}/rendezvous/redeem"
+        wrong = "0000" if minted["code"] != "0000" else "0001"
+        guesser = {"X-Forwarded-For": "203.0.113.9"}
+        for _ in range(2):
+            assert (await post(url, {"code": wrong}, headers=guesser))[0] == 410
+        assert (await post(url, {"code": wrong}, headers=guesser))[0] == 429
+        status, _, _ = await post(url, {"code": minted["code"]},
+                                  headers={"X-Forwarded-For": "198.51.100.7"})
+        assert status == 200  # another client behind the same proxy is not blocked
