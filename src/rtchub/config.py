@@ -182,6 +182,12 @@ class Limits:
     http_rate_per_min: int = 0
     ws_rate_per_min: int = 0
     room_ttl: float = 600.0
+    match_request_rate: tuple[int, float] = (1, 5.0)
+    match_message_rate: tuple[int, float] = (10, 60.0)
+    match_max_name: int = 64
+    match_max_message: int = 1000
+    match_max_image: int = 128 * 1024
+    match_max_queue: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +308,12 @@ def load(environ: Mapping[str, str] | None = None,
         http_rate_per_min=v["HTTP_RATE_PER_MIN"],
         ws_rate_per_min=v["WS_RATE_PER_MIN"],
         room_ttl=v["ROOM_TTL"],
+        match_request_rate=v["MATCH_REQUEST_RATE"],
+        match_message_rate=v["MATCH_MESSAGE_RATE"],
+        match_max_name=v["MATCH_MAX_NAME"],
+        match_max_message=v["MATCH_MAX_MESSAGE"],
+        match_max_image=v["MATCH_MAX_IMAGE"],
+        match_max_queue=v["MATCH_MAX_QUEUE"],
     )
     return Config(
         addr=addr,
