@@ -100,6 +100,10 @@ class MatchQueue:
         """The queue with ``user`` removed."""
         return MatchQueue(tuple(e for e in self.entries if e.user != user))
 
+    def stored(self) -> MatchQueue | None:
+        """The value to store: None (delete the key) when empty."""
+        return self if self.entries else None
+
 
 @dataclass(frozen=True, slots=True)
 class Pairing:
@@ -237,7 +241,7 @@ def decide_request(values: Values, seeker: Seeker, room_id: str, expected: str |
     counts = _counts_of(values)
     them = _user_of(values, candidate.user)
     return ({
-        QUEUE_KEY: rest,
+        QUEUE_KEY: rest.stored(),
         room_key(room_id): pairing,
         user_key(seeker.user): replace(me, room=room_id),
         user_key(candidate.user): replace(them, room=room_id),
@@ -271,5 +275,5 @@ def decide_leave(values: Values, user: str) -> tuple[Updates, UserRecord]:
     queue = _queue_of(values)
     updates: Updates = {user_key(user): None}
     if queue.index(user) >= 0:
-        updates[QUEUE_KEY] = queue.without(user)
+        updates[QUEUE_KEY] = queue.without(user).stored()
     return updates, _user_of(values, user)

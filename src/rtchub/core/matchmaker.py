@@ -161,7 +161,7 @@ class Matchmaker:
         queue = await self._store.get(QUEUE_KEY)
         if isinstance(queue, MatchQueue) and queue.index(user) >= 0:
             await self._store.transact((QUEUE_KEY,), lambda values: (
-                {QUEUE_KEY: _queue(values).without(user)}, None))
+                {QUEUE_KEY: _queue(values).without(user).stored()}, None))
             return "queue"
         raise NotInRoom("not in a call or in the queue; send request-room first")
 

@@ -11,18 +11,22 @@ rooms are not used).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import socketio
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.typedefs import Middleware
 
 from rtchub.core.matchmaker import Matchmaker
 from rtchub.hub import Hub, Lifecycle
 from rtchub.protocols import match as wire
 from rtchub.sessions.match import MatchSession
 from rtchub.tasks import TaskOwner
+from rtchub.transport.connection import next_conn_id
 from rtchub.transport.http import WEB_DIR, remote_of
 
 __all__ = ["MATCH", "MatchServer", "setup"]
@@ -77,6 +81,7 @@ class MatchServer:
         session = MatchSession(sid, hub.courier.register(sid, self._sink(sid)), self.matchmaker,
                                self._emitter(sid), self._dropper(sid), self.tasks, hub.stats)
         self.sessions[sid] = session
+        hub.track(_SioConnection(sid, remote, self._dropper(sid), self.tasks))
         hub.stats.connections_total += 1
 
     def _sink(self, sid: str) -> _Sink:
@@ -95,8 +100,11 @@ class MatchServer:
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
         self.hub.courier.unregister(sid)
         session = self.sessions.pop(sid, None)
-        if session is not None:
-            await session.close()
+        try:
+            if session is not None:
+                await session.close()
+        finally:
+            self.hub.untrack(sid)
 
     def _handler(self, event: str) -> Any:
         async def handle(sid: str, *args: Any) -> None:
@@ -121,17 +129,95 @@ class MatchServer:
         })
 
     async def shutdown(self, app: web.Application) -> None:
-        """Disconnect every Socket.IO client (partners are told), stop engine.io's tasks."""
+        """Disconnect clients the drain missed, stop engine.io's background task.
+
+        The hub's drain already closed every tracked client (before aiohttp stops
+        reading its connections, which would stall the WebSocket close).
+        """
         for sid in list(self.sessions):
             try:
                 await self.sio.disconnect(sid)
             except Exception:
                 log.exception("match: disconnecting %s at shutdown failed", sid)
-        await self.sio.shutdown()
+        if self.sio.eio.service_task_handle is not None:
+            await self.sio.shutdown()
 
     async def cleanup(self, app: web.Application) -> None:
         """Cancel the writer tasks still running."""
         await self.tasks.close()
+
+
+class _SioConnection:
+    """A Socket.IO client as the hub's drain sees it: closing it disconnects the client."""
+
+    __slots__ = ("_closed", "_drop", "_id", "_remote", "_tasks")
+
+    def __init__(self, sid: str, remote: str, drop: Callable[[], Coroutine[Any, Any, None]],
+                 tasks: TaskOwner) -> None:
+        self._id = sid
+        self._remote = remote
+        self._drop = drop
+        self._tasks = tasks
+        self._closed = False
+
+    @property
+    def id(self) -> str:
+        """The Socket.IO session ID."""
+        return self._id
+
+    @property
+    def remote(self) -> str:
+        """Client IP."""
+        return self._remote
+
+    @property
+    def closed(self) -> bool:
+        """True once close was requested."""
+        return self._closed
+
+    def send(self, data: bytes) -> None:
+        """Not used: matchmaking sessions emit events, not frames."""
+        raise NotImplementedError("Socket.IO connections take events, not frames")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Disconnect the client (Socket.IO has no close codes)."""
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(RuntimeError):
+            self._tasks.spawn(self._drop(), name=f"match-close-{self._id}")
+
+
+class _UpgradedRequest:
+    """A Socket.IO WebSocket request the drain waits for; the client's disconnect ends it."""
+
+    __slots__ = ("_id", "_remote")
+
+    def __init__(self, remote: str) -> None:
+        self._id = next_conn_id()
+        self._remote = remote
+
+    @property
+    def id(self) -> str:
+        """Process-unique ID."""
+        return self._id
+
+    @property
+    def remote(self) -> str:
+        """Client IP."""
+        return self._remote
+
+    @property
+    def closed(self) -> bool:
+        """Never closed by the drain itself."""
+        return False
+
+    def send(self, data: bytes) -> None:
+        """Not used."""
+        raise NotImplementedError("Socket.IO connections take events, not frames")
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Nothing to do: closing its Socket.IO session ends this request."""
 
 
 class _Sink:
@@ -150,6 +236,27 @@ class _Sink:
 
 
 MATCH = web.AppKey("match", MatchServer)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _track_websockets(hub: Hub) -> Middleware:
+    """Middleware: the drain waits for Socket.IO WebSocket requests to end.
+
+    aiohttp stops reading connections when its runner shuts down, which would
+    stall the WebSocket close handshake of a client disconnected after that.
+    """
+    @web.middleware
+    async def track(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if not (request.path.startswith("/socket.io/")
+                and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"):
+            return await handler(request)
+        conn = _UpgradedRequest(remote_of(request))
+        hub.track(conn)
+        try:
+            return await handler(request)
+        finally:
+            hub.untrack(conn.id)
+    return track
 
 
 async def match_page(request: web.Request) -> web.StreamResponse:
@@ -176,5 +283,6 @@ def setup(app: web.Application, hub: Hub) -> None:
     app.router.add_get("/api/status", server.status)
     app.router.add_get("/match", match_page)
     app.router.add_get("/vendor/{name}", vendor)
+    app.middlewares.append(_track_websockets(hub))
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.cleanup)
