@@ -35,10 +35,14 @@ class SioClient:
         self.events: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self.sio.on("*", self._any)
         self.sio.on("disconnect", self._gone)
+        self.sio.on("connect_error", self._refused)
         self.disconnected = asyncio.Event()
 
     async def _any(self, event: str, *args: Any) -> None:
         self.events.put_nowait((event, args[0] if args else None))
+
+    async def _refused(self, data: Any = None) -> None:
+        self.events.put_nowait(("connect_error", data))
 
     async def _gone(self, *args: Any) -> None:
         self.disconnected.set()

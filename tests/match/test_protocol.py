@@ -7,8 +7,10 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+import socketio
 
 from rtchub.app import build_server
+from rtchub.config import OriginPolicy
 from tests.match.support import (
     ANSWER,
     CANDIDATE,
@@ -357,7 +359,7 @@ async def test_status_and_json_index(server: Running) -> None:
 
 
 async def test_shutdown_disconnects_clients_promptly() -> None:
-    config = make_config(shutdown_timeout=1.0)
+    config = make_config(shutdown_timeout=5.0)
     server = build_server(config)
     await server.start()
     url = f"http://127.0.0.1:{server.port()}"
@@ -368,7 +370,34 @@ async def test_shutdown_disconnects_clients_promptly() -> None:
         await pair(a, b)
     finally:
         stopping = asyncio.create_task(server.stop())
-    # the drain disconnects every Socket.IO client at once, before aiohttp winds down
-    await asyncio.wait_for(a.disconnected.wait(), 0.9)
-    await asyncio.wait_for(b.disconnected.wait(), 0.9)
-    await asyncio.wait_for(stopping, 5)
+    # the drain disconnects every Socket.IO client at once (no long poll left hanging),
+    # so the stop finishes well inside SHUTDOWN_TIMEOUT
+    await asyncio.wait_for(a.disconnected.wait(), 1.5)
+    await asyncio.wait_for(b.disconnected.wait(), 1.5)
+    await asyncio.wait_for(stopping, 1.5)
+
+
+async def test_connections_obey_the_ws_rate_limit_and_origins(clock: FakeClock) -> None:
+    async with running_clocked(clock, ws_rate_per_min=1,
+                               origins=OriginPolicy.parse("good.example")) as srv:
+        first = SioClient()
+        await first.connect(srv.url)
+        try:
+            second = SioClient()
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await second.connect(srv.url)
+            refusal = await second.expect("connect_error")
+            assert refusal["message"].startswith("too many connections")
+            assert refusal["data"] == {"code": "rate_limited", "retry_after": 60.0}
+            clock.advance(60)
+            bad = SioClient()
+            with pytest.raises(socketio.exceptions.ConnectionError):
+                await bad.sio.connect(srv.url, transports=["websocket"],
+                                      headers={"Origin": "http://evil.example"},
+                                      wait_timeout=5)
+            good = SioClient()
+            await good.sio.connect(srv.url, transports=["websocket"],
+                                   headers={"Origin": "http://good.example"}, wait_timeout=5)
+            await good.close()
+        finally:
+            await first.close()

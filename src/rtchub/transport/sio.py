@@ -47,6 +47,7 @@ class MatchServer:
         self.tasks = TaskOwner("match")
         self.matchmaker = Matchmaker(hub.backplane.store, hub.courier, limits, clock=hub.clock)
         self.sessions: dict[str, MatchSession] = {}
+        self._eio_sids: dict[str, str] = {}
         origins = hub.config.origins
 
         def allowed(origin: str | None, environ: object = None) -> bool:
@@ -69,18 +70,19 @@ class MatchServer:
         hub = self.hub
         if hub.state is not Lifecycle.READY:
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "capacity", "message": "server is starting or draining"})
+                "server is starting or draining", {"code": "capacity"})
         request = environ.get("aiohttp.request")
         remote = remote_of(request) if isinstance(request, web.Request) else "unknown"
         retry = hub.ws_upgrades.hit(remote, hub.clock())
         if retry is not None:
             hub.stats.http_rejections["ws_rate"] += 1
             raise socketio.exceptions.ConnectionRefusedError(
-                {"code": "rate_limited", "message": f"too many connections from {remote}",
-                 "retry_after": round(retry, 3)})
+                f"too many connections from {remote}",
+                {"code": "rate_limited", "retry_after": round(retry, 3)})
         session = MatchSession(sid, hub.courier.register(sid, self._sink(sid)), self.matchmaker,
                                self._emitter(sid), self._dropper(sid), self.tasks, hub.stats)
         self.sessions[sid] = session
+        self._eio_sids[sid] = self.sio.manager.eio_sid_from_sid(sid, "/")
         hub.track(_SioConnection(sid, remote, self._dropper(sid), self.tasks))
         hub.stats.connections_total += 1
 
@@ -105,6 +107,19 @@ class MatchServer:
                 await session.close()
         finally:
             self.hub.untrack(sid)
+            self._end_poll(self._eio_sids.pop(sid, None))
+
+    def _end_poll(self, eio_sid: str | None) -> None:
+        """Answer a long-poll GET still waiting on a closed Engine.IO session.
+
+        When a polling client closes, Engine.IO aborts the session without
+        answering the GET the client left pending; it would hang until the ping
+        timeout (and hold up a shutdown). An empty answer ends it now.
+        """
+        sock = self.sio.eio.sockets.get(eio_sid) if eio_sid is not None else None
+        queue = getattr(sock, "queue", None)
+        if queue is not None:
+            queue.put_nowait(None)
 
     def _handler(self, event: str) -> Any:
         async def handle(sid: str, *args: Any) -> None:

@@ -1,0 +1,174 @@
+"""Load test for Socket.IO matchmaking: many clients from several processes.
+
+Starts ``rtchub serve`` (request-room rate limit off), connects ``--clients``
+python-socketio clients spread over ``--procs`` worker processes (WebSocket
+transport), then every client runs ``--rounds`` times: emit ``request-room``,
+wait for ``match-done``, repeat (a repeated request ends the current room, the
+"next" button). Reports matches per second, the time from ``request-room`` to
+``match-done`` (p50/p90/p99/max) and the server's CPU time per match.
+
+    .venv/bin/python benchmarks/match_load.py --clients 2000 --procs 4 --rounds 5
+
+Run by hand; it is not part of the test suite.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing as mp
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from multiprocessing.synchronize import Event as MpEvent
+from typing import Any
+
+import socketio
+
+PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
+         "z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def one_client(url: str, rounds: int, index: int, connected: asyncio.Queue[int],
+                     go: asyncio.Event, latencies: list[float]) -> None:
+    sio = socketio.AsyncClient(reconnection=False)
+    matched: asyncio.Queue[float] = asyncio.Queue()
+
+    async def on_match(data: Any) -> None:
+        matched.put_nowait(time.monotonic())
+
+    sio.on("match-done", on_match)
+    await sio.connect(url, transports=["websocket"], wait_timeout=30)
+    connected.put_nowait(index)
+    await go.wait()
+    try:
+        for _ in range(rounds):
+            started = time.monotonic()
+            await sio.emit("request-room", {"name": f"user{index}", "roomId": None,
+                                            "userImage": PIXEL})
+            done = await asyncio.wait_for(matched.get(), 60)
+            latencies.append(done - started)
+    finally:
+        await sio.disconnect()
+
+
+async def worker_main(url: str, n: int, first: int, rounds: int, ready: MpEvent,
+                      go: MpEvent, results: Any) -> None:
+    connected: asyncio.Queue[int] = asyncio.Queue()
+    start = asyncio.Event()
+    latencies: list[float] = []
+    tasks = []
+    for i in range(n):
+        tasks.append(asyncio.create_task(
+            one_client(url, rounds, first + i, connected, start, latencies)))
+        if i % 50 == 49:
+            await asyncio.sleep(0.01)     # do not flood accept() in one burst
+    for _ in range(n):
+        await asyncio.wait_for(connected.get(), 120)
+    ready.set()
+    await asyncio.get_running_loop().run_in_executor(None, go.wait)
+    began = time.monotonic()
+    start.set()
+    await asyncio.gather(*tasks)
+    results.put((began, time.monotonic(), latencies))
+
+
+def worker(url: str, n: int, first: int, rounds: int, ready: MpEvent, go: MpEvent,
+           results: Any) -> None:
+    asyncio.run(worker_main(url, n, first, rounds, ready, go, results))
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=2000)
+    parser.add_argument("--procs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    if args.clients % 2:
+        parser.error("--clients must be even (every request finds a partner)")
+
+    port = free_port()
+    env = dict(os.environ, MATCH_REQUEST_RATE="0", LOG_LEVEL="warning")
+    proc = subprocess.Popen([sys.executable, "-m", "rtchub", "serve", "--addr",
+                             f"127.0.0.1:{port}", "--stream-addr", ""], env=env,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:      # wait for the port to accept
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.5).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        url = f"http://127.0.0.1:{port}"
+        ctx = mp.get_context("spawn")
+        results = ctx.Queue()
+        go = ctx.Event()
+        readies = []
+        procs = []
+        per = args.clients // args.procs
+        t_connect = time.monotonic()
+        for p in range(args.procs):
+            n = per if p < args.procs - 1 else args.clients - per * (args.procs - 1)
+            ready = ctx.Event()
+            readies.append(ready)
+            w = ctx.Process(target=worker, args=(url, n, p * per, args.rounds, ready, go,
+                                                 results))
+            w.start()
+            procs.append(w)
+        for ready in readies:
+            if not ready.wait(180):
+                print("workers did not connect in time", file=sys.stderr)
+                return 1
+        connect_s = time.monotonic() - t_connect
+        cpu_before = cpu_seconds(proc.pid)
+        go.set()
+        outs = [results.get(timeout=600) for _ in procs]
+        cpu_used = cpu_seconds(proc.pid) - cpu_before
+        for w in procs:
+            w.join(30)
+        began = min(o[0] for o in outs)
+        ended = max(o[1] for o in outs)
+        lat = [x for o in outs for x in o[2]]
+        matches = len(lat) // 2
+        elapsed = ended - began
+        print(f"clients {args.clients} in {args.procs} processes, connected in {connect_s:.1f} s")
+        print(f"rounds {args.rounds}: {matches} matches in {elapsed:.2f} s "
+              f"= {matches / elapsed:.0f} matches/s")
+        ms = {q: percentile(lat, q) * 1000 for q in (0.5, 0.9, 0.99)}
+        print("request-room -> match-done: "
+              f"p50 {ms[0.5]:.1f} ms, p90 {ms[0.9]:.1f} ms, "
+              f"p99 {ms[0.99]:.1f} ms, max {max(lat) * 1000:.1f} ms, "
+              f"mean {statistics.fmean(lat) * 1000:.1f} ms")
+        print(f"server CPU {cpu_used:.2f} s = {cpu_used / matches * 1e6:.0f} us per match "
+              "(both sides' events included)")
+        return 0
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
