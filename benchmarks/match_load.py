@@ -104,25 +104,27 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--url", default="",
+                        help="use a running server (started with MATCH_REQUEST_RATE=0) "
+                        "instead of starting one; server CPU is then not reported")
     args = parser.parse_args()
     if args.clients % 2:
         parser.error("--clients must be even (every request finds a partner)")
 
     port = free_port()
     env = dict(os.environ, MATCH_REQUEST_RATE="0", LOG_LEVEL="warning")
-    proc = subprocess.Popen([sys.executable, "-m", "rtchub", "serve", "--addr",
-                             f"127.0.0.1:{port}", "--stream-addr", ""], env=env,
-                            stderr=subprocess.PIPE)
+    proc = None if args.url else subprocess.Popen(
+        [sys.executable, "-m", "rtchub", "serve", "--addr", f"127.0.0.1:{port}",
+         "--stream-addr", ""], env=env)
     try:
-        assert proc.stderr is not None
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:      # wait for the port to accept
+        while proc is not None and time.monotonic() < deadline:   # wait for the port
             try:
                 socket.create_connection(("127.0.0.1", port), 0.5).close()
                 break
             except OSError:
                 time.sleep(0.1)
-        url = f"http://127.0.0.1:{port}"
+        url = args.url or f"http://127.0.0.1:{port}"
         ctx = mp.get_context("spawn")
         results = ctx.Queue()
         go = ctx.Event()
@@ -143,10 +145,10 @@ def main() -> int:
                 print("workers did not connect in time", file=sys.stderr)
                 return 1
         connect_s = time.monotonic() - t_connect
-        cpu_before = cpu_seconds(proc.pid)
+        cpu_before = cpu_seconds(proc.pid) if proc is not None else 0.0
         go.set()
         outs = [results.get(timeout=600) for _ in procs]
-        cpu_used = cpu_seconds(proc.pid) - cpu_before
+        cpu_used = cpu_seconds(proc.pid) - cpu_before if proc is not None else 0.0
         for w in procs:
             w.join(30)
         began = min(o[0] for o in outs)
@@ -162,12 +164,14 @@ def main() -> int:
               f"p50 {ms[0.5]:.1f} ms, p90 {ms[0.9]:.1f} ms, "
               f"p99 {ms[0.99]:.1f} ms, max {max(lat) * 1000:.1f} ms, "
               f"mean {statistics.fmean(lat) * 1000:.1f} ms")
-        print(f"server CPU {cpu_used:.2f} s = {cpu_used / matches * 1e6:.0f} us per match "
-              "(both sides' events included)")
+        if proc is not None:
+            print(f"server CPU {cpu_used:.2f} s = {cpu_used / matches * 1e6:.0f} us per match "
+                  "(both sides' events included)")
         return 0
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
 
 
 if __name__ == "__main__":

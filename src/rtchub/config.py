@@ -186,7 +186,7 @@ class Limits:
     match_message_rate: tuple[int, float] = (10, 60.0)
     match_max_name: int = 64
     match_max_message: int = 1000
-    match_max_image: int = 128 * 1024
+    match_max_image: int = 32 * 1024
     match_max_queue: int = 10_000
 
 

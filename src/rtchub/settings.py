@@ -250,7 +250,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest display name in request-room (characters).", "match"),
     Setting("MATCH_MAX_MESSAGE", "--match-max-message", _int(1, 1 << 20), "1000",
             "Longest chat message (characters).", "match"),
-    Setting("MATCH_MAX_IMAGE", "--match-max-image", _bounded_size(64), "128KiB",
+    Setting("MATCH_MAX_IMAGE", "--match-max-image", _bounded_size(64), "32KiB",
             "Largest userImage data: URL (bytes of the whole URL).", "match"),
     Setting("MATCH_MAX_QUEUE", "--match-max-queue", _int(1), "10000",
             "Users waiting for a match at once; more get queue_full.", "match"),

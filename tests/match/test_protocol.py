@@ -208,7 +208,7 @@ async def test_cross_room_relays_are_refused(srv: Running) -> None:
     ("request-room", {"name": "Ann", "userImage": "data:image/png;base64,@@@"},
      "invalid_field"),
     ("request-room", {"name": "Ann", "userImage": "data:image/png;base64,"
-                      + "A" * (128 * 1024)}, "message_too_large"),
+                      + "A" * (32 * 1024)}, "message_too_large"),
     ("request-room", "Ann", "bad_message"),
     ("request-room", None, "bad_message"),
     ("no-such-event", {"x": 1}, "unknown_type"),
@@ -252,6 +252,17 @@ async def test_bad_relays_change_nothing(srv: Running, event: str, payload: dict
         # the pair still works
         await a.emit("newMessage", {"message": "ok", "roomId": room, "remoteSocket": b.sid})
         assert (await b.expect("Message:recived"))["message"] == "ok"
+
+
+async def test_image_size_limit_boundary(srv: Running) -> None:
+    prefix = "data:image/png;base64,"
+    body = "A" * ((32 * 1024 - len(prefix)) // 4 * 4)
+    async with sio_clients(srv.url, 2) as (a, b):
+        await a.request("Ann", image=prefix + body + "AAAA")
+        assert "limit is 32768" in (await a.error("message_too_large"))["message"]
+        await b.request("Bob", image=prefix + body)     # at the limit: accepted
+        assert await b.sync() == []
+        assert (await status(srv.url))["queue"]["users"] == [b.sid]
 
 
 async def test_request_room_rate_limit(srv: Running, clock: FakeClock) -> None:
