@@ -74,7 +74,10 @@ def parse_rate(text: str) -> tuple[int, float]:
         if count != 0:
             raise ValueError(expected)
         return (0, 60.0)
-    window = parse_duration(window_text)
+    try:
+        window = parse_duration(window_text)
+    except ValueError:
+        raise ValueError(expected) from None
     if window <= 0:
         raise ValueError(expected)
     return (count, window)
