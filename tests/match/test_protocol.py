@@ -346,8 +346,10 @@ async def test_many_clients_all_paired_once(srv: Running) -> None:
         assert st["queue"]["size"] == 0
 
 
-async def test_polling_transport(srv: Running) -> None:
-    async with sio_clients(srv.url, 2, transports=["polling"]) as (a, b):
+async def test_polling_transport(clock: FakeClock) -> None:
+    # long polls are not HTTP requests to rate limit: Socket.IO has its own limits
+    async with running_clocked(clock, http_rate_per_min=3) as srv, \
+            sio_clients(srv.url, 2, transports=["polling"]) as (a, b):
         room = await pair(a, b)
         await a.emit("newMessage", {"message": "over polling", "roomId": room,
                                     "remoteSocket": b.sid})
