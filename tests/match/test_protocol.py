@@ -414,3 +414,12 @@ async def test_connections_obey_the_ws_rate_limit_and_origins(clock: FakeClock) 
             await good.close()
         finally:
             await first.close()
+
+
+async def test_no_new_sessions_while_draining(srv: Running) -> None:
+    srv.hub.drain()
+    late = SioClient()
+    with pytest.raises(socketio.exceptions.ConnectionError):
+        await late.connect(srv.url)
+    refusal = await late.expect("connect_error")
+    assert refusal["data"] == {"code": "capacity"}

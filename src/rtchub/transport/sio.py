@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import socketio
@@ -48,6 +48,7 @@ class MatchServer:
         self.matchmaker = Matchmaker(hub.backplane.store, hub.courier, limits, clock=hub.clock)
         self.sessions: dict[str, MatchSession] = {}
         self._eio_sids: dict[str, str] = {}
+        self._closing_all = False
         origins = hub.config.origins
 
         def allowed(origin: str | None, environ: object = None) -> bool:
@@ -83,7 +84,7 @@ class MatchServer:
                                self._emitter(sid), self._dropper(sid), self.tasks, hub.stats)
         self.sessions[sid] = session
         self._eio_sids[sid] = self.sio.manager.eio_sid_from_sid(sid, "/")
-        hub.track(_SioConnection(sid, remote, self._dropper(sid), self.tasks))
+        hub.track(_Drainable(sid, remote, self.close_all))
         hub.stats.connections_total += 1
 
     def _sink(self, sid: str) -> _Sink:
@@ -143,6 +144,14 @@ class MatchServer:
             "timestamp": now.replace("+00:00", "Z"),
         })
 
+    def close_all(self) -> None:
+        """Close every Engine.IO session once (the hub's drain calls it)."""
+        if self._closing_all:
+            return
+        self._closing_all = True
+        with contextlib.suppress(RuntimeError):
+            self.tasks.spawn(self.sio.eio.disconnect(), name="match-close-all")
+
     async def shutdown(self, app: web.Application) -> None:
         """Disconnect clients the drain missed, stop engine.io's background task.
 
@@ -162,22 +171,24 @@ class MatchServer:
         await self.tasks.close()
 
 
-class _SioConnection:
-    """A Socket.IO client as the hub's drain sees it: closing it disconnects the client."""
+class _Drainable:
+    """A Socket.IO session or WebSocket request as the hub's drain sees it.
 
-    __slots__ = ("_closed", "_drop", "_id", "_remote", "_tasks")
+    Closing any of them closes every Engine.IO session at once (sessions, refused
+    ones, half-done upgrades): partners are told, long polls answered.
+    """
 
-    def __init__(self, sid: str, remote: str, drop: Callable[[], Coroutine[Any, Any, None]],
-                 tasks: TaskOwner) -> None:
-        self._id = sid
+    __slots__ = ("_close_all", "_closed", "_id", "_remote")
+
+    def __init__(self, conn_id: str, remote: str, close_all: Callable[[], None]) -> None:
+        self._id = conn_id
         self._remote = remote
-        self._drop = drop
-        self._tasks = tasks
+        self._close_all = close_all
         self._closed = False
 
     @property
     def id(self) -> str:
-        """The Socket.IO session ID."""
+        """The Socket.IO session ID or a process-unique request ID."""
         return self._id
 
     @property
@@ -195,44 +206,9 @@ class _SioConnection:
         raise NotImplementedError("Socket.IO connections take events, not frames")
 
     def close(self, code: int = 1000, reason: str = "") -> None:
-        """Disconnect the client (Socket.IO has no close codes)."""
-        if self._closed:
-            return
+        """Disconnect (Socket.IO has no close codes)."""
         self._closed = True
-        with contextlib.suppress(RuntimeError):
-            self._tasks.spawn(self._drop(), name=f"match-close-{self._id}")
-
-
-class _UpgradedRequest:
-    """A Socket.IO WebSocket request the drain waits for; the client's disconnect ends it."""
-
-    __slots__ = ("_id", "_remote")
-
-    def __init__(self, remote: str) -> None:
-        self._id = next_conn_id()
-        self._remote = remote
-
-    @property
-    def id(self) -> str:
-        """Process-unique ID."""
-        return self._id
-
-    @property
-    def remote(self) -> str:
-        """Client IP."""
-        return self._remote
-
-    @property
-    def closed(self) -> bool:
-        """Never closed by the drain itself."""
-        return False
-
-    def send(self, data: bytes) -> None:
-        """Not used."""
-        raise NotImplementedError("Socket.IO connections take events, not frames")
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Nothing to do: closing its Socket.IO session ends this request."""
+        self._close_all()
 
 
 class _Sink:
@@ -254,7 +230,7 @@ MATCH = web.AppKey("match", MatchServer)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def _track_websockets(hub: Hub) -> Middleware:
+def _track_websockets(server: MatchServer) -> Middleware:
     """Middleware: the drain waits for Socket.IO WebSocket requests to end.
 
     aiohttp stops reading connections when its runner shuts down, which would
@@ -265,12 +241,12 @@ def _track_websockets(hub: Hub) -> Middleware:
         if not (request.path.startswith("/socket.io/")
                 and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"):
             return await handler(request)
-        conn = _UpgradedRequest(remote_of(request))
-        hub.track(conn)
+        conn = _Drainable(next_conn_id(), remote_of(request), server.close_all)
+        server.hub.track(conn)
         try:
             return await handler(request)
         finally:
-            hub.untrack(conn.id)
+            server.hub.untrack(conn.id)
     return track
 
 
@@ -298,6 +274,6 @@ def setup(app: web.Application, hub: Hub) -> None:
     app.router.add_get("/api/status", server.status)
     app.router.add_get("/match", match_page)
     app.router.add_get("/vendor/{name}", vendor)
-    app.middlewares.append(_track_websockets(hub))
+    app.middlewares.append(_track_websockets(server))
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.cleanup)
