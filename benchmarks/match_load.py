@@ -2,12 +2,14 @@
 
 Starts ``rtchub serve`` (request-room rate limit off), connects ``--clients``
 python-socketio clients spread over ``--procs`` worker processes (WebSocket
-transport), then every client runs ``--rounds`` times: emit ``request-room``,
-wait for ``match-done``, repeat (a repeated request ends the current room, the
-"next" button). Reports matches per second, the time from ``request-room`` to
-``match-done`` (p50/p90/p99/max) and the server's CPU time per match.
+transport), then every client runs ``--rounds`` times: (wait a random part of
+``--spread`` seconds,) emit ``request-room``, wait for ``match-done``, repeat (a
+repeated request ends the current room: the "next" button). Reports matches per
+second, the time from ``request-room`` to ``match-done`` (p50/p90/p99/max) and
+the server's CPU time per match.
 
     .venv/bin/python benchmarks/match_load.py --clients 2000 --procs 4 --rounds 5
+    .venv/bin/python benchmarks/match_load.py --clients 2000 --procs 4 --rounds 3 --spread 30
 
 Run by hand; it is not part of the test suite.
 """
@@ -18,6 +20,7 @@ import argparse
 import asyncio
 import multiprocessing as mp
 import os
+import random
 import socket
 import statistics
 import subprocess
@@ -45,8 +48,9 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def one_client(url: str, rounds: int, index: int, connected: asyncio.Queue[int],
-                     go: asyncio.Event, latencies: list[float]) -> None:
+async def one_client(url: str, rounds: int, spread: float, index: int,
+                     connected: asyncio.Queue[int], go: asyncio.Event,
+                     latencies: list[float]) -> None:
     sio = socketio.AsyncClient(reconnection=False)
     matched: asyncio.Queue[float] = asyncio.Queue()
 
@@ -58,7 +62,10 @@ async def one_client(url: str, rounds: int, index: int, connected: asyncio.Queue
     connected.put_nowait(index)
     await go.wait()
     try:
+        pace = random.Random(index)
         for _ in range(rounds):
+            if spread:
+                await asyncio.sleep(pace.uniform(0, spread))
             started = time.monotonic()
             await sio.emit("request-room", {"name": f"user{index}", "roomId": None,
                                             "userImage": PIXEL})
@@ -68,15 +75,15 @@ async def one_client(url: str, rounds: int, index: int, connected: asyncio.Queue
         await sio.disconnect()
 
 
-async def worker_main(url: str, n: int, first: int, rounds: int, ready: MpEvent,
-                      go: MpEvent, results: Any) -> None:
+async def worker_main(url: str, n: int, first: int, rounds: int, spread: float,
+                      ready: MpEvent, go: MpEvent, results: Any) -> None:
     connected: asyncio.Queue[int] = asyncio.Queue()
     start = asyncio.Event()
     latencies: list[float] = []
     tasks = []
     for i in range(n):
         tasks.append(asyncio.create_task(
-            one_client(url, rounds, first + i, connected, start, latencies)))
+            one_client(url, rounds, spread, first + i, connected, start, latencies)))
         if i % 50 == 49:
             await asyncio.sleep(0.01)     # do not flood accept() in one burst
     for _ in range(n):
@@ -89,9 +96,9 @@ async def worker_main(url: str, n: int, first: int, rounds: int, ready: MpEvent,
     results.put((began, time.monotonic(), latencies))
 
 
-def worker(url: str, n: int, first: int, rounds: int, ready: MpEvent, go: MpEvent,
-           results: Any) -> None:
-    asyncio.run(worker_main(url, n, first, rounds, ready, go, results))
+def worker(url: str, n: int, first: int, rounds: int, spread: float, ready: MpEvent,
+           go: MpEvent, results: Any) -> None:
+    asyncio.run(worker_main(url, n, first, rounds, spread, ready, go, results))
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -104,6 +111,9 @@ def main() -> int:
     parser.add_argument("--clients", type=int, default=2000)
     parser.add_argument("--procs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--spread", type=float, default=0.0,
+                        help="each client waits uniform(0, SPREAD) s before each request: "
+                        "an offered load below saturation (0: everyone at once)")
     parser.add_argument("--url", default="",
                         help="use a running server (started with MATCH_REQUEST_RATE=0) "
                         "instead of starting one; server CPU is then not reported")
@@ -136,8 +146,8 @@ def main() -> int:
             n = per if p < args.procs - 1 else args.clients - per * (args.procs - 1)
             ready = ctx.Event()
             readies.append(ready)
-            w = ctx.Process(target=worker, args=(url, n, p * per, args.rounds, ready, go,
-                                                 results))
+            w = ctx.Process(target=worker, args=(url, n, p * per, args.rounds, args.spread,
+                                                 ready, go, results))
             w.start()
             procs.append(w)
         for ready in readies:
@@ -157,8 +167,8 @@ def main() -> int:
         matches = len(lat) // 2
         elapsed = ended - began
         print(f"clients {args.clients} in {args.procs} processes, connected in {connect_s:.1f} s")
-        print(f"rounds {args.rounds}: {matches} matches in {elapsed:.2f} s "
-              f"= {matches / elapsed:.0f} matches/s")
+        print(f"rounds {args.rounds}, spread {args.spread:g} s: {matches} matches in "
+              f"{elapsed:.2f} s = {matches / elapsed:.0f} matches/s")
         ms = {q: percentile(lat, q) * 1000 for q in (0.5, 0.9, 0.99)}
         print("request-room -> match-done: "
               f"p50 {ms[0.5]:.1f} ms, p90 {ms[0.9]:.1f} ms, "

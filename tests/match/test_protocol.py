@@ -276,6 +276,8 @@ async def test_request_room_rate_limit(srv: Running, clock: FakeClock) -> None:
         assert err["retry_after"] == pytest.approx(0.5, abs=0.01)
         assert "1 per 5s" in err["message"]
         clock.advance(0.5)
+        await a.emit("request-room", {"name": ""})    # invalid: refused, not counted
+        await a.error("invalid_field")
         await a.request("Ann")
         assert await a.sync() == []
 

@@ -75,11 +75,12 @@ class MatchSession:
             mm.relay(self.view, self.user, "candidate", msg.to, None,
                      {"candidate": msg.candidate})
             return
-        if event == wire.REQUEST_ROOM:
-            mm.check_request_rate(self.user)
-        elif event == wire.NEW_MESSAGE:
-            mm.check_message_rate(self.user)
         msg = wire.decode(event, data, mm.limits)
+        # rate limits count valid events only: a typo does not cost the user a turn
+        if type(msg) is wire.RequestRoom:
+            mm.check_request_rate(self.user)
+        elif type(msg) is wire.NewMessage:
+            mm.check_message_rate(self.user)
         if type(msg) is wire.RequestRoom:
             self.name = msg.name
             self.view = None
