@@ -5,8 +5,9 @@ python-socketio clients spread over ``--procs`` worker processes (WebSocket
 transport), then every client runs ``--rounds`` times: (wait a random part of
 ``--spread`` seconds,) emit ``request-room``, wait for ``match-done``, repeat (a
 repeated request ends the current room: the "next" button). Reports matches per
-second, the time from ``request-room`` to ``match-done`` (p50/p90/p99/max) and
-the server's CPU time per match.
+second, the time from ``request-room`` to ``match-done`` (p50/p90/p99/max) for
+both sides and for the side whose request found a partner waiting (the service
+time), and the server's CPU time per match.
 
     .venv/bin/python benchmarks/match_load.py --clients 2000 --procs 4 --rounds 5
     .venv/bin/python benchmarks/match_load.py --clients 2000 --procs 4 --rounds 3 --spread 30
@@ -50,12 +51,12 @@ def cpu_seconds(pid: int) -> float:
 
 async def one_client(url: str, rounds: int, spread: float, index: int,
                      connected: asyncio.Queue[int], go: asyncio.Event,
-                     latencies: list[float]) -> None:
+                     latencies: list[tuple[str, float]]) -> None:
     sio = socketio.AsyncClient(reconnection=False)
-    matched: asyncio.Queue[float] = asyncio.Queue()
+    matched: asyncio.Queue[tuple[str, float]] = asyncio.Queue()
 
     async def on_match(data: Any) -> None:
-        matched.put_nowait(time.monotonic())
+        matched.put_nowait((data["roomId"], time.monotonic()))
 
     sio.on("match-done", on_match)
     await sio.connect(url, transports=["websocket"], wait_timeout=30)
@@ -69,8 +70,8 @@ async def one_client(url: str, rounds: int, spread: float, index: int,
             started = time.monotonic()
             await sio.emit("request-room", {"name": f"user{index}", "roomId": None,
                                             "userImage": PIXEL})
-            done = await asyncio.wait_for(matched.get(), 60)
-            latencies.append(done - started)
+            room, done = await asyncio.wait_for(matched.get(), 60)
+            latencies.append((room, done - started))
     finally:
         await sio.disconnect()
 
@@ -79,7 +80,7 @@ async def worker_main(url: str, n: int, first: int, rounds: int, spread: float,
                       ready: MpEvent, go: MpEvent, results: Any) -> None:
     connected: asyncio.Queue[int] = asyncio.Queue()
     start = asyncio.Event()
-    latencies: list[float] = []
+    latencies: list[tuple[str, float]] = []
     tasks = []
     for i in range(n):
         tasks.append(asyncio.create_task(
@@ -163,8 +164,14 @@ def main() -> int:
             w.join(30)
         began = min(o[0] for o in outs)
         ended = max(o[1] for o in outs)
-        lat = [x for o in outs for x in o[2]]
-        matches = len(lat) // 2
+        by_room: dict[str, list[float]] = {}
+        for o in outs:
+            for room, seconds in o[2]:
+                by_room.setdefault(room, []).append(seconds)
+        lat = [x for pair in by_room.values() for x in pair]
+        # the side whose request found a partner waiting: pure service time
+        arrival = [min(pair) for pair in by_room.values()]
+        matches = len(by_room)
         elapsed = ended - began
         print(f"clients {args.clients} in {args.procs} processes, connected in {connect_s:.1f} s")
         print(f"rounds {args.rounds}, spread {args.spread:g} s: {matches} matches in "
@@ -173,7 +180,10 @@ def main() -> int:
         print("request-room -> match-done: "
               f"p50 {ms[0.5]:.1f} ms, p90 {ms[0.9]:.1f} ms, "
               f"p99 {ms[0.99]:.1f} ms, max {max(lat) * 1000:.1f} ms, "
-              f"mean {statistics.fmean(lat) * 1000:.1f} ms")
+              f"mean {statistics.fmean(lat) * 1000:.1f} ms (both sides, waiting included)")
+        ms = {q: percentile(arrival, q) * 1000 for q in (0.5, 0.9, 0.99)}
+        print("  for the side that found a partner waiting: "
+              f"p50 {ms[0.5]:.1f} ms, p90 {ms[0.9]:.1f} ms, p99 {ms[0.99]:.1f} ms")
         if proc is not None:
             print(f"server CPU {cpu_used:.2f} s = {cpu_used / matches * 1e6:.0f} us per match "
                   "(both sides' events included)")
