@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import socketio
@@ -24,7 +24,7 @@ from aiohttp.typedefs import Middleware
 from rtchub.core.matchmaker import Matchmaker
 from rtchub.hub import Hub, Lifecycle
 from rtchub.protocols import match as wire
-from rtchub.sessions.match import MatchSession
+from rtchub.sessions.match import Emit, MatchSession
 from rtchub.tasks import TaskOwner
 from rtchub.transport.connection import next_conn_id
 from rtchub.transport.http import WEB_DIR, remote_of
@@ -90,12 +90,12 @@ class MatchServer:
     def _sink(self, sid: str) -> _Sink:
         return _Sink(self.sessions, sid)
 
-    def _emitter(self, sid: str) -> Any:
+    def _emitter(self, sid: str) -> Emit:
         async def emit(event: str, data: Any) -> None:
             await self.sio.emit(event, data, to=sid)
         return emit
 
-    def _dropper(self, sid: str) -> Any:
+    def _dropper(self, sid: str) -> Callable[[], Coroutine[Any, Any, None]]:
         async def drop() -> None:
             await self.sio.disconnect(sid)
         return drop
@@ -122,7 +122,7 @@ class MatchServer:
         if queue is not None:
             queue.put_nowait(None)
 
-    def _handler(self, event: str) -> Any:
+    def _handler(self, event: str) -> Callable[..., Coroutine[Any, Any, None]]:
         async def handle(sid: str, *args: Any) -> None:
             session = self.sessions.get(sid)
             if session is not None:
