@@ -425,3 +425,21 @@ async def test_no_new_sessions_while_draining(srv: Running) -> None:
         await late.connect(srv.url)
     refusal = await late.expect("connect_error")
     assert refusal["data"] == {"code": "capacity"}
+
+
+async def test_metrics_count_pairs_events_and_errors(srv: Running) -> None:
+    async with sio_clients(srv.url, 3) as (a, b, c):
+        await pair(a, b)
+        await c.emit("send-new-ice-candidates", {"to": a.sid, "candidate": None})
+        await c.error("not_in_room")
+        await c.emit("whatever", {})
+        await c.error("unknown_type")
+        async with aiohttp.ClientSession() as http, \
+                http.get(f"{srv.url}/metrics") as resp:
+            text = await resp.text()
+    assert "rtchub_match_pairs_total 1.0" in text
+    assert "rtchub_match_sockets 3.0" in text
+    assert 'rtchub_errors_total{code="not_in_room"} 1.0' in text
+    assert 'rtchub_ws_frames_in_total{type="request-room"} 2.0' in text
+    assert 'rtchub_ws_frames_in_total{type="unknown"} 2.0' in text   # a sync + whatever
+    assert 'rtchub_ws_frames_out_total{type="match-done"} 2.0' in text

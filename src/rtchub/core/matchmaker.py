@@ -60,7 +60,8 @@ class Matchmaker:
     """Fair random pairing of users into rooms of two. No I/O: store and courier injected.
 
     ``clock`` drives the per-user rate limits (``MATCH_REQUEST_RATE``,
-    ``MATCH_MESSAGE_RATE``); ``room_ids`` makes room IDs.
+    ``MATCH_MESSAGE_RATE``); ``room_ids`` makes room IDs. ``pairs_made`` counts the
+    pairs this instance made.
     """
 
     def __init__(self, store: StateStore, courier: Courier, limits: Limits, *,
@@ -70,6 +71,7 @@ class Matchmaker:
         self._limits = limits
         self._clock = clock
         self._new_room = room_ids
+        self.pairs_made = 0
         self._request_limit = FixedWindow(*limits.match_request_rate)
         self._message_limit = FixedWindow(*limits.match_message_rate)
 
@@ -123,6 +125,7 @@ class Matchmaker:
                                 seeker.since)
                 expected = await self._candidate(seeker)
             elif type(outcome) is Paired:
+                self.pairs_made += 1
                 self._announce(outcome.pairing)
                 return outcome.pairing
             elif type(outcome) is Queued:

@@ -57,10 +57,11 @@ class MatchSession:
 
     async def handle(self, event: str, data: Any) -> None:
         """Handle one client event; every refusal becomes an ``error`` event."""
+        self._stats.frames_in[event if event in wire.CLIENT_EVENTS else "unknown"] += 1
         try:
             await self._apply(event, data)
         except RtcHubError as err:
-            self._stats.frames_out["error"] += 1
+            self._stats.errors[err.code] += 1
             self._send(wire.ERROR, wire.error_payload(err, event))
         except Exception as exc:
             log.exception("match event %r failed for %s", event[:40], self.user)

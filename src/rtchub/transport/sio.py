@@ -66,6 +66,8 @@ class MatchServer:
         self.sio.on("*", self._unknown)
         hub.stats.add_gauges("rtchub_match_sockets", "Socket.IO matchmaking connections now.",
                              lambda: {"": float(len(self.sessions))})
+        hub.stats.add_counters("rtchub_match_pairs", "Pairs matched by this node.", "",
+                               lambda: {"": float(self.matchmaker.pairs_made)})
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         hub = self.hub
