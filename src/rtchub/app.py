@@ -20,7 +20,7 @@ from rtchub.config import Config
 from rtchub.hub import Hub
 from rtchub.log import setup_logging
 from rtchub.metrics import new_registry
-from rtchub.transport import rendezvous
+from rtchub.transport import rendezvous, sio
 from rtchub.transport.http import HUB, REGISTRY, add_asset_route, add_routes, rate_limit
 from rtchub.transport.server import Listener, Server
 
@@ -31,7 +31,10 @@ log = logging.getLogger("rtchub")
 # A feature registers its dialects on the hub and its routes on the app. Each
 # feature module exposes one ``setup(app, hub)``; add it here, in one line.
 Feature = Callable[[web.Application, Hub], None]
-FEATURES: list[Feature] = [rendezvous.setup]
+FEATURES: list[Feature] = [
+    rendezvous.setup,  # seed 004: rendezvous codes, A/B relay and mailbox
+    sio.setup,  # seed 001: Socket.IO matchmaking, /api/status, /match
+]
 
 
 def create_app(config: Config, hub: Hub | None = None) -> web.Application:

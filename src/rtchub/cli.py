@@ -13,7 +13,7 @@ __all__ = ["main"]
 
 _GROUPS = {"server": "server", "security": "origins, proxies and rate limits",
            "webrtc": "WebRTC", "limits": "limits", "observability": "observability",
-           "cluster": "cluster"}
+           "cluster": "cluster", "match": "matchmaking (Socket.IO)"}
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -186,6 +186,12 @@ class Limits:
     pair_code_digits: int = 4
     pair_mailbox_size: int = 256
     pair_redeem_failures_per_min: int = 20
+    match_request_rate: tuple[int, float] = (1, 5.0)
+    match_message_rate: tuple[int, float] = (10, 60.0)
+    match_max_name: int = 64
+    match_max_message: int = 1000
+    match_max_image: int = 32 * 1024
+    match_max_queue: int = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,6 +316,12 @@ def load(environ: Mapping[str, str] | None = None,
         pair_code_digits=v["PAIR_CODE_DIGITS"],
         pair_mailbox_size=v["PAIR_MAILBOX_SIZE"],
         pair_redeem_failures_per_min=v["PAIR_REDEEM_FAILURES_PER_MIN"],
+        match_request_rate=v["MATCH_REQUEST_RATE"],
+        match_message_rate=v["MATCH_MESSAGE_RATE"],
+        match_max_name=v["MATCH_MAX_NAME"],
+        match_max_message=v["MATCH_MAX_MESSAGE"],
+        match_max_image=v["MATCH_MAX_IMAGE"],
+        match_max_queue=v["MATCH_MAX_QUEUE"],
     )
     return Config(
         addr=addr,

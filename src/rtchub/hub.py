@@ -129,6 +129,14 @@ class Hub:
             return False
         return True
 
+    def track(self, conn: Connection) -> None:
+        """Count a connection served outside the WebSocket endpoints (Socket.IO) in drains."""
+        self.connections[conn.id] = conn
+
+    def untrack(self, conn_id: str) -> None:
+        """Forget a connection given to :meth:`track` once it is gone."""
+        self._forget(conn_id)
+
     def _forget(self, conn_id: str) -> None:
         self.connections.pop(conn_id, None)
         if not self.connections:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "parse_bool", "parse_duration", "parse_size"]
+__all__ = ["SETTINGS", "Setting", "parse_bool", "parse_duration", "parse_rate", "parse_size"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
@@ -58,6 +58,29 @@ def parse_size(text: str) -> int:
     unit = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1 << 20, "mb": 10**6,
             "mib": 1 << 20}[match.group(2)]
     return int(match.group(1)) * unit
+
+
+def parse_rate(text: str) -> tuple[int, float]:
+    """Parse ``N/window`` (``1/5s``, ``10/1m``) into (count, seconds); ``0`` disables."""
+    count_text, sep, window_text = text.strip().partition("/")
+    expected = "a rate such as 1/5s or 10/1m (0 disables)"
+    try:
+        count = int(count_text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if count < 0:
+        raise ValueError(expected)
+    if not sep:
+        if count != 0:
+            raise ValueError(expected)
+        return (0, 60.0)
+    try:
+        window = parse_duration(window_text)
+    except ValueError:
+        raise ValueError(expected) from None
+    if window <= 0:
+        raise ValueError(expected)
+    return (count, window)
 
 
 def _int(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -232,6 +255,20 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("PAIR_REDEEM_FAILURES_PER_MIN", "--pair-redeem-failures-per-min", _int(0), "20",
             "Failed code redeems per client IP per minute before 429 (stops guessing); "
             "0 disables.", "limits"),
+    # matchmaking (seed 001, Socket.IO at /socket.io/)
+    Setting("MATCH_REQUEST_RATE", "--match-request-rate", parse_rate, "1/5s",
+            "request-room events per user (count/window, fixed window); 0 disables.", "match"),
+    Setting("MATCH_MESSAGE_RATE", "--match-message-rate", parse_rate, "10/1m",
+            "newMessage chat events per user (count/window, fixed window); 0 disables.",
+            "match"),
+    Setting("MATCH_MAX_NAME", "--match-max-name", _int(1, 1024), "64",
+            "Longest display name in request-room (characters).", "match"),
+    Setting("MATCH_MAX_MESSAGE", "--match-max-message", _int(1, 1 << 20), "1000",
+            "Longest chat message (characters).", "match"),
+    Setting("MATCH_MAX_IMAGE", "--match-max-image", _bounded_size(64), "32KiB",
+            "Largest userImage data: URL (bytes of the whole URL).", "match"),
+    Setting("MATCH_MAX_QUEUE", "--match-max-queue", _int(1), "10000",
+            "Users waiting for a match at once; more get queue_full.", "match"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",
             "debug, info, warning, error.", "observability"),

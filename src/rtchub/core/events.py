@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Address", "Courier", "Event", "Joined", "Relayed", "Replaced", "RoomMembers"]
+__all__ = ["Address", "Courier", "Event", "Joined", "Matched", "Relayed", "Replaced",
+           "RoomMembers", "Unmatched"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,26 @@ class Replaced:
     member: str
 
 
-Event = Joined | RoomMembers | Relayed | Replaced
+@dataclass(frozen=True, slots=True)
+class Matched:
+    """Matchmaking paired you with ``partner`` in the two-person room ``room``."""
+
+    room: str
+    partner: str
+    partner_name: str
+    partner_image: str
+    partner_address: Address
+
+
+@dataclass(frozen=True, slots=True)
+class Unmatched:
+    """Your partner in ``room`` left (stop, next or disconnect); the room is over."""
+
+    room: str
+    by: str
+
+
+Event = Joined | RoomMembers | Relayed | Replaced | Matched | Unmatched
 
 
 class Courier(Protocol):

@@ -22,7 +22,9 @@ __all__ = ["HUB", "PAIR_WEBSOCKET", "REGISTRY", "add_asset_route", "add_routes",
            "error_response", "prefers_json", "rate_limit", "remote_of"]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_EXEMPT = frozenset({"/healthz", "/readyz", "/health"})
+# /socket.io/: one Socket.IO session makes a request per long poll; its connects are
+# limited by WS_RATE_PER_MIN and its events by the MATCH_*_RATE settings instead
+_EXEMPT = frozenset({"/healthz", "/readyz", "/health", "/socket.io/"})
 
 HUB = web.AppKey("hub", Hub)
 REGISTRY = web.AppKey("registry", object)
@@ -163,7 +165,7 @@ def add_asset_route(app: web.Application) -> None:
 
 @web.middleware
 async def rate_limit(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """HTTP_RATE_PER_MIN per client IP (health, readiness and metrics are exempt)."""
+    """HTTP_RATE_PER_MIN per client IP (health, readiness, metrics, Socket.IO are exempt)."""
     hub = request.app[HUB]
     if request.path in _EXEMPT or request.path == hub.config.metrics_route:
         return await handler(request)
