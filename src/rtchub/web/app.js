@@ -7,7 +7,9 @@
 //   state                  (AppState, see types/webrtc.d.ts)
 
 import { state, setRoomState, changeRoomState, notify, on } from './app.state.js';
-import { startSignaling, stopSignaling, dropSocket, backoffDelay } from './app.signal.js';
+import {
+  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals,
+} from './app.signal.js';
 import { installPeers, callPeer, hangupPeer, hangupAll, sendChat } from './app.peers.js';
 import {
   startLocalMedia, stopLocalMedia, toggleMute, toggleCamera, startScreenShare, stopScreenShare,
@@ -70,7 +72,7 @@ const api = {
 };
 Object.assign(window, api);
 // rtchub extras for tests and power users
-window.rtchub = { useScreenStream, dropSocket, backoffDelay, version: 1 };
+window.rtchub = { useScreenStream, dropSocket, backoffDelay, holdSignals, version: 1 };
 
 function control(id, icon, label, onClick) {
   const b = $(id);

@@ -35,6 +35,7 @@ function createPeer(id) {
     remote: { muted: false, cameraOff: false, sharing: false },
     remoteSession: null,
     negotiations: 0,
+    collisions: 0,
     chain: Promise.resolve(),
     stats: null,
   };
@@ -136,6 +137,7 @@ async function onDescription(from, sdp) {
   }
   const pc = peer.pc;
   const collision = sdp.type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
+  if (collision) peer.collisions += 1;
   peer.ignoreOffer = !peer.polite && collision;
   if (peer.ignoreOffer) return;
   await pc.setRemoteDescription(sdp);

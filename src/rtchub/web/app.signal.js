@@ -14,6 +14,7 @@ const CLOSE_REPLACED = 4001;
 
 /** Handlers for relayed signaling, installed by the peers module. */
 const handlers = { signal: null, members: null, joined: null };
+const held = { on: false, queue: [] };
 const conn = { wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };
 
 /** Register the callbacks that consume signaling frames. */
@@ -148,7 +149,8 @@ function dispatch(msg) {
       conn.pongDeadline = null;
       break;
     case 'offer': case 'answer': case 'candidate': case 'hangup':
-      if (handlers.signal) handlers.signal(msg);
+      if (held.on) held.queue.push(msg);
+      else if (handlers.signal) handlers.signal(msg);
       break;
     case 'error':
       onError(msg);
@@ -212,4 +214,15 @@ export function stopSignaling() {
 /** Drop the socket as a network failure would (tests and the "simulate drop" path). */
 export function dropSocket() {
   if (state.ws) state.ws.close(4000, 'dropped by client');
+}
+
+/**
+ * Hold relayed offers/answers/candidates in arrival order (true) and deliver
+ * them (false). Tests use it to make both sides offer before either hears the
+ * other, the glare that perfect negotiation must settle.
+ */
+export function holdSignals(on) {
+  held.on = !!on;
+  if (held.on) return;
+  for (const msg of held.queue.splice(0)) if (handlers.signal) handlers.signal(msg);
 }

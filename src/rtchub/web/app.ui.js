@@ -66,15 +66,29 @@ function attach(video, stream) {
   }
 }
 
-function layout() {
-  const grid = $('#grid');
-  const n = grid.children.length;
-  const cols = n <= 1 ? 1 : n <= 4 ? 2 : n <= 9 ? 3 : 4;
-  grid.style.setProperty('--cols', cols);
-  grid.style.setProperty('--rows', Math.ceil(n / cols));
-  grid.dataset.count = n;
+/** Pick the column count that gives the biggest 16:9 tiles in the stage. */
+export function bestGrid(n, width, height, gap = 12) {
+  let best = { cols: 1, w: 0 };
+  for (let cols = 1; cols <= Math.max(1, n); cols += 1) {
+    const rows = Math.ceil(n / cols);
+    const w = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * 16 / 9);
+    if (w > best.w) best = { cols, w };
+  }
+  return best;
 }
 
+function layout() {
+  const grid = $('#grid');
+  const n = Math.max(1, grid.children.length);
+  const stage = grid.parentElement;
+  const width = stage.clientWidth - 28;
+  const height = stage.clientHeight - 28;
+  grid.dataset.count = n;
+  if (width <= 0 || height <= 0) return;
+  const { cols, w } = bestGrid(n, width, height);
+  grid.style.setProperty('--cols', cols);
+  grid.style.setProperty('--tile-w', `${Math.floor(w)}px`);
+}
 function renderSelf() {
   if (!state.myId || state.roomState === 'idle') return;
   const tile = tileFor(state.myId, true);
@@ -226,4 +240,5 @@ export function installUi() {
   on('chat', renderChat);
   on('stats', () => { renderPeers(); renderSelf(); });
   renderRoomState();
+  new ResizeObserver(() => layout()).observe($('#grid').parentElement);
 }

@@ -1,0 +1,149 @@
+"""Calls between real Chromium pages: mesh, glare, chat, mute and camera-off."""
+
+from __future__ import annotations
+
+import asyncio
+
+from tests.e2e.browser import Browser, Participant
+from tests.support import Running
+
+JS_TILE = """([id, attr]) => {
+  const tile = document.querySelector(`#grid .tile[data-peer="${id}"]`);
+  return tile ? tile.dataset[attr] : null;
+}"""
+
+
+async def everyone_connected(people: list[Participant]) -> None:
+    """Every page has a connected call with every other page and decodes its video."""
+    for me in people:
+        others = [p.name for p in people if p is not me]
+        await me.wait_connected(*others)
+    for me in people:
+        for other in people:
+            if other is not me:
+                await me.wait_frames(other.name)
+
+
+async def test_two_people_see_and_hear_each_other(browser: Browser,
+                                                  app_server: Running) -> None:
+    alice = await browser.open("alice")
+    bob = await browser.open("bob", "?room=standup")
+    assert await bob.eval("() => document.querySelector('#room-input').value") == "standup"
+    await alice.join("standup")
+    await bob.join("standup")
+    await everyone_connected([alice, bob])
+    await alice.wait_audio("bob")
+    await bob.wait_audio("alice")
+    await alice.wait("() => state.roomState === 'calling'")
+    # the DOM shows both tiles with names, and the link badge fills from getStats()
+    await alice.wait("() => document.querySelectorAll('#grid .tile').length === 2")
+    assert await alice.eval(JS_TILE, ["bob", "name"]) == "bob"
+    assert await alice.eval(JS_TILE, ["alice", "name"]) == "alice (you)"
+    badge = await alice.wait("""() => {
+      const b = document.querySelector('#grid .tile[data-peer="bob"] .badge');
+      return b && /loss/.test(b.textContent) && b.textContent;
+    }""")
+    assert "kb/s" in badge or "Mb/s" in badge
+    # the server saw both join the same room under those names
+    assert app_server.hub.rooms.counts()[0] == 1
+    await alice.screenshot("call-two")
+
+
+async def test_three_people_mesh(browser: Browser) -> None:
+    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    for person in people:
+        await person.join("trio")
+    await everyone_connected(people)
+    await people[0].wait("() => document.querySelectorAll('#grid .tile').length === 3")
+    members = await people[2].eval("() => [...state.members]")
+    assert members == ["ann", "ben", "cat"]
+    await people[0].screenshot("call-three")
+
+
+async def test_glare_both_call_at_once_still_connects(browser: Browser) -> None:
+    alice = await browser.open("alice", "?autocall=0")
+    bob = await browser.open("bob", "?autocall=0")
+    await alice.join("glare")
+    await bob.join("glare")
+    await alice.wait("() => state.members.length === 2")
+    # both make an offer before either hears the other's: a real offer collision
+    for p in (alice, bob):
+        await p.eval("() => rtchub.holdSignals(true)")
+    await asyncio.gather(alice.eval("() => { callPeer('bob'); }"),
+                         bob.eval("() => { callPeer('alice'); }"))
+    for p, other in ((alice, "bob"), (bob, "alice")):
+        await p.wait("(id) => state.peers.get(id).pc.signalingState === 'have-local-offer'",
+                     other)
+    for p in (alice, bob):
+        await p.eval("() => rtchub.holdSignals(false)")
+    await everyone_connected([alice, bob])
+    collisions = [await alice.eval("() => state.peers.get('bob').collisions"),
+                  await bob.eval("() => state.peers.get('alice').collisions")]
+    assert collisions == [1, 1]
+    roles = sorted([await alice.eval("() => state.peers.get('bob').polite"),
+                    await bob.eval("() => state.peers.get('alice').polite")])
+    assert roles == [False, True]
+
+
+async def test_chat_reaches_every_peer(browser: Browser) -> None:
+    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    for person in people:
+        await person.join("chatroom")
+    await everyone_connected(people)
+    ann, ben, cat = people
+    for p in people:
+        await p.wait("() => [...state.peers.values()].every((x) => x.dc.readyState === 'open')")
+    # through the chat panel, as a person types it
+    await ann.page.click("#btn-chat")
+    await ann.page.fill("#chat-input", "hello from ann <b>not bold</b>")
+    await ann.page.press("#chat-input", "Enter")
+    for p in (ben, cat):
+        await p.wait("""() => [...document.querySelectorAll('#chat-log li')].some((li) =>
+          li.querySelector('.from').textContent === 'ann'
+          && li.querySelector('p').textContent === 'hello from ann <b>not bold</b>')""")
+        assert await p.eval("() => document.querySelectorAll('#chat-log b').length") == 0
+    # through the global API
+    assert await ben.eval("() => sendChat('ben here')") == 2
+    for p in (ann, cat):
+        await p.wait("""() => [...document.querySelectorAll('#chat-log li p')]
+          .some((el) => el.textContent === 'ben here')""")
+    await ann.wait("() => document.querySelectorAll('#chat-log li').length === 2")
+    await ben.page.click("#btn-chat")
+    await ben.screenshot("chat")
+
+
+async def test_mute_and_camera_off_show_on_the_other_side(browser: Browser) -> None:
+    alice = await browser.open("alice")
+    bob = await browser.open("bob")
+    await alice.join("indicators")
+    await bob.join("indicators")
+    await everyone_connected([alice, bob])
+    await bob.wait("() => state.peers.get('alice').dc.readyState === 'open'")
+    assert await bob.eval(JS_TILE, ["alice", "muted"]) == "false"
+
+    await alice.page.click("#btn-mute")
+    await alice.page.click("#btn-camera")
+    assert await alice.eval("() => [state.muted, state.cameraOff]") == [True, True]
+    await bob.wait("(id) => state.peers.get(id).remote.muted && state.peers.get(id).remote.cameraOff",
+                   "alice")
+    await bob.wait("""() => {
+      const t = document.querySelector('#grid .tile[data-peer="alice"]');
+      return t.dataset.muted === 'true' && t.dataset.camoff === 'true'
+        && getComputedStyle(t.querySelector('.mic-off')).display !== 'none'
+        && getComputedStyle(t.querySelector('.avatar')).display !== 'none';
+    }""")
+    # the microphone really sends silence: bob's audio level from alice drops to zero
+    await bob.wait_async("""async (id) => {
+      let level = 1;
+      (await state.peers.get(id).pc.getStats()).forEach((r) => {
+        if (r.type === 'inbound-rtp' && r.kind === 'audio') level = r.audioLevel ?? 1;
+      });
+      return level === 0;
+    }""", "alice")
+    await bob.screenshot("muted-camera-off")
+
+    await alice.eval("() => { toggleMute(); toggleCamera(); }")
+    await bob.wait("""() => {
+      const t = document.querySelector('#grid .tile[data-peer="alice"]');
+      return t.dataset.muted === 'false' && t.dataset.camoff === 'false';
+    }""")
