@@ -15,7 +15,7 @@ const CLOSE_REPLACED = 4001;
 /** Handlers for relayed signaling, installed by the peers module. */
 const handlers = { signal: null, members: null, joined: null };
 const held = { on: false, queue: [] };
-const conn = { wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };
+const conn = { why: '', wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };
 
 /** Register the callbacks that consume signaling frames. */
 export function onSignal(name, fn) {
@@ -86,7 +86,11 @@ function scheduleReconnect(opened, code) {
   const secs = Math.max(1, Math.round(delay / 1000));
   if (conn.everJoined) {
     changeRoomState('reconnecting');
-    const why = code === 1001 ? 'The server is restarting.' : 'Lost the connection to the server.';
+    // the first drop says why; later refused attempts keep that reason
+    if (state.reconnectAttempt === 1) {
+      conn.why = code === 1001 ? 'The server is restarting.' : 'Lost the connection to the server.';
+    }
+    const why = conn.why;
     notify('warn', `${why} Reconnecting in ${secs}s… your calls stay up meanwhile.`, 'reconnecting');
   } else {
     notify('error', `Can't reach the server at ${location.host}. Retrying in ${secs}s…`, 'unreachable');

@@ -1,0 +1,118 @@
+"""Server restarts, a full room, an unreachable server, and a blocked camera."""
+
+from __future__ import annotations
+
+from rtchub.config import ListenAddress
+from tests.e2e.browser import CHROMIUM_ARGS, chromium
+from tests.e2e.test_call import everyone_connected
+from tests.support import make_config, running
+
+JS_IN_ROOM = "() => state.roomState === 'joined' || state.roomState === 'calling'"
+JS_NOTICE = """(code) => {
+  const n = document.querySelector('#notice');
+  return !n.hidden && n.dataset.code === code && n.querySelector('.t').textContent;
+}"""
+
+
+async def test_server_restart_every_page_reconnects_and_calls_again() -> None:
+    first = running()
+    srv = await first.__aenter__()
+    stopped = False
+    port = srv.port
+    try:
+        async with chromium(srv.url) as browser:
+            people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+            for person in people:
+                await person.join("restart")
+            await everyone_connected(people)
+            before = [await p.eval("() => [state.myId, state.resumeToken]") for p in people]
+
+            await first.__aexit__(None, None, None)  # graceful stop: 1001 to every page
+            stopped = True
+            for p in people:
+                await p.wait("() => state.roomState === 'reconnecting'")
+            notice = await people[0].wait(JS_NOTICE, "reconnecting")
+            assert "restarting" in notice
+            await people[0].screenshot("reconnecting")
+
+            addr = ListenAddress("127.0.0.1", port)
+            async with running(make_config(addr=addr)) as again:
+                for p in people:
+                    await p.wait(JS_IN_ROOM)
+                # same people: same IDs and resume tokens, all three back in the room
+                after = [await p.eval("() => [state.myId, state.resumeToken]") for p in people]
+                assert after == before
+                for p in people:
+                    await p.wait("() => state.members.length === 3")
+                assert again.hub.rooms.counts() == (1, 3)
+                await everyone_connected(people)
+                ann, ben, _ = people
+                # the restarted server carries signaling: a fresh call between two of them
+                await ann.eval("() => hangupPeer('ben')")
+                await ben.wait("() => !state.peers.has('ann')")
+                await ann.eval("() => { callPeer('ben'); }")
+                await everyone_connected(people)
+                await ann.wait_decoding("ben")
+                await ann.screenshot("after-restart")
+    finally:
+        if not stopped:
+            await first.__aexit__(None, None, None)
+
+
+async def test_full_room_shows_the_error() -> None:
+    async with running(max_room_members=2) as srv, chromium(srv.url) as browser:
+        alice = await browser.open("alice")
+        bob = await browser.open("bob")
+        carol = await browser.open("carol")
+        await alice.join("small")
+        await bob.join("small")
+        await carol.page.fill("#room-input", "small")
+        await carol.page.fill("#name-input", "carol")
+        await carol.page.click("#join-btn")
+        text = await carol.wait(JS_NOTICE, "room_full")
+        assert "full" in text
+        await carol.wait("() => state.roomState === 'idle'")
+        assert await carol.eval("() => !document.querySelector('#lobby').hidden") is True
+        assert await carol.eval("() => state.localStream") is None
+        await carol.screenshot("room-full")
+        # the two inside never noticed
+        await alice.wait_connected("bob")
+        assert await alice.eval("() => state.members") == ["alice", "bob"]
+
+
+async def test_unreachable_server_is_reported_then_joined_when_it_comes_back() -> None:
+    first = running()
+    srv = await first.__aenter__()
+    port = srv.port
+    stopped = False
+    try:
+        async with chromium(srv.url) as browser:
+            alice = await browser.open("alice")
+            await first.__aexit__(None, None, None)
+            stopped = True
+            await alice.page.fill("#room-input", "later")
+            await alice.page.fill("#name-input", "alice")
+            await alice.page.click("#join-btn")
+            text = await alice.wait(JS_NOTICE, "unreachable")
+            assert "reach the server" in text
+            await alice.screenshot("unreachable")
+            async with running(make_config(addr=ListenAddress("127.0.0.1", port))):
+                await alice.wait(JS_IN_ROOM)
+                await alice.wait("() => document.querySelector('#notice').hidden")
+    finally:
+        if not stopped:
+            await first.__aexit__(None, None, None)
+
+
+async def test_blocked_camera_and_microphone_are_explained() -> None:
+    # no fake permission UI and no granted permissions: getUserMedia is refused
+    args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
+    async with running() as srv, chromium(srv.url, args=args) as browser:
+        dan = await browser.open("dan", permissions=False)
+        await dan.join("denied")
+        text = await dan.wait(JS_NOTICE, "media_denied")
+        assert "blocked" in text
+        assert await dan.eval("() => state.localStream") is None
+        await dan.wait("() => document.querySelector('#grid .tile[data-peer=\"dan\"]')"
+                       ".dataset.camoff === 'true'")
+        await dan.screenshot("media-denied")
