@@ -41,7 +41,8 @@ CHROMIUM_ARGS = [
 def chromium_missing() -> str | None:
     """Why the browser tests cannot run here, or None when they can."""
     if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        return f"Chromium not found at {CHROMIUM} (apt-get install chromium, or set RTCHUB_CHROMIUM)"
+        return (f"Chromium not found at {CHROMIUM} "
+                "(apt-get install chromium, or set RTCHUB_CHROMIUM)")
     try:
         import playwright.async_api  # noqa: F401
     except ImportError:

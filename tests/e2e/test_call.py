@@ -124,8 +124,8 @@ async def test_mute_and_camera_off_show_on_the_other_side(browser: Browser) -> N
     await alice.page.click("#btn-mute")
     await alice.page.click("#btn-camera")
     assert await alice.eval("() => [state.muted, state.cameraOff]") == [True, True]
-    await bob.wait("(id) => state.peers.get(id).remote.muted && state.peers.get(id).remote.cameraOff",
-                   "alice")
+    await bob.wait("(id) => state.peers.get(id).remote.muted"
+                   " && state.peers.get(id).remote.cameraOff", "alice")
     await bob.wait("""() => {
       const t = document.querySelector('#grid .tile[data-peer="alice"]');
       return t.dataset.muted === 'true' && t.dataset.camoff === 'true'

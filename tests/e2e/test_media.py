@@ -113,7 +113,7 @@ async def test_screen_share_replaces_the_outgoing_track(browser: Browser) -> Non
 
 
 async def test_recording_downloads_a_playable_webm(browser: Browser) -> None:
-    alice, bob = await pair(browser, "rec")
+    alice, _ = await pair(browser, "rec")
     await alice.page.click("#btn-record")
     await alice.wait("() => state.recorder && state.recorder.state === 'recording'")
     await alice.wait("() => state.recordedChunks.length >= 3")

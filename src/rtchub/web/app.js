@@ -108,6 +108,7 @@ function wire() {
   $('#btn-chat').append($('#chat-unread'));
   $('#btn-people').append($('#people-count'));
   $('#copy-link').innerHTML = `${icons.link}<span>Copy invite link</span>`;
+  $('#copy-link-2').addEventListener('click', () => $('#copy-link').click());
   $('#copy-link').addEventListener('click', async () => {
     const link = `${location.origin}/?room=${encodeURIComponent(state.roomId)}`;
     try {

@@ -118,7 +118,11 @@ function stopHeartbeat() {
 }
 
 const ERROR_TEXT = {
-  room_full: (m) => `This room is full. ${m.error || ''} Try another room name.`,
+  room_full: (m) => {
+    const size = /\((\d+) members?\)/.exec(m.error || '');
+    return `“${state.roomId}” is full${size ? ` (${size[1]} people is this server's limit)` : ''}. `
+      + 'Try another room name.';
+  },
   too_many_rooms: () => 'The server has reached its room limit. Try again later.',
   id_taken: () => 'Someone in this room already uses that name. Pick another one.',
   invalid_id: (m) => `That room or name is not allowed: ${m.error || ''}`,

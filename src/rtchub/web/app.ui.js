@@ -105,6 +105,9 @@ function renderSelf() {
   setButton('#btn-camera', state.cameraOff, state.cameraOff ? icons.camOff : icons.cam,
     state.cameraOff ? 'Start video' : 'Stop video');
   setButton('#btn-screen', state.usingScreen, icons.screen, state.usingScreen ? 'Stop sharing' : 'Share screen');
+  const local = state.localStream;
+  $('#btn-mute').disabled = !(local && local.getAudioTracks().length);
+  $('#btn-camera').disabled = !(local && local.getVideoTracks().length);
   setButton('#btn-record', !!state.recorder, icons.record, state.recorder ? 'Stop recording' : 'Record');
   $('#rec-dot').hidden = !state.recorder;
 }
@@ -166,6 +169,8 @@ function renderMembers() {
     list.append(li);
   }
   $('#people-count').textContent = String(state.members.length || '');
+  const inRoom = state.roomState === 'joined' || state.roomState === 'calling';
+  $('#waiting').hidden = !(inRoom && state.members.length <= 1);
 }
 
 function renderRoomState() {
@@ -180,6 +185,7 @@ function renderRoomState() {
   $('#room-info').hidden = !inRoom;
   $('#room-name').textContent = state.roomId;
   document.title = inRoom ? `${state.roomId} · rtchub` : 'rtchub';
+  renderMembers();
   if (!inRoom) {
     $('#grid').replaceChildren();
     $('#join-btn').disabled = false;
