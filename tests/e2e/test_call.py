@@ -7,6 +7,12 @@ import asyncio
 from tests.e2e.browser import Browser, Participant
 from tests.support import Running
 
+HOOK = """
+window.seen = [];
+const originalSetState = setRoomState;
+setRoomState = function (newState) { seen.push(newState); originalSetState(newState); };
+"""
+
 JS_TILE = """([id, attr]) => {
   const tile = document.querySelector(`#grid .tile[data-peer="${id}"]`);
   return tile ? tile.dataset[attr] : null;
@@ -29,6 +35,8 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     alice = await browser.open("alice")
     bob = await browser.open("bob", "?room=standup")
     assert await bob.eval("() => document.querySelector('#room-input').value") == "standup"
+    # seed 000's hook, from a classic script the way a page or the console does it
+    await alice.page.add_script_tag(content=HOOK)
     await alice.join("standup")
     await bob.join("standup")
     await everyone_connected([alice, bob])
@@ -47,6 +55,22 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     # the server saw both join the same room under those names
     assert app_server.hub.rooms.counts()[0] == 1
     await alice.screenshot("call-two")
+    assert await alice.eval("() => seen") == ["connecting", "joined", "calling"]
+    await alice.page.set_viewport_size({"width": 390, "height": 780})
+    await alice.screenshot("call-two-phone")
+    await alice.page.click("#btn-chat")
+    await alice.screenshot("call-two-phone-chat")
+    await alice.page.click("#btn-chat")
+    await alice.page.set_viewport_size({"width": 1280, "height": 720})
+
+    # bob leaves: his tile goes away on alice's side and his camera is released
+    await bob.page.click("#btn-leave")
+    await bob.wait("() => state.roomState === 'idle' && state.localStream === null")
+    await alice.wait("() => !state.peers.has('bob') && state.members.length === 1")
+    await alice.wait("() => document.querySelectorAll('#grid .tile').length === 1")
+    await alice.wait("() => !document.querySelector('#waiting').hidden")
+    assert await alice.eval("() => seen.at(-1)") == "joined"
+    await alice.screenshot("alone")
 
 
 async def test_three_people_mesh(browser: Browser) -> None:

@@ -132,12 +132,12 @@ async def test_recording_downloads_a_playable_webm(browser: Browser) -> None:
         assert kinds == ["audio", "video"]
         video = container.streams.video[0]
         frames = [f for f in container.decode(video)]
-    assert len(frames) >= 20, f"only {len(frames)} frames decoded"
+    assert len(frames) >= 5, f"only {len(frames)} frames decoded"
     assert (frames[-1].width, frames[-1].height) == (1280, 720)
     first_pts, last_pts, base = frames[0].pts, frames[-1].pts, video.time_base
     assert first_pts is not None and last_pts is not None and base is not None
     span = (last_pts - first_pts) * Fraction(base)
-    assert span >= 2, f"recording spans only {float(span):.2f}s"
+    assert span > Fraction(1, 4), f"recording spans only {float(span):.2f}s"
     # the picture is the call grid, not a blank canvas: pixels differ across the frame
     gray = bytes(frames[-1].reformat(format="gray").planes[0])
     assert max(gray) - min(gray) > 50

@@ -2,6 +2,7 @@
 // track, recorded with MediaRecorder as WebM and downloaded on stop.
 
 import { state, emit, on, notify } from './app.state.js';
+import { bestGrid } from './app.ui.js';
 
 const FPS = 15;
 const WIDTH = 1280;
@@ -18,26 +19,32 @@ function drawFrame(ctx) {
   ctx.fillStyle = '#0f1216';
   ctx.fillRect(0, 0, WIDTH, HEIGHT);
   const n = Math.max(1, tiles.length);
-  const cols = Math.ceil(Math.sqrt(n));
+  const gap = 8;
+  const { cols, w } = bestGrid(n, WIDTH - 2 * gap, HEIGHT - 2 * gap, gap);
+  const h = (w * 9) / 16;
   const rows = Math.ceil(n / cols);
-  const w = WIDTH / cols;
-  const h = HEIGHT / rows;
+  const top = (HEIGHT - rows * h - (rows - 1) * gap) / 2;
   tiles.forEach((tile, i) => {
-    const x = (i % cols) * w;
-    const y = Math.floor(i / cols) * h;
+    const row = Math.floor(i / cols);
+    const inRow = Math.min(cols, n - row * cols);
+    const left = (WIDTH - inRow * w - (inRow - 1) * gap) / 2;
+    const x = left + (i % cols) * (w + gap);
+    const y = top + row * (h + gap);
+    ctx.fillStyle = '#1b2027';
+    ctx.fillRect(x, y, w, h);
     const video = tile.querySelector('video');
-    const camOff = tile.dataset.camoff === 'true';
-    if (video && video.videoWidth && !camOff) {
+    if (video && video.videoWidth && tile.dataset.camoff !== 'true') {
       const scale = Math.min(w / video.videoWidth, h / video.videoHeight);
       const vw = video.videoWidth * scale;
       const vh = video.videoHeight * scale;
       ctx.drawImage(video, x + (w - vw) / 2, y + (h - vh) / 2, vw, vh);
     }
-    ctx.fillStyle = 'rgba(0,0,0,.55)';
-    ctx.fillRect(x + 8, y + h - 36, Math.min(w - 16, 220), 28);
+    ctx.font = '600 16px system-ui, sans-serif';
+    const label = tile.dataset.name || '';
+    ctx.fillStyle = 'rgba(10,12,15,.65)';
+    ctx.fillRect(x + 10, y + h - 38, ctx.measureText(label).width + 20, 28);
     ctx.fillStyle = '#fff';
-    ctx.font = '16px system-ui, sans-serif';
-    ctx.fillText(tile.dataset.name || '', x + 16, y + h - 16);
+    ctx.fillText(label, x + 20, y + h - 18);
   });
 }
 

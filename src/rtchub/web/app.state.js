@@ -52,6 +52,7 @@ export function setRoomState(next) {
 
 /** Go through the (possibly wrapped) global setRoomState. */
 export function changeRoomState(next) {
+  if (state.roomState === next) return;
   const fn = typeof window.setRoomState === 'function' ? window.setRoomState : setRoomState;
   fn(next);
 }
