@@ -14,8 +14,6 @@ import pytest
 from tests.e2e.browser import Browser, chromium, chromium_missing
 from tests.support import Running, running
 
-pytestmark = pytest.mark.browser
-
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Skip every browser test, with the reason, when Chromium or Playwright is missing."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from rtchub.config import ListenAddress
-from tests.e2e.browser import CHROMIUM_ARGS, chromium
+from tests.e2e.browser import CHROMIUM_ARGS, Browser, chromium
 from tests.e2e.test_call import everyone_connected
 from tests.support import make_config, running
 
@@ -116,3 +116,55 @@ async def test_blocked_camera_and_microphone_are_explained() -> None:
         await dan.wait("() => document.querySelector('#grid .tile[data-peer=\"dan\"]')"
                        ".dataset.camoff === 'true'")
         await dan.screenshot("media-denied")
+
+
+async def test_dropped_socket_resumes_the_same_identity_and_keeps_the_call() -> None:
+    async with running() as srv, chromium(srv.url) as browser:
+        alice = await browser.open("alice")
+        bob = await browser.open("bob")
+        await alice.join("blip")
+        await bob.join("blip")
+        await alice.wait_connected("bob")
+        await bob.wait_frames("alice")
+        token = await bob.eval("() => state.resumeToken")
+        await bob.eval("() => { window.firstPc = state.peers.get('alice').pc; }")
+        await alice.eval("() => { window.memberLists = []; }")
+        await alice.page.add_script_tag(content="""
+            const ws = state.ws; const orig = ws.onmessage;
+            ws.onmessage = (ev) => { const m = JSON.parse(ev.data);
+              if (m.type === 'room_members') memberLists.push(m.members); orig(ev); };
+        """)
+        await bob.eval("() => rtchub.dropSocket()")
+        await bob.wait("() => state.roomState === 'reconnecting'")
+        await bob.wait(JS_IN_ROOM)
+        assert await bob.eval("() => [state.myId, state.resumeToken]") == ["bob", token]
+        # alice saw bob go and come back under the same name
+        lists = await alice.wait("() => memberLists.length >= 2 && memberLists")
+        assert lists[-2:] == [["alice"], ["alice", "bob"]]
+        # the media path never depended on the socket: same connection, still decoding
+        assert await bob.eval("() => state.peers.get('alice').pc === window.firstPc") is True
+        await bob.wait_decoding("alice")
+        await alice.wait_decoding("bob")
+
+
+async def test_ice_servers_come_from_the_server_config() -> None:
+    ice = {"iceServers": [{"urls": ["turn:127.0.0.1:9"], "username": "u", "credential": "p"}],
+           "iceTransportPolicy": "all"}
+    async with running(rtc_config=ice) as srv, chromium(srv.url) as browser:
+        alice = await browser.open("alice")
+        bob = await browser.open("bob")
+        await alice.join("turn")
+        await bob.join("turn")
+        await alice.wait_connected("bob")
+        used = await alice.eval("() => state.peers.get('bob').pc.getConfiguration().iceServers")
+        assert used == [{"urls": ["turn:127.0.0.1:9"], "username": "u", "credential": "p"}]
+
+
+async def test_reconnect_backoff_grows_with_jitter(browser: Browser) -> None:
+    page = await browser.open("x")
+    delays = await page.eval("""() => Array.from({length: 8}, (_, n) =>
+        Array.from({length: 50}, () => rtchub.backoffDelay(n)))""")
+    for n, samples in enumerate(delays):
+        ceiling = min(8000, 250 * 2**n)
+        assert all(ceiling / 2 - 1 <= d <= ceiling + 1 for d in samples), (n, samples)
+        assert len(set(samples)) > 5, "no jitter"

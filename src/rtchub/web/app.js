@@ -51,7 +51,10 @@ async function connect(roomId, myId = '') {
   history.replaceState(null, '', url);
   try { if (me) localStorage.setItem('rtchub.name', me); } catch { /* private mode */ }
   await Promise.all([startLocalMedia(), loadRtcConfig()]);
-  if (state.roomState !== 'connecting') return; // left while the camera was starting
+  if (state.roomState !== 'connecting') { // left while the camera was starting
+    if (state.roomState === 'idle') stopLocalMedia();
+    return;
+  }
   startSignaling(room, me);
   startStats();
 }
