@@ -82,6 +82,19 @@ async def test_three_people_mesh(browser: Browser) -> None:
     members = await people[2].eval("() => [...state.members]")
     assert members == ["ann", "ben", "cat"]
     await people[0].screenshot("call-three")
+    await people[0].page.click("#btn-people")
+    await people[0].wait("() => document.querySelectorAll('#member-list li').length === 3")
+    assert await people[0].eval(
+        "() => [...document.querySelectorAll('#member-list button')].map((b) => b.textContent)"
+    ) == ["Hang up", "Hang up"]
+    await people[0].screenshot("people")
+    # hang up on one from the panel: the call ends on both sides, the other stays
+    await people[0].page.click('#member-list button[data-peer="ben"]')
+    await people[1].wait("() => !state.peers.has('ann') && state.peers.has('cat')")
+    await people[0].wait("() => !state.peers.has('ben')")
+    await people[0].page.click('#member-list button[data-peer="ben"]')  # now "Call"
+    await people[0].wait_connected("ben", "cat")
+    await people[1].wait_frames("ann", 0)
 
 
 async def test_glare_both_call_at_once_still_connects(browser: Browser) -> None:

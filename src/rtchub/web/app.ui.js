@@ -142,8 +142,21 @@ function renderPeers() {
   for (const tile of [...grid.querySelectorAll('.tile[data-self="false"]')]) {
     if (!state.peers.has(tile.dataset.peer)) tile.remove();
   }
+  sortTiles(grid);
   layout();
   renderMembers();
+}
+
+/** Keep tiles in a stable order: you first, then the room's join order. */
+function sortTiles(grid) {
+  const rank = (tile) => {
+    if (tile.dataset.self === 'true') return -1;
+    const i = state.members.indexOf(tile.dataset.peer);
+    return i < 0 ? state.members.length : i;
+  };
+  const tiles = [...grid.children];
+  const sorted = [...tiles].sort((a, b) => rank(a) - rank(b));
+  if (sorted.some((tile, i) => tile !== tiles[i])) grid.append(...sorted);
 }
 
 function renderMembers() {
@@ -206,6 +219,8 @@ function renderNotice(n) {
     return;
   }
   box.hidden = false;
+  clearTimeout(renderNotice.timer);
+  if (n.kind === 'info') renderNotice.timer = setTimeout(() => { box.hidden = true; }, 5000);
   box.dataset.kind = n.kind;
   box.dataset.code = n.code || '';
   box.querySelector('.t').textContent = n.text;
@@ -244,7 +259,8 @@ export function installUi() {
   on('localMedia', renderSelf);
   on('self', renderSelf);
   on('chat', renderChat);
-  on('stats', () => { renderPeers(); renderSelf(); });
+  // stats refresh tiles only: rebuilding the people list each tick would eat clicks
+  on('stats', () => { for (const peer of state.peers.values()) renderPeer(peer); renderSelf(); });
   renderRoomState();
   new ResizeObserver(() => layout()).observe($('#grid').parentElement);
 }
