@@ -168,3 +168,21 @@ async def test_reconnect_backoff_grows_with_jitter(browser: Browser) -> None:
         ceiling = min(8000, 250 * 2**n)
         assert all(ceiling / 2 - 1 <= d <= ceiling + 1 for d in samples), (n, samples)
         assert len(set(samples)) > 5, "no jitter"
+
+
+async def test_reloaded_page_comes_back_as_the_same_person_and_calls_again(
+        browser: Browser) -> None:
+    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    for person in people:
+        await person.join("reload")
+    await everyone_connected(people)
+    ann, ben, cat = people
+    token = await ann.eval("() => state.resumeToken")
+    await ann.page.reload()
+    # the reloaded page rejoins by itself with its ID and token; its calls are new ones
+    await ann.wait(JS_IN_ROOM)
+    assert await ann.eval("() => [state.myId, state.resumeToken]") == ["ann", token]
+    await everyone_connected(people)
+    for other in (ben, cat):
+        assert sorted(await other.eval("() => state.members")) == ["ann", "ben", "cat"]
+    await ann.wait("() => document.querySelectorAll('#grid .tile').length === 3")

@@ -61,6 +61,7 @@ async function connect(roomId, myId = '') {
 
 /** Hang up every call, leave the room and release camera and microphone. */
 function disconnect() {
+  forgetActive();
   hangupAll();
   stopSignaling();
   stopStats();
@@ -157,10 +158,28 @@ function prefill() {
   if (room) $('#lobby-title').textContent = `Join “${room}”`;
 }
 
-on('joinRefused', () => { stopStats(); stopLocalMedia(); });
+// A reload (or a crashed tab restored) puts you back in the call as the same person.
+const ACTIVE = 'rtchub.active';
+function forgetActive() {
+  try { sessionStorage.removeItem(ACTIVE); } catch { /* private mode */ }
+}
+on('roomState', ({ next }) => {
+  if (next !== 'joined') return;
+  try { sessionStorage.setItem(ACTIVE, JSON.stringify({ room: state.roomId, id: state.myId })); } catch { /* ignore */ }
+});
+on('replaced', forgetActive);
+on('joinRefused', () => { forgetActive(); stopStats(); stopLocalMedia(); });
+
+function resumeAfterReload() {
+  let active = null;
+  try { active = JSON.parse(sessionStorage.getItem(ACTIVE) || 'null'); } catch { active = null; }
+  const room = new URLSearchParams(location.search).get('room');
+  if (active && active.room && active.room === room) connect(active.room, active.id);
+}
 
 installPeers();
 installUi();
 wire();
 prefill();
+resumeAfterReload();
 document.documentElement.dataset.ready = 'true';
