@@ -191,7 +191,12 @@ async def chromium(base_url: str, **launch: Any) -> AsyncIterator[Browser]:
     args = launch.pop("args", CHROMIUM_ARGS)
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=args, **launch)
+        session = Browser(browser, base_url)
         try:
-            yield Browser(browser, base_url)
+            yield session
+            # an uncaught exception in the app fails the test that caused it
+            errors = [f"{p.name}: {line}" for p in session.people for line in p.console
+                      if line.startswith("pageerror")]
+            assert not errors, "\n".join(errors)
         finally:
             await browser.close()

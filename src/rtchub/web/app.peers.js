@@ -36,7 +36,6 @@ function createPeer(id) {
     remoteSession: null,
     negotiations: 0,
     collisions: 0,
-    chain: Promise.resolve(),
     stats: null,
   };
   state.peers.set(id, peer);

@@ -207,6 +207,8 @@ function renderRoomState() {
   }
 }
 
+const noticeFade = { id: 0 };
+
 function renderNotice(n) {
   const box = $('#notice');
   if (n && n.kind === 'clear') {
@@ -219,8 +221,8 @@ function renderNotice(n) {
     return;
   }
   box.hidden = false;
-  clearTimeout(renderNotice.timer);
-  if (n.kind === 'info') renderNotice.timer = setTimeout(() => { box.hidden = true; }, 5000);
+  clearTimeout(noticeFade.id);
+  if (n.kind === 'info') noticeFade.id = setTimeout(() => { box.hidden = true; }, 5000);
   box.dataset.kind = n.kind;
   box.dataset.code = n.code || '';
   box.querySelector('.t').textContent = n.text;

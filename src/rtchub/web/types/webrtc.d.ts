@@ -85,6 +85,8 @@ export interface Peer {
   negotiations: number;
   /** Offers that collided with ours (glare). */
   collisions: number;
+  /** The o= session id of the remote SDP: a new one means the remote started a new call. */
+  remoteSession: string | null;
 }
 
 export type RoomState = 'idle' | 'connecting' | 'joined' | 'reconnecting' | 'calling';
