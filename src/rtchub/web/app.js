@@ -45,6 +45,7 @@ async function connect(roomId, myId = '') {
   if (state.roomState !== 'idle') disconnect();
   notify('clear', null);
   state.roomId = room;
+  state.myId = me;
   changeRoomState('connecting');
   const url = new URL(location.href);
   url.searchParams.set('room', room);

@@ -36,19 +36,39 @@ function makeTile(id, self) {
     <div class="badge" data-q="unknown"></div>
     <div class="label"><span class="mic-off" title="Microphone off">${icons.micOff}</span>
       <span class="cam-off" title="Camera off">${icons.camOff}</span><span class="name"></span></div>`;
-  tile.querySelector('.name').textContent = tile.dataset.name;
-  const avatar = tile.querySelector('.avatar');
-  avatar.style.setProperty('--hue', hue(id));
-  avatar.querySelector('span').textContent = initials(id);
+  nameTile(tile, id, self);
   return tile;
 }
 
-function tileFor(id, self = false) {
+function nameTile(tile, id, self) {
+  tile.dataset.peer = id;
+  tile.dataset.name = self ? (id ? `${id} (you)` : 'You') : id;
+  tile.querySelector('.name').textContent = tile.dataset.name;
+  const avatar = tile.querySelector('.avatar');
+  avatar.style.setProperty('--hue', hue(id || 'you'));
+  avatar.querySelector('span').textContent = initials(id || 'You');
+}
+
+/** Your own tile (shown from the moment you press Join; named once the server confirms). */
+function selfTile() {
   const grid = $('#grid');
-  let tile = grid.querySelector(`.tile[data-peer="${CSS.escape(id)}"]`);
+  let tile = grid.querySelector('.tile[data-self="true"]');
   if (!tile) {
-    tile = makeTile(id, self);
-    if (self) grid.prepend(tile); else grid.append(tile);
+    tile = makeTile(state.myId, true);
+    grid.prepend(tile);
+    layout();
+  } else if (tile.dataset.peer !== state.myId) {
+    nameTile(tile, state.myId, true);
+  }
+  return tile;
+}
+
+function tileFor(id) {
+  const grid = $('#grid');
+  let tile = grid.querySelector(`.tile[data-self="false"][data-peer="${CSS.escape(id)}"]`);
+  if (!tile) {
+    tile = makeTile(id, false);
+    grid.append(tile);
     layout();
   }
   return tile;
@@ -90,9 +110,8 @@ function layout() {
   grid.style.setProperty('--tile-w', `${Math.floor(w)}px`);
 }
 function renderSelf() {
-  if (!state.myId || state.roomState === 'idle') return;
-  const tile = tileFor(state.myId, true);
-  if (tile.dataset.peer !== state.myId) return;
+  if (state.roomState === 'idle') return;
+  const tile = selfTile();
   const video = tile.querySelector('video');
   const stream = state.usingScreen && state.screenStream ? state.screenStream : state.localStream;
   attach(video, stream);
