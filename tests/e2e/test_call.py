@@ -19,6 +19,28 @@ JS_TILE = """([id, attr]) => {
 }"""
 
 
+JS_ENERGY_WINDOW = """async ([id, skip, span]) => {
+  let energy = 0, seconds = 0;
+  (await state.peers.get(id).pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'audio') {
+      energy = r.totalAudioEnergy || 0; seconds = r.totalSamplesDuration || 0;
+    }
+  });
+  const w = window.__window || (window.__window = { start: seconds + skip, energy: null });
+  if (seconds < w.start) return false;
+  if (w.energy === null) w.energy = energy;
+  if (seconds < w.start + span) return false;
+  window.__window = null;
+  return { energy: energy - w.energy };
+}"""
+
+
+async def audio_energy(page: Participant, peer: str) -> float:
+    """Audio energy played out from ``peer`` over 2 s of its audio clock (after 0.5 s)."""
+    result = await page.wait_async(JS_ENERGY_WINDOW, [peer, 0.5, 2.0])
+    return float(result["energy"])
+
+
 async def everyone_connected(people: list[Participant]) -> None:
     """Every page has a connected call with every other page and decodes its video."""
     for me in people:
@@ -169,14 +191,9 @@ async def test_mute_and_camera_off_show_on_the_other_side(browser: Browser) -> N
         && getComputedStyle(t.querySelector('.mic-off')).display !== 'none'
         && getComputedStyle(t.querySelector('.avatar')).display !== 'none';
     }""")
-    # the microphone really sends silence: bob's audio level from alice drops to zero
-    await bob.wait_async("""async (id) => {
-      let level = 1;
-      (await state.peers.get(id).pc.getStats()).forEach((r) => {
-        if (r.type === 'inbound-rtp' && r.kind === 'audio') level = r.audioLevel ?? 1;
-      });
-      return level === 0;
-    }""", "alice")
+    # the microphone really sends silence: the audio energy bob plays out from alice
+    # over two seconds of received audio is far below an unmuted window's
+    muted_energy = await audio_energy(bob, "alice")
     await bob.screenshot("muted-camera-off")
 
     await alice.eval("() => { toggleMute(); toggleCamera(); }")
@@ -184,3 +201,6 @@ async def test_mute_and_camera_off_show_on_the_other_side(browser: Browser) -> N
       const t = document.querySelector('#grid .tile[data-peer="alice"]');
       return t.dataset.muted === 'false' && t.dataset.camoff === 'false';
     }""")
+    unmuted_energy = await audio_energy(bob, "alice")
+    assert unmuted_energy > 0
+    assert muted_energy < unmuted_energy / 10, (muted_energy, unmuted_energy)
