@@ -1,0 +1,287 @@
+// The call view: lobby, video grid, tiles with indicators, people and chat
+// panel, notices. Only reads `state` and listens to bus events.
+
+import { state, on } from './app.state.js';
+import { icons } from './app.icons.js';
+import { badgeText, quality } from './app.stats.js';
+
+const $ = (sel) => document.querySelector(sel);
+
+const STATUS_TEXT = {
+  idle: 'Not connected', connecting: 'Connecting…', joined: 'In the room',
+  reconnecting: 'Reconnecting…', calling: 'In a call',
+};
+
+function initials(name) {
+  const parts = String(name || '?').trim().split(/[\s._-]+/).filter(Boolean);
+  return (parts.length > 1 ? parts[0][0] + parts[1][0] : (parts[0] || '?').slice(0, 2)).toUpperCase();
+}
+
+function hue(name) {
+  let h = 0;
+  for (const ch of String(name)) h = (h * 31 + ch.charCodeAt(0)) % 360;
+  return h;
+}
+
+function makeTile(id, self) {
+  const tile = document.createElement('div');
+  tile.className = 'tile';
+  tile.dataset.peer = id;
+  tile.dataset.self = String(self);
+  tile.dataset.name = self ? `${id} (you)` : id;
+  tile.innerHTML = `
+    <video autoplay playsinline ${self ? 'muted' : ''}></video>
+    <div class="avatar"><span></span></div>
+    <div class="conn"></div>
+    <div class="badge" data-q="unknown"></div>
+    <div class="label"><span class="mic-off" title="Microphone off">${icons.micOff}</span>
+      <span class="cam-off" title="Camera off">${icons.camOff}</span><span class="name"></span></div>`;
+  nameTile(tile, id, self);
+  return tile;
+}
+
+function nameTile(tile, id, self) {
+  tile.dataset.peer = id;
+  tile.dataset.name = self ? (id ? `${id} (you)` : 'You') : id;
+  tile.querySelector('.name').textContent = tile.dataset.name;
+  const avatar = tile.querySelector('.avatar');
+  avatar.style.setProperty('--hue', hue(id || 'you'));
+  avatar.querySelector('span').textContent = initials(id || 'You');
+}
+
+/** Your own tile (shown from the moment you press Join; named once the server confirms). */
+function selfTile() {
+  const grid = $('#grid');
+  let tile = grid.querySelector('.tile[data-self="true"]');
+  if (!tile) {
+    tile = makeTile(state.myId, true);
+    grid.prepend(tile);
+    layout();
+  } else if (tile.dataset.peer !== state.myId) {
+    nameTile(tile, state.myId, true);
+  }
+  return tile;
+}
+
+function tileFor(id) {
+  const grid = $('#grid');
+  let tile = grid.querySelector(`.tile[data-self="false"][data-peer="${CSS.escape(id)}"]`);
+  if (!tile) {
+    tile = makeTile(id, false);
+    grid.append(tile);
+    layout();
+  }
+  return tile;
+}
+
+function attach(video, stream) {
+  if (video.srcObject !== stream) video.srcObject = stream;
+  if (stream && video.paused) {
+    video.play().catch(() => {
+      // autoplay with sound refused: play muted and let one click bring the sound
+      video.muted = true;
+      video.play().catch(() => {});
+      $('#unmute-hint').hidden = false;
+    });
+  }
+}
+
+/** Pick the column count that gives the biggest 16:9 tiles in the stage. */
+export function bestGrid(n, width, height, gap = 12) {
+  let best = { cols: 1, w: 0 };
+  for (let cols = 1; cols <= Math.max(1, n); cols += 1) {
+    const rows = Math.ceil(n / cols);
+    const w = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * 16 / 9);
+    if (w > best.w) best = { cols, w };
+  }
+  return best;
+}
+
+function layout() {
+  const grid = $('#grid');
+  const n = Math.max(1, grid.children.length);
+  const stage = grid.parentElement;
+  const width = stage.clientWidth - 28;
+  const height = stage.clientHeight - 28;
+  grid.dataset.count = n;
+  if (width <= 0 || height <= 0) return;
+  const { cols, w } = bestGrid(n, width, height);
+  grid.style.setProperty('--cols', cols);
+  grid.style.setProperty('--tile-w', `${Math.floor(w)}px`);
+}
+function renderSelf() {
+  if (state.roomState === 'idle') return;
+  const tile = selfTile();
+  const video = tile.querySelector('video');
+  const stream = state.usingScreen && state.screenStream ? state.screenStream : state.localStream;
+  attach(video, stream);
+  const noVideo = !stream || !stream.getVideoTracks().length;
+  tile.dataset.muted = String(state.muted || !(state.localStream && state.localStream.getAudioTracks().length));
+  tile.dataset.camoff = String(!state.usingScreen && (state.cameraOff || noVideo));
+  tile.dataset.screen = String(state.usingScreen);
+  tile.dataset.speaking = String(state.activeSpeaker === state.myId);
+  setButton('#btn-mute', state.muted, state.muted ? icons.micOff : icons.mic, state.muted ? 'Unmute' : 'Mute');
+  setButton('#btn-camera', state.cameraOff, state.cameraOff ? icons.camOff : icons.cam,
+    state.cameraOff ? 'Start video' : 'Stop video');
+  setButton('#btn-screen', state.usingScreen, icons.screen, state.usingScreen ? 'Stop sharing' : 'Share screen');
+  const local = state.localStream;
+  $('#btn-mute').disabled = !(local && local.getAudioTracks().length);
+  $('#btn-camera').disabled = !(local && local.getVideoTracks().length);
+  setButton('#btn-record', !!state.recorder, icons.record, state.recorder ? 'Stop recording' : 'Record');
+  $('#rec-dot').hidden = !state.recorder;
+}
+
+function setButton(sel, active, icon, label) {
+  const b = $(sel);
+  b.dataset.active = String(active);
+  b.setAttribute('aria-pressed', String(active));
+  b.querySelector('.i').innerHTML = icon;
+  b.querySelector('.t').textContent = label;
+  b.title = label;
+}
+
+function renderPeer(peer) {
+  const tile = tileFor(peer.id);
+  attach(tile.querySelector('video'), peer.stream);
+  const cs = peer.pc.connectionState;
+  tile.dataset.state = cs;
+  tile.dataset.muted = String(peer.remote.muted);
+  tile.dataset.camoff = String(peer.remote.cameraOff);
+  tile.dataset.screen = String(peer.remote.sharing);
+  tile.dataset.speaking = String(state.activeSpeaker === peer.id);
+  tile.querySelector('.conn').textContent = cs === 'connected' ? '' : cs === 'new' ? 'calling…' : `${cs}…`;
+  const badge = tile.querySelector('.badge');
+  badge.textContent = cs === 'connected' ? badgeText(peer.stats) : '';
+  badge.dataset.q = quality(peer.stats);
+}
+
+function renderPeers() {
+  const grid = $('#grid');
+  for (const peer of state.peers.values()) renderPeer(peer);
+  for (const tile of [...grid.querySelectorAll('.tile[data-self="false"]')]) {
+    if (!state.peers.has(tile.dataset.peer)) tile.remove();
+  }
+  sortTiles(grid);
+  layout();
+  renderMembers();
+}
+
+/** Keep tiles in a stable order: you first, then the room's join order. */
+function sortTiles(grid) {
+  const rank = (tile) => {
+    if (tile.dataset.self === 'true') return -1;
+    const i = state.members.indexOf(tile.dataset.peer);
+    return i < 0 ? state.members.length : i;
+  };
+  const tiles = [...grid.children];
+  const sorted = [...tiles].sort((a, b) => rank(a) - rank(b));
+  if (sorted.some((tile, i) => tile !== tiles[i])) grid.append(...sorted);
+}
+
+function renderMembers() {
+  const list = $('#member-list');
+  list.replaceChildren();
+  for (const id of state.members) {
+    const li = document.createElement('li');
+    li.dataset.member = id;
+    const name = document.createElement('span');
+    name.className = 'who';
+    name.textContent = id === state.myId ? `${id} (you)` : id;
+    li.append(name);
+    if (id !== state.myId) {
+      const peer = state.peers.get(id);
+      const inCall = !!peer && peer.pc.connectionState !== 'closed';
+      const b = document.createElement('button');
+      b.className = inCall ? 'small danger' : 'small';
+      b.textContent = inCall ? 'Hang up' : 'Call';
+      b.dataset.action = inCall ? 'hangup' : 'call';
+      b.dataset.peer = id;
+      li.append(b);
+    }
+    list.append(li);
+  }
+  $('#people-count').textContent = String(state.members.length || '');
+  const inRoom = state.roomState === 'joined' || state.roomState === 'calling';
+  $('#waiting').hidden = !(inRoom && state.members.length <= 1);
+}
+
+function renderRoomState() {
+  const s = state.roomState;
+  const status = $('#status');
+  status.dataset.state = s;
+  status.querySelector('.t').textContent = STATUS_TEXT[s] || s;
+  const inRoom = s !== 'idle';
+  $('#lobby').hidden = inRoom;
+  $('#call').hidden = !inRoom;
+  $('#controls').hidden = !inRoom;
+  $('#room-info').hidden = !inRoom;
+  $('#room-name').textContent = state.roomId;
+  document.title = inRoom ? `${state.roomId} · rtchub` : 'rtchub';
+  renderMembers();
+  if (!inRoom) {
+    $('#grid').replaceChildren();
+    $('#join-btn').disabled = false;
+  } else {
+    renderSelf();
+  }
+}
+
+const noticeFade = { id: 0 };
+
+function renderNotice(n) {
+  const box = $('#notice');
+  if (n && n.kind === 'clear') {
+    box.hidden = true;
+    box.dataset.kind = '';
+    return;
+  }
+  if (!n) {
+    if (['reconnecting', 'unreachable', 'copied', ''].includes(box.dataset.code)) box.hidden = true;
+    return;
+  }
+  box.hidden = false;
+  clearTimeout(noticeFade.id);
+  if (n.kind === 'info') noticeFade.id = setTimeout(() => { box.hidden = true; }, 5000);
+  box.dataset.kind = n.kind;
+  box.dataset.code = n.code || '';
+  box.querySelector('.t').textContent = n.text;
+}
+
+function renderChat(line) {
+  const log = $('#chat-log');
+  const li = document.createElement('li');
+  li.className = line.mine ? 'mine' : '';
+  const who = document.createElement('span');
+  who.className = 'from';
+  who.textContent = line.mine ? 'You' : line.from;
+  const when = document.createElement('time');
+  when.textContent = new Date(line.at).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+  const text = document.createElement('p');
+  text.textContent = line.text;
+  li.append(who, when, text);
+  log.append(li);
+  log.scrollTop = log.scrollHeight;
+  const side = $('#side');
+  if (side.hidden && !line.mine) {
+    const badge = $('#chat-unread');
+    badge.textContent = String(Number(badge.textContent || 0) + 1);
+    badge.hidden = false;
+  }
+}
+
+/** Subscribe the view to the bus. */
+export function installUi() {
+  on('roomState', renderRoomState);
+  on('notice', renderNotice);
+  on('members', renderMembers);
+  on('peers', renderPeers);
+  on('peerMedia', renderPeers);
+  on('peerGone', renderPeers);
+  on('localMedia', renderSelf);
+  on('self', renderSelf);
+  on('chat', renderChat);
+  // stats refresh tiles only: rebuilding the people list each tick would eat clicks
+  on('stats', () => { for (const peer of state.peers.values()) renderPeer(peer); renderSelf(); });
+  renderRoomState();
+  new ResizeObserver(() => layout()).observe($('#grid').parentElement);
+}

@@ -1,0 +1,142 @@
+// TypeScript definitions for the rtchub browser app and its signaling protocol
+// (seed 000's types/webrtc.d.ts, matching what rtchub really sends: see
+// docs/protocol.md). Plain ES modules use them through JSDoc:
+//   /** @type {import('./types/webrtc').AppState} */
+
+/** Every `type` of the rooms protocol on /ws. */
+export type MessageType =
+  | 'join' | 'joined' | 'leave' | 'room_members' | 'ping' | 'pong'
+  | 'offer' | 'answer' | 'candidate' | 'hangup' | 'error';
+
+/** Stable `code` values of `error` frames. */
+export type ErrorCode =
+  | 'bad_message' | 'missing_field' | 'invalid_field' | 'invalid_sdp' | 'unknown_type'
+  | 'invalid_id' | 'not_in_room' | 'already_in_room' | 'peer_not_found' | 'id_taken'
+  | 'room_full' | 'too_many_rooms' | 'queue_full' | 'rate_limited' | 'server_error';
+
+/**
+ * One JSON frame. `type` is a string because `/ws` also carries other
+ * dialects (the voice relay greets with `available_streams`): ignore the
+ * types you do not know.
+ */
+export interface Message {
+  type: MessageType | string;
+  /** Room ID: on join, and on everything the server sends about a room. */
+  room?: string;
+  /** Sender's client ID (set by the server on relayed frames); on join, the ID you ask for. */
+  from?: string;
+  /** Recipient's client ID on offer/answer/candidate/hangup. */
+  to?: string;
+  sdp?: RTCSessionDescriptionInit;
+  /** `null` means end of candidates. */
+  candidate?: RTCIceCandidateInit | null;
+  /** Everyone in the room, in join order, yourself included (joined, room_members). */
+  members?: string[];
+  /** Resume token: sent with `joined`; send it back with `join` to resume your ID. */
+  token?: string;
+  code?: ErrorCode | string;
+  error?: string;
+  /** Same text as `error` (for seed 002's clients). */
+  message?: string;
+  /** Seconds to wait, on rate-limit errors. */
+  retry_after?: number;
+}
+
+export interface JoinMessage extends Message { type: 'join'; room: string; from?: string; token?: string; }
+export interface JoinedMessage extends Message { type: 'joined'; room: string; from: string; members: string[]; token: string; }
+export interface RoomMembersMessage extends Message { type: 'room_members'; room: string; members: string[]; }
+export interface ErrorMessage extends Message { type: 'error'; code: ErrorCode; error: string; message: string; }
+
+/** WebSocket close codes the server uses. */
+export const enum CloseCode {
+  GoingAway = 1001,        // server shutting down: reconnect
+  ProtocolError = 1002,
+  PolicyViolation = 1008,  // not reading fast enough
+  TooBig = 1009,
+  Replaced = 4001,         // this identity was resumed by another connection
+}
+
+/** What a peer tells us over the data channel about its own media. */
+export interface RemoteStatus { muted: boolean; cameraOff: boolean; sharing: boolean; }
+
+/** Connection quality from getStats(), refreshed about every 0.7 s. */
+export interface PeerStats {
+  rttMs: number | null; kbps: number; lossPct: number; framesDecoded: number;
+  frameWidth: number; frameHeight: number; audioLevel: number; audioEnergy: number;
+  bytes: number; at: number;
+}
+
+export interface Peer {
+  id: string;
+  pc: RTCPeerConnection;
+  /** Perfect negotiation role: the polite side rolls back its own offer on glare. */
+  polite: boolean;
+  makingOffer: boolean;
+  ignoreOffer: boolean;
+  /** Candidates received before the remote description, added once it is set. */
+  pendingCandidates: (RTCIceCandidateInit | null)[];
+  /** Negotiated data channel (id 0): chat and status. */
+  dc?: RTCDataChannel;
+  // rtchub extras
+  stream: MediaStream;
+  remote: RemoteStatus;
+  stats: PeerStats | null;
+  /** Remote descriptions applied (a screen share does not add one). */
+  negotiations: number;
+  /** Offers that collided with ours (glare). */
+  collisions: number;
+  /** The o= session id of the remote SDP: a new one means the remote started a new call. */
+  remoteSession: string | null;
+}
+
+export type RoomState = 'idle' | 'connecting' | 'joined' | 'reconnecting' | 'calling';
+
+export interface AppState {
+  myId: string;
+  ws: WebSocket | null;
+  roomId: string;
+  roomState: RoomState;
+  localStream: MediaStream | null;
+  screenStream: MediaStream | null;
+  usingScreen: boolean;
+  muted: boolean;
+  cameraOff: boolean;
+  peers: Map<string, Peer>;
+  recorder: MediaRecorder | null;
+  recordedChunks: Blob[];
+  // rtchub extras
+  members: string[];
+  resumeToken: string | null;
+  rtcConfig: RTCConfiguration;
+  /** Call everyone already in the room on join (`?autocall=0` turns it off). */
+  autoCall: boolean;
+  activeSpeaker?: string | null;
+  lastError: { code: string | null; text: string } | null;
+  reconnectAttempt: number;
+}
+
+declare global {
+  var state: AppState;
+  function connect(roomId: string, myId?: string): Promise<void>;
+  function disconnect(): void;
+  function callPeer(peerId: string): Peer | null;
+  function hangupPeer(peerId: string): void;
+  function hangupAll(): void;
+  function toggleMute(): boolean;
+  function toggleCamera(): boolean;
+  function startScreenShare(): Promise<boolean>;
+  function stopScreenShare(): Promise<void>;
+  function startRecording(): boolean;
+  function stopRecording(): Promise<Blob | null>;
+  /** Returns how many peers it was sent to. */
+  function sendChat(text: string): number;
+  /** Reassign to observe state changes; internal code calls the current global. */
+  var setRoomState: (next: RoomState) => void;
+  var rtchub: {
+    useScreenStream(stream: MediaStream): Promise<boolean>;
+    dropSocket(): void;
+    backoffDelay(attempt: number): number;
+    holdSignals(on: boolean): void;
+    version: number;
+  };
+}
