@@ -1,0 +1,1 @@
+"""Media plane: aiortc peers, RTP forwarding, MP3."""
