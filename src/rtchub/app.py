@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from rtchub import voice
 from rtchub.config import Config
 from rtchub.hub import Hub
 from rtchub.log import setup_logging
@@ -30,7 +31,9 @@ log = logging.getLogger("rtchub")
 # A feature registers its dialects on the hub and its routes on the app. Each
 # feature module exposes one ``setup(app, hub)``; add it here, in one line.
 Feature = Callable[[web.Application, Hub], None]
-FEATURES: list[Feature] = []
+FEATURES: list[Feature] = [
+    voice.setup,
+]
 
 
 def create_app(config: Config, hub: Hub | None = None) -> web.Application:
@@ -48,9 +51,12 @@ def create_app(config: Config, hub: Hub | None = None) -> web.Application:
 
 
 def build_server(config: Config, hub: Hub | None = None) -> Server:
-    """A server with the main listener (and later, the stream listener)."""
+    """A server with the main listener and, when STREAM_ADDR is set, the stream listener."""
     app = create_app(config, hub)
-    return Server(app[HUB], [Listener(config.addr, app)])
+    listeners = [Listener(config.addr, app)]
+    if config.stream_addr is not None:
+        listeners.append(Listener(config.stream_addr, voice.stream_only_app(app), fast=False))
+    return Server(app[HUB], listeners)
 
 
 async def serve(config: Config) -> None:

@@ -182,6 +182,11 @@ class Limits:
     http_rate_per_min: int = 0
     ws_rate_per_min: int = 0
     room_ttl: float = 600.0
+    voice_max_streams: int = 32
+    voice_max_receivers: int = 500
+    voice_answer_timeout: float = 30.0
+    mp3_max_listeners: int = 500
+    mp3_listener_buffer: int = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,6 +307,11 @@ def load(environ: Mapping[str, str] | None = None,
         http_rate_per_min=v["HTTP_RATE_PER_MIN"],
         ws_rate_per_min=v["WS_RATE_PER_MIN"],
         room_ttl=v["ROOM_TTL"],
+        voice_max_streams=v["VOICE_MAX_STREAMS"],
+        voice_max_receivers=v["VOICE_MAX_RECEIVERS"],
+        voice_answer_timeout=v["VOICE_ANSWER_TIMEOUT"],
+        mp3_max_listeners=v["MP3_MAX_LISTENERS"],
+        mp3_listener_buffer=v["MP3_LISTENER_BUFFER"],
     )
     return Config(
         addr=addr,
