@@ -52,9 +52,11 @@ def setup(app: web.Application, hub: Hub) -> None:
     hub.stats.add_counters("rtchub_media_bytes", "RTP payload bytes received from senders.",
                            "", lambda: {"": float(media.bytes_in)})
     hub.stats.add_counters("rtchub_media_feedback", "RTCP feedback handled, by kind.", "kind",
-                           lambda: {"nack_answered": float(media.nacks_answered),
-                                    "nack_missed": float(media.nacks_missed),
-                                    "keyframe_request": float(media.keyframe_requests)})
+                           lambda: {"nack_hit": float(media.nack_hits),
+                                    "nack_miss": float(media.nack_misses),
+                                    "retransmitted": float(media.retransmitted),
+                                    "keyframe_request_in": float(media.keyframe_requests_in),
+                                    "keyframe_request_up": float(media.keyframe_requests)})
 
 
 def _lifecycle(app: web.Application, service: VoiceService) -> None:

@@ -54,6 +54,7 @@ class Receiver:
     track: MediaStreamTrack
     stream_id: str
     extra: list[dict[str, Any]] = field(default_factory=list)
+    seqs: list[int] = field(default_factory=list)  # RTP sequence numbers as received
 
     async def frequency(self, seconds: float = 0.3) -> float:
         return await track_frequency(self.track, seconds)
@@ -95,12 +96,20 @@ async def start_receiver(url: str, stream_id: str | None = None,
         extra.append(offer)
     pc = client_pc()
     got: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-    pc.on("track", lambda track: got.done() or got.set_result(track))
+    seqs: list[int] = []
+
+    def on_track(track: MediaStreamTrack) -> None:
+        if not got.done():
+            got.set_result(track)
+
+    pc.on("track", on_track)
     await pc.setRemoteDescription(RTCSessionDescription(**offer["offer"]))
+    rtp_receiver = pc.getTransceivers()[0].receiver
+    aiortc_adapter.watch_receiver(rtp_receiver, lambda p: seqs.append(p.sequence_number))
     sdp = await set_local(pc, offer=False)
     await ws.send({"type": "webrtc_answer", "answer": {"sdp": sdp, "type": "answer"}})
     track = await asyncio.wait_for(got, TIMEOUT)
-    return Receiver(ws, pc, track, offer["stream_id"], extra)
+    return Receiver(ws, pc, track, offer["stream_id"], extra, seqs)
 
 
 async def track_frequency(track: MediaStreamTrack, seconds: float = 0.3,
@@ -109,7 +118,7 @@ async def track_frequency(track: MediaStreamTrack, seconds: float = 0.3,
     samples: list[float] = []
     rate = 48000
     while len(samples) < int((skip + seconds) * rate):
-        frame = await asyncio.wait_for(track.recv(), TIMEOUT)
+        frame: Any = await asyncio.wait_for(track.recv(), TIMEOUT)
         rate = frame.sample_rate
         samples += mono_samples(frame)
     return dominant_frequency(samples[-int(seconds * rate):][:4800], rate)
@@ -137,3 +146,13 @@ async def read_mp3(http: aiohttp.ClientSession, url: str, size: int) -> tuple[by
         assert resp.headers["Content-Type"] == "audio/mpeg"
         data = await asyncio.wait_for(resp.content.readexactly(size), TIMEOUT)
         return data, resp.headers
+
+
+async def eventually(condition: Any, timeout: float = TIMEOUT) -> None:
+    """Yield to the loop until ``condition()`` holds (server-side effects of a close)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"condition not reached within {timeout}s")
+        await asyncio.sleep(0)

@@ -58,6 +58,7 @@ __all__ = [
     "request_keyframe",
     "tap_receiver",
     "tap_sender_feedback",
+    "watch_receiver",
 ]
 
 # aiortc's RTCRtpSender keeps these name-mangled counters for its sender reports.
@@ -184,6 +185,17 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: PacketSink) -> None:
     receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
 
 
+def watch_receiver(receiver: RTCRtpReceiver, observer: Callable[[RtpPacket], None]) -> None:
+    """Show every RTP packet to ``observer`` before aiortc handles it as usual."""
+    original = receiver._handle_rtp_packet
+
+    async def handle(packet: RtpPacket, arrival_time_ms: int) -> None:
+        observer(packet)
+        await original(packet, arrival_time_ms)
+
+    receiver._handle_rtp_packet = handle  # type: ignore[method-assign]
+
+
 async def request_keyframe(receiver: RTCRtpReceiver, media_ssrc: int) -> None:
     """Send a PLI for ``media_ssrc`` upstream through ``receiver``'s connection."""
     await receiver._send_rtcp_pli(media_ssrc)
@@ -213,6 +225,11 @@ class RtpOutlet:
         """The SSRC this sender announced in SDP."""
         return int(self._sender._ssrc)
 
+    @property
+    def rtx_ssrc(self) -> int:
+        """The SSRC of this sender's retransmissions (RFC 4588)."""
+        return int(self._sender._rtx_ssrc)
+
     async def send(self, data: bytes, timestamp: int, payload_len: int) -> None:
         """Send one packet (header already rewritten); raise ConnectionError if closed."""
         await self._send(data)
@@ -225,7 +242,7 @@ class RtpOutlet:
         setattr(sender, _SENDER_PACKETS, self.packets)
 
     async def resend(self, data: bytes) -> None:
-        """Retransmit a packet already counted."""
+        """Send a retransmission (not counted in sender reports of the main SSRC)."""
         await self._send(data)
 
 
@@ -288,7 +305,7 @@ async def check_assumptions() -> None:
         checks: tuple[tuple[object, tuple[str, ...]], ...] = (
             (receiver, ("_handle_rtp_packet", "_send_rtcp_pli", "_send_rtcp_nack",
                         _RECEIVER_STREAMS, _RECEIVER_CODECS)),
-            (sender, ("_ssrc", "_handle_rtcp_packet", _SENDER_NTP, _SENDER_RTP_TS,
+            (sender, ("_ssrc", "_rtx_ssrc", "_handle_rtcp_packet", _SENDER_NTP, _SENDER_RTP_TS,
                       _SENDER_OCTETS, _SENDER_PACKETS)),
             (sender.transport, ("_send_rtp",)))
         for obj, names in checks:

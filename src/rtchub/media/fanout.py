@@ -19,7 +19,13 @@ from aiortc import RTCRtpReceiver, RTCRtpSender
 from aiortc.rtp import RtpPacket
 
 from rtchub.media import aiortc_adapter as adapter
-from rtchub.media.forwarding import KeyframeThrottle, PacketCache, Rewriter, rtp_packet
+from rtchub.media.forwarding import (
+    KeyframeThrottle,
+    PacketCache,
+    Rewriter,
+    rtp_packet,
+    rtx_packet,
+)
 
 __all__ = ["Downtrack", "ForwardingStats", "PacketListener", "Uplink"]
 
@@ -31,16 +37,18 @@ PacketListener = Callable[[RtpPacket], None]
 class ForwardingStats:
     """Counters of the media plane, read at scrape time."""
 
-    __slots__ = ("bytes_in", "keyframe_requests", "nacks_answered", "nacks_missed",
-                 "packets_forwarded", "packets_in")
+    __slots__ = ("bytes_in", "keyframe_requests", "keyframe_requests_in", "nack_hits",
+                 "nack_misses", "packets_forwarded", "packets_in", "retransmitted")
 
     def __init__(self) -> None:
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_forwarded = 0
-        self.nacks_answered = 0
-        self.nacks_missed = 0
+        self.nack_hits = 0  # NACKed packets found in the cache
+        self.nack_misses = 0  # NACKed packets no longer (or never) cached
+        self.retransmitted = 0  # RTX packets sent
         self.keyframe_requests = 0
+        self.keyframe_requests_in = 0
 
 
 class Uplink:
@@ -110,6 +118,11 @@ class Uplink:
         for downtrack in self._snapshot:
             await downtrack.forward(packet, arrival_ms)
 
+    @property
+    def keyframes_combined(self) -> int:
+        """Keyframe requests folded into one already sent."""
+        return self._throttle.combined
+
     async def request_keyframe(self) -> None:
         """PLI upstream, at most once per ``keyframe_interval``."""
         ssrc = self.source_ssrc
@@ -122,13 +135,16 @@ class Uplink:
 class Downtrack:
     """One receiver's forwarded copy of a stream: rewrite, send, cache, answer feedback."""
 
-    __slots__ = ("_cache", "_outlet", "_payload_type", "_rewriter", "_stats", "closed",
-                 "uplink")
+    __slots__ = ("_cache", "_outlet", "_payload_type", "_rewriter", "_rtx_pt", "_rtx_seq",
+                 "_stats", "closed", "uplink")
 
     def __init__(self, sender: RTCRtpSender, payload_type: int, clock_rate: int,
-                 stats: ForwardingStats, cache_size: int = 512) -> None:
+                 stats: ForwardingStats, rtx_payload_type: int | None = None,
+                 cache_size: int = 512) -> None:
         self._outlet = adapter.RtpOutlet(sender)
         self._payload_type = payload_type
+        self._rtx_pt = rtx_payload_type
+        self._rtx_seq = random.randrange(1 << 16)
         self._rewriter = Rewriter(clock_rate, random.randrange(1 << 16),
                                   random.randrange(1 << 32))
         self._cache = PacketCache(cache_size)
@@ -156,13 +172,20 @@ class Downtrack:
         for seq in feedback.nacked:
             data = self._cache.get(seq)
             if data is None:
-                self._stats.nacks_missed += 1
+                self._stats.nack_misses += 1
                 continue
-            self._stats.nacks_answered += 1
+            self._stats.nack_hits += 1
+            if self._rtx_pt is None:
+                continue  # without RTX a resend would be dropped as an SRTP replay
+            rtx = rtx_packet(data, self._rtx_pt, self._rtx_seq, self._outlet.rtx_ssrc)
+            self._rtx_seq = (self._rtx_seq + 1) & 0xFFFF
             try:
-                await self._outlet.resend(data)
+                await self._outlet.resend(rtx)
             except ConnectionError:
                 return
+            self._stats.retransmitted += 1
+        if feedback.keyframe:
+            self._stats.keyframe_requests_in += 1
         if feedback.keyframe and self.uplink is not None:
             await self.uplink.request_keyframe()
 

@@ -13,7 +13,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["KeyframeThrottle", "PacketCache", "Rewriter", "Translation", "rtp_packet"]
+__all__ = ["KeyframeThrottle", "PacketCache", "Rewriter", "Translation", "rtp_packet",
+           "rtx_packet"]
 
 SEQ_MOD: Final = 1 << 16
 TS_MOD: Final = 1 << 32
@@ -23,8 +24,26 @@ _HEADER = struct.Struct("!BBHII")
 def rtp_packet(marker: bool, payload_type: int, seq: int, timestamp: int, ssrc: int,
                payload: bytes) -> bytes:
     """A minimal RTP packet (version 2, no CSRC, no extensions) around ``payload``."""
-    return _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq, timestamp,
-                        ssrc) + payload
+    header: bytes = _HEADER.pack(0x80, (0x80 if marker else 0) | payload_type, seq, timestamp,
+                                 ssrc)
+    return header + payload
+
+
+def rtx_packet(original: bytes, payload_type: int, seq: int, ssrc: int) -> bytes:
+    """RFC 4588 retransmission of a packet built by :func:`rtp_packet`.
+
+    The RTX packet keeps the original's marker and timestamp, carries its own
+    ``payload_type``, ``seq`` and ``ssrc``, and its payload starts with the
+    original sequence number.
+    """
+    if len(original) < _HEADER.size:
+        raise ValueError(f"not an RTP packet: {len(original)} bytes")
+    second: int
+    original_seq: int
+    timestamp: int
+    _, second, original_seq, timestamp, _ = _HEADER.unpack_from(original)
+    return bytes(_HEADER.pack(0x80, (second & 0x80) | payload_type, seq, timestamp, ssrc)
+            + original_seq.to_bytes(2, "big") + original[_HEADER.size:])
 
 
 @dataclass(frozen=True, slots=True)

@@ -72,6 +72,16 @@ def _description(sdp: str, kind: str) -> RTCSessionDescription:
     return RTCSessionDescription(sdp=sdp, type=kind)
 
 
+def rtx_payload_type(sdp: str, payload_type: int) -> int | None:
+    """The RTX payload type that retransmits ``payload_type`` in ``sdp``, if negotiated."""
+    for media in SessionDescription.parse(sdp).media:
+        for codec in media.rtp.codecs:
+            if (codec.mimeType.lower().endswith("/rtx") and codec.payloadType is not None
+                    and codec.parameters.get("apt") == payload_type):
+                return int(codec.payloadType)
+    return None
+
+
 def opus_payload_type(sdp: str) -> int:
     """The payload type negotiated for Opus in ``sdp``'s first audio section."""
     for media in SessionDescription.parse(sdp).media:
@@ -91,9 +101,21 @@ class PeerFactory:
         self._node_ips = tuple(node_ips)
         self._udp_ports = udp_ports
         self.stats = stats
+        self.open_peers = 0
 
     def _pc(self) -> RTCPeerConnection:
-        return RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.open_peers += 1
+        counted = True
+
+        @pc.on("connectionstatechange")
+        def closed() -> None:
+            nonlocal counted
+            if counted and pc.connectionState == "closed":
+                counted = False
+                self.open_peers -= 1
+
+        return pc
 
     async def accept_sender(self, offer_sdp: str) -> tuple[SenderPeer, str]:
         """Answer a sender's offer: its uplink and the answer SDP."""
@@ -171,7 +193,8 @@ class ReceiverPeer:
         except Exception as exc:
             raise InvalidSDP(f"the answer was refused: {type(exc).__name__}: "
                              f"{str(exc)[:120]}") from None
-        self.downtrack = Downtrack(self._sender, payload_type, 48000, self._stats)
+        self.downtrack = Downtrack(self._sender, payload_type, 48000, self._stats,
+                                   rtx_payload_type(answer_sdp, payload_type))
         return self.downtrack
 
     async def close(self) -> None:

@@ -230,7 +230,7 @@ class VoiceHandler:
         text = msg.candidate.removeprefix("a=").removeprefix("candidate:")
         try:
             candidate = candidate_from_sdp(text)
-        except (ValueError, IndexError):
+        except (ValueError, IndexError, AssertionError):
             raise InvalidField("'candidate.candidate' is not an ICE candidate line") from None
         candidate.sdpMid = msg.sdp_mid
         candidate.sdpMLineIndex = msg.sdp_mline_index if msg.sdp_mline_index is not None else 0
