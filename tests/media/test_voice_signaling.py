@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -200,3 +201,28 @@ async def test_unanswered_offer_expires() -> None:
         finally:
             await ws.close()
             await sender.close()
+
+
+async def test_server_error_when_no_udp_port_is_free() -> None:
+    held = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    held.bind(("127.0.0.1", 0))
+    port = held.getsockname()[1]
+    try:
+        async with running(node_ips=("127.0.0.1",), udp_ports=(port, port)) as srv:
+            ws = await WsClient.connect(srv.ws_url)
+            pc, offer = await tone_offer()
+            try:
+                await ws.send({"type": "start_sending"})
+                await ws.expect("sender_ready")
+                await ws.send({"type": "webrtc_offer", "offer": {"sdp": offer,
+                                                                 "type": "offer"}})
+                msg = await ws.recv()
+                assert_error(msg, "server_error")
+                assert msg["message"].startswith("Server error: no ICE candidate")
+                assert f"RTC_UDP_PORTS={port}-{port}" in msg["message"]
+                assert srv.server._listeners[0].app[VOICE].peers.open_peers == 0
+            finally:
+                await pc.close()
+                await ws.close()
+    finally:
+        held.close()

@@ -24,7 +24,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from aiortc.sdp import SessionDescription
 
-from rtchub.errors import CodecNotSupported, InvalidSDP
+from rtchub.errors import CodecNotSupported, InvalidSDP, ServerError
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import Downtrack, ForwardingStats, Uplink
 
@@ -117,6 +117,15 @@ class PeerFactory:
 
         return pc
 
+    def _require_candidates(self, sdp: str) -> None:
+        if "a=candidate:" not in sdp:
+            ports = "any"
+            if self._udp_ports is not None:
+                ports = f"{self._udp_ports[0]}-{self._udp_ports[1]}"
+            raise ServerError(f"Server error: no ICE candidate could be gathered "
+                              f"(RTC_NODE_IP={','.join(self._node_ips) or 'auto'}, "
+                              f"RTC_UDP_PORTS={ports})")
+
     async def accept_sender(self, offer_sdp: str) -> tuple[SenderPeer, str]:
         """Answer a sender's offer: its uplink and the answer SDP."""
         description = _description(offer_sdp, "offer")
@@ -136,6 +145,7 @@ class PeerFactory:
             adapter.configure_ice(pc, self._node_ips, self._udp_ports)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
+            self._require_candidates(pc.localDescription.sdp)
             opus_payload_type(pc.localDescription.sdp)
         except BaseException:
             await pc.close()
@@ -152,6 +162,7 @@ class PeerFactory:
             adapter.configure_ice(pc, self._node_ips, self._udp_ports)
             offer = await pc.createOffer()
             await pc.setLocalDescription(offer)
+            self._require_candidates(pc.localDescription.sdp)
         except BaseException:
             await pc.close()
             raise
