@@ -93,7 +93,7 @@ class Clients:
 
 
 async def connect(base: str, receivers: int) -> Clients:
-    http = aiohttp.ClientSession()
+    http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0))
     clients = Clients(http, [], [], [])
     ws = await http.ws_connect(f"{base}/ws")
     clients.sockets.append(ws)
@@ -137,15 +137,43 @@ async def flowing(clients: Clients) -> None:
         await asyncio.sleep(0.1)
 
 
-async def measure(pid: int, seconds: float, clients: Clients | None = None
-                  ) -> tuple[float, float]:
-    """(server CPU fraction of one core, packets/s received by all receivers)."""
+async def server_metric(base: str, http: aiohttp.ClientSession, name: str) -> float | None:
+    """One series from rtchub's /metrics (None for the MediaRelay server)."""
+    try:
+        async with http.get(f"{base}/metrics") as resp:
+            if resp.status != 200:
+                return None
+            for line in (await resp.text()).splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[-1])
+    except aiohttp.ClientError:
+        return None
+    return None
+
+
+async def forwarded(base: str, http: aiohttp.ClientSession) -> float | None:
+    """rtchub's own count of forwarded packets."""
+    return await server_metric(base, http, 'rtchub_media_packets_total{stage="forwarded"}')
+
+
+async def measure(pid: int, seconds: float, clients: Clients | None = None,
+                  base: str = "") -> tuple[float, float]:
+    """(server CPU fraction of one core, packets/s sent to receivers).
+
+    Packets are rtchub's forwarded count when it has one, else what the
+    receivers counted."""
+    sent_before = await forwarded(base, clients.http) if clients and base else None
     start_cpu, start = cpu_seconds(pid), time.monotonic()
     before = sum(clients.counts) if clients else 0
     await asyncio.sleep(seconds)
     elapsed = time.monotonic() - start
+    cpu = (cpu_seconds(pid) - start_cpu) / elapsed
     packets = (sum(clients.counts) if clients else 0) - before
-    return (cpu_seconds(pid) - start_cpu) / elapsed, packets / elapsed
+    if sent_before is not None and clients is not None:
+        sent_after = await forwarded(base, clients.http)
+        if sent_after is not None:
+            packets = int(sent_after - sent_before)
+    return cpu, packets / elapsed
 
 
 # -- the MediaRelay server (how seed 002's backend relays) -------------------------------
@@ -219,10 +247,18 @@ async def per_receiver(name: str, proc: subprocess.Popen[bytes], base: str,
                 await flowing(clients)
             else:
                 await asyncio.sleep(1.0)
-            cpu, pps = await measure(proc.pid, seconds, clients)
+            cpu, pps = await measure(proc.pid, seconds, clients, base)
             results[n] = (cpu, pps)
             print(f"  {name:10s} receivers={n:3d}  server CPU {cpu * 100:6.2f}% of a core  "
-                  f"packets/s to receivers {pps:8.0f}", flush=True)
+                  f"packets/s sent to receivers {pps:8.0f}", flush=True)
+            fan_sum = await server_metric(base, clients.http, "rtchub_media_fanout_seconds_total")
+            fan_n = await server_metric(base, clients.http,
+                                        'rtchub_media_packets_total{stage="received"}')
+            fan_max = await server_metric(base, clients.http,
+                                          "rtchub_media_fanout_max_seconds")
+            if n and fan_sum is not None and fan_n and fan_max is not None:
+                print(f"  {'':10s} added latency in the server (arrival to last copy sent): "
+                      f"mean {fan_sum / fan_n * 1000:.3f} ms, max {fan_max * 1000:.2f} ms")
         finally:
             await clients.close()
             await asyncio.sleep(1.0)

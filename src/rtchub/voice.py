@@ -49,6 +49,13 @@ def setup(app: web.Application, hub: Hub) -> None:
     hub.stats.add_counters("rtchub_media_packets", "RTP packets by stage.", "stage",
                            lambda: {"received": float(media.packets_in),
                                     "forwarded": float(media.packets_forwarded)})
+    hub.stats.add_counters("rtchub_media_fanout_seconds",
+                           "Time from a sender's packet arriving to its last copy sent "
+                           "(sum over packets: divide by rtchub_media_packets_total received).",
+                           "", lambda: {"": media.fanout_seconds})
+    hub.stats.add_gauges("rtchub_media_fanout_max_seconds",
+                         "Longest fan-out of one packet so far.",
+                         lambda: {"": media.fanout_max})
     hub.stats.add_counters("rtchub_media_bytes", "RTP payload bytes received from senders.",
                            "", lambda: {"": float(media.bytes_in)})
     hub.stats.add_counters("rtchub_media_feedback", "RTCP feedback handled, by kind.", "kind",

@@ -37,8 +37,9 @@ PacketListener = Callable[[RtpPacket], None]
 class ForwardingStats:
     """Counters of the media plane, read at scrape time."""
 
-    __slots__ = ("bytes_in", "keyframe_requests", "keyframe_requests_in", "nack_hits",
-                 "nack_misses", "packets_forwarded", "packets_in", "retransmitted")
+    __slots__ = ("bytes_in", "fanout_max", "fanout_seconds", "keyframe_requests",
+                 "keyframe_requests_in", "nack_hits", "nack_misses", "packets_forwarded",
+                 "packets_in", "retransmitted")
 
     def __init__(self) -> None:
         self.packets_in = 0
@@ -47,6 +48,8 @@ class ForwardingStats:
         self.nack_hits = 0  # NACKed packets found in the cache
         self.nack_misses = 0  # NACKed packets no longer (or never) cached
         self.retransmitted = 0  # RTX packets sent
+        self.fanout_seconds = 0.0  # time from a packet's arrival to its last copy sent
+        self.fanout_max = 0.0
         self.keyframe_requests = 0
         self.keyframe_requests_in = 0
 
@@ -106,6 +109,7 @@ class Uplink:
     async def _on_packet(self, packet: RtpPacket, arrival_ms: int) -> None:
         if self.closed:
             return
+        started = time.perf_counter()
         stats = self._stats
         stats.packets_in += 1
         stats.bytes_in += len(packet.payload)
@@ -117,6 +121,9 @@ class Uplink:
                 log.exception("packet listener failed")
         for downtrack in self._snapshot:
             await downtrack.forward(packet, arrival_ms)
+        took = time.perf_counter() - started
+        stats.fanout_seconds += took
+        stats.fanout_max = max(stats.fanout_max, took)
 
     @property
     def keyframes_combined(self) -> int:

@@ -1,0 +1,73 @@
+"""Headless Chromium sends its fake microphone; an aiortc receiver and an MP3 listener hear it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.media.audio import mono_samples
+from tests.media.voiceclients import read_mp3, start_receiver
+from tests.support import TIMEOUT, Running, WsClient, running
+
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+
+CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 "--allow-loopback-in-peer-connection",
+                 "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                           args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+def loudness(samples: list[float]) -> float:
+    return max((abs(x) for x in samples), default=0.0)
+
+
+async def test_browser_sender_reaches_aiortc_receiver_and_mp3(browser: Any) -> None:
+    async with running(node_ips=("127.0.0.1",)) as srv:
+        await browser_session(srv, browser)
+
+
+async def browser_session(srv: Running, browser: Any) -> None:
+    watcher = await WsClient.connect(srv.ws_url)
+    page = await browser.new_page()
+    try:
+        await page.goto(f"{srv.url}/voice.html")
+        await page.wait_for_function("window.voice && window.voice.state === 'open'",
+                                     timeout=TIMEOUT * 1000)
+        await page.click("#send")
+        live = await watcher.expect("stream_available", timeout=15)
+        await page.wait_for_function("window.voice.state === 'connected'", timeout=15000)
+        receiver = await start_receiver(srv.ws_url)
+        try:
+            assert receiver.stream_id == live["stream_id"]
+            # Chromium's fake microphone beeps: the receiver must hear sound, not silence
+            heard: list[float] = []
+            while loudness(heard) < 0.05 and len(heard) < 48000 * 4:
+                frame: Any = await asyncio.wait_for(receiver.track.recv(), TIMEOUT)
+                heard += mono_samples(frame)
+            assert loudness(heard) >= 0.05, "the receiver heard only silence"
+        finally:
+            await receiver.close()
+        async with aiohttp.ClientSession() as http:
+            data, headers = await read_mp3(http, f"{srv.url}/stream/latest.mp3", 4000)
+            assert headers["X-Stream-Id"] == live["stream_id"]
+            assert data[:2] in (b"\xff\xfb", b"\xff\xfa")
+        await page.close()
+        ended = await watcher.expect("stream_ended", timeout=15)
+        assert ended["stream_id"] == live["stream_id"]
+    finally:
+        await watcher.close()
