@@ -185,3 +185,46 @@ async def test_no_leaks_over_many_cycles(voice: Running) -> None:
     assert svc.streams.ids() == [] and svc.connected == 0 and svc.receivers() == 0
     assert len(voice.hub.tasks) == 0
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
+
+
+async def test_sender_reports_match_what_was_forwarded(voice: Running) -> None:
+    sender = await start_sender(voice.ws_url, 440)
+    receiver = await start_receiver(voice.ws_url)
+    svc = service(voice)
+    try:
+        await receiver.frequency(0.1)
+
+        async def sender_report() -> object:
+            while True:
+                stats = await receiver.pc.getStats()
+                for s in stats.values():
+                    if s.type == "remote-outbound-rtp" and s.packetsSent > 0:
+                        return s
+                await asyncio.sleep(0)
+
+        report: object = await asyncio.wait_for(sender_report(), TIMEOUT)
+        sent = report.packetsSent  # type: ignore[attr-defined]
+        octets = report.bytesSent  # type: ignore[attr-defined]
+        downtrack = next(iter(svc._live.values())).peer.uplink._snapshot[0]
+        # the report counts forwarded packets (aiortc alone would report 0: it sent none)
+        assert 0 < sent <= downtrack.packets_sent
+        assert octets > sent * 10  # Opus payloads, not empty packets
+        assert len(receiver.seqs) >= sent - 5
+    finally:
+        await receiver.close()
+        await sender.close()
+
+
+async def test_many_voice_connections_leave_nothing_behind(voice: Running) -> None:
+    svc = service(voice)
+    for i in range(200):
+        ws = await WsClient.connect(voice.ws_url if i % 2 else voice.ws_url + "/voice")
+        await ws.send({"type": "start_sending"})
+        await ws.expect("sender_ready")
+        if i % 3 == 0:
+            await ws.send({"type": "start_receiving"})
+            assert (await ws.expect("error"))["message"] == "No audio stream available"
+        await ws.close()
+    await eventually(lambda: not voice.hub.connections)
+    assert svc.connected == 0 and svc.streams.audience() == ()
+    assert len(voice.hub.tasks) == 0 and svc.peers.open_peers == 0

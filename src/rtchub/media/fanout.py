@@ -172,6 +172,11 @@ class Downtrack:
         try:
             await self._outlet.send(data, out.timestamp, len(packet.payload))
         except ConnectionError:
+            return  # not connected yet, or gone: the packet is simply not delivered
+        except Exception:
+            # one receiver's failure (e.g. SRTP) must not stop the fan-out to the others
+            log.exception("forwarding to a receiver failed; closing its downtrack")
+            self.closed = True
             return
         self._stats.packets_forwarded += 1
 

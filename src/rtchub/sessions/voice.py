@@ -254,10 +254,10 @@ class VoiceHandler:
 
     def close(self) -> None:
         """The connection is gone: free everything."""
-        self._release()
         self._closed = True
         self._backlog = None
         self._service.leave(self)
+        self._release()
 
 
 async def _add_candidate(peer: SenderPeer | ReceiverPeer, candidate: Any) -> None:
