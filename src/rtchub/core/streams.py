@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rtchub.errors import Conflict, StreamEnded, StreamNotFound
+from rtchub.errors import CapacityError, Conflict, StreamEnded, StreamNotFound
 
 __all__ = ["StreamInfo", "Streams", "stream_id_for"]
 
@@ -63,7 +63,6 @@ class Streams:
         if stream_id in self._live:
             raise Conflict(f"stream {stream_id} is already live")
         if len(self._live) >= self._max:
-            from rtchub.errors import CapacityError
             raise CapacityError(f"too many live streams (limit {self._max})")
         info = StreamInfo(stream_id, owner, when)
         self._live[stream_id] = info
