@@ -310,27 +310,34 @@ async def main(args: argparse.Namespace) -> None:
                                             "LOG_LEVEL": "warning"})
     relay = spawn([__file__, "--relay-server", str(relay_port)], {})
     try:
-        print("CPU per receiver (one Opus stream, 50 packets/s per receiver):")
-        fwd_res = await per_receiver("forward", fwd, f"http://127.0.0.1:{fwd_port}",
-                                     args.receivers, args.seconds)
-        relay_res = await per_receiver("mediarelay", relay, f"http://127.0.0.1:{relay_port}",
-                                       args.relay_receivers, args.seconds)
-        n_f, n_r = max(args.receivers), max(args.relay_receivers)
-        per_f = (fwd_res[n_f][0] - fwd_res[0][0]) / n_f
-        per_r = (relay_res[n_r][0] - relay_res[0][0]) / n_r
-        print(f"\nforwarding: {per_f * 100:.3f}% of a core per receiver; MediaRelay: "
-              f"{per_r * 100:.3f}% per receiver; ratio {per_r / max(per_f, 1e-9):.1f}x")
-        pps = fwd_res[n_f][1]
-        print(f"forwarded packets per second per core: {pps / max(fwd_res[n_f][0], 1e-9):,.0f}"
-              f" ({pps:.0f} packets/s at {fwd_res[n_f][0] * 100:.1f}% CPU, {n_f} receivers);"
-              f" marginal (beyond the sender-only baseline): "
-              f"{pps / max(fwd_res[n_f][0] - fwd_res[0][0], 1e-9):,.0f}")
-        print("\nMP3 listeners on one stream:")
-        await mp3_listeners(fwd, f"http://127.0.0.1:{fwd_port}", args.mp3, args.seconds)
+        if args.only in ("all", "forward"):
+            await compare(args, fwd, relay, fwd_port, relay_port)
+        if args.only in ("all", "mp3"):
+            print("\nMP3 listeners on one stream:")
+            await mp3_listeners(fwd, f"http://127.0.0.1:{fwd_port}", args.mp3, args.seconds)
     finally:
         for proc in (fwd, relay):
             proc.terminate()
             proc.wait(10)
+
+
+async def compare(args: argparse.Namespace, fwd: subprocess.Popen[bytes],
+                  relay: subprocess.Popen[bytes], fwd_port: int, relay_port: int) -> None:
+    print("CPU per receiver (one Opus stream, 50 packets/s per receiver):")
+    fwd_res = await per_receiver("forward", fwd, f"http://127.0.0.1:{fwd_port}",
+                                 args.receivers, args.seconds)
+    relay_res = await per_receiver("mediarelay", relay, f"http://127.0.0.1:{relay_port}",
+                                   args.relay_receivers, args.seconds)
+    n_f, n_r = max(args.receivers), max(args.relay_receivers)
+    per_f = (fwd_res[n_f][0] - fwd_res[0][0]) / n_f
+    per_r = (relay_res[n_r][0] - relay_res[0][0]) / n_r
+    print(f"\nforwarding: {per_f * 100:.3f}% of a core per receiver; MediaRelay: "
+          f"{per_r * 100:.3f}% per receiver; ratio {per_r / max(per_f, 1e-9):.1f}x")
+    pps = fwd_res[n_f][1]
+    print(f"forwarded packets per second per core: {pps / max(fwd_res[n_f][0], 1e-9):,.0f}"
+          f" ({pps:.0f} packets/s at {fwd_res[n_f][0] * 100:.1f}% CPU, {n_f} receivers);"
+          f" marginal (beyond the sender-only baseline): "
+          f"{pps / max(fwd_res[n_f][0] - fwd_res[0][0], 1e-9):,.0f}")
 
 
 if __name__ == "__main__":
@@ -339,6 +346,7 @@ if __name__ == "__main__":
     parser.add_argument("--relay-receivers", type=int, nargs="+", default=[10])
     parser.add_argument("--mp3", type=int, nargs="+", default=[1, 100])
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--only", choices=("all", "forward", "mp3"), default="all")
     parser.add_argument("--relay-server", type=int, help=argparse.SUPPRESS)
     ns = parser.parse_args()
     if ns.relay_server:

@@ -186,7 +186,7 @@ class Limits:
     voice_max_receivers: int = 500
     voice_answer_timeout: float = 30.0
     mp3_max_listeners: int = 500
-    mp3_listener_buffer: int = 256
+    mp3_listener_buffer: int = 64
 
 
 @dataclass(frozen=True, slots=True)

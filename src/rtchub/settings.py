@@ -229,8 +229,8 @@ SETTINGS: tuple[Setting, ...] = (
             "How long the server's offer to a receiver waits for webrtc_answer.", "limits"),
     Setting("MP3_MAX_LISTENERS", "--mp3-max-listeners", _int(1), "500",
             "HTTP MP3 listeners per voice stream.", "limits"),
-    Setting("MP3_LISTENER_BUFFER", "--mp3-listener-buffer", _int(1), "256",
-            "MP3 chunks (about 20 ms each) queued for a listener before it is dropped as "
+    Setting("MP3_LISTENER_BUFFER", "--mp3-listener-buffer", _int(1), "64",
+            "MP3 chunks (about 100 ms each) queued for a listener before it is dropped as "
             "too slow.", "limits"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",

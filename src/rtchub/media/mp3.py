@@ -26,6 +26,9 @@ log = logging.getLogger("rtchub.media")
 
 MP3_RATE: Final = 44100
 MP3_FRAME: Final = 1152
+# MP3 goes to listeners in chunks of about 100 ms (four 26 ms frames at 128 kbps): one
+# write per listener per chunk keeps a hundred listeners cheap; players buffer far more.
+FLUSH_BYTES: Final = 1600
 SEQ_HALF: Final = 1 << 15
 
 
@@ -113,6 +116,7 @@ class Mp3Broadcast:
         self._queue_limit = queue_limit
         self._listeners: set[Mp3Listener] = set()
         self._encoder: Mp3Encoder | None = None
+        self._pending = bytearray()
         self.bytes_out = 0
         self.dropped = 0
         self.ended = False
@@ -136,6 +140,7 @@ class Mp3Broadcast:
         self._listeners.add(listener)
         if self._encoder is None:
             self._encoder = Mp3Encoder(self._bitrate)
+            self._pending.clear()
             self._uplink.listen(id(self), self._on_packet)
         return listener
 
@@ -157,9 +162,12 @@ class Mp3Broadcast:
         encoder = self._encoder
         if encoder is None:
             return
-        chunk = encoder.feed(packet)
-        if not chunk:
+        pending = self._pending
+        pending += encoder.feed(packet)
+        if len(pending) < FLUSH_BYTES:
             return
+        chunk = bytes(pending)
+        pending.clear()
         self.bytes_out += len(chunk)
         for listener in tuple(self._listeners):
             if not listener.offer(chunk):
