@@ -71,3 +71,56 @@ async def browser_session(srv: Running, browser: Any) -> None:
         assert ended["stream_id"] == live["stream_id"]
     finally:
         await watcher.close()
+
+
+# Seed 002's browser sender, as its API reference prints it: the offer goes out right
+# after setLocalDescription, before any candidate is gathered, and nothing is trickled.
+SEED_SENDER = """
+(url) => new Promise((resolve) => {
+  const ws = new WebSocket(url);
+  ws.onopen = async () => {
+    ws.send(JSON.stringify({ type: "start_sending" }));
+  };
+  ws.onmessage = async (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === "sender_ready") {
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      const stream = await navigator.mediaDevices.getUserMedia({
+        audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      });
+      stream.getTracks().forEach((track) => pc.addTrack(track, stream));
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      ws.send(JSON.stringify({ type: "webrtc_offer",
+        offer: { sdp: pc.localDescription.sdp, type: pc.localDescription.type } }));
+      window.senderPC = pc;
+    }
+    if (msg.type === "webrtc_answer") {
+      await window.senderPC.setRemoteDescription(new RTCSessionDescription(msg.answer));
+      window.senderPC.onconnectionstatechange = () => {
+        if (window.senderPC.connectionState === "connected") resolve("connected");
+      };
+    }
+  };
+})
+"""
+
+
+async def test_seed_snippet_sender_without_candidates_in_its_offer(browser: Any) -> None:
+    async with running(node_ips=("127.0.0.1",)) as srv:
+        page = await browser.new_page()
+        try:
+            await page.goto(f"{srv.url}/voice.html")
+            state = await asyncio.wait_for(page.evaluate(SEED_SENDER, srv.ws_url), 20)
+            assert state == "connected"
+            receiver = await start_receiver(srv.ws_url)
+            try:
+                heard: list[float] = []
+                while loudness(heard) < 0.05 and len(heard) < 48000 * 4:
+                    frame: Any = await asyncio.wait_for(receiver.track.recv(), TIMEOUT)
+                    heard += mono_samples(frame)
+                assert loudness(heard) >= 0.05, "the receiver heard only silence"
+            finally:
+                await receiver.close()
+        finally:
+            await page.close()
