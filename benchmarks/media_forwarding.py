@@ -267,6 +267,7 @@ async def per_receiver(name: str, proc: subprocess.Popen[bytes], base: str,
 
 async def mp3_listeners(proc: subprocess.Popen[bytes], base: str, counts: list[int],
                         seconds: float) -> None:
+    await wait_up(base)
     clients = await connect(base, 0)
     await asyncio.sleep(1.0)
     try:
