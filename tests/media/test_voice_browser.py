@@ -10,7 +10,7 @@ import aiohttp
 import pytest
 
 from tests.media.audio import mono_samples
-from tests.media.voiceclients import read_mp3, start_receiver
+from tests.media.voiceclients import read_mp3, start_receiver, start_sender
 from tests.support import TIMEOUT, Running, WsClient, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -124,3 +124,58 @@ async def test_seed_snippet_sender_without_candidates_in_its_offer(browser: Any)
                 await receiver.close()
         finally:
             await page.close()
+
+
+# Seed 002's browser receiver (with its `JSON.dumps` typo fixed to JSON.stringify).
+SEED_RECEIVER = """
+(url) => new Promise((resolve) => {
+  const ws = new WebSocket(url);
+  let asked = false;
+  ws.onmessage = async (event) => {
+    const msg = JSON.parse(event.data);
+    if (msg.type === "available_streams" && !asked) {
+      asked = true;
+      ws.send(JSON.stringify({ type: "start_receiving" }));
+    }
+    if (msg.type === "webrtc_offer") {
+      const pc = new RTCPeerConnection({ iceServers: [] });
+      pc.ontrack = (event) => {
+        const audio = new Audio();
+        audio.srcObject = event.streams[0] || new MediaStream([event.track]);
+        audio.play().catch(() => {});
+      };
+      await pc.setRemoteDescription(new RTCSessionDescription(msg.offer));
+      const answer = await pc.createAnswer();
+      await pc.setLocalDescription(answer);
+      ws.send(JSON.stringify({ type: "webrtc_answer",
+        answer: { sdp: pc.localDescription.sdp, type: pc.localDescription.type } }));
+      const poll = async () => {
+        const stats = await pc.getStats();
+        for (const s of stats.values()) {
+          if (s.type === "inbound-rtp" && s.kind === "audio" && s.packetsReceived > 25) {
+            return resolve({ packets: s.packetsReceived, energy: s.totalAudioEnergy || 0 });
+          }
+        }
+        setTimeout(poll, 100);
+      };
+      poll();
+    }
+  };
+})
+"""
+
+
+async def test_seed_snippet_receiver_in_chromium(browser: Any) -> None:
+    async with running(node_ips=("127.0.0.1",)) as srv:
+        sender = await start_sender(srv.ws_url, 440)
+        context = await browser.new_context()
+        await context.grant_permissions(["microphone"])  # lets Chromium use loopback ICE
+        page = await context.new_page()
+        try:
+            await page.goto(f"{srv.url}/voice.html")
+            got = await asyncio.wait_for(page.evaluate(SEED_RECEIVER, srv.ws_url), 20)
+            assert got["packets"] > 25
+            assert got["energy"] > 0  # the tone, decoded by Chromium: not silence
+        finally:
+            await context.close()
+            await sender.close()
