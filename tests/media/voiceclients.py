@@ -90,7 +90,10 @@ async def start_receiver(url: str, stream_id: str | None = None,
     await ws.send(msg)
     extra: list[dict[str, Any]] = []
     while True:
-        offer = await ws.recv()
+        try:
+            offer = await ws.recv()
+        except TimeoutError:
+            raise AssertionError(f"no webrtc_offer; got {extra}") from None
         if offer["type"] == "webrtc_offer":
             break
         extra.append(offer)

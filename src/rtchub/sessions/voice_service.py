@@ -17,7 +17,7 @@ from typing import Protocol
 
 from rtchub.config import Config
 from rtchub.core.streams import StreamInfo, Streams
-from rtchub.errors import CapacityError, StreamEnded, StreamNotFound
+from rtchub.errors import CapacityError, ServerError, StreamEnded, StreamNotFound
 from rtchub.media.fanout import Downtrack, ForwardingStats
 from rtchub.media.mp3 import Mp3Broadcast, Mp3Listener
 from rtchub.media.peers import PeerFactory, ReceiverPeer, SenderPeer
@@ -108,10 +108,16 @@ class VoiceService:
 
     async def accept_sender(self, offer_sdp: str) -> tuple[SenderPeer, str]:
         """Answer a sender's offer (refused early when the stream limit is reached)."""
+        self._require_webrtc()
         if len(self.streams) >= self._limits.voice_max_streams:
             raise CapacityError(f"too many live streams (limit "
                                 f"{self._limits.voice_max_streams})")
         return await self.peers.accept_sender(offer_sdp)
+
+    def _require_webrtc(self) -> None:
+        if not self.webrtc_available:
+            raise ServerError("Server error: WebRTC media is unavailable (the installed "
+                              "aiortc failed rtchub's adapter check; see the server log)")
 
     def go_live(self, owner: str, peer: SenderPeer) -> StreamInfo:
         """``owner``'s answered peer is a live stream: tell everyone."""
@@ -142,6 +148,7 @@ class VoiceService:
                                                                    str]:
         """Resolve the stream a receiver asked for and make the server's offer."""
         info = self.streams.resolve(stream_id)
+        self._require_webrtc()
         live = self._live[info.stream_id]
         if len(live.receivers) >= self._limits.voice_max_receivers:
             raise CapacityError(f"stream {info.stream_id} has "
