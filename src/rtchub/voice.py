@@ -44,6 +44,9 @@ def setup(app: web.Application, hub: Hub) -> None:
                          lambda: {"": float(len(service.streams))})
     hub.stats.add_gauges("rtchub_voice_receivers", "WebRTC receivers of voice streams.",
                          lambda: {"": float(service.receivers())})
+    hub.stats.add_gauges("rtchub_voice_peer_connections",
+                         "The server's own WebRTC peer connections open now.",
+                         lambda: {"": float(service.peers.open_peers)})
     hub.stats.add_gauges("rtchub_mp3_listeners", "HTTP MP3 listeners.",
                          lambda: {"": float(service.mp3_listeners())})
     hub.stats.add_counters("rtchub_media_packets", "RTP packets by stage.", "stage",

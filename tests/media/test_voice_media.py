@@ -160,7 +160,8 @@ async def test_feedback_nack_answered_from_cache_and_pli_throttled(voice: Runnin
         # audio negotiates no RTX, and a plain resend would die as an SRTP replay
         assert media.retransmitted == 0
         # keyframe requests: every one is counted, bursts are combined upstream
-        uplink = svc.mp3(None)[1]._uplink
+        uplink = svc.uplink(sender.stream_id)
+        assert uplink is not None
         for _ in range(3):
             await aiortc_adapter.request_keyframe(rtp_receiver, ssrc)
         await eventually(lambda: media.keyframe_requests_in == 3)
@@ -205,7 +206,9 @@ async def test_sender_reports_match_what_was_forwarded(voice: Running) -> None:
         report: object = await asyncio.wait_for(sender_report(), TIMEOUT)
         sent = report.packetsSent  # type: ignore[attr-defined]
         octets = report.bytesSent  # type: ignore[attr-defined]
-        downtrack = next(iter(svc._live.values())).peer.uplink._snapshot[0]
+        uplink = svc.uplink(sender.stream_id)
+        assert uplink is not None
+        (downtrack,) = uplink.downtracks
         # the report counts forwarded packets (aiortc alone would report 0: it sent none)
         assert 0 < sent <= downtrack.packets_sent
         assert octets > sent * 10  # Opus payloads, not empty packets

@@ -72,9 +72,9 @@ class Uplink:
         adapter.tap_receiver(receiver, self._on_packet)
 
     @property
-    def downtracks(self) -> int:
-        """Receivers currently fed."""
-        return len(self._snapshot)
+    def downtracks(self) -> tuple[Downtrack, ...]:
+        """The receivers currently fed (a snapshot)."""
+        return self._snapshot
 
     def attach(self, downtrack: Downtrack) -> None:
         """Start feeding ``downtrack``; ask the sender for a keyframe for it."""

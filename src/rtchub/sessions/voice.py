@@ -83,10 +83,10 @@ class VoiceHandler:
         """The WebSocket connection's ID."""
         return self._conn.id
 
-    def send(self, data: bytes) -> None:
-        """Send a frame to this client."""
+    def send(self, kind: str, data: bytes) -> None:
+        """Send a frame of type ``kind`` to this client."""
         if not self._closed:
-            self._stats.frames_out[_type_of(data)] += 1
+            self._stats.frames_out[kind] += 1
             self._conn.send(data)
 
     # -- inbound -------------------------------------------------------------------------
@@ -134,9 +134,9 @@ class VoiceHandler:
             case wire.StartSending():
                 self._release()
                 self.role = Role.SENDER_READY
-                self.send(wire.sender_ready(self.connection_id))
+                self.send("sender_ready", wire.sender_ready(self.connection_id))
             case wire.GetAvailableStreams():
-                self.send(wire.available_streams(self._service.streams.ids()))
+                self.send("available_streams", wire.available_streams(self._service.streams.ids()))
             case wire.StopStream():
                 self._release()
             case wire.IceCandidate():
@@ -158,7 +158,7 @@ class VoiceHandler:
             return
         self._peer = peer
         self.role = Role.SENDING
-        self.send(wire.webrtc_answer(answer))
+        self.send("webrtc_answer", wire.webrtc_answer(answer))
         info = self._service.go_live(self.connection_id, peer)
         self._stream_id = info.stream_id
         peer.pc.on("connectionstatechange", lambda: self._peer_state(peer))
@@ -178,7 +178,7 @@ class VoiceHandler:
         self._peer = peer
         self._stream_id = info.stream_id
         self.role = Role.OFFERED
-        self.send(wire.webrtc_offer(offer, info.stream_id))
+        self.send("webrtc_offer", wire.webrtc_offer(offer, info.stream_id))
         timeout = self._service.answer_timeout
         self._answer_timer = asyncio.get_running_loop().call_later(
             timeout, self._answer_expired, peer)
@@ -266,10 +266,3 @@ async def _add_candidate(peer: SenderPeer | ReceiverPeer, candidate: Any) -> Non
     except Exception as exc:
         log.info("ignoring a candidate aiortc refused: %s", exc)
 
-
-def _type_of(data: bytes) -> str:
-    start = data.find(b'"type":"')
-    if start < 0:
-        return "other"
-    end = data.find(b'"', start + 8)
-    return data[start + 8:end].decode("ascii", "replace")

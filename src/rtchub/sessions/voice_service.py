@@ -18,7 +18,7 @@ from typing import Protocol
 from rtchub.config import Config
 from rtchub.core.streams import StreamInfo, Streams
 from rtchub.errors import CapacityError, ServerError, StreamEnded, StreamNotFound
-from rtchub.media.fanout import Downtrack, ForwardingStats
+from rtchub.media.fanout import Downtrack, ForwardingStats, Uplink
 from rtchub.media.mp3 import Mp3Broadcast, Mp3Listener
 from rtchub.media.peers import PeerFactory, ReceiverPeer, SenderPeer
 from rtchub.metrics import Stats
@@ -40,8 +40,8 @@ class Audience(Protocol):
         """The connection's ID."""
         ...
 
-    def send(self, data: bytes) -> None:
-        """Send one frame."""
+    def send(self, kind: str, data: bytes) -> None:
+        """Send one frame of type ``kind``."""
         ...
 
     def stream_gone(self, stream_id: str) -> None:
@@ -86,18 +86,18 @@ class VoiceService:
         """A voice-speaking connection opened: greet it with the live streams."""
         self._audience[member.conn_id] = member
         self.streams.join_audience(member.conn_id)
-        member.send(wire.available_streams(self.streams.ids()))
+        member.send("available_streams", wire.available_streams(self.streams.ids()))
 
     def leave(self, member: Audience) -> None:
         """The connection is gone."""
         self._audience.pop(member.conn_id, None)
         self.streams.leave_audience(member.conn_id)
 
-    def _broadcast(self, data: bytes) -> None:
+    def _broadcast(self, kind: str, data: bytes) -> None:
         for conn_id in self.streams.audience():
             member = self._audience.get(conn_id)
             if member is not None:
-                member.send(data)
+                member.send(kind, data)
 
     @property
     def connected(self) -> int:
@@ -124,7 +124,7 @@ class VoiceService:
         info = self.streams.go_live(owner, self._clock())
         mp3 = Mp3Broadcast(peer.uplink, MP3_BITRATE, self._limits.mp3_listener_buffer)
         self._live[info.stream_id] = _Live(info, peer, mp3)
-        self._broadcast(wire.stream_available(info.stream_id))
+        self._broadcast("stream_available", wire.stream_available(info.stream_id))
         return info
 
     def end(self, stream_id: str) -> None:
@@ -140,7 +140,7 @@ class VoiceService:
         live.receivers.clear()
         self.close_peer(live.peer)
         if info is not None:
-            self._broadcast(wire.stream_ended(stream_id))
+            self._broadcast("stream_ended", wire.stream_ended(stream_id))
 
     # -- receivers -----------------------------------------------------------------------
 
@@ -165,6 +165,11 @@ class VoiceService:
         live.peer.uplink.attach(downtrack)
         with contextlib.suppress(RuntimeError):
             self._tasks.spawn(live.peer.uplink.request_keyframe(), name="voice-keyframe")
+
+    def uplink(self, stream_id: str) -> Uplink | None:
+        """The uplink of a live stream."""
+        live = self._live.get(stream_id)
+        return live.peer.uplink if live is not None else None
 
     def detach(self, member: Audience, stream_id: str) -> None:
         """``member`` no longer receives ``stream_id``."""
