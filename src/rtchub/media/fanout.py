@@ -114,16 +114,17 @@ class Uplink:
         stats.packets_in += 1
         stats.bytes_in += len(packet.payload)
         self.source_ssrc = packet.ssrc
-        for listener in tuple(self._listeners.values()):
-            try:
-                listener(packet)
-            except Exception:
-                log.exception("packet listener failed")
         for downtrack in self._snapshot:
             await downtrack.forward(packet, arrival_ms)
         took = time.perf_counter() - started
         stats.fanout_seconds += took
         stats.fanout_max = max(stats.fanout_max, took)
+        # listeners (the MP3 encoder) run after the forwarding, off its latency
+        for listener in tuple(self._listeners.values()):
+            try:
+                listener(packet)
+            except Exception:
+                log.exception("packet listener failed")
 
     @property
     def keyframes_combined(self) -> int:
