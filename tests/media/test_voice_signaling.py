@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiortc import RTCSessionDescription
+from aiortc import RTCRtpSender, RTCSessionDescription
 
 from rtchub.transport.stream import VOICE
 from tests.media.audio import ToneTrack
@@ -226,3 +226,44 @@ async def test_server_error_when_no_udp_port_is_free() -> None:
                 await ws.close()
     finally:
         held.close()
+
+
+async def test_offer_without_opus_is_refused(voice: Running) -> None:
+    pc = client_pc()
+    transceiver = pc.addTransceiver(ToneTrack(440), direction="sendonly")
+    caps = RTCRtpSender.getCapabilities("audio")
+    transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType == "audio/PCMU"])
+    sdp = await set_local(pc, offer=True)
+    ws = await voice_ws(voice)
+    try:
+        await ws.send({"type": "start_sending"})
+        await ws.expect("sender_ready")
+        await ws.send({"type": "webrtc_offer", "offer": {"sdp": sdp, "type": "offer"}})
+        assert_error(await ws.recv(), "codec_not_supported")
+        assert voice.server._listeners[0].app[VOICE].peers.open_peers == 0
+    finally:
+        await pc.close()
+        await ws.close()
+
+
+async def test_answer_after_the_stream_ended_gets_stream_ended(voice: Running) -> None:
+    sender = await start_sender(voice.ws_url, 440)
+    ws = await voice_ws(voice)
+    pc = client_pc()
+    try:
+        assert ws.greeting is not None
+        assert ws.greeting["streams"] == [sender.stream_id]
+        await ws.send({"type": "start_receiving", "stream_id": sender.stream_id})
+        offer = await ws.expect("webrtc_offer")
+        await sender.ws.send({"type": "stop_stream"})
+        assert (await ws.expect("stream_ended"))["stream_id"] == sender.stream_id
+        await pc.setRemoteDescription(RTCSessionDescription(**offer["offer"]))
+        sdp = await set_local(pc, offer=False)
+        await ws.send({"type": "webrtc_answer", "answer": {"sdp": sdp, "type": "answer"}})
+        assert_error(await ws.recv(), "stream_ended", "Stream ended")
+        await ws.send({"type": "webrtc_answer", "answer": {"sdp": sdp, "type": "answer"}})
+        assert_error(await ws.recv(), "conflict")  # said once; later it is just out of order
+    finally:
+        await pc.close()
+        await ws.close()
+        await sender.close()

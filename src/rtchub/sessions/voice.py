@@ -17,7 +17,14 @@ from typing import Any, Final
 
 from aiortc.sdp import candidate_from_sdp
 
-from rtchub.errors import Conflict, InvalidField, QueueFull, RtcHubError, ServerError
+from rtchub.errors import (
+    Conflict,
+    InvalidField,
+    QueueFull,
+    RtcHubError,
+    ServerError,
+    StreamEnded,
+)
 from rtchub.media.peers import ReceiverPeer, SenderPeer
 from rtchub.metrics import Stats
 from rtchub.protocols import voice as wire
@@ -76,6 +83,7 @@ class VoiceHandler:
         self._stream_id: str | None = None
         self._backlog: deque[wire.VoiceMessage] | None = None
         self._answer_timer: asyncio.TimerHandle | None = None
+        self._ended_offer = False  # the stream offered to us ended before our answer
         self._closed = False
 
     @property
@@ -193,6 +201,9 @@ class VoiceHandler:
 
     async def _answer(self, sdp: str) -> None:
         peer = self._peer
+        if self._ended_offer and self.role is Role.IDLE:
+            self._ended_offer = False
+            raise StreamEnded("Stream ended")
         if self.role is not Role.OFFERED or not isinstance(peer, ReceiverPeer):
             raise Conflict(f"webrtc_answer needs the server's offer first (expected "
                            f"{Role.OFFERED.value}, got {self.role.value}); "
@@ -219,7 +230,9 @@ class VoiceHandler:
     def stream_gone(self, stream_id: str) -> None:
         """The stream this connection receives ended: free the peer connection."""
         if self._stream_id == stream_id and self.role in (Role.OFFERED, Role.RECEIVING):
+            offered = self.role is Role.OFFERED
             self._release()
+            self._ended_offer = offered
 
     # -- both ----------------------------------------------------------------------------
 
@@ -238,6 +251,7 @@ class VoiceHandler:
 
     def _release(self) -> None:
         """Close this connection's peer connection (ending its stream if it sends one)."""
+        self._ended_offer = False
         if self._answer_timer is not None:
             self._answer_timer.cancel()
             self._answer_timer = None
