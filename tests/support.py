@@ -71,17 +71,25 @@ class WsClient:
                  ) -> None:
         self.session = session
         self.ws = ws
+        self.greeting: dict[str, Any] | None = None
 
     @classmethod
     async def connect(cls, url: str, headers: Mapping[str, str] | None = None,
-                      **kwargs: Any) -> WsClient:
+                      greeting: bool = True, **kwargs: Any) -> WsClient:
+        """Connect; on endpoints that speak voice (``/ws``, ``/ws/voice``) the server's
+        ``available_streams`` greeting is read into ``greeting`` unless ``greeting`` is
+        False."""
         session = aiohttp.ClientSession()
         try:
             ws = await session.ws_connect(url, headers=headers, autoping=True, **kwargs)
         except BaseException:
             await session.close()
             raise
-        return cls(session, ws)
+        client = cls(session, ws)
+        path = url.split("://", 1)[-1].split("/", 1)[-1].split("?", 1)[0]
+        if greeting and path in ("ws", "ws/voice") and "appID=" not in url:
+            client.greeting = await client.expect("available_streams")
+        return client
 
     async def send(self, obj: Any) -> None:
         await self.ws.send_str(orjson.dumps(obj).decode())

@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
+from rtchub import voice
 from rtchub.config import Config
 from rtchub.hub import Hub
 from rtchub.log import setup_logging
@@ -34,6 +35,7 @@ Feature = Callable[[web.Application, Hub], None]
 FEATURES: list[Feature] = [
     rendezvous.setup,  # seed 004: rendezvous codes, A/B relay and mailbox
     sio.setup,  # seed 001: Socket.IO matchmaking, /api/status, /match
+    voice.setup,  # seed 002: voice broadcast on /ws, /health, /stream/*
 ]
 
 
@@ -52,9 +54,12 @@ def create_app(config: Config, hub: Hub | None = None) -> web.Application:
 
 
 def build_server(config: Config, hub: Hub | None = None) -> Server:
-    """A server with the main listener (and later, the stream listener)."""
+    """A server with the main listener and, when STREAM_ADDR is set, the stream listener."""
     app = create_app(config, hub)
-    return Server(app[HUB], [Listener(config.addr, app)])
+    listeners = [Listener(config.addr, app)]
+    if config.stream_addr is not None:
+        listeners.append(Listener(config.stream_addr, voice.stream_only_app(app), fast=False))
+    return Server(app[HUB], listeners)
 
 
 async def serve(config: Config) -> None:

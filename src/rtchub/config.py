@@ -192,6 +192,11 @@ class Limits:
     match_max_message: int = 1000
     match_max_image: int = 32 * 1024
     match_max_queue: int = 10_000
+    voice_max_streams: int = 32
+    voice_max_receivers: int = 500
+    voice_answer_timeout: float = 30.0
+    mp3_max_listeners: int = 500
+    mp3_listener_buffer: int = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +327,11 @@ def load(environ: Mapping[str, str] | None = None,
         match_max_message=v["MATCH_MAX_MESSAGE"],
         match_max_image=v["MATCH_MAX_IMAGE"],
         match_max_queue=v["MATCH_MAX_QUEUE"],
+        voice_max_streams=v["VOICE_MAX_STREAMS"],
+        voice_max_receivers=v["VOICE_MAX_RECEIVERS"],
+        voice_answer_timeout=v["VOICE_ANSWER_TIMEOUT"],
+        mp3_max_listeners=v["MP3_MAX_LISTENERS"],
+        mp3_listener_buffer=v["MP3_LISTENER_BUFFER"],
     )
     return Config(
         addr=addr,

@@ -269,6 +269,18 @@ SETTINGS: tuple[Setting, ...] = (
             "Largest userImage data: URL (bytes of the whole URL).", "match"),
     Setting("MATCH_MAX_QUEUE", "--match-max-queue", _int(1), "10000",
             "Users waiting for a match at once; more get queue_full.", "match"),
+    # voice broadcast (seed 002)
+    Setting("VOICE_MAX_STREAMS", "--voice-max-streams", _int(1), "32",
+            "Live voice streams (senders) per server.", "limits"),
+    Setting("VOICE_MAX_RECEIVERS", "--voice-max-receivers", _int(1), "500",
+            "WebRTC receivers per voice stream.", "limits"),
+    Setting("VOICE_ANSWER_TIMEOUT", "--voice-answer-timeout", _positive_duration, "30s",
+            "How long the server's offer to a receiver waits for webrtc_answer.", "limits"),
+    Setting("MP3_MAX_LISTENERS", "--mp3-max-listeners", _int(1), "500",
+            "HTTP MP3 listeners per voice stream.", "limits"),
+    Setting("MP3_LISTENER_BUFFER", "--mp3-listener-buffer", _int(1), "64",
+            "MP3 chunks (about 100 ms each) queued for a listener before it is dropped as "
+            "too slow.", "limits"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",
             "debug, info, warning, error.", "observability"),

@@ -1,1 +1,1 @@
-"""The media plane: aiortc peers and what they need from the host (ICE addresses)."""
+"""The media plane: aiortc peers, ICE host addresses, RTP forwarding, MP3."""
