@@ -12,6 +12,7 @@ import enum
 import time
 from collections.abc import Callable, Sequence
 
+from rtchub.changes import Changes
 from rtchub.cluster.backplane import Backplane, LocalCourier
 from rtchub.cluster.factory import create_backplane
 from rtchub.config import Config
@@ -58,7 +59,9 @@ class Hub:
         self.started_at = clock()
         self.stats = Stats()
         self.backplane = backplane if backplane is not None else create_backplane(config)
-        self.tasks = TaskOwner("hub")
+        # poked whenever observable state changes (tasks end, connections go, media moves)
+        self.changes = Changes()
+        self.tasks = TaskOwner("hub", self.changes.notify)
         self.courier = LocalCourier(self.backplane)
         self.rooms = Rooms(self.backplane.store, self.courier, config.limits)
         self.connections: dict[str, Connection] = {}
@@ -139,6 +142,7 @@ class Hub:
 
     def _forget(self, conn_id: str) -> None:
         self.connections.pop(conn_id, None)
+        self.changes.notify()
         if not self.connections:
             self._drained.set()
 

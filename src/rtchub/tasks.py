@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 __all__ = ["TaskOwner"]
@@ -17,8 +17,9 @@ log = logging.getLogger("rtchub")
 class TaskOwner:
     """Keeps references to the tasks it starts, logs their failures, cancels them on close."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, on_done: Callable[[], None] | None = None) -> None:
         self._name = name
+        self._on_done = on_done
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing = False
 
@@ -34,6 +35,8 @@ class TaskOwner:
 
     def _done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
+        if self._on_done is not None:
+            self._on_done()
         if not task.cancelled() and task.exception() is not None:
             log.error("task %s of %s failed", task.get_name(), self._name,
                       exc_info=task.exception())

@@ -26,7 +26,7 @@ log = logging.getLogger("rtchub.voice")
 
 def setup(app: web.Application, hub: Hub) -> None:
     """Register the voice dialect, routes, metrics and lifecycle hooks."""
-    service = VoiceService(hub.config, hub.stats, hub.tasks, hub.clock)
+    service = VoiceService(hub.config, hub.stats, hub.tasks, hub.clock, hub.changes.notify)
     app[VOICE] = service
     hub.add_dialect("voice", VoiceDialect(service, hub.tasks, hub.stats), ("/ws", "/ws/voice"))
     add_health_route(app)

@@ -79,7 +79,7 @@ async def test_health_and_json_metrics(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
     other = await WsClient.connect(voice.ws_url)
     try:
-        await eventually(lambda: svc.media.bytes_in > 0)
+        await eventually(voice.hub, lambda: svc.media.bytes_in > 0)
         async with aiohttp.ClientSession() as http:
             async with http.get(f"{voice.url}/health") as resp:
                 body = await resp.json()

@@ -51,7 +51,7 @@ async def test_tone_reaches_every_receiver_and_mp3(voice: Running) -> None:
             assert mp3_frequency(data) == (440.0, 44100)
             data, _ = await read_mp3(http, f"{voice.url}/stream/{sender.stream_id}.mp3", 8000)
             assert mp3_frequency(data)[0] == 440.0
-        await eventually(lambda: not mp3.encoding)
+        await eventually(voice.hub, lambda: not mp3.encoding)
         media = service(voice).media
         assert media.packets_forwarded >= 3 * 10
         assert media.bytes_in > 0
@@ -71,7 +71,7 @@ async def test_switching_streams(voice: Running) -> None:
         again = await start_receiver(voice.ws_url, low.stream_id, ws=receiver.ws)
         assert again.stream_id == low.stream_id
         assert await again.frequency() == 440.0
-        await eventually(lambda: service(voice).receivers() == 1)
+        await eventually(voice.hub, lambda: service(voice).receivers() == 1)
         await again.pc.close()
     finally:
         await receiver.close()
@@ -84,19 +84,19 @@ async def test_stop_stream_keeps_the_websocket(voice: Running) -> None:
     receiver = await start_receiver(voice.ws_url)
     svc = service(voice)
     try:
-        await eventually(lambda: svc.receivers() == 1)
+        await eventually(voice.hub, lambda: svc.receivers() == 1)
         await receiver.ws.send({"type": "stop_stream"})
         await receiver.ws.send({"type": "get_available_streams"})
         assert (await receiver.ws.expect("available_streams"))["streams"] == [sender.stream_id]
         assert svc.receivers() == 0
-        await eventually(lambda: svc.peers.open_peers == 1)  # only the sender's is left
+        await eventually(voice.hub, lambda: svc.peers.open_peers == 1)  # only the sender's is left
         # the sender stops: everyone hears stream_ended, the WebSocket stays open
         await sender.ws.send({"type": "stop_stream"})
         for ws in (sender.ws, receiver.ws):
             assert await ws.expect("stream_ended") == {"type": "stream_ended",
                                                        "stream_id": sender.stream_id}
         assert svc.streams.ids() == []
-        await eventually(lambda: svc.peers.open_peers == 0)
+        await eventually(voice.hub, lambda: svc.peers.open_peers == 0)
         await sender.ws.send({"type": "get_available_streams"})
         assert (await sender.ws.expect("available_streams"))["streams"] == []
     finally:
@@ -117,7 +117,8 @@ async def test_sender_disconnect_ends_stream_for_all(voice: Running) -> None:
             assert (await ws.expect("stream_ended"))["stream_id"] == sender.stream_id
         rest = await asyncio.wait_for(resp.content.read(), TIMEOUT)  # ends, not hangs
         assert resp.content.at_eof(), len(rest)
-    await eventually(lambda: svc.peers.open_peers == 0)  # the receiver's peer was freed too
+    # the receiver's peer was freed too
+    await eventually(voice.hub, lambda: svc.peers.open_peers == 0)
     assert svc.receivers() == 0 and svc.mp3_listeners() == 0
     await receiver.close()
     await bystander.close()
@@ -129,10 +130,10 @@ async def test_receiver_disconnect_frees_everything(voice: Running) -> None:
     receiver = await start_receiver(voice.ws_url)
     svc = service(voice)
     try:
-        await eventually(lambda: svc.receivers() == 1)
+        await eventually(voice.hub, lambda: svc.receivers() == 1)
         assert svc.peers.open_peers == 2
         await receiver.close()
-        await eventually(lambda: svc.receivers() == 0 and svc.peers.open_peers == 1)
+        await eventually(voice.hub, lambda: svc.receivers() == 0 and svc.peers.open_peers == 1)
         assert svc.streams.ids() == [sender.stream_id]
     finally:
         await sender.close()
@@ -155,7 +156,8 @@ async def test_feedback_nack_answered_from_cache_and_pli_throttled(voice: Runnin
         never_sent = (got[-1] + 30000) % 65536
         await aiortc_adapter.send_nack(rtp_receiver, ssrc, [got[-3], got[-2]])
         await aiortc_adapter.send_nack(rtp_receiver, ssrc, [never_sent])
-        await eventually(lambda: media.nack_hits + media.nack_misses == hits + misses + 3)
+        await eventually(voice.hub,
+                         lambda: media.nack_hits + media.nack_misses == hits + misses + 3)
         assert (media.nack_hits - hits, media.nack_misses - misses) == (2, 1)
         # audio negotiates no RTX, and a plain resend would die as an SRTP replay
         assert media.retransmitted == 0
@@ -164,7 +166,7 @@ async def test_feedback_nack_answered_from_cache_and_pli_throttled(voice: Runnin
         assert uplink is not None
         for _ in range(3):
             await aiortc_adapter.request_keyframe(rtp_receiver, ssrc)
-        await eventually(lambda: media.keyframe_requests_in == 3)
+        await eventually(voice.hub, lambda: media.keyframe_requests_in == 3)
         # the join may have sent one (if media already flowed); the burst adds at most one
         assert media.keyframe_requests + uplink.keyframes_combined >= 3
         assert 1 <= media.keyframe_requests <= 2
@@ -175,16 +177,17 @@ async def test_feedback_nack_answered_from_cache_and_pli_throttled(voice: Runnin
 
 async def test_no_leaks_over_many_cycles(voice: Running) -> None:
     svc = service(voice)
+    tasks_before = len(voice.hub.tasks)  # long-lived service tasks (the pairing janitor)
     fds_before = len(os.listdir("/proc/self/fd"))
     sender = await start_sender(voice.ws_url, 440)
     for _ in range(8):
         receiver = await start_receiver(voice.ws_url)
         await receiver.close()
     await sender.close()
-    await eventually(lambda: not voice.hub.connections)
-    await eventually(lambda: svc.peers.open_peers == 0 and svc.peer_connections == 0)
+    await eventually(voice.hub, lambda: not voice.hub.connections)
+    await eventually(voice.hub, lambda: svc.peers.open_peers == 0 and svc.peer_connections == 0)
     assert svc.streams.ids() == [] and svc.connected == 0 and svc.receivers() == 0
-    assert len(voice.hub.tasks) == 0
+    await eventually(voice.hub, lambda: len(voice.hub.tasks) == tasks_before)
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
 
 
@@ -201,7 +204,7 @@ async def test_sender_reports_match_what_was_forwarded(voice: Running) -> None:
                 for s in stats.values():
                     if s.type == "remote-outbound-rtp" and s.packetsSent > 0:
                         return s
-                await asyncio.sleep(0)
+                await receiver.track.recv()  # paced by the media itself: one frame, 20 ms
 
         report: object = await asyncio.wait_for(sender_report(), TIMEOUT)
         sent = report.packetsSent  # type: ignore[attr-defined]
@@ -220,6 +223,7 @@ async def test_sender_reports_match_what_was_forwarded(voice: Running) -> None:
 
 async def test_many_voice_connections_leave_nothing_behind(voice: Running) -> None:
     svc = service(voice)
+    tasks_before = len(voice.hub.tasks)
     for i in range(200):
         ws = await WsClient.connect(voice.ws_url if i % 2 else voice.ws_url + "/voice")
         await ws.send({"type": "start_sending"})
@@ -228,6 +232,7 @@ async def test_many_voice_connections_leave_nothing_behind(voice: Running) -> No
             await ws.send({"type": "start_receiving"})
             assert (await ws.expect("error"))["message"] == "No audio stream available"
         await ws.close()
-    await eventually(lambda: not voice.hub.connections)
+    await eventually(voice.hub, lambda: not voice.hub.connections)
     assert svc.connected == 0 and svc.streams.audience() == ()
-    assert len(voice.hub.tasks) == 0 and svc.peers.open_peers == 0
+    await eventually(voice.hub,
+                     lambda: len(voice.hub.tasks) == tasks_before and svc.peers.open_peers == 0)

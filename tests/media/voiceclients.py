@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -11,6 +12,7 @@ import aiohttp
 import av
 from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
+from rtchub.hub import Hub
 from rtchub.media import aiortc_adapter
 from tests.media.audio import ToneTrack, dominant_frequency, mono_samples
 from tests.support import TIMEOUT, WsClient
@@ -151,11 +153,11 @@ async def read_mp3(http: aiohttp.ClientSession, url: str, size: int) -> tuple[by
         return data, resp.headers
 
 
-async def eventually(condition: Any, timeout: float = TIMEOUT) -> None:
-    """Yield to the loop until ``condition()`` holds (server-side effects of a close)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"condition not reached within {timeout}s")
-        await asyncio.sleep(0)
+async def eventually(hub: Hub, condition: Callable[[], bool], timeout: float = TIMEOUT
+                     ) -> None:
+    """Wait until ``condition()`` holds: re-checked whenever the hub reports a change
+    (an owned task ended, a connection went, the media plane moved)."""
+    try:
+        await hub.changes.wait_for(condition, timeout)
+    except TimeoutError:
+        raise AssertionError(f"condition not reached within {timeout}s") from None

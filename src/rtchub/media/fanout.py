@@ -37,11 +37,12 @@ PacketListener = Callable[[RtpPacket], None]
 class ForwardingStats:
     """Counters of the media plane, read at scrape time."""
 
-    __slots__ = ("bytes_in", "fanout_max", "fanout_seconds", "keyframe_requests",
+    __slots__ = ("bytes_in", "changed", "fanout_max", "fanout_seconds", "keyframe_requests",
                  "keyframe_requests_in", "nack_hits", "nack_misses", "packets_forwarded",
                  "packets_in", "retransmitted")
 
-    def __init__(self) -> None:
+    def __init__(self, changed: Callable[[], None] = lambda: None) -> None:
+        self.changed = changed  # poked on every change (a no-op unless someone waits)
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_forwarded = 0
@@ -113,6 +114,7 @@ class Uplink:
         stats = self._stats
         stats.packets_in += 1
         stats.bytes_in += len(packet.payload)
+        stats.changed()
         self.source_ssrc = packet.ssrc
         for downtrack in self._snapshot:
             await downtrack.forward(packet, arrival_ms)
@@ -186,8 +188,10 @@ class Downtrack:
             data = self._cache.get(seq)
             if data is None:
                 self._stats.nack_misses += 1
+                self._stats.changed()
                 continue
             self._stats.nack_hits += 1
+            self._stats.changed()
             if self._rtx_pt is None:
                 continue  # without RTX a resend would be dropped as an SRTP replay
             rtx = rtx_packet(data, self._rtx_pt, self._rtx_seq, self._outlet.rtx_ssrc)
@@ -199,6 +203,7 @@ class Downtrack:
             self._stats.retransmitted += 1
         if feedback.keyframe:
             self._stats.keyframe_requests_in += 1
+            self._stats.changed()
         if feedback.keyframe and self.uplink is not None:
             await self.uplink.request_keyframe()
 

@@ -106,6 +106,7 @@ class PeerFactory:
     def _pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         self.open_peers += 1
+        self.stats.changed()
         counted = True
 
         @pc.on("connectionstatechange")
@@ -114,6 +115,7 @@ class PeerFactory:
             if counted and pc.connectionState == "closed":
                 counted = False
                 self.open_peers -= 1
+                self.stats.changed()
 
         return pc
 

@@ -65,13 +65,14 @@ class VoiceService:
     """Streams, their peers and MP3 outputs, and the audience told about them."""
 
     def __init__(self, config: Config, stats: Stats, tasks: TaskOwner,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 changed: Callable[[], None] = lambda: None) -> None:
         self._limits = config.limits
         self._stats = stats
         self._tasks = tasks
         self._clock = clock
         self.streams = Streams(config.limits.voice_max_streams)
-        self.media = ForwardingStats()
+        self.media = ForwardingStats(changed)
         self.peers = PeerFactory(config.node_ips, config.udp_ports, self.media)
         self._live: dict[str, _Live] = {}
         self._audience: dict[str, Audience] = {}
@@ -163,6 +164,7 @@ class VoiceService:
             raise StreamEnded("Stream ended")
         live.receivers.add(member)
         live.peer.uplink.attach(downtrack)
+        self.media.changed()
         with contextlib.suppress(RuntimeError):
             self._tasks.spawn(live.peer.uplink.request_keyframe(), name="voice-keyframe")
 
@@ -176,6 +178,7 @@ class VoiceService:
         live = self._live.get(stream_id)
         if live is not None:
             live.receivers.discard(member)
+            self.media.changed()
 
     # -- MP3 -----------------------------------------------------------------------------
 
@@ -206,6 +209,7 @@ class VoiceService:
             live.mp3.unsubscribe(listener)
         else:
             listener.end()
+        self.media.changed()
 
     def mp3_listeners(self) -> int:
         """MP3 listeners across streams."""
@@ -222,7 +226,11 @@ class VoiceService:
         """Close a peer connection in the background (owned, awaited on close)."""
         future = asyncio.ensure_future(self._close_quietly(peer))
         self._closing.add(future)
-        future.add_done_callback(self._closing.discard)
+        future.add_done_callback(self._peer_closed)
+
+    def _peer_closed(self, future: asyncio.Future[None]) -> None:
+        self._closing.discard(future)
+        self.media.changed()
 
     @staticmethod
     async def _close_quietly(peer: SenderPeer | ReceiverPeer) -> None:
