@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -141,9 +142,14 @@ async def test_wide_packets_survive_loss_intact() -> None:
     stock = rtcsctptransport.USERDATA_MAX_LENGTH
     async with _tuned_pair(WIDE_PACKET) as (near, far, tunings):
         lossy = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fresh:
+            default = fresh.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
         for tuning in tunings:
             assert tuning.sctp is not None
             ice = tuning.sctp.transport.transport
+            for protocol in ice._connection._protocols:
+                sock = protocol.transport.get_extra_info("socket")
+                assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF) > default
             wrapper = _Lossy(ice._send, every=23)
             ice._send = wrapper
             lossy.append(wrapper)

@@ -37,10 +37,12 @@ import asyncio
 import contextlib
 import ipaddress
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import aioice
 import aiortc
 from aiortc import RTCPeerConnection, RTCSctpTransport, rtcdtlstransport, rtcsctptransport
 from aiortc.rtcdtlstransport import RTCDtlsTransport
@@ -52,6 +54,10 @@ __all__ = ["SACK_DELAY", "STOCK_PACKET", "WIDE_PACKET", "Tuning", "advertise", "
 STOCK_PACKET = 1189
 #: The largest SCTP packet one DTLS record carries (a record holds 2**14 bytes).
 WIDE_PACKET = 16384
+#: Asked-for receive buffer of each ICE socket (the kernel caps it at
+#: ``net.core.rmem_max``): 16 KiB datagrams fill the default ~200 KB in a dozen,
+#: and a datagram dropped there costs a retransmission, at worst a 1 s timeout.
+RECEIVE_BUFFER = 4 * 1024 * 1024
 #: Room for a DTLS record's header, explicit nonce, tag and padding on the wire.
 _RECORD_OVERHEAD = 256
 #: The longest a received DATA packet waits for its SACK (RFC 9260: under 500 ms).
@@ -92,6 +98,8 @@ def problems() -> list[str]:
     for method, call in (("_recv_next", "recv"), ("_write_ssl", "bio_read")):
         if not {"_ssl", call} <= _names(getattr(dtls, method, None)):
             found.append(f"RTCDtlsTransport.{method} no longer calls self._ssl.{call}")
+    if "_protocols" not in _names(aioice.Connection.__init__):
+        found.append("aioice.Connection no longer keeps its sockets' protocols in _protocols")
     if not hasattr(rtcdtlstransport, "SSL"):
         found.append("aiortc.rtcdtlstransport no longer uses pyOpenSSL's SSL")
     return found
@@ -168,6 +176,7 @@ class Tuning:
         if sctp is None:
             raise RuntimeError("tune after the data channel's transport exists")
         _widen_records(sctp.transport)
+        _grow_receive_buffers(sctp.transport)
         return cls(sctp=sctp, sack=_DelayedSack(sctp))
 
     def use_packet(self, packet: int) -> None:
@@ -215,6 +224,17 @@ def _widen_records(dtls: RTCDtlsTransport) -> None:
 
     dtls.on("statechange", widen)
     widen()
+
+
+def _grow_receive_buffers(dtls: RTCDtlsTransport) -> None:
+    """Ask for :data:`RECEIVE_BUFFER` bytes on each gathered ICE socket (best effort)."""
+    connection = getattr(dtls.transport, "_connection", None)
+    for protocol in getattr(connection, "_protocols", ()):
+        transport = getattr(protocol, "transport", None)
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
 
 
 class _DelayedSack:
