@@ -70,6 +70,9 @@ def main() -> int:
     parser.add_argument("--chunk-kib", type=int, default=None,
                         help="data channel message size (default: the CLI's)")
     parser.add_argument("--verbose", action="store_true", help="show the CLIs' stderr")
+    parser.add_argument("--profile", metavar="DIR", type=Path, default=None,
+                        help="run both CLIs under cProfile, writing DIR/send.prof and "
+                             "DIR/receive.prof")
     args = parser.parse_args()
     size = int(args.size_mb * 1e6)
     port = _free_port()
@@ -77,6 +80,14 @@ def main() -> int:
     env = dict(os.environ, RTC_NODE_IP="127.0.0.1", RTCHUB_SERVER=url, PYTHONUNBUFFERED="1",
                ADDR=f"127.0.0.1:{port}", STREAM_ADDR="", LOG_LEVEL="warning")
     cli = [sys.executable, "-m", "rtchub"]
+
+    def client(role: str) -> list[str]:
+        if args.profile is None:
+            return cli
+        args.profile.mkdir(parents=True, exist_ok=True)
+        return [sys.executable, "-m", "cProfile", "-o", str(args.profile / f"{role}.prof"),
+                "-m", "rtchub"]
+
     with tempfile.TemporaryDirectory() as tmp:
         source, outdir = Path(tmp) / "payload.bin", Path(tmp) / "out"
         outdir.mkdir()
@@ -86,7 +97,7 @@ def main() -> int:
             _wait_healthy(url)
             errors = None if args.verbose else subprocess.DEVNULL
             extra = ["--chunk-kib", str(args.chunk_kib)] if args.chunk_kib else []
-            sender = subprocess.Popen([*cli, "send", str(source), *extra], env=env,
+            sender = subprocess.Popen([*client("send"), "send", str(source), *extra], env=env,
                                       stdout=subprocess.PIPE, stderr=errors, text=True)
             assert sender.stdout is not None
             code = ""
@@ -96,8 +107,8 @@ def main() -> int:
                     code = match.group(1)
                     break
             start = time.monotonic()
-            receiver = subprocess.Popen([*cli, "receive", code, "--yes", "-o", str(outdir)],
-                                        env=env, stdout=subprocess.DEVNULL,
+            receiver = subprocess.Popen([*client("receive"), "receive", code, "--yes", "-o",
+                                         str(outdir)], env=env, stdout=subprocess.DEVNULL,
                                         stderr=errors)
             rc_r, cpu_r = _cpu(receiver.pid)
             wall = time.monotonic() - start

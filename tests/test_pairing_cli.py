@@ -82,6 +82,9 @@ async def test_send_and_receive_a_random_file(tmp_path: Path) -> None:
         assert f"SHA-256 {digest} verified" in out_r
         assert "rtchub receive " + code in err_s  # instructions for the other person
         assert "/s" in err_r and "ETA" in err_r  # the progress bar
+        # two tuned CLIs on one host agree on wide SCTP packets (rtchub.client.sctp_tuning)
+        assert "SCTP packets of up to 16384 bytes" in err_s
+        assert "SCTP packets of up to 16384 bytes" in err_r
         assert srv.hub.stats.frames_in["offer"] == 1 and srv.hub.stats.frames_in["answer"] == 1
 
 

@@ -10,6 +10,7 @@ from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
+from rtchub.client import sctp_tuning
 from rtchub.client.signaling import ClientError
 from rtchub.client.transfer import TransferOptions, receive_file, send_file
 from rtchub.media.ice import parse_node_ips
@@ -22,7 +23,8 @@ DEFAULT_SERVER = "http://localhost:8080"
 def _options(server: str | None, yes: bool, node_ip: str | None) -> TransferOptions:
     server = server or os.environ.get("RTCHUB_SERVER") or DEFAULT_SERVER
     ips = parse_node_ips(node_ip if node_ip is not None else os.environ.get("RTC_NODE_IP", ""))
-    return TransferOptions(server=server, yes=yes, node_ips=ips)
+    return TransferOptions(server=server, yes=yes, node_ips=ips,
+                           tuned=sctp_tuning.enabled())
 
 
 def _run(coro: Coroutine[Any, Any, int]) -> int:

@@ -32,6 +32,7 @@ from aiortc import (
     RTCSessionDescription,
 )
 
+from rtchub.client import sctp_tuning
 from rtchub.client.progress import Progress, human_bytes
 from rtchub.client.signaling import ClientError, PairSocket, Rendezvous
 from rtchub.client.verify import fingerprint_of, verification_string
@@ -57,6 +58,7 @@ class TransferOptions:
     out: TextIO = field(default_factory=lambda: sys.stdout)
     err: TextIO = field(default_factory=lambda: sys.stderr)
     ask: Callable[[str], bool] | None = None
+    tuned: bool = True
 
 
 class _Channel:
@@ -159,12 +161,17 @@ async def send_file(path: Path, opts: TransferOptions) -> int:
                            f"\n    rtchub receive {pairing.code}\n")
             opts.err.flush()
             pc = RTCPeerConnection(config)
+            tuning = sctp_tuning.Tuning()
             try:
                 await sock.wait_for("room_full", timeout=opts.wait_timeout)
                 channel = _Channel(pc.createDataChannel("rtchub-file", ordered=True))
                 await pc.setLocalDescription(await pc.createOffer())
-                await sock.send({"type": "offer", "sdp": pc.localDescription.sdp})
+                if opts.tuned:
+                    tuning = sctp_tuning.Tuning.apply(pc)
+                await sock.send({"type": "offer", "sdp": pc.localDescription.sdp,
+                                 **sctp_tuning.advertise(opts.tuned)})
                 answer = await sock.wait_for("answer", timeout=opts.connect_timeout)
+                _use_packet(opts, tuning, answer, pc.localDescription.sdp, str(answer["sdp"]))
                 await pc.setRemoteDescription(RTCSessionDescription(str(answer["sdp"]),
                                                                     "answer"))
                 _verify(opts, pc, offerer=True)
@@ -173,7 +180,17 @@ async def send_file(path: Path, opts: TransferOptions) -> int:
                 return await _stream(handle, name, size, channel, opts)
             finally:
                 await pc.close()
+                tuning.close()
                 await sock.close()
+
+
+def _use_packet(opts: TransferOptions, tuning: sctp_tuning.Tuning, frame: dict[str, Any],
+                local_sdp: str, remote_sdp: str) -> None:
+    """Agree on the SCTP packet size with the peer (see :mod:`sctp_tuning`) and say so."""
+    packet = sctp_tuning.negotiate(opts.tuned, frame, local_sdp, remote_sdp)
+    if opts.tuned:
+        tuning.use_packet(packet)
+    opts.err.write(f"SCTP packets of up to {packet} bytes\n")
 
 
 def _size_text(size: int | None) -> str:
@@ -227,13 +244,18 @@ async def receive_file(code: str, output: Path | None, opts: TransferOptions) ->
         pairing = await rendezvous.redeem(code)
         sock = await PairSocket.connect(http, opts.server, pairing.app_id, "B")
         pc = RTCPeerConnection(config)
+        tuning = sctp_tuning.Tuning()
         got: asyncio.Future[RTCDataChannel] = asyncio.get_running_loop().create_future()
         pc.on("datachannel", lambda ch: _resolve(got, ch))
         try:
             offer = await sock.wait_for("offer", timeout=opts.connect_timeout)
             await pc.setRemoteDescription(RTCSessionDescription(str(offer["sdp"]), "offer"))
             await pc.setLocalDescription(await pc.createAnswer())
-            await sock.send({"type": "answer", "sdp": pc.localDescription.sdp})
+            if opts.tuned:
+                tuning = sctp_tuning.Tuning.apply(pc)
+            _use_packet(opts, tuning, offer, pc.localDescription.sdp, str(offer["sdp"]))
+            await sock.send({"type": "answer", "sdp": pc.localDescription.sdp,
+                             **sctp_tuning.advertise(opts.tuned)})
             _verify(opts, pc, offerer=False)
             try:
                 raw = await asyncio.wait_for(got, opts.connect_timeout)
@@ -245,6 +267,7 @@ async def receive_file(code: str, output: Path | None, opts: TransferOptions) ->
             return await _collect(channel, output, opts)
         finally:
             await pc.close()
+            tuning.close()
             await sock.close()
 
 
