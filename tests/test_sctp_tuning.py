@@ -25,7 +25,7 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, rtcsctpt
 
 from rtchub.client import sctp_tuning
 from rtchub.client.sctp_tuning import STOCK_PACKET, WIDE_PACKET, Tuning, negotiate
-from rtchub.media.ice import use_host_addresses
+from rtchub.media.aiortc_adapter import configure_ice
 from tests.support import running
 from tests.test_pairing_cli import _env, _finish, _read_code, _spawn
 
@@ -107,7 +107,6 @@ def _settle(future: asyncio.Future[Any], value: Any) -> None:
 async def _tuned_pair(packet: int) -> AsyncIterator[tuple[RTCDataChannel, RTCDataChannel,
                                                           list[Tuning]]]:
     """Two tuned peers of this process on 127.0.0.1, and their open data channel."""
-    use_host_addresses(["127.0.0.1"])
     config = RTCConfiguration(iceServers=[])
     a, b = RTCPeerConnection(config), RTCPeerConnection(config)
     tunings: list[Tuning] = []
@@ -115,11 +114,13 @@ async def _tuned_pair(packet: int) -> AsyncIterator[tuple[RTCDataChannel, RTCDat
         opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         got: asyncio.Future[RTCDataChannel] = asyncio.get_running_loop().create_future()
         channel = a.createDataChannel("bulk", ordered=True)
+        configure_ice(a, ["127.0.0.1"], None)
         channel.on("open", lambda: _settle(opened, None))
         b.on("datachannel", lambda ch: _settle(got, ch))
         await a.setLocalDescription(await a.createOffer())
         tunings.append(Tuning.apply(a))
         await b.setRemoteDescription(a.localDescription)
+        configure_ice(b, ["127.0.0.1"], None)
         await b.setLocalDescription(await b.createAnswer())
         tunings.append(Tuning.apply(b))
         for tuning in tunings:
@@ -133,7 +134,6 @@ async def _tuned_pair(packet: int) -> AsyncIterator[tuple[RTCDataChannel, RTCDat
         await b.close()
         for tuning in tunings:
             tuning.close()
-        use_host_addresses([])
 
 
 @pytest.mark.webrtc

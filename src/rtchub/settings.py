@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SETTINGS", "Setting", "parse_bool", "parse_duration", "parse_rate", "parse_size"]
+__all__ = ["SETTINGS", "Setting", "parse_bool", "parse_duration", "parse_ip_list", "parse_rate",
+           "parse_size"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
@@ -114,7 +115,8 @@ def _bounded_size(low: int) -> Callable[[str], int]:
     return parse
 
 
-def _ip_list(text: str) -> tuple[str, ...]:
+def parse_ip_list(text: str) -> tuple[str, ...]:
+    """Parse a comma-separated list of IP addresses (``RTC_NODE_IP``); may be empty."""
     items = tuple(part.strip() for part in text.split(",") if part.strip())
     for item in items:
         try:
@@ -212,7 +214,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RTC_CONFIG_JSON", "--rtc-config-json", _text, '{"iceServers": []}',
             "RTCConfiguration served to browsers (iceServers, iceTransportPolicy, "
             "bundlePolicy). Default: no ICE servers (host candidates only).", "webrtc"),
-    Setting("RTC_NODE_IP", "--rtc-node-ip", _ip_list, "",
+    Setting("RTC_NODE_IP", "--rtc-node-ip", parse_ip_list, "",
             "Comma-separated IPs the server's own WebRTC peers gather and advertise "
             "(like LiveKit node_ip); empty lets aioice pick non-loopback addresses.", "webrtc"),
     Setting("RTC_UDP_PORTS", "--rtc-udp-ports", _port_range, "",

@@ -13,7 +13,7 @@ from typing import Any
 from rtchub.client import sctp_tuning
 from rtchub.client.signaling import ClientError
 from rtchub.client.transfer import TransferOptions, receive_file, send_file
-from rtchub.media.ice import parse_node_ips
+from rtchub.settings import parse_ip_list
 
 __all__ = ["DEFAULT_SERVER", "run_receive", "run_send"]
 
@@ -22,7 +22,11 @@ DEFAULT_SERVER = "http://localhost:8080"
 
 def _options(server: str | None, yes: bool, node_ip: str | None) -> TransferOptions:
     server = server or os.environ.get("RTCHUB_SERVER") or DEFAULT_SERVER
-    ips = parse_node_ips(node_ip if node_ip is not None else os.environ.get("RTC_NODE_IP", ""))
+    text = node_ip if node_ip is not None else os.environ.get("RTC_NODE_IP", "")
+    try:
+        ips = parse_ip_list(text)
+    except ValueError as exc:
+        raise ValueError(f"RTC_NODE_IP={text!r}: expected {exc}") from None
     return TransferOptions(server=server, yes=yes, node_ips=ips,
                            tuned=sctp_tuning.enabled())
 

@@ -36,7 +36,7 @@ from rtchub.client import sctp_tuning
 from rtchub.client.progress import Progress, human_bytes
 from rtchub.client.signaling import ClientError, PairSocket, Rendezvous
 from rtchub.client.verify import fingerprint_of, verification_string
-from rtchub.media.ice import use_host_addresses
+from rtchub.media.aiortc_adapter import configure_ice
 
 __all__ = ["TransferOptions", "receive_file", "send_file"]
 
@@ -149,7 +149,6 @@ async def send_file(path: Path, opts: TransferOptions) -> int:
         except OSError as exc:
             raise ClientError(f"cannot read {path}: {exc.strerror}") from None
         name = path.name
-    use_host_addresses(opts.node_ips)
     with handle:
         async with aiohttp.ClientSession() as http:
             rendezvous = Rendezvous(http, opts.server)
@@ -165,6 +164,7 @@ async def send_file(path: Path, opts: TransferOptions) -> int:
             try:
                 await sock.wait_for("room_full", timeout=opts.wait_timeout)
                 channel = _Channel(pc.createDataChannel("rtchub-file", ordered=True))
+                configure_ice(pc, opts.node_ips, None)
                 await pc.setLocalDescription(await pc.createOffer())
                 if opts.tuned:
                     tuning = sctp_tuning.Tuning.apply(pc)
@@ -237,7 +237,6 @@ async def receive_file(code: str, output: Path | None, opts: TransferOptions) ->
     SHA-256 matches."""
     if output is not None and str(output) == "-":
         opts = replace(opts, out=opts.err)  # stdout carries the data
-    use_host_addresses(opts.node_ips)
     async with aiohttp.ClientSession() as http:
         rendezvous = Rendezvous(http, opts.server)
         config = _rtc_configuration(await rendezvous.ice_servers())
@@ -250,6 +249,7 @@ async def receive_file(code: str, output: Path | None, opts: TransferOptions) ->
         try:
             offer = await sock.wait_for("offer", timeout=opts.connect_timeout)
             await pc.setRemoteDescription(RTCSessionDescription(str(offer["sdp"]), "offer"))
+            configure_ice(pc, opts.node_ips, None)
             await pc.setLocalDescription(await pc.createAnswer())
             if opts.tuned:
                 tuning = sctp_tuning.Tuning.apply(pc)
