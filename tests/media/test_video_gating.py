@@ -1,0 +1,163 @@
+"""Keyframe gating through real aiortc peers: a VP8 receiver joins a stream mid-way.
+
+The server negotiates audio only today, so this wires the media plane by hand,
+as the SFU will: an aiortc sender's VP8 goes to an :class:`Uplink`, a
+:class:`Downtrack` forwards it to an aiortc receiver, all over loopback.
+"""
+
+from __future__ import annotations
+
+import fractions
+import random
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import av
+import pytest
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    VideoStreamTrack,
+)
+from aiortc.rtp import RtpPacket
+from aiortc.sdp import SessionDescription
+
+from rtchub.changes import Changes
+from rtchub.media import aiortc_adapter as adapter
+from rtchub.media.fanout import Downtrack, ForwardingStats, Uplink
+from rtchub.media.keyframes import vp8_starts_keyframe
+from rtchub.media.peers import HeldTrack
+
+TIMEOUT = 10.0
+VP8 = "video/VP8"
+
+
+class NoiseTrack(VideoStreamTrack):
+    """Small noise pictures at 30 fps (paced by aiortc's own clock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._noise = random.Random(6)
+
+    async def recv(self) -> av.VideoFrame:
+        pts, time_base = await self.next_timestamp()
+        frame = av.VideoFrame(96, 64, "yuv420p")
+        for plane in frame.planes:
+            plane.update(self._noise.randbytes(plane.buffer_size))
+        frame.pts = pts
+        frame.time_base = fractions.Fraction(time_base)
+        return frame
+
+
+def vp8_only(transceiver: RTCRtpTransceiver) -> None:
+    caps = RTCRtpSender.getCapabilities("video")
+    transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType == VP8])
+
+
+def vp8_payload_type(sdp: str) -> int:
+    for media in SessionDescription.parse(sdp).media:
+        for codec in media.rtp.codecs:
+            if codec.mimeType == VP8 and codec.payloadType is not None:
+                return int(codec.payloadType)
+    raise AssertionError("no VP8 in the answer")
+
+
+class Plane:
+    """Four peers: sender -> (uplink | downtrack) -> receiver, and what the receiver saw."""
+
+    def __init__(self) -> None:
+        self.changes = Changes()
+        self.stats = ForwardingStats(self.changes.notify)
+        self.pcs: list[RTCPeerConnection] = []
+        self.received: list[RtpPacket] = []
+        self.tracks: list[Any] = []
+
+    def pc(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        pc.on("connectionstatechange", self.changes.notify)
+        self.pcs.append(pc)
+        return pc
+
+    async def connect(self, offerer: RTCPeerConnection, answerer: RTCPeerConnection,
+                      on_remote_offer: Callable[[], None] = lambda: None) -> str:
+        adapter.configure_ice(offerer, ["127.0.0.1"], None)
+        await offerer.setLocalDescription(await offerer.createOffer())
+        await answerer.setRemoteDescription(offerer.localDescription)
+        on_remote_offer()
+        adapter.configure_ice(answerer, ["127.0.0.1"], None)  # its transports exist now
+        await answerer.setLocalDescription(await answerer.createAnswer())
+        await offerer.setRemoteDescription(answerer.localDescription)
+        return str(answerer.localDescription.sdp)
+
+    async def until(self, condition: Callable[[], bool]) -> None:
+        try:
+            await self.changes.wait_for(condition, TIMEOUT)
+        except TimeoutError:
+            raise AssertionError(f"not reached within {TIMEOUT}s") from None
+
+
+@pytest.fixture
+async def plane() -> AsyncIterator[Plane]:
+    p = Plane()
+    yield p
+    for track in p.tracks:
+        track.stop()
+    for pc in p.pcs:
+        await pc.close()
+
+
+async def test_a_receiver_joining_mid_stream_starts_at_a_keyframe(plane: Plane) -> None:
+    await adapter.check_assumptions()
+    # the sender's stream reaches the uplink and runs past its first keyframe
+    sender, inbound = plane.pc(), plane.pc()
+    source = NoiseTrack()
+    plane.tracks.append(source)
+    vp8_only(sender.addTransceiver(source, direction="sendonly"))
+    uplinks: list[Uplink] = []
+
+    def tap() -> None:
+        transceiver = inbound.getTransceivers()[0]
+        vp8_only(transceiver)
+        # a frozen clock: the throttle lets exactly one keyframe request through
+        uplinks.append(Uplink(transceiver.receiver, plane.stats, 0.5, clock=lambda: 0.0))
+
+    await plane.connect(sender, inbound, tap)
+    uplink = uplinks[0]
+    await plane.until(lambda: plane.stats.packets_in >= 30)  # about a second of video
+
+    # a receiver joins: its downtrack forwards only from a keyframe on
+    outbound, receiver = plane.pc(), plane.pc()
+    held = HeldTrack("video")
+    plane.tracks.append(held)
+    out = outbound.addTransceiver(held, direction="sendonly")
+    vp8_only(out)
+    answer = await plane.connect(outbound, receiver)
+    inbound_track = receiver.getReceivers()[0]
+
+    def seen(packet: RtpPacket) -> None:
+        plane.received.append(packet)
+        plane.changes.notify()
+
+    adapter.watch_receiver(inbound_track, seen)
+    await plane.until(lambda: outbound.connectionState == "connected")
+    downtrack = Downtrack(out.sender, vp8_payload_type(answer), 90000, plane.stats,
+                          codec=VP8)
+    assert downtrack.waiting_for_keyframe
+    uplink.attach(downtrack)
+    await plane.until(lambda: len(plane.received) >= 20)
+
+    first = plane.received[0]
+    assert vp8_starts_keyframe(first.payload)
+    assert not downtrack.waiting_for_keyframe
+    seqs = [p.sequence_number for p in plane.received]
+    assert seqs == [(first.sequence_number + i) % (1 << 16) for i in range(len(seqs))]
+    # the deltas before it were held back, and asked for one keyframe upstream
+    assert plane.stats.packets_gated >= 1
+    assert plane.stats.keyframe_requests == 1
+    assert uplink.keyframes_combined >= plane.stats.packets_gated - 1
+    # and aiortc's own decoder on the receiver makes a picture of the first frame
+    picture = await inbound_track.track.recv()
+    assert isinstance(picture, av.VideoFrame)
+    assert (picture.width, picture.height) == (96, 64)
