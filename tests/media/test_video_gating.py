@@ -17,6 +17,7 @@ import pytest
 from aiortc import (
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpReceiver,
     RTCRtpSender,
     RTCRtpTransceiver,
     VideoStreamTrack,
@@ -37,9 +38,9 @@ VP8 = "video/VP8"
 class NoiseTrack(VideoStreamTrack):
     """Small noise pictures at 30 fps (paced by aiortc's own clock)."""
 
-    def __init__(self) -> None:
+    def __init__(self, seed: int) -> None:
         super().__init__()
-        self._noise = random.Random(6)
+        self._noise = random.Random(seed)
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
@@ -73,6 +74,8 @@ class Plane:
         self.pcs: list[RTCPeerConnection] = []
         self.received: list[RtpPacket] = []
         self.tracks: list[Any] = []
+        self.sent: dict[Uplink, set[bytes]] = {}  # payloads each uplink got, as they come
+        self.receiver: RTCRtpReceiver | None = None
 
     def pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -108,56 +111,97 @@ async def plane() -> AsyncIterator[Plane]:
         await pc.close()
 
 
-async def test_a_receiver_joining_mid_stream_starts_at_a_keyframe(plane: Plane) -> None:
-    await adapter.check_assumptions()
-    # the sender's stream reaches the uplink and runs past its first keyframe
+async def start_sender(plane: Plane, seed: int) -> Uplink:
+    """An aiortc VP8 sender whose stream reaches an uplink and runs past its first keyframe."""
     sender, inbound = plane.pc(), plane.pc()
-    source = NoiseTrack()
+    source = NoiseTrack(seed)
     plane.tracks.append(source)
     vp8_only(sender.addTransceiver(source, direction="sendonly"))
     uplinks: list[Uplink] = []
+    payloads: set[bytes] = set()
 
     def tap() -> None:
         transceiver = inbound.getTransceivers()[0]
         vp8_only(transceiver)
         # a frozen clock: the throttle lets exactly one keyframe request through
         uplinks.append(Uplink(transceiver.receiver, plane.stats, 0.5, clock=lambda: 0.0))
+        uplinks[0].listen(1, lambda packet: payloads.add(packet.payload))
 
     await plane.connect(sender, inbound, tap)
-    uplink = uplinks[0]
-    await plane.until(lambda: plane.stats.packets_in >= 30)  # about a second of video
+    await plane.until(lambda: len(payloads) >= 30)  # about a second of video
+    plane.sent[uplinks[0]] = payloads
+    return uplinks[0]
 
-    # a receiver joins: its downtrack forwards only from a keyframe on
+
+async def join(plane: Plane) -> Downtrack:
+    """A receiver connected to the plane; its downtrack is not attached yet."""
     outbound, receiver = plane.pc(), plane.pc()
     held = HeldTrack("video")
     plane.tracks.append(held)
     out = outbound.addTransceiver(held, direction="sendonly")
     vp8_only(out)
     answer = await plane.connect(outbound, receiver)
-    inbound_track = receiver.getReceivers()[0]
+    plane.receiver = receiver.getReceivers()[0]
 
     def seen(packet: RtpPacket) -> None:
         plane.received.append(packet)
         plane.changes.notify()
 
-    adapter.watch_receiver(inbound_track, seen)
+    adapter.watch_receiver(plane.receiver, seen)
     await plane.until(lambda: outbound.connectionState == "connected")
-    downtrack = Downtrack(out.sender, vp8_payload_type(answer), 90000, plane.stats,
-                          codec=VP8)
+    return Downtrack(out.sender, vp8_payload_type(answer), 90000, plane.stats, codec=VP8)
+
+
+def assert_contiguous(packets: list[RtpPacket]) -> None:
+    first = packets[0].sequence_number
+    seqs = [p.sequence_number for p in packets]
+    assert seqs == [(first + i) % (1 << 16) for i in range(len(seqs))]
+
+
+async def test_a_receiver_joining_mid_stream_starts_at_a_keyframe(plane: Plane) -> None:
+    await adapter.check_assumptions()
+    uplink = await start_sender(plane, seed=6)
+    downtrack = await join(plane)
     assert downtrack.waiting_for_keyframe
     uplink.attach(downtrack)
     await plane.until(lambda: len(plane.received) >= 20)
 
-    first = plane.received[0]
-    assert vp8_starts_keyframe(first.payload)
+    assert vp8_starts_keyframe(plane.received[0].payload)
     assert not downtrack.waiting_for_keyframe
-    seqs = [p.sequence_number for p in plane.received]
-    assert seqs == [(first.sequence_number + i) % (1 << 16) for i in range(len(seqs))]
+    assert_contiguous(plane.received)
     # the deltas before it were held back, and asked for one keyframe upstream
     assert plane.stats.packets_gated >= 1
     assert plane.stats.keyframe_requests == 1
     assert uplink.keyframes_combined >= plane.stats.packets_gated - 1
     # and aiortc's own decoder on the receiver makes a picture of the first frame
-    picture = await inbound_track.track.recv()
+    assert plane.receiver is not None
+    picture = await plane.receiver.track.recv()
     assert isinstance(picture, av.VideoFrame)
     assert (picture.width, picture.height) == (96, 64)
+
+
+async def test_a_stream_switch_resumes_at_the_new_sources_keyframe(plane: Plane) -> None:
+    first = await start_sender(plane, seed=1)
+    downtrack = await join(plane)
+    first.attach(downtrack)
+    await plane.until(lambda: len(plane.received) >= 10)
+    second = await start_sender(plane, seed=2)
+    gated = plane.stats.packets_gated
+
+    first.detach(downtrack)  # the receiver switches streams
+    second.attach(downtrack)
+    new = plane.sent[second]
+
+    def switched() -> list[RtpPacket]:
+        return [p for p in plane.received if p.payload in new]
+
+    await plane.until(lambda: len(switched()) >= 10)
+    at = plane.received.index(switched()[0])
+    assert vp8_starts_keyframe(plane.received[at].payload)
+    assert all(p.payload in new for p in plane.received[at:])
+    assert all(p.payload in plane.sent[first] for p in plane.received[:at])
+    assert_contiguous(plane.received)  # no gap at the switch point
+    step = (plane.received[at].timestamp - plane.received[at - 1].timestamp) % (1 << 32)
+    assert 0 < step < 1 << 31  # timestamps move forward across the switch
+    assert plane.stats.packets_gated > gated
+    assert plane.stats.keyframe_requests == 2  # one per source
