@@ -1,7 +1,7 @@
-"""Keyframe gating through real aiortc peers: a VP8 receiver joins a stream mid-way.
+"""Keyframe gating through real aiortc peers: a video receiver joins a stream mid-way.
 
 The server negotiates audio only today, so this wires the media plane by hand,
-as the SFU will: an aiortc sender's VP8 goes to an :class:`Uplink`, a
+as the SFU will: an aiortc sender's VP8 or H.264 goes to an :class:`Uplink`, a
 :class:`Downtrack` forwards it to an aiortc receiver, all over loopback.
 """
 
@@ -28,23 +28,29 @@ from aiortc.sdp import SessionDescription
 from rtchub.changes import Changes
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import Downtrack, ForwardingStats, Uplink
-from rtchub.media.keyframes import vp8_starts_keyframe
+from rtchub.media.keyframes import detector
 from rtchub.media.peers import HeldTrack
 
 TIMEOUT = 10.0
 VP8 = "video/VP8"
+H264 = "video/H264"
 
 
 class NoiseTrack(VideoStreamTrack):
-    """Small noise pictures at 30 fps (paced by aiortc's own clock)."""
+    """Small noise pictures at 30 fps (paced by aiortc's own clock).
+
+    The width follows the seed, so two sources never send the same bytes (not
+    even H.264 parameter sets, which carry the picture size).
+    """
 
     def __init__(self, seed: int) -> None:
         super().__init__()
         self._noise = random.Random(seed)
+        self.width = 96 + 32 * seed
 
     async def recv(self) -> av.VideoFrame:
         pts, time_base = await self.next_timestamp()
-        frame = av.VideoFrame(96, 64, "yuv420p")
+        frame = av.VideoFrame(self.width, 64, "yuv420p")
         for plane in frame.planes:
             plane.update(self._noise.randbytes(plane.buffer_size))
         frame.pts = pts
@@ -52,23 +58,27 @@ class NoiseTrack(VideoStreamTrack):
         return frame
 
 
-def vp8_only(transceiver: RTCRtpTransceiver) -> None:
+def only(transceiver: RTCRtpTransceiver, mime_type: str) -> None:
     caps = RTCRtpSender.getCapabilities("video")
-    transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType == VP8])
+    transceiver.setCodecPreferences([c for c in caps.codecs if c.mimeType == mime_type])
 
 
-def vp8_payload_type(sdp: str) -> int:
+def payload_type(sdp: str, mime_type: str) -> int:
     for media in SessionDescription.parse(sdp).media:
         for codec in media.rtp.codecs:
-            if codec.mimeType == VP8 and codec.payloadType is not None:
+            if codec.mimeType == mime_type and codec.payloadType is not None:
                 return int(codec.payloadType)
-    raise AssertionError("no VP8 in the answer")
+    raise AssertionError(f"no {mime_type} in the answer")
 
 
 class Plane:
     """Four peers: sender -> (uplink | downtrack) -> receiver, and what the receiver saw."""
 
-    def __init__(self) -> None:
+    def __init__(self, codec: str) -> None:
+        self.codec = codec
+        detect = detector(codec)
+        assert detect is not None
+        self.starts_keyframe = detect
         self.changes = Changes()
         self.stats = ForwardingStats(self.changes.notify)
         self.pcs: list[RTCPeerConnection] = []
@@ -101,9 +111,9 @@ class Plane:
             raise AssertionError(f"not reached within {TIMEOUT}s") from None
 
 
-@pytest.fixture
-async def plane() -> AsyncIterator[Plane]:
-    p = Plane()
+@pytest.fixture(params=[VP8, H264])
+async def plane(request: pytest.FixtureRequest) -> AsyncIterator[Plane]:
+    p = Plane(request.param)
     yield p
     for track in p.tracks:
         track.stop()
@@ -112,17 +122,17 @@ async def plane() -> AsyncIterator[Plane]:
 
 
 async def start_sender(plane: Plane, seed: int) -> Uplink:
-    """An aiortc VP8 sender whose stream reaches an uplink and runs past its first keyframe."""
+    """An aiortc video sender whose stream reaches an uplink and runs past its first keyframe."""
     sender, inbound = plane.pc(), plane.pc()
     source = NoiseTrack(seed)
     plane.tracks.append(source)
-    vp8_only(sender.addTransceiver(source, direction="sendonly"))
+    only(sender.addTransceiver(source, direction="sendonly"), plane.codec)
     uplinks: list[Uplink] = []
     payloads: set[bytes] = set()
 
     def tap() -> None:
         transceiver = inbound.getTransceivers()[0]
-        vp8_only(transceiver)
+        only(transceiver, plane.codec)
         # a frozen clock: the throttle lets exactly one keyframe request through
         uplinks.append(Uplink(transceiver.receiver, plane.stats, 0.5, clock=lambda: 0.0))
         uplinks[0].listen(1, lambda packet: payloads.add(packet.payload))
@@ -139,7 +149,7 @@ async def join(plane: Plane) -> Downtrack:
     held = HeldTrack("video")
     plane.tracks.append(held)
     out = outbound.addTransceiver(held, direction="sendonly")
-    vp8_only(out)
+    only(out, plane.codec)
     answer = await plane.connect(outbound, receiver)
     plane.receiver = receiver.getReceivers()[0]
 
@@ -149,7 +159,8 @@ async def join(plane: Plane) -> Downtrack:
 
     adapter.watch_receiver(plane.receiver, seen)
     await plane.until(lambda: outbound.connectionState == "connected")
-    return Downtrack(out.sender, vp8_payload_type(answer), 90000, plane.stats, codec=VP8)
+    return Downtrack(out.sender, payload_type(answer, plane.codec), 90000, plane.stats,
+                     codec=plane.codec)
 
 
 def assert_contiguous(packets: list[RtpPacket]) -> None:
@@ -160,13 +171,13 @@ def assert_contiguous(packets: list[RtpPacket]) -> None:
 
 async def test_a_receiver_joining_mid_stream_starts_at_a_keyframe(plane: Plane) -> None:
     await adapter.check_assumptions()
-    uplink = await start_sender(plane, seed=6)
+    uplink = await start_sender(plane, seed=0)
     downtrack = await join(plane)
     assert downtrack.waiting_for_keyframe
     uplink.attach(downtrack)
     await plane.until(lambda: len(plane.received) >= 20)
 
-    assert vp8_starts_keyframe(plane.received[0].payload)
+    assert plane.starts_keyframe(plane.received[0].payload)
     assert not downtrack.waiting_for_keyframe
     assert_contiguous(plane.received)
     # the deltas before it were held back, and asked for one keyframe upstream
@@ -196,8 +207,9 @@ async def test_a_stream_switch_resumes_at_the_new_sources_keyframe(plane: Plane)
         return [p for p in plane.received if p.payload in new]
 
     await plane.until(lambda: len(switched()) >= 10)
+    assert not new & plane.sent[first]  # packets tell their source by their bytes
     at = plane.received.index(switched()[0])
-    assert vp8_starts_keyframe(plane.received[at].payload)
+    assert plane.starts_keyframe(plane.received[at].payload)
     assert all(p.payload in new for p in plane.received[at:])
     assert all(p.payload in plane.sent[first] for p in plane.received[:at])
     assert_contiguous(plane.received)  # no gap at the switch point
