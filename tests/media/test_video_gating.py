@@ -86,6 +86,8 @@ class Plane:
         self.tracks: list[Any] = []
         self.sent: dict[Uplink, set[bytes]] = {}  # payloads each uplink got, as they come
         self.receiver: RTCRtpReceiver | None = None
+        self.now = 0.0  # the uplinks' throttle clock: each keeps one request per value
+        self.keyframes = 0  # keyframe starts the uplinks got (after forwarding them)
 
     def pc(self) -> RTCPeerConnection:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
@@ -103,6 +105,11 @@ class Plane:
         await answerer.setLocalDescription(await answerer.createAnswer())
         await offerer.setRemoteDescription(answerer.localDescription)
         return str(answerer.localDescription.sdp)
+
+    def seen(self, packet: RtpPacket) -> None:
+        """The receiver got ``packet`` (before aiortc's jitter buffer)."""
+        self.received.append(packet)
+        self.changes.notify()
 
     async def until(self, condition: Callable[[], bool]) -> None:
         try:
@@ -133,9 +140,15 @@ async def start_sender(plane: Plane, seed: int) -> Uplink:
     def tap() -> None:
         transceiver = inbound.getTransceivers()[0]
         only(transceiver, plane.codec)
-        # a frozen clock: the throttle lets exactly one keyframe request through
-        uplinks.append(Uplink(transceiver.receiver, plane.stats, 0.5, clock=lambda: 0.0))
-        uplinks[0].listen(1, lambda packet: payloads.add(packet.payload))
+        # a clock the test moves: the throttle lets one keyframe request through per tick
+        uplinks.append(Uplink(transceiver.receiver, plane.stats, 0.5, clock=lambda: plane.now))
+        uplinks[0].listen(1, got)
+
+    def got(packet: RtpPacket) -> None:
+        payloads.add(packet.payload)
+        if plane.starts_keyframe(packet.payload):
+            plane.keyframes += 1
+            plane.changes.notify()
 
     await plane.connect(sender, inbound, tap)
     await plane.until(lambda: len(payloads) >= 30)  # about a second of video
@@ -152,12 +165,7 @@ async def join(plane: Plane) -> Downtrack:
     only(out, plane.codec)
     answer = await plane.connect(outbound, receiver)
     plane.receiver = receiver.getReceivers()[0]
-
-    def seen(packet: RtpPacket) -> None:
-        plane.received.append(packet)
-        plane.changes.notify()
-
-    adapter.watch_receiver(plane.receiver, seen)
+    adapter.watch_receiver(plane.receiver, plane.seen)
     await plane.until(lambda: outbound.connectionState == "connected")
     return Downtrack(out.sender, payload_type(answer, plane.codec), 90000, plane.stats,
                      codec=plane.codec)
@@ -217,3 +225,35 @@ async def test_a_stream_switch_resumes_at_the_new_sources_keyframe(plane: Plane)
     assert 0 < step < 1 << 31  # timestamps move forward across the switch
     assert plane.stats.packets_gated > gated
     assert plane.stats.keyframe_requests == 2  # one per source
+
+
+async def test_a_keyframe_the_receiver_never_got_is_waited_for_again(plane: Plane) -> None:
+    uplink = await start_sender(plane, seed=0)
+    outbound, receiver = plane.pc(), plane.pc()
+    held = HeldTrack("video")
+    plane.tracks.append(held)
+    out = outbound.addTransceiver(held, direction="sendonly")
+    only(out, plane.codec)
+    adapter.configure_ice(outbound, ["127.0.0.1"], None)
+    await outbound.setLocalDescription(await outbound.createOffer())
+    pt = payload_type(outbound.localDescription.sdp, plane.codec)
+    downtrack = Downtrack(out.sender, pt, 90000, plane.stats, codec=plane.codec)
+    keyframes = plane.keyframes
+    uplink.attach(downtrack)  # before its transport is connected
+    await plane.until(lambda: plane.keyframes > keyframes)
+    # the keyframe it asked for could not be sent: the gate shut again
+    assert downtrack.waiting_for_keyframe
+    assert plane.received == []
+
+    await receiver.setRemoteDescription(outbound.localDescription)
+    adapter.configure_ice(receiver, ["127.0.0.1"], None)
+    await receiver.setLocalDescription(await receiver.createAnswer())
+    plane.receiver = receiver.getReceivers()[0]
+    adapter.watch_receiver(plane.receiver, plane.seen)
+    await outbound.setRemoteDescription(receiver.localDescription)
+    await plane.until(lambda: outbound.connectionState == "connected")
+    plane.now += 1.0  # the throttle's interval has passed: the next request goes up
+    await plane.until(lambda: len(plane.received) >= 10)
+    assert plane.starts_keyframe(plane.received[0].payload)
+    assert_contiguous(plane.received)
+    assert plane.stats.keyframe_requests == 2
