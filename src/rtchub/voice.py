@@ -51,7 +51,8 @@ def setup(app: web.Application, hub: Hub) -> None:
                          lambda: {"": float(service.mp3_listeners())})
     hub.stats.add_counters("rtchub_media_packets", "RTP packets by stage.", "stage",
                            lambda: {"received": float(media.packets_in),
-                                    "forwarded": float(media.packets_forwarded)})
+                                    "forwarded": float(media.packets_forwarded),
+                                    "gated": float(media.packets_gated)})
     hub.stats.add_counters("rtchub_media_fanout_seconds",
                            "Time from a sender's packet arriving to its last copy sent "
                            "(sum over packets: divide by rtchub_media_packets_total received).",

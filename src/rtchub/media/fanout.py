@@ -5,7 +5,9 @@ receiver tap) and hands each one, unchanged in payload, to every
 :class:`Downtrack` of a snapshot of its subscribers, and to packet listeners
 such as the MP3 encoder. A downtrack rewrites the header for its receiver,
 caches what it sent for NACKs, and turns PLI/FIR into a throttled keyframe
-request upstream.
+request upstream. A video downtrack (its negotiated codec has a detector in
+:mod:`rtchub.media.keyframes`) forwards nothing of a source until a packet that
+starts a keyframe, asking upstream for one meanwhile; audio is never gated.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from rtchub.media.forwarding import (
     rtp_packet,
     rtx_packet,
 )
+from rtchub.media.keyframes import KeyframeGate
 
 __all__ = ["Downtrack", "ForwardingStats", "PacketListener", "Uplink"]
 
@@ -39,13 +42,14 @@ class ForwardingStats:
 
     __slots__ = ("bytes_in", "changed", "fanout_max", "fanout_seconds", "keyframe_requests",
                  "keyframe_requests_in", "nack_hits", "nack_misses", "packets_forwarded",
-                 "packets_in", "retransmitted")
+                 "packets_gated", "packets_in", "retransmitted")
 
     def __init__(self, changed: Callable[[], None] = lambda: None) -> None:
         self.changed = changed  # poked on every change (a no-op unless someone waits)
         self.packets_in = 0
         self.bytes_in = 0
         self.packets_forwarded = 0
+        self.packets_gated = 0  # video packets held back until a receiver's keyframe
         self.nack_hits = 0  # NACKed packets found in the cache
         self.nack_misses = 0  # NACKed packets no longer (or never) cached
         self.retransmitted = 0  # RTX packets sent
@@ -78,7 +82,8 @@ class Uplink:
         return self._snapshot
 
     def attach(self, downtrack: Downtrack) -> None:
-        """Start feeding ``downtrack``; ask the sender for a keyframe for it."""
+        """Start feeding ``downtrack`` (a video one asks for a keyframe with the first
+        packet its gate holds back)."""
         self._downtracks[id(downtrack)] = downtrack
         self._snapshot = tuple(self._downtracks.values())
         downtrack.uplink = self
@@ -145,12 +150,12 @@ class Uplink:
 class Downtrack:
     """One receiver's forwarded copy of a stream: rewrite, send, cache, answer feedback."""
 
-    __slots__ = ("_cache", "_outlet", "_payload_type", "_rewriter", "_rtx_pt", "_rtx_seq",
-                 "_stats", "closed", "uplink")
+    __slots__ = ("_cache", "_gate", "_outlet", "_payload_type", "_rewriter", "_rtx_pt",
+                 "_rtx_seq", "_stats", "closed", "uplink")
 
     def __init__(self, sender: RTCRtpSender, payload_type: int, clock_rate: int,
                  stats: ForwardingStats, rtx_payload_type: int | None = None,
-                 cache_size: int = 512) -> None:
+                 cache_size: int = 512, codec: str = "audio/opus") -> None:
         self._outlet = adapter.RtpOutlet(sender)
         self._payload_type = payload_type
         self._rtx_pt = rtx_payload_type
@@ -158,6 +163,7 @@ class Downtrack:
         self._rewriter = Rewriter(clock_rate, random.randrange(1 << 16),
                                   random.randrange(1 << 32))
         self._cache = PacketCache(cache_size)
+        self._gate = KeyframeGate.for_codec(codec)  # None: audio, never gated
         self._stats = stats
         self.uplink: Uplink | None = None
         self.closed = False
@@ -167,6 +173,14 @@ class Downtrack:
         """Rewrite ``packet`` for this receiver and send it."""
         if self.closed:
             return
+        gate = self._gate
+        if gate is not None and not gate.admit(packet.ssrc, packet.sequence_number,
+                                               packet.timestamp, packet.payload):
+            self._stats.packets_gated += 1
+            self._stats.changed()
+            if self.uplink is not None:
+                await self.uplink.request_keyframe()  # throttled and combined per uplink
+            return
         out = self._rewriter.translate(packet.ssrc, packet.sequence_number, packet.timestamp,
                                        arrival_ms)
         data = rtp_packet(bool(packet.marker), self._payload_type, out.seq, out.timestamp,
@@ -175,7 +189,11 @@ class Downtrack:
         try:
             await self._outlet.send(data, out.timestamp, len(packet.payload))
         except ConnectionError:
-            return  # not connected yet, or gone: the packet is simply not delivered
+            # not connected yet, or gone: the packet is simply not delivered, and a video
+            # receiver waits for a keyframe it really gets
+            if gate is not None:
+                gate.reset()
+            return
         except Exception:
             # one receiver's failure (e.g. SRTP) must not stop the fan-out to the others
             log.exception("forwarding to a receiver failed; closing its downtrack")
@@ -206,6 +224,11 @@ class Downtrack:
             self._stats.changed()
         if feedback.keyframe and self.uplink is not None:
             await self.uplink.request_keyframe()
+
+    @property
+    def waiting_for_keyframe(self) -> bool:
+        """True for a video downtrack whose gate has not opened yet."""
+        return self._gate is not None and self._gate.source is None
 
     @property
     def packets_sent(self) -> int:

@@ -36,12 +36,13 @@ OPUS = "audio/opus"
 
 
 class HeldTrack(MediaStreamTrack):
-    """An audio track that never yields a frame: the downtrack sends packets itself."""
+    """A track that never yields a frame: the downtrack sends packets itself."""
 
     kind = "audio"
 
-    def __init__(self) -> None:
+    def __init__(self, kind: str = "audio") -> None:
         super().__init__()
+        self.kind = kind
         self._stopped: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def recv(self) -> Any:
