@@ -61,6 +61,7 @@ async def test_kept_alive_http_connection_upgrades_through_aiohttp() -> None:
             assert resp.status == 200
         ws = await http.ws_connect(srv.ws_url)
         client = WsClient(http, ws)
+        assert (await client.recv())["type"] == "available_streams"  # /ws greets (seed 002)
         assert (await client.join("r", "alice"))["members"] == ["alice"]
         await client.send({"type": "ping"})
         assert await client.recv() == {"type": "pong"}
@@ -101,7 +102,7 @@ async def test_message_size_limit_closes_with_1009() -> None:
 
 async def test_fragmented_messages_are_reassembled_and_bounded() -> None:
     async with running(max_message_bytes=1024) as srv:
-        raw, head = await RawWs.open(srv.port)
+        raw, head = await RawWs.open(srv.port, path="/ws/rooms")
         assert head.startswith(b"HTTP/1.1 101")
         await raw.send(0x1, b'{"type": ', fin=False)
         await raw.send(0x0, b'"ping"}', fin=True)
@@ -165,11 +166,13 @@ async def test_heartbeat_drops_a_client_that_never_answers() -> None:
             if msg.type == aiohttp.WSMsgType.PING:
                 pinged = True
                 continue
+            if msg.type == aiohttp.WSMsgType.TEXT:  # the available_streams greeting
+                continue
             break
         assert pinged and msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                        aiohttp.WSMsgType.CLOSING)
         # a client that answers survives several heartbeat rounds
-        alive = await http.ws_connect(srv.ws_url, autoping=False)
+        alive = await http.ws_connect(srv.ws_url + "/rooms", autoping=False)
         for _ in range(3):
             msg = await alive.receive(5)
             assert msg.type == aiohttp.WSMsgType.PING
@@ -232,7 +235,7 @@ async def test_unix_socket_addr() -> None:
             async with aiohttp.ClientSession(connector=connector) as http:
                 async with http.get("http://localhost/healthz") as resp:
                     assert await resp.text() == "ok"
-                ws = await http.ws_connect("http://localhost/ws")
+                ws = await http.ws_connect("http://localhost/ws/rooms")
                 client = WsClient(http, ws)
                 assert (await client.join("r", "u"))["from"] == "u"
                 await ws.close()
@@ -241,7 +244,7 @@ async def test_unix_socket_addr() -> None:
 
 async def test_frames_queued_behind_a_join_are_bounded() -> None:
     async with running(pending_max=5, read_buffer=65536) as srv:
-        raw, _ = await RawWs.open(srv.port)
+        raw, _ = await RawWs.open(srv.port, path="/ws/rooms")
         burst = [b'{"type":"join","room":"r","from":"a"}'] + [b'{"type":"ping"}'] * 8
         raw.writer.write(b"".join(raw_frame(0x1, p) for p in burst))
         replies = [await raw.recv() for _ in range(1 + 1 + 8)]
