@@ -12,20 +12,7 @@ from rtchub.app import build_server
 from rtchub.hub import Hub
 from rtchub.sessions.pairing_service import PairService
 from rtchub.transport.rendezvous import PAIRING
-from tests.support import Running, WsClient, make_config
-
-
-class FakeClock:
-    """A hub clock the test moves by hand."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
+from tests.support import FakeClock, Running, WsClient, make_config
 
 
 @asynccontextmanager

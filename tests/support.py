@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime as dt
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -51,11 +53,50 @@ class Running:
         return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"
 
 
+class FakeClock:
+    """A monotonic clock the test moves by hand (expiry and rate limits without waiting)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def self_signed(tmp: Path) -> tuple[str, str]:
+    """A self-signed certificate and key for ``localhost`` (PEM paths), made for the test."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp / "server.crt", tmp / "server.key"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
 @asynccontextmanager
-async def running(config: Config | None = None, **overrides: Any) -> AsyncIterator[Running]:
-    """Start a server for ``config`` (or ``make_config(**overrides)``); stop it after."""
+async def running(config: Config | None = None, clock: FakeClock | None = None,
+                  **overrides: Any) -> AsyncIterator[Running]:
+    """Start a server for ``config`` (or ``make_config(**overrides)``), its hub reading
+    ``clock`` when given; stop it after."""
     config = config if config is not None else make_config(**overrides)
-    server = build_server(config)
+    server = build_server(config, Hub(config, clock=clock) if clock is not None else None)
     await server.start()
     port = server.port() if config.addr.path is None else 0
     try:

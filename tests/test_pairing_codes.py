@@ -8,7 +8,8 @@ import re
 import uuid
 
 from rtchub.config import OriginPolicy
-from tests.pairing_support import FakeClock, mint, pairing_server, post, side
+from tests.pairing_support import mint, pairing_server, post, side
+from tests.support import FakeClock
 
 
 async def test_seed_walkthrough_curl_and_wscat() -> None:

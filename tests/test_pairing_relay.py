@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 import ssl
 import subprocess
@@ -15,7 +14,7 @@ import pytest
 
 from rtchub.config import ConfigError, load
 from tests.pairing_support import mint, pairing_server, post, side
-from tests.support import WsClient, make_config, running
+from tests.support import WsClient, make_config, running, self_signed
 
 
 async def test_mailbox_survives_a_reconnect_without_loss_or_duplicates() -> None:
@@ -224,31 +223,8 @@ def test_serve_refuses_to_start_with_a_cert_and_no_key() -> None:
         done.stderr)
 
 
-def _self_signed(tmp: Path) -> tuple[Path, Path]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=1))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), False)
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp / "server.crt", tmp / "server.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return cert_path, key_path
-
-
 async def test_tls_refuses_untrusted_and_serves_trusted(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     config = make_config(tls_cert_file=str(cert), tls_key_file=str(key))
     ctx = ssl.create_default_context(cafile=str(cert))
     ctx.check_hostname = False

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
 import os
 import ssl
 import tempfile
@@ -15,7 +14,7 @@ import pytest
 from rtchub.config import ListenAddress, OriginPolicy
 from tests.rawws import RawWs
 from tests.rawws import frame as raw_frame
-from tests.support import WsClient, clients, make_config, running
+from tests.support import WsClient, clients, make_config, running, self_signed
 
 
 async def test_plain_get_ws_is_426_and_broken_upgrade_is_400() -> None:
@@ -182,30 +181,8 @@ async def test_heartbeat_drops_a_client_that_never_answers() -> None:
         await alive.close()
 
 
-def _self_signed(tmp: Path) -> tuple[str, str]:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import NameOID
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=1))
-            .not_valid_after(now + datetime.timedelta(hours=1))
-            .sign(key, hashes.SHA256()))
-    cert_path, key_path = tmp / "cert.pem", tmp / "key.pem"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                           serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    return str(cert_path), str(key_path)
-
-
 async def test_tls_serves_https_and_wss(tmp_path: Path) -> None:
-    cert, key = _self_signed(tmp_path)
+    cert, key = self_signed(tmp_path)
     ctx = ssl.create_default_context(cafile=cert)
     ctx.check_hostname = False
     async with running(tls_cert_file=cert, tls_key_file=key) as srv:

@@ -11,9 +11,7 @@ from typing import Any
 import aiohttp
 import socketio
 
-from rtchub.app import build_server
-from rtchub.hub import Hub
-from tests.support import Running, make_config
+from tests.support import FakeClock, Running, running
 
 TIMEOUT = 5.0
 # a real 1x1 PNG as a data: URL thumbnail
@@ -126,30 +124,11 @@ async def pair(a: SioClient, b: SioClient, names: tuple[str, str] = ("Ann", "Bob
     return str(done_a["roomId"])
 
 
-class FakeClock:
-    """A monotonic clock the test moves by hand (rate limits without waiting)."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @asynccontextmanager
 async def running_clocked(clock: FakeClock, **overrides: Any) -> AsyncIterator[Running]:
     """A real server whose hub reads ``clock``."""
-    config = make_config(**overrides)
-    hub = Hub(config, clock=clock)
-    server = build_server(config, hub)
-    await server.start()
-    try:
-        yield Running(server, hub, server.port())
-    finally:
-        await server.stop()
+    async with running(clock=clock, **overrides) as srv:
+        yield srv
 
 
 async def status(url: str) -> dict[str, Any]:

@@ -16,14 +16,13 @@ from tests.match.support import (
     CANDIDATE,
     OFFER,
     PIXEL,
-    FakeClock,
     SioClient,
     pair,
     running_clocked,
     sio_clients,
     status,
 )
-from tests.support import Running, make_config
+from tests.support import FakeClock, Running, make_config
 
 
 @pytest.fixture
