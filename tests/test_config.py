@@ -111,3 +111,12 @@ def test_cli_help_documents_alias_precedence() -> None:
     assert "ADDR wins over HOST/PORT" in text
     assert "WS_ALLOWED_ORIGINS wins over DEV and CORS_ORIGINS" in text
     assert "--max-room-members MAX_ROOM_MEMBERS" in text
+
+
+def test_configuration_doc_lists_every_setting() -> None:
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    table = doc.split("<!-- settings-table:start -->\n", 1)[1].split(
+        "\n<!-- settings-table:end -->", 1)[0]
+    proc = subprocess.run([sys.executable, "-m", "rtchub", "config", "--markdown"],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert table == proc.stdout.strip(), "regenerate docs/configuration.md's settings table"
