@@ -42,7 +42,8 @@ PEER_VERSION = "1.0.2"
 FLOOR_US = 85  # loopback one-way relay floor across the 2 cores (FIELD-NOTES.md)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-SRC_BASE = {"rtchub": 2, "peerjs": 40}
+SRC_BASE = {"rtchub": 2, "peerjs": 40, "floor": 80}
+FLOOR = "floor"  # the C relay that measures the latency floor (floor_relay.c)
 
 
 def log(msg: str) -> None:
@@ -50,12 +51,12 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
-def build_generator() -> Path:
-    """Compile wsload.c (when the source is newer than the binary)."""
+def build(name: str) -> Path:
+    """Compile ``name``.c into benchmarks/out (when the source is newer than the binary)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    src, binary = HERE / "wsload.c", OUT / "wsload"
+    src, binary = HERE / f"{name}.c", OUT / name
     if not binary.exists() or binary.stat().st_mtime < src.stat().st_mtime:
-        log("building the load generator with gcc")
+        log(f"building {name} with gcc")
         subprocess.run(["gcc", "-O2", "-Wall", "-o", str(binary), str(src)], check=True,
                        timeout=120)
     return binary
@@ -145,6 +146,8 @@ def start_server(name: str, node_modules: Path | None, n: int) -> Server:
         cmd = [str(ROOT / ".venv" / "bin" / "rtchub"), "serve", "--addr", f"127.0.0.1:{port}",
                "--stream-addr", "", "--log-level", "warning", "--max-rooms", str(n)]
         env = dict(os.environ)
+    elif name == FLOOR:
+        cmd, env = [str(OUT / "floor_relay"), str(port)], dict(os.environ)
     else:
         assert node_modules is not None
         cmd = ["node", str(HERE / "peerjs_server.js"), str(port)]
@@ -157,9 +160,9 @@ def start_server(name: str, node_modules: Path | None, n: int) -> Server:
 def start_generator(binary: Path, server: Server, n: int, procs: int) -> None:
     """Connect N clients to ``server``; returns once they are all joined."""
     server.gen = subprocess.Popen(
-        [str(binary), "--port", str(server.port), "--proto", server.name, "--conns", str(n),
-         "--procs", str(procs), "--src-base", str(SRC_BASE[server.name]),
-         "--tag", server.name[0]],
+        [str(binary), "--port", str(server.port), "--conns", str(n), "--procs", str(procs),
+         "--proto", "peerjs" if server.name == "peerjs" else "rtchub",
+         "--src-base", str(SRC_BASE[server.name]), "--tag", server.name[0]],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = read_tagged(server.gen.stdout, "ready")
     if ready["failed"]:
@@ -237,69 +240,80 @@ def servers_for(names: list[str], node_modules: Path | None, n: int, binary: Pat
 def run_n(args: argparse.Namespace, n: int, binary: Path, node_modules: Path | None
           ) -> list[list[str]]:
     """All measurements for one N; returns table rows."""
-    names: list[str] = args.servers
+    names: list[str] = [*args.servers, *([FLOOR] if args.floor else [])]
     rows: list[list[str]] = []
     with servers_for(names, node_modules, n, binary, args.procs) as servers:
+        tested = [s for s in servers if s.name != FLOOR]
         rows.append(row(f"{n} conns: RSS per idle conn (KB)", servers,
                         lambda s: s.results["rss_per_conn"] / 1024, "{:.1f}", target=16.0,
-                        target_of="rtchub", lower_better=True))
+                        lower_better=True, only=tested))
         for size in args.size:
-            maxes: dict[str, dict[str, Any]] = {}
-            for rnd in range(args.rounds):
-                for s in servers:
-                    log(f"{n} conns, {size} B: {s.name} max rate (closed loop), "
-                        f"round {rnd + 1}/{args.rounds}")
-                    r = phase(s, f"closed {size} {int(args.warmup * 1000)} "
-                              f"{int(args.duration * 1000)} 1", args.warmup, args.duration)
-                    log(f"  {r['rate']:.0f} msgs/s, server {r['server_us_per_msg']:.1f} us/msg "
-                        f"({r['server_cores']:.2f} cores), generator "
-                        f"{r['gen_cores']:.2f} cores, errors {r['errors']}")
-                    if s.name not in maxes or r["rate"] > maxes[s.name]["rate"]:
-                        maxes[s.name] = r
-            base = maxes.get("peerjs") or min(maxes.values(), key=lambda r: r["rate"])
-            rate = max(base["rate"] / 2, 100.0)
-            lats: dict[str, dict[str, Any]] = {}
-            for s in servers:
-                log(f"{n} conns, {size} B: {s.name} latency at {rate:.0f} msgs/s (open loop)")
-                r = phase(s, f"open {size} {int(args.warmup * 1000)} "
-                          f"{int(args.duration * 1000)} {rate:.0f}", args.warmup, args.duration)
-                log(f"  p50 {r['p50_us']} us, p99 {r['p99_us']} us, got {r['rate']:.0f} msgs/s, "
-                    f"errors {r['errors']}")
-                lats[s.name] = r
-            for s in servers:
-                s.results["max"], s.results["lat"] = maxes[s.name], lats[s.name]
-            tag = f"{n} conns, {size} B"
-            rows.append(row(f"{tag}: max relayed msgs/s", servers,
-                            lambda s: s.results["max"]["rate"], "{:,.0f}", ratio_target=True))
-            rows.append(row(f"{tag}: server CPU per msg (µs)", servers,
-                            lambda s: s.results["max"]["server_us_per_msg"], "{:.1f}",
-                            lower_better=True))
-            rows.append(row(f"{tag}: server load at max (cores)", servers,
-                            lambda s: s.results["max"]["server_cores"], "{:.2f}"))
-            rows.append(row(f"{tag}: generator load at max (cores)", servers,
-                            lambda s: s.results["max"]["gen_cores"], "{:.2f}"))
-            rows.append(row(f"{tag}: p50 latency at {rate:,.0f}/s (µs)", servers,
-                            lambda s: s.results["lat"]["p50_us"], "{:.0f}",
-                            target=FLOOR_US + 100, target_of="rtchub", lower_better=True))
-            rows.append(row(f"{tag}: p99 latency at {rate:,.0f}/s (µs)", servers,
-                            lambda s: s.results["lat"]["p99_us"], "{:.0f}", lower_better=True,
-                            ratio_target=True))
-            rows.append(row(f"{tag}: generator CPU per msg at max (µs)", servers,
-                            lambda s: s.results["max"]["gen_us_per_msg"], "{:.1f}",
-                            lower_better=True))
+            rows += run_size(args, n, size, servers, tested)
     return rows
 
 
+def run_size(args: argparse.Namespace, n: int, size: int, servers: list[Server],
+             tested: list[Server]) -> list[list[str]]:
+    """Max rate, then latency at half of PeerJS's max rate, for one message size."""
+    maxes: dict[str, dict[str, Any]] = {}
+    for rnd in range(args.rounds):
+        for s in servers:
+            log(f"{n} conns, {size} B: {s.name} max rate (closed loop), "
+                f"round {rnd + 1}/{args.rounds}")
+            r = phase(s, f"closed {size} {int(args.warmup * 1000)} "
+                      f"{int(args.duration * 1000)} 1", args.warmup, args.duration)
+            log(f"  {r['rate']:.0f} msgs/s, server {r['server_us_per_msg']:.1f} us/msg "
+                f"({r['server_cores']:.2f} cores), generator {r['gen_cores']:.2f} cores, "
+                f"errors {r['errors']}")
+            if s.name not in maxes or r["rate"] > maxes[s.name]["rate"]:
+                maxes[s.name] = r
+    base = maxes.get("peerjs") or min((maxes[s.name] for s in tested),
+                                      key=lambda r: r["rate"])
+    rate = max(base["rate"] / 2, 100.0)
+    for s in servers:
+        log(f"{n} conns, {size} B: {s.name} latency at {rate:.0f} msgs/s (open loop)")
+        r = phase(s, f"open {size} {int(args.warmup * 1000)} {int(args.duration * 1000)} "
+                  f"{rate:.0f}", args.warmup, args.duration)
+        log(f"  p50 {r['p50_us']} us, p99 {r['p99_us']} us, got {r['rate']:.0f} msgs/s, "
+            f"errors {r['errors']}")
+        s.results["max"], s.results["lat"] = maxes[s.name], r
+    floor = next((s.results["lat"]["p50_us"] for s in servers if s.name == FLOOR), FLOOR_US)
+    tag = f"{n} conns, {size} B"
+    return [
+        row(f"{tag}: max relayed msgs/s", servers, lambda s: s.results["max"]["rate"],
+            "{:,.0f}", ratio_target=True),
+        row(f"{tag}: server CPU per msg (µs)", servers,
+            lambda s: s.results["max"]["server_us_per_msg"], "{:.1f}", lower_better=True),
+        row(f"{tag}: server load at max (cores)", servers,
+            lambda s: s.results["max"]["server_cores"], "{:.2f}"),
+        row(f"{tag}: generator load at max (cores)", servers,
+            lambda s: s.results["max"]["gen_cores"], "{:.2f}"),
+        row(f"{tag}: generator CPU per msg at max (µs)", servers,
+            lambda s: s.results["max"]["gen_us_per_msg"], "{:.1f}", lower_better=True),
+        row(f"{tag}: p50 latency at {rate:,.0f}/s (µs)", servers,
+            lambda s: s.results["lat"]["p50_us"], "{:.0f}", target=floor + 100,
+            lower_better=True),
+        row(f"{tag}: p99 latency at {rate:,.0f}/s (µs)", servers,
+            lambda s: s.results["lat"]["p99_us"], "{:.0f}", lower_better=True,
+            ratio_target=True),
+        row(f"{tag}: errors (all phases)", servers,
+            lambda s: s.results["max"]["errors"] + s.results["lat"]["errors"], "{:.0f}"),
+    ]
+
+
 def row(label: str, servers: list[Server], value: Any, fmt: str, *,
-        target: float | None = None, target_of: str = "", lower_better: bool = False,
-        ratio_target: bool = False) -> list[str]:
+        target: float | None = None, lower_better: bool = False, ratio_target: bool = False,
+        only: list[Server] | None = None) -> list[str]:
     """One table row: each server's value, then rtchub/peerjs and a verdict.
 
-    ``target`` is an absolute bound on ``target_of``'s value; ``ratio_target`` asks for
-    rtchub to be at least as good as PeerJS (ratio >= 1, or <= 1 when lower is better).
+    ``target`` is an absolute bound on rtchub's value; ``ratio_target`` asks for rtchub to
+    be at least as good as PeerJS (ratio >= 1, or <= 1 when lower is better). Servers not
+    in ``only`` show "-".
     """
-    values = {s.name: float(value(s)) for s in servers}
-    cells = [label, *(fmt.format(values[s.name]) for s in servers)]
+    shown = only if only is not None else servers
+    values = {s.name: float(value(s)) for s in shown}
+    cells = [label, *(fmt.format(values[s.name]) if s.name in values else "-"
+                      for s in servers)]
     ratio: float | None = None
     if "rtchub" in values and "peerjs" in values and values["peerjs"]:
         ratio = values["rtchub"] / values["peerjs"]
@@ -309,18 +323,20 @@ def row(label: str, servers: list[Server], value: Any, fmt: str, *,
     if ratio_target and ratio is not None:
         ok = ratio <= 1.0 if lower_better else ratio >= 1.0
         cells.append(f"{'ok' if ok else 'MISS'} (ratio {'<=' if lower_better else '>='} 1)")
-    elif target is not None and target_of in values:
-        ok = values[target_of] <= target if lower_better else values[target_of] >= target
-        cells.append(f"{'ok' if ok else 'MISS'} (target {'<=' if lower_better else '>='} "
+    elif target is not None and "rtchub" in values:
+        ok = values["rtchub"] <= target if lower_better else values["rtchub"] >= target
+        cells.append(f"{'ok' if ok else 'MISS'} (rtchub {'<=' if lower_better else '>='} "
                      f"{target:g})")
     else:
         cells.append("")
     return cells
 
 
-def table(servers: list[str], rows: list[list[str]]) -> str:
+def table(names: list[str], rows: list[list[str]]) -> str:
     """Markdown."""
-    head = ["measurement", *servers, "ratio rtchub/peerjs", "target"]
+    titles = {FLOOR: "floor (C relay)"}
+    head = ["measurement", *(titles.get(n, n) for n in names), "ratio rtchub/peerjs",
+            "target"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
     return "\n".join(lines)
@@ -335,6 +351,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=float, default=1.0, help="seconds before measuring")
     p.add_argument("--servers", default="rtchub,peerjs", help="rtchub,peerjs or one of them")
     p.add_argument("--procs", type=int, default=2, help="generator processes per server")
+    p.add_argument("--no-floor", dest="floor", action="store_false",
+                   help="skip the C floor relay (latency floor and generator headroom)")
     p.add_argument("--rounds", type=int, default=1,
                    help="max-rate rounds per server (the best round counts)")
     args = p.parse_args(argv)
@@ -357,14 +375,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if shutil.which("gcc") is None:
         sys.exit("gcc is needed to build the load generator")
-    binary = build_generator()
+    binary = build("wsload")
+    if args.floor:
+        build("floor_relay")
     node_modules = install_peerjs() if "peerjs" in args.servers else None
     rows: list[list[str]] = []
     for n in args.n:
         rows += run_n(args, n, binary, node_modules)
     print(f"\nnproc {os.cpu_count()}, {args.procs} generator processes per server, "
-          f"{args.duration:g} s per phase, relay floor ~{FLOOR_US} µs\n")
-    print(table(args.servers, rows))
+          f"{args.duration:g} s per phase; the p50 target is the floor relay's p50 + 100 µs "
+          f"({FLOOR_US} + 100 without it)\n")
+    print(table([*args.servers, *([FLOOR] if args.floor else [])], rows))
     return 0
 
 
