@@ -480,8 +480,16 @@ static void child_main(int k, int cmd_fd, int done_fd) {
             }
         }
         heartbeat_tick(t);
-        int timeout = (ph_cmd == C_NONE && reported) ? 200 : 1;
-        int n = epoll_wait(epfd, evs, 512, timeout);
+        /* sleep until the next open-loop send is due (ns precision: sends are spread
+           evenly, not in bursts per millisecond tick), else up to 1 ms / 200 ms */
+        long long wait_ns = (ph_cmd == C_NONE && reported) ? 200000000LL : 1000000LL;
+        if (ph_cmd == C_OPEN && t < ph_end && ph_rate > 0) {
+            long long due = ph_start + (long long)((double)(ph_sent_total + 1) * 1e9 / ph_rate);
+            long long until = due - now_ns();
+            wait_ns = until < 0 ? 0 : until < wait_ns ? until : wait_ns;
+        }
+        struct timespec ts = {.tv_sec = wait_ns / 1000000000LL, .tv_nsec = wait_ns % 1000000000LL};
+        int n = epoll_pwait2(epfd, evs, 512, &ts, NULL);
         for (int j = 0; j < n; j++) {
             uint32_t idx32 = (uint32_t)evs[j].data.u64;
             if (idx32 == CMD_IDX) {

@@ -30,6 +30,7 @@ __all__ = [
     "Signal",
     "decode",
     "encode_event",
+    "encode_relayed",
 ]
 
 SIGNAL_TYPES: Final = frozenset({"offer", "answer", "candidate", "hangup"})
@@ -131,11 +132,16 @@ def decode(obj: dict[str, Any]) -> RoomsMessage:
     raise UnknownType(f"unknown message type {kind[:40]!r}")
 
 
+def encode_relayed(event: Relayed) -> bytes:
+    """Render a relayed signaling message (the hot path: sessions call it directly)."""
+    return dumps({"type": event.kind, "room": event.room, "from": event.sender,
+                  "to": event.to, **event.body})
+
+
 def encode_event(event: Event) -> bytes | None:
     """Render a core event for a rooms client (None: nothing to send)."""
     if type(event) is Relayed:
-        return dumps({"type": event.kind, "room": event.room, "from": event.sender,
-                      "to": event.to, **event.body})
+        return encode_relayed(event)
     if type(event) is RoomMembers:
         return dumps({"type": "room_members", "room": event.room,
                       "members": list(event.members)})

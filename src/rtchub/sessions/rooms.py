@@ -146,7 +146,7 @@ class RoomsHandler:
         """Render a core event for this client."""
         if type(event) is Relayed:
             self._stats.frames_out[event.kind] += 1
-            self._conn.send(wire.encode_event(event) or b"")
+            self._conn.send(wire.encode_relayed(event))
             if event.received_ns:
                 self._stats.relay_latency.observe(
                     (time.perf_counter_ns() - event.received_ns) / 1e9)
