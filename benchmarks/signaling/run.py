@@ -17,6 +17,9 @@ and measures per server, in alternation so both see the same machine:
   msgs/s per server core, 1e6 / CPU per message: what each would do with a core to itself;
 * relay latency p50/p99 at a fixed open-loop rate: half of PeerJS's max rate for that size
   (half of the slowest measured server when PeerJS is not run);
+* each phase runs ``--rounds`` times, alternating servers; the best round counts (highest
+  rate, lowest p99), since stalls of the shared machine land on whichever server is
+  being measured at the time;
 * the generator's own CPU, to show it is not what limits the run;
 * the same phases against ``floor_relay.c``, a C relay that does nothing but forward: its
   p50 is the latency floor of the minute (the p50 target is floor + 100 µs) and its max
@@ -276,13 +279,21 @@ def run_size(args: argparse.Namespace, n: int, size: int, servers: list[Server],
     base = maxes.get("peerjs") or min((maxes[s.name] for s in tested),
                                       key=lambda r: r["rate"])
     rate = max(base["rate"] / 2, 100.0)
+    lats: dict[str, dict[str, Any]] = {}
+    for rnd in range(args.rounds):
+        for s in servers:
+            log(f"{n} conns, {size} B: {s.name} latency at {rate:.0f} msgs/s (open loop), "
+                f"round {rnd + 1}/{args.rounds}")
+            r = phase(s, f"open {size} {int(args.warmup * 1000)} {int(args.duration * 1000)} "
+                      f"{rate:.0f}", args.warmup, args.duration)
+            log(f"  p50 {r['p50_us']} us, p99 {r['p99_us']} us, got {r['rate']:.0f} msgs/s, "
+                f"errors {r['errors']}")
+            # the calmest round counts: a stall of the shared machine hits whichever server
+            # happens to be measured, and says nothing about it
+            if s.name not in lats or r["p99_us"] < lats[s.name]["p99_us"]:
+                lats[s.name] = r
     for s in servers:
-        log(f"{n} conns, {size} B: {s.name} latency at {rate:.0f} msgs/s (open loop)")
-        r = phase(s, f"open {size} {int(args.warmup * 1000)} {int(args.duration * 1000)} "
-                  f"{rate:.0f}", args.warmup, args.duration)
-        log(f"  p50 {r['p50_us']} us, p99 {r['p99_us']} us, got {r['rate']:.0f} msgs/s, "
-            f"errors {r['errors']}")
-        s.results["max"], s.results["lat"] = maxes[s.name], r
+        s.results["max"], s.results["lat"] = maxes[s.name], lats[s.name]
     floor = next((s.results["lat"]["p50_us"] for s in servers if s.name == FLOOR), FLOOR_US)
     tag = f"{n} conns, {size} B"
     return [
@@ -363,7 +374,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-floor", dest="floor", action="store_false",
                    help="skip the C floor relay (latency floor and generator headroom)")
     p.add_argument("--rounds", type=int, default=3,
-                   help="max-rate rounds per server (the best round counts)")
+                   help="rounds of each phase per server (the best round counts)")
     args = p.parse_args(argv)
     args.n = [int(x) for x in args.n.split(",")]
     args.size = [int(x) for x in args.size.split(",")]
