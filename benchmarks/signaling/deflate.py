@@ -134,7 +134,8 @@ async def drive(port: int, compress: int, n: int, kind: str, rate: float, durati
                 server_pid: int) -> dict[str, float]:
     """Connect n clients in rooms of two, send at ``rate`` msgs/s, measure."""
     latencies: list[float] = []
-    async with aiohttp.ClientSession() as http:
+    # limit=0: the default connector holds at most 100 connections
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         sockets = []
         for i in range(n):
             ws = await http.ws_connect(f"http://127.0.0.1:{port}/ws", compress=compress,
