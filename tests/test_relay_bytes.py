@@ -43,3 +43,22 @@ async def test_relayed_frames_are_byte_exact(server: Running) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_signal_errors_keep_their_order(server: Running) -> None:
+    """Field checks come before the membership check, as they always did."""
+    a = await WsClient.connect(server.ws_url)
+    try:
+        await a.send({"type": "offer", "sdp": {"type": "offer", "sdp": SDP}})
+        assert (await a.expect("error"))["code"] == "missing_field"
+        await a.send({"type": "offer", "to": "bob", "sdp": {"type": "offer", "sdp": "x"}})
+        assert (await a.expect("error"))["code"] == "invalid_sdp"
+        await a.send({"type": "candidate", "to": "bob", "candidate": {"sdpMLineIndex": -1}})
+        assert (await a.expect("error"))["code"] == "invalid_field"
+        await a.send({"type": "hangup", "to": "bob"})
+        assert (await a.expect("error"))["code"] == "not_in_room"
+        await a.join("r", "alice")
+        await a.send({"type": "hangup", "to": "bob"})
+        assert (await a.expect("error"))["code"] == "peer_not_found"
+    finally:
+        await a.close()

@@ -78,6 +78,16 @@ class RoomsHandler:
                 raise QueueFull(f"more than {MAX_BACKLOG} messages sent while a join is pending")
             self._backlog.append((obj, received_ns))
             return
+        kind = obj["type"]
+        if kind in wire.SIGNAL_TYPES:
+            # the hot path: validated straight into the relay, no message object (same
+            # checks in the same order as decode() then _now())
+            to, body = wire.decode_signal(obj)
+            membership = self._membership
+            if membership is None:
+                raise NotInRoom("join a room before sending signaling messages")
+            self._rooms.relay(membership, kind, to, body, received_ns)
+            return
         msg = wire.decode(obj)
         if type(msg) is wire.Join or type(msg) is wire.Leave:
             self._backlog = deque()
