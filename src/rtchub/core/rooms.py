@@ -142,7 +142,10 @@ class Rooms:
         room_id = membership.room
         members = self._views.get(room_id)
         sender = members.get(membership.member) if members is not None else None
-        if members is None or sender is None or sender.address != membership.address:
+        # the membership holds the very Address object of the record: compare identity first
+        # (a dataclass __eq__ is a Python call on every relay)
+        if members is None or sender is None or (sender.address is not membership.address
+                                                 and sender.address != membership.address):
             raise NotInRoom("join a room before sending signaling messages")
         target = members.get(to)
         if target is None:

@@ -29,7 +29,9 @@ __all__ = [
     "RoomsMessage",
     "Signal",
     "decode",
+    "decode_signal",
     "encode_event",
+    "encode_relayed",
 ]
 
 SIGNAL_TYPES: Final = frozenset({"offer", "answer", "candidate", "hangup"})
@@ -103,17 +105,27 @@ def _candidate(obj: dict[str, Any]) -> dict[str, Any]:
     return {"candidate": cand}
 
 
+def decode_signal(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """``(to, body)`` of an offer/answer/candidate/hangup frame, validated as :func:`decode`
+    does, without building a :class:`Signal`.
+
+    The relay hot path uses it: constructing a frozen dataclass costs about a microsecond
+    (an ``object.__setattr__`` call per field), a sixth of the Python time of a relay.
+    """
+    to = require_str(obj, "to")
+    kind = obj["type"]
+    if kind == "candidate":
+        return to, _candidate(obj)
+    if kind == "hangup":
+        return to, {}
+    return to, _sdp(obj)
+
+
 def decode(obj: dict[str, Any]) -> RoomsMessage:
     """Turn a parsed frame (see :func:`~rtchub.protocols.frame.parse_frame`) into a message."""
     kind = obj["type"]
     if kind in SIGNAL_TYPES:
-        to = require_str(obj, "to")
-        if kind == "candidate":
-            body = _candidate(obj)
-        elif kind == "hangup":
-            body = {}
-        else:
-            body = _sdp(obj)
+        to, body = decode_signal(obj)
         return Signal(kind, to, body)
     if kind == "ping":
         return _PING
@@ -131,11 +143,16 @@ def decode(obj: dict[str, Any]) -> RoomsMessage:
     raise UnknownType(f"unknown message type {kind[:40]!r}")
 
 
+def encode_relayed(event: Relayed) -> bytes:
+    """Render a relayed signaling message (the hot path: sessions call it directly)."""
+    return dumps({"type": event.kind, "room": event.room, "from": event.sender,
+                  "to": event.to, **event.body})
+
+
 def encode_event(event: Event) -> bytes | None:
     """Render a core event for a rooms client (None: nothing to send)."""
     if type(event) is Relayed:
-        return dumps({"type": event.kind, "room": event.room, "from": event.sender,
-                      "to": event.to, **event.body})
+        return encode_relayed(event)
     if type(event) is RoomMembers:
         return dumps({"type": "room_members", "room": event.room,
                       "members": list(event.members)})

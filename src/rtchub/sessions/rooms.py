@@ -78,6 +78,16 @@ class RoomsHandler:
                 raise QueueFull(f"more than {limit} messages sent while a join is pending")
             self._backlog.append((obj, received_ns))
             return
+        kind = obj["type"]
+        if kind in wire.SIGNAL_TYPES:
+            # the hot path: validated straight into the relay, no message object (same
+            # checks in the same order as decode() then _now())
+            to, body = wire.decode_signal(obj)
+            membership = self._membership
+            if membership is None:
+                raise NotInRoom("join a room before sending signaling messages")
+            self._rooms.relay(membership, kind, to, body, received_ns)
+            return
         msg = wire.decode(obj)
         if type(msg) is wire.Join or type(msg) is wire.Leave:
             self._backlog = deque()
@@ -153,7 +163,7 @@ class RoomsHandler:
         """Render a core event for this client."""
         if type(event) is Relayed:
             self._stats.frames_out[event.kind] += 1
-            self._conn.send(wire.encode_event(event) or b"")
+            self._conn.send(wire.encode_relayed(event))
             if event.received_ns:
                 self._stats.relay_latency.observe(
                     (time.perf_counter_ns() - event.received_ns) / 1e9)

@@ -10,6 +10,7 @@ a WebSocket upgrade of a fast path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -50,8 +51,8 @@ class FastConnection:
         self._transport = transport
         self._closed = False
         self._stats = stats
-        send = transport.send
-        self._buffer = SendBuffer(lambda data: send(_TEXT, data), self._kill, send_buffer,
+        # a C-level partial, not a closure: one Python frame less on every send
+        self._buffer = SendBuffer(functools.partial(transport.send, _TEXT), self._kill, send_buffer,
                                   send_timeout)
 
     @property

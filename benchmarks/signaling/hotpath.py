@@ -1,0 +1,92 @@
+"""Python cost of one relayed signaling message, without sockets.
+
+Drives the same objects the /ws fast path drives (Hub, WsSession, RoomsHandler,
+Rooms, LocalCourier) with two in-memory connections in one room, and times
+``on_text`` for an offer: parse, route, validate, relay, render, count. The
+socket write itself (about half of the server's CPU per message under load) is
+not included. Run by hand::
+
+    .venv/bin/python benchmarks/signaling/hotpath.py --count 200000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import itertools
+import time
+
+import orjson
+
+from rtchub.config import Config, ListenAddress
+from rtchub.hub import Hub
+from rtchub.transport.connection import Session
+
+_ids = itertools.count(1)
+
+
+class MemoryConnection:
+    """A Connection that keeps the last frame sent to it."""
+
+    def __init__(self) -> None:
+        self.id = f"m{next(_ids)}"
+        self.remote = "127.0.0.1"
+        self.closed = False
+        self.last = b""
+        self.sent = 0
+
+    def send(self, data: bytes) -> None:
+        """Keep the frame."""
+        self.last = data
+        self.sent += 1
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Mark closed."""
+        self.closed = True
+
+
+async def measure(count: int, size: int) -> float:
+    """Microseconds of Python per relayed offer."""
+    hub = Hub(Config(addr=ListenAddress("127.0.0.1", 0), stream_addr=None))
+    await hub.start()
+    factory = hub.admit("/ws", None, "127.0.0.1")
+    a, b = MemoryConnection(), MemoryConnection()
+    sa: Session = factory(a)
+    sb: Session = factory(b)
+    for conn, session in ((a, sa), (b, sb)):
+        session.on_text(orjson.dumps({"type": "join", "room": "r", "from": conn.id}), 0)
+        for _ in range(100):
+            await asyncio.sleep(0)
+    head = orjson.dumps({"type": "offer", "to": b.id,
+                         "sdp": {"type": "offer", "sdp": "v=0 "}})
+    frame = head.replace(b"v=0 ", b"v=0 " + b"x" * max(size - len(head), 0))
+    sa.on_text(frame, time.perf_counter_ns())
+    if b"offer" not in b.last:
+        raise RuntimeError(f"relay failed: {b.last!r}")
+    gc.collect()
+    # CPU time of this thread: less disturbed than wall time on a shared machine
+    start = time.thread_time()
+    on_text = sa.on_text
+    for _ in range(count):
+        on_text(frame, time.perf_counter_ns())
+    elapsed = time.thread_time() - start
+    await hub.close()
+    return elapsed / count * 1e6
+
+
+def main() -> None:
+    """Print µs per message for each size."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--count", type=int, default=200_000)
+    p.add_argument("--size", default="200,3000")
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args()
+    for size in (int(s) for s in args.size.split(",")):
+        best = min(asyncio.run(measure(args.count, size)) for _ in range(args.repeat))
+        print(f"{size} B: {best:.2f} µs of Python per relayed message "
+              f"(best of {args.repeat})")
+
+
+if __name__ == "__main__":
+    main()
