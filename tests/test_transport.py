@@ -170,6 +170,7 @@ async def test_heartbeat_drops_a_client_that_never_answers() -> None:
             break
         assert pinged and msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
                                        aiohttp.WSMsgType.CLOSING)
+        assert srv.hub.stats.closes["heartbeat"] == 1
         # a client that answers survives several heartbeat rounds
         alive = await http.ws_connect(srv.ws_url + "/rooms", autoping=False)
         for _ in range(3):
@@ -230,3 +231,12 @@ async def test_frames_queued_behind_a_join_are_bounded() -> None:
         assert kinds.count(b"pong") == 5
         assert b"queue_full" in b"".join(p for _, p in replies)
         raw.close()
+
+
+async def test_heartbeat_runs_no_task_per_connection() -> None:
+    async with running() as srv, clients(srv.ws_url + "/rooms", 20) as conns:
+        await conns[-1].send({"type": "ping"})
+        assert await conns[-1].recv() == {"type": "pong"}
+        assert len(srv.server.heartbeat) == 20
+        per_connection = [t for t in asyncio.all_tasks() if "ping" in repr(t.get_coro())]
+        assert per_connection == []

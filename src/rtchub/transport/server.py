@@ -25,7 +25,7 @@ from rtchub.config import Config, ListenAddress
 from rtchub.errors import RtcHubError
 from rtchub.hub import Hub
 from rtchub.transport.clientip import client_ip
-from rtchub.transport.fastws import FastConnection, FastListener, Upgrade, build_protocol
+from rtchub.transport.fastws import FastListener, Heartbeat, Upgrade, build_protocol
 from rtchub.transport.front import FrontProtocol
 
 __all__ = ["Listener", "Server", "ssl_context"]
@@ -61,6 +61,7 @@ class Server:
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self._ssl = ssl_context(hub.config)
+        self.heartbeat = Heartbeat(hub.config.heartbeat)
         self.bound: list[tuple[ListenAddress, Any]] = []
 
     async def start(self) -> None:
@@ -92,6 +93,7 @@ class Server:
                 self.bound.append((addr, sock.getsockname()))
             log.info("listening on %s%s", addr, " (tls)" if self._ssl else "")
         await self.hub.start()
+        self.hub.tasks.spawn(self.heartbeat.run(), name="ws-heartbeat")
 
     def port(self, index: int = 0) -> int:
         """The TCP port actually bound by listener ``index`` (for ``:0`` in tests)."""
@@ -142,16 +144,17 @@ class Server:
                               write_buffer=limits.write_buffer)
             return FastListener(upgrade, self._opened, self._gone)
 
-        return build_protocol(listener_factory, heartbeat=config.heartbeat,
-                              max_message=limits.max_message_bytes,
+        return build_protocol(listener_factory, max_message=limits.max_message_bytes,
                               read_buffer=limits.read_buffer)
 
-    def _opened(self, conn: FastConnection) -> None:
+    def _opened(self, listener: FastListener) -> None:
         self.hub.stats.connections_total += 1
         self.hub.stats.connections_open += 1
+        self.heartbeat.add(listener)
 
-    def _gone(self, conn: FastConnection) -> None:
+    def _gone(self, listener: FastListener) -> None:
         self.hub.stats.connections_open -= 1
+        self.heartbeat.discard(listener)
 
     async def stop(self) -> None:
         """Graceful shutdown, bounded by SHUTDOWN_TIMEOUT."""
