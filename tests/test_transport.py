@@ -234,9 +234,11 @@ async def test_frames_queued_behind_a_join_are_bounded() -> None:
 
 
 async def test_heartbeat_runs_no_task_per_connection() -> None:
-    async with running() as srv, clients(srv.ws_url + "/rooms", 20) as conns:
-        await conns[-1].send({"type": "ping"})
-        assert await conns[-1].recv() == {"type": "pong"}
-        assert len(srv.server.heartbeat) == 20
-        per_connection = [t for t in asyncio.all_tasks() if "ping" in repr(t.get_coro())]
-        assert per_connection == []
+    async with running() as srv:
+        before = len(asyncio.all_tasks())
+        async with clients(srv.ws_url + "/rooms", 20) as conns:
+            await conns[-1].send({"type": "ping"})
+            assert await conns[-1].recv() == {"type": "pong"}
+            assert len(srv.server.heartbeat) == 20
+            # picows' own auto-ping would add one task per connection
+            assert len(asyncio.all_tasks()) - before < 5
