@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import array
-import asyncio
 import fractions
 import math
-import time
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
+from aiortc import AudioStreamTrack, MediaStreamTrack
 from aiortc.mediastreams import MediaStreamError
 
 RATE = 48000
@@ -18,7 +16,12 @@ SAMPLES = 960
 
 
 class ToneTrack(MediaStreamTrack):
-    """A stereo sine tone at ``freq`` Hz, paced in real time like a microphone."""
+    """A stereo sine tone at ``freq`` Hz, paced in real time like a microphone.
+
+    The pacing is aiortc's own: each frame waits for the next 20 ms tick of an
+    :class:`AudioStreamTrack` (the library's real-time silence source), so the tone
+    keeps no clock of its own.
+    """
 
     kind = "audio"
 
@@ -27,17 +30,16 @@ class ToneTrack(MediaStreamTrack):
         self.freq = freq
         self._amp = int(32767 * amplitude)
         self._pts = 0
-        self._start: float | None = None
+        self._clock = AudioStreamTrack()
+
+    def stop(self) -> None:
+        self._clock.stop()
+        super().stop()
 
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
-        if self._start is None:
-            self._start = time.monotonic()
-        else:
-            wait = self._start + self._pts / RATE - time.monotonic()
-            if wait > 0:
-                await asyncio.sleep(wait)  # pacing the source, not waiting on the system
+        await self._clock.recv()  # the next 20 ms tick
         step = 2 * math.pi * self.freq / RATE
         samples = array.array("h")
         for i in range(self._pts, self._pts + SAMPLES):
