@@ -147,8 +147,14 @@ def read_tagged(stream: IO[str] | None, tag: str) -> dict[str, Any]:
     raise RuntimeError(f"no {tag!r} line from the generator")
 
 
-def start_server(name: str, node_modules: Path | None, n: int) -> Server:
-    """Start rtchub or PeerJS on a free loopback port."""
+def pinned(cmd: list[str], cpus: str | None) -> list[str]:
+    """``cmd`` under ``taskset -c cpus`` when pinning was asked for."""
+    return ["taskset", "-c", cpus, *cmd] if cpus else cmd
+
+
+def start_server(name: str, node_modules: Path | None, n: int, cpus: str | None = None
+                 ) -> Server:
+    """Start rtchub or PeerJS on a free loopback port (pinned to ``cpus`` when given)."""
     port = free_port()
     if name == "rtchub":
         # rooms of two: N/2 rooms, above the default MAX_ROOMS of 1000
@@ -161,17 +167,19 @@ def start_server(name: str, node_modules: Path | None, n: int) -> Server:
         assert node_modules is not None
         cmd = ["node", str(HERE / "peerjs_server.js"), str(port)]
         env = dict(os.environ, NODE_PATH=str(node_modules))
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(pinned(cmd, cpus), env=env, stdout=subprocess.DEVNULL,
+                            stdin=subprocess.DEVNULL)
     wait_listening(port, proc)
     return Server(name, proc, port)
 
 
-def start_generator(binary: Path, server: Server, n: int, procs: int) -> None:
+def start_generator(binary: Path, server: Server, n: int, procs: int,
+                    cpus: str | None = None) -> None:
     """Connect N clients to ``server``; returns once they are all joined."""
-    server.gen = subprocess.Popen(
+    server.gen = subprocess.Popen(pinned(
         [str(binary), "--port", str(server.port), "--conns", str(n), "--procs", str(procs),
          "--proto", "peerjs" if server.name == "peerjs" else "rtchub",
-         "--src-base", str(SRC_BASE[server.name]), "--tag", server.name[0]],
+         "--src-base", str(SRC_BASE[server.name]), "--tag", server.name[0]], cpus),
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     ready = read_tagged(server.gen.stdout, "ready")
     if ready["failed"]:
@@ -222,17 +230,17 @@ def phase(server: Server, line: str, warmup: float, duration: float) -> dict[str
 
 @contextlib.contextmanager
 def servers_for(names: list[str], node_modules: Path | None, n: int, binary: Path,
-                procs: int) -> Iterator[list[Server]]:
+                procs: int, pin: bool = False) -> Iterator[list[Server]]:
     """Start every server, take its baseline RSS, connect N idle clients to each."""
     started: list[Server] = []
     try:
         for name in names:
-            started.append(start_server(name, node_modules, n))
+            started.append(start_server(name, node_modules, n, "0" if pin else None))
         time.sleep(1.0)
         for s in started:
             s.rss_before = rss_bytes(s.proc.pid)
         for s in started:
-            start_generator(binary, s, n, procs)
+            start_generator(binary, s, n, procs, "1" if pin else None)
         time.sleep(3.0)  # let allocators and GCs settle before reading idle RSS
         for s in started:
             rss = rss_bytes(s.proc.pid)
@@ -251,7 +259,7 @@ def run_n(args: argparse.Namespace, n: int, binary: Path, node_modules: Path | N
     """All measurements for one N; returns table rows."""
     names: list[str] = [*args.servers, *([FLOOR] if args.floor else [])]
     rows: list[list[str]] = []
-    with servers_for(names, node_modules, n, binary, args.procs) as servers:
+    with servers_for(names, node_modules, n, binary, args.procs, args.pin) as servers:
         tested = [s for s in servers if s.name != FLOOR]
         rows.append(row(f"{n} conns: RSS per idle conn (KB)", servers,
                         lambda s: s.results["rss_per_conn"] / 1024, "{:.1f}", target=16.0,
@@ -374,6 +382,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=2, help="generator processes per server")
     p.add_argument("--no-floor", dest="floor", action="store_false",
                    help="skip the C floor relay (latency floor and generator headroom)")
+    p.add_argument("--pin", action="store_true",
+                   help="pin each server to CPU 0 and the generator to CPU 1 (taskset)")
     p.add_argument("--rounds", type=int, default=3,
                    help="rounds of each phase per server (the best round counts)")
     args = p.parse_args(argv)
