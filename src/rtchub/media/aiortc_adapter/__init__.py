@@ -1,0 +1,73 @@
+"""Every use of aiortc's and aioice's private internals, in one package.
+
+aiortc has no public API for an SFU: it decodes every received track and
+encodes every sent one. rtchub forwards RTP packets instead, which needs these
+hooks into aiortc 1.16 / aioice 0.13, all here and nowhere else:
+
+1. **ICE gathering** (:mod:`.ice`, aioice ``Connection``): gather exactly the
+   configured ``RTC_NODE_IP`` addresses in the ``RTC_UDP_PORTS`` range, on sockets
+   that hand RTP/RTCP datagrams on without a failed STUN parse.
+2. **Incoming RTP per receiver** (:mod:`.receiver`,
+   ``RTCRtpReceiver._handle_rtp_packet``): the voice feature's tap, after aiortc
+   parsed and routed the packet.
+3. **Outgoing RTP counters** (:mod:`.sender`, ``RTCDtlsTransport._send_rtp`` and
+   ``RTCRtpSender``'s name-mangled counters) so aiortc's sender reports match
+   what was forwarded; and ``a=msid`` labels for a sender.
+4. **RTCP feedback for a sender** (:mod:`.sender`,
+   ``RTCRtpSender._handle_rtcp_packet``): NACK, PLI, FIR and REMB reach rtchub.
+5. **The SFU's raw packet path** (:mod:`.wire`, aioice ``Connection.data_received``,
+   ``RTCDtlsTransport._rx_srtp``/``_tx_srtp``/``_state``, the nominated pair's
+   socket, ``RTCRtpReceiver``'s statistics table): SRTP unprotected and handed on
+   as bytes from the socket callback, and sent synchronously.
+
+:func:`check_assumptions` verifies each of these against the installed aiortc
+and names what changed; the media tests call it first, so an upgrade that
+breaks a hook fails loudly instead of silently dropping media.
+"""
+
+from __future__ import annotations
+
+from rtchub.media.aiortc_adapter.checks import AdapterBroken, check_assumptions
+from rtchub.media.aiortc_adapter.ice import configure_ice
+from rtchub.media.aiortc_adapter.receiver import (
+    PacketSink,
+    request_keyframe,
+    send_nack,
+    tap_receiver,
+    watch_receiver,
+)
+from rtchub.media.aiortc_adapter.sender import (
+    FeedbackSink,
+    RtcpFeedback,
+    RtpOutlet,
+    label_sender,
+    note_sent,
+    sender_ssrcs,
+    tap_sender_feedback,
+    tap_sender_rtcp,
+    watch_sender_rtcp,
+)
+from rtchub.media.aiortc_adapter.wire import ReceptionStats, RtpHandler, SrtpWire
+
+__all__ = [
+    "AdapterBroken",
+    "FeedbackSink",
+    "PacketSink",
+    "ReceptionStats",
+    "RtcpFeedback",
+    "RtpHandler",
+    "RtpOutlet",
+    "SrtpWire",
+    "check_assumptions",
+    "configure_ice",
+    "label_sender",
+    "note_sent",
+    "request_keyframe",
+    "send_nack",
+    "sender_ssrcs",
+    "tap_receiver",
+    "tap_sender_feedback",
+    "tap_sender_rtcp",
+    "watch_receiver",
+    "watch_sender_rtcp",
+]

@@ -1,0 +1,122 @@
+"""Hook 1, ICE gathering: the addresses and ports the server's peers gather.
+
+aioice gathers host candidates on every non-loopback interface and binds port
+0. The server's peers must gather exactly the configured ``RTC_NODE_IP``
+addresses in the ``RTC_UDP_PORTS`` range, so :func:`configure_ice` replaces one
+connection's ``gather_candidates`` with :func:`_gather`, which fills the same
+private fields the original fills.
+
+The sockets it binds use :class:`_RtpFirstProtocol`, aioice's ``StunProtocol``
+with one shortcut: a datagram whose first byte says RTP/RTCP (128-191, RFC 7983)
+goes straight to the connection instead of first failing to parse as STUN
+(what aioice does for every media packet; a STUN message starts with two zero
+bits, so nothing that parses as STUN takes the shortcut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+from collections.abc import Sequence
+from typing import Any
+
+from aioice import Candidate, Connection
+from aioice import ice as aioice_ice
+from aioice.candidate import candidate_foundation, candidate_priority
+from aiortc import RTCPeerConnection
+
+__all__ = ["configure_ice"]
+
+_PATCHED = "_rtchub_gather"
+
+
+def configure_ice(pc: RTCPeerConnection, node_ips: Sequence[str],
+                  ports: tuple[int, int] | None) -> None:
+    """Make ``pc`` gather host candidates on ``node_ips`` within ``ports``.
+
+    Call after the transceivers exist and before ``setLocalDescription`` (which
+    gathers). With no node IPs and no port range aioice's default is kept.
+    Calling it again (after more transceivers appeared) patches only the new
+    connections.
+    """
+    if not node_ips and ports is None:
+        return
+    for transceiver in pc.getTransceivers():
+        for transport in (transceiver.receiver.transport, transceiver.sender.transport):
+            if transport is not None:
+                _patch_connection(transport.transport.iceGatherer._connection, node_ips, ports)
+    sctp = pc.sctp
+    if sctp is not None:
+        _patch_connection(sctp.transport.transport.iceGatherer._connection, node_ips, ports)
+
+
+def _patch_connection(conn: Connection, node_ips: Sequence[str],
+                      ports: tuple[int, int] | None) -> None:
+    if getattr(conn, _PATCHED, False):
+        return
+    addresses = list(node_ips)
+
+    async def gather() -> None:
+        await _gather(conn, addresses, ports)
+
+    conn.gather_candidates = gather  # type: ignore[method-assign]
+    setattr(conn, _PATCHED, True)
+
+
+class _RtpFirstProtocol(aioice_ice.StunProtocol):
+    """aioice's STUN protocol, handing RTP/RTCP datagrams on without a STUN parse."""
+
+    def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
+        if isinstance(data, bytes) and data and 127 < data[0] < 192:  # RTP/RTCP, not STUN
+            self.receiver.data_received(data, self.local_candidate.component)
+            return
+        super().datagram_received(data, addr)
+
+
+async def _gather(conn: Connection, addresses: list[str],
+                  ports: tuple[int, int] | None) -> None:
+    """aioice's gather_candidates, host candidates only, on chosen addresses and ports."""
+    if conn._local_candidates_start:
+        return
+    conn._local_candidates_start = True
+    if not addresses:
+        addresses = aioice_ice.get_host_addresses(use_ipv4=conn._use_ipv4,
+                                                  use_ipv6=conn._use_ipv6)
+    loop = asyncio.get_running_loop()
+    for component in sorted(conn._components):
+        for address in addresses:
+            try:
+                transport, protocol = await _bind(loop, conn, address, ports)
+            except OSError:
+                continue
+            host, port = transport.get_extra_info("sockname")[:2]
+            protocol.local_candidate = Candidate(
+                foundation=candidate_foundation("host", "udp", host), component=component,
+                transport="udp", priority=candidate_priority(component, "host"), host=host,
+                port=port, type="host")
+            conn._protocols.append(protocol)
+            conn._local_candidates.append(protocol.local_candidate)
+    conn._local_candidates_end = True
+
+
+async def _bind(loop: asyncio.AbstractEventLoop, conn: Connection, address: str,
+                ports: tuple[int, int] | None) -> tuple[asyncio.DatagramTransport, Any]:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    if ports is None:
+        candidates: Sequence[int] = (0,)
+    else:
+        low, high = ports
+        start = random.randint(low, high)  # spreads ports; not a secret
+        candidates = [*range(start, high + 1), *range(low, start)]
+    last: OSError | None = None
+    for port in candidates:
+        try:
+            transport, protocol = await loop.create_datagram_endpoint(
+                lambda: _RtpFirstProtocol(conn), local_addr=(address, port),
+                family=family)
+        except OSError as exc:
+            last = exc
+            continue
+        return transport, protocol
+    raise last or OSError(f"no free UDP port on {address} in {ports}")

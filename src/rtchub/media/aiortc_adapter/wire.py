@@ -1,0 +1,203 @@
+"""Hook 5, the SFU's packet path: raw SRTP in and out of one bundled DTLS transport.
+
+aiortc handles an incoming media datagram in five steps before a receiver sees
+it: aioice queues it, the DTLS transport's reader task takes it off the queue,
+unprotects it, parses it into an ``RtpPacket`` (4.4 µs alone here) and routes it
+by SSRC and payload type. The SFU does not need the object, the queue or the
+task: :class:`SrtpWire` replaces the aioice connection's ``data_received`` on the
+instance, so every SRTP (not SRTCP) datagram is unprotected and handed, as
+bytes, to the SFU's synchronous handler at once. DTLS, SCTP, STUN and RTCP keep
+aiortc's path. Sending is synchronous too: protect with the transport's SRTP
+session and ``sendto`` on the nominated pair's socket, without the three
+coroutine hops of ``RTCDtlsTransport._send_rtp``.
+
+The transport's private byte/packet counters are kept in step, so
+``getStats`` still reports the transport's traffic. :class:`ReceptionStats` feeds
+the private per-SSRC statistics of a receiver, so aiortc's RTCP loop keeps
+sending receiver reports (loss, jitter, round-trip time) to the publisher.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pylibsrtp
+from aiortc import RTCRtpReceiver
+from aiortc import rtcrtpreceiver as aiortc_receiver
+from aiortc.rtcdtlstransport import RTCDtlsTransport
+from aiortc.rtcdtlstransport import State as DtlsState
+
+from rtchub.media.aiortc_adapter.receiver import RECEIVER_STREAMS
+
+__all__ = ["ReceptionStats", "RtpHandler", "SrtpWire"]
+
+log = logging.getLogger("rtchub.media")
+
+DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
+DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
+DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
+DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
+_CONNECTED = DtlsState.CONNECTED
+
+# (plain RTP packet, arrival in ms of a monotonic-enough wall clock)
+RtpHandler = Callable[[bytes, int], None]
+
+
+class SrtpWire:
+    """Synchronous RTP in and out of one peer connection's DTLS transport.
+
+    ``on_rtp`` gets every incoming RTP packet, already unprotected, from the
+    socket callback itself; it must not block and should not raise (an
+    exception is logged and the packet dropped). :meth:`close` stops the
+    handler; the transport then gives RTP to aiortc again.
+    """
+
+    __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_socket", "closed", "rx_dropped",
+                 "rx_packets", "tx_dropped", "tx_packets")
+
+    def __init__(self, dtls: RTCDtlsTransport, on_rtp: RtpHandler) -> None:
+        self._dtls = dtls
+        connection = dtls.transport._connection
+        self._nominated: dict[int, Any] = connection._nominated
+        self._pair: Any = None
+        self._addr: tuple[str, int] | None = None
+        self._socket: Any = None
+        self.closed = False
+        self.rx_packets = 0
+        self.rx_dropped = 0  # SRTP authentication failures
+        self.tx_packets = 0
+        self.tx_dropped = 0  # sends while not connected
+        original = connection.data_received
+
+        def data_received(data: bytes, component: int) -> None:
+            # RTP, not RTCP (RFC 5761: an RTCP packet type sits where RTP has M + PT)
+            if 127 < data[0] < 192 and len(data) > 12 and not 191 < data[1] < 209:
+                srtp = dtls._rx_srtp
+                if srtp is not None and not self.closed:
+                    setattr(dtls, DTLS_RX_BYTES, getattr(dtls, DTLS_RX_BYTES) + len(data))
+                    setattr(dtls, DTLS_RX_PACKETS, getattr(dtls, DTLS_RX_PACKETS) + 1)
+                    try:
+                        plain = srtp.unprotect(data)
+                    except pylibsrtp.Error:
+                        self.rx_dropped += 1
+                        return
+                    self.rx_packets += 1
+                    try:
+                        on_rtp(plain, int(time.time() * 1000))
+                    except Exception:
+                        log.exception("the SFU's RTP handler failed; packet dropped")
+                    return
+            original(data, component)
+
+        connection.data_received = data_received  # type: ignore[method-assign]
+
+    def _socket_for_send(self) -> Any:
+        """The nominated pair's socket, or None while not connected."""
+        if self.closed or self._dtls._state is not _CONNECTED:
+            return None
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            if pair is None:
+                return None
+            self._pair = pair
+            self._addr = (pair.remote_candidate.host, pair.remote_candidate.port)
+            self._socket = pair.protocol.transport
+        sock = self._socket
+        return None if sock is None or sock.is_closing() else sock
+
+    def send_rtp(self, packet: bytes) -> bool:
+        """Protect and send one RTP packet; False (and nothing sent) if not connected."""
+        sock = self._socket_for_send()
+        if sock is None:
+            self.tx_dropped += 1
+            return False
+        dtls = self._dtls
+        data = dtls._tx_srtp.protect(packet)
+        sock.sendto(data, self._addr)
+        self.tx_packets += 1
+        setattr(dtls, DTLS_TX_BYTES, getattr(dtls, DTLS_TX_BYTES) + len(data))
+        setattr(dtls, DTLS_TX_PACKETS, getattr(dtls, DTLS_TX_PACKETS) + 1)
+        return True
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        """Protect and send one compound RTCP packet; False if not connected."""
+        sock = self._socket_for_send()
+        if sock is None:
+            return False
+        dtls = self._dtls
+        data = dtls._tx_srtp.protect_rtcp(packet)
+        sock.sendto(data, self._addr)
+        setattr(dtls, DTLS_TX_BYTES, getattr(dtls, DTLS_TX_BYTES) + len(data))
+        setattr(dtls, DTLS_TX_PACKETS, getattr(dtls, DTLS_TX_PACKETS) + 1)
+        return True
+
+    @property
+    def connected(self) -> bool:
+        """True once DTLS is up and an ICE pair is nominated."""
+        return self._dtls._state is _CONNECTED and 1 in self._nominated
+
+    def close(self) -> None:
+        """Stop handing RTP to the handler and stop sending."""
+        self.closed = True
+
+
+class _Seen:
+    """The two fields of an RTP packet aiortc's StreamStatistics reads."""
+
+    __slots__ = ("sequence_number", "timestamp")
+
+    def __init__(self) -> None:
+        self.sequence_number = 0
+        self.timestamp = 0
+
+
+class ReceptionStats:
+    """Reception statistics of one incoming SSRC, in aiortc's receiver-report table.
+
+    aiortc's RTCP loop for ``receiver`` reports them upstream (fraction lost,
+    cumulative loss, highest sequence number, jitter, LSR/DLSR for the
+    publisher's round-trip time).
+    """
+
+    __slots__ = ("_seen", "_ssrc", "_stats", "_streams")
+
+    def __init__(self, receiver: RTCRtpReceiver, ssrc: int, clock_rate: int) -> None:
+        self._streams: dict[int, Any] = getattr(receiver, RECEIVER_STREAMS)
+        self._ssrc = ssrc
+        stats = self._streams.get(ssrc)
+        if stats is None:
+            stats = self._streams[ssrc] = aiortc_receiver.StreamStatistics(clock_rate)
+        self._stats = stats
+        self._seen = _Seen()
+
+    def add(self, seq: int, timestamp: int) -> None:
+        """Count one received packet."""
+        seen = self._seen
+        seen.sequence_number = seq
+        seen.timestamp = timestamp
+        self._stats.add(seen)
+
+    @property
+    def packets_received(self) -> int:
+        """Packets received so far (including duplicates and retransmissions)."""
+        return int(self._stats.packets_received)
+
+    @property
+    def packets_lost(self) -> int:
+        """Packets expected but not received, as RFC 3550 counts them."""
+        if self._stats.max_seq is None:
+            return 0
+        return int(self._stats.packets_lost)
+
+    @property
+    def jitter(self) -> int:
+        """Interarrival jitter in timestamp units (RFC 3550)."""
+        return int(self._stats.jitter)
+
+    def remove(self) -> None:
+        """Stop reporting this SSRC."""
+        if self._streams.get(self._ssrc) is self._stats:
+            del self._streams[self._ssrc]
