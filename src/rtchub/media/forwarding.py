@@ -91,6 +91,12 @@ class Rewriter:
 
     def translate(self, ssrc: int, seq: int, timestamp: int, arrival_ms: int) -> Translation:
         """Map one incoming packet; a new ``ssrc`` re-anchors after the last packet sent."""
+        out_seq, out_ts = self.translate_pair(ssrc, seq, timestamp, arrival_ms)
+        return Translation(out_seq, out_ts)
+
+    def translate_pair(self, ssrc: int, seq: int, timestamp: int,
+                       arrival_ms: int) -> tuple[int, int]:
+        """:meth:`translate` as a plain ``(seq, timestamp)`` pair (the SFU's hot path)."""
         if ssrc != self._source:
             gap_ms = 20 if self._last_ms is None else max(1, arrival_ms - self._last_ms)
             if self._source is None and self._last_ms is None:
@@ -103,19 +109,15 @@ class Rewriter:
             self._seq_offset = (out_seq - seq) % SEQ_MOD
             self._ts_offset = (out_ts - timestamp) % TS_MOD
             self._highest_in = seq
-        out = Translation((seq + self._seq_offset) % SEQ_MOD,
-                          (timestamp + self._ts_offset) % TS_MOD)
-        if _newer(seq, self._highest_in) or seq == self._highest_in:
+        out_seq = (seq + self._seq_offset) & 0xFFFF
+        out_ts = (timestamp + self._ts_offset) & 0xFFFFFFFF
+        ahead = (seq - self._highest_in) & 0xFFFF
+        if ahead < 0x8000:  # in order (or the anchor itself)
             self._highest_in = seq
-            self._last_seq = out.seq
-            self._last_ts = out.timestamp
+            self._last_seq = out_seq
+            self._last_ts = out_ts
             self._last_ms = arrival_ms
-        return out
-
-
-def _newer(a: int, b: int) -> bool:
-    """True when sequence number ``a`` is after ``b`` (RFC 3550 wrap-around)."""
-    return a != b and ((a - b) % SEQ_MOD) < SEQ_MOD // 2
+        return out_seq, out_ts
 
 
 class PacketCache:

@@ -18,7 +18,8 @@ hooks into aiortc 1.16 / aioice 0.13, all here and nowhere else:
 5. **The SFU's raw packet path** (:mod:`.wire`, aioice ``Connection.data_received``,
    ``RTCDtlsTransport._rx_srtp``/``_tx_srtp``/``_state``, the nominated pair's
    socket, ``RTCRtpReceiver``'s statistics table): SRTP unprotected and handed on
-   as bytes from the socket callback, and sent synchronously.
+   as bytes from the socket callback, and sent synchronously; and which section
+   carries a BUNDLE group (``RTCRtpTransceiver._bundled``) for trickled candidates.
 
 :func:`check_assumptions` verifies each of these against the installed aiortc
 and names what changed; the media tests call it first, so an upgrade that
@@ -47,7 +48,12 @@ from rtchub.media.aiortc_adapter.sender import (
     tap_sender_rtcp,
     watch_sender_rtcp,
 )
-from rtchub.media.aiortc_adapter.wire import ReceptionStats, RtpHandler, SrtpWire
+from rtchub.media.aiortc_adapter.wire import (
+    ReceptionStats,
+    RtpHandler,
+    SrtpWire,
+    bundle_primary_mid,
+)
 
 __all__ = [
     "AdapterBroken",
@@ -58,6 +64,7 @@ __all__ = [
     "RtpHandler",
     "RtpOutlet",
     "SrtpWire",
+    "bundle_primary_mid",
     "check_assumptions",
     "configure_ice",
     "label_sender",

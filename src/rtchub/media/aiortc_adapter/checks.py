@@ -81,6 +81,7 @@ async def check_assumptions() -> None:
         problems += _missing(dtls, ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state",
                                     DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES,
                                     DTLS_TX_PACKETS))
+        problems += _missing(transceiver, ("_bundled",))
         if getattr(dtls.transport, "_connection", None) is not gatherer._connection:
             problems.append("RTCIceTransport._connection is not its gatherer's connection")
         # the msid a sender announces comes from the two fields label_sender sets

@@ -25,14 +25,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
-from aiortc import RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 
 from rtchub.media.aiortc_adapter.receiver import RECEIVER_STREAMS
 
-__all__ = ["ReceptionStats", "RtpHandler", "SrtpWire"]
+__all__ = ["ReceptionStats", "RtpHandler", "SrtpWire", "bundle_primary_mid"]
 
 log = logging.getLogger("rtchub.media")
 
@@ -69,7 +69,7 @@ class SrtpWire:
         self.rx_packets = 0
         self.rx_dropped = 0  # SRTP authentication failures
         self.tx_packets = 0
-        self.tx_dropped = 0  # sends while not connected
+        self.tx_dropped = 0  # sends while not connected, or refused by SRTP
         original = connection.data_received
 
         def data_received(data: bytes, component: int) -> None:
@@ -115,7 +115,11 @@ class SrtpWire:
             self.tx_dropped += 1
             return False
         dtls = self._dtls
-        data = dtls._tx_srtp.protect(packet)
+        try:
+            data = dtls._tx_srtp.protect(packet)
+        except pylibsrtp.Error:  # e.g. a sequence number too far behind for SRTP
+            self.tx_dropped += 1
+            return False
         sock.sendto(data, self._addr)
         self.tx_packets += 1
         setattr(dtls, DTLS_TX_BYTES, getattr(dtls, DTLS_TX_BYTES) + len(data))
@@ -128,7 +132,10 @@ class SrtpWire:
         if sock is None:
             return False
         dtls = self._dtls
-        data = dtls._tx_srtp.protect_rtcp(packet)
+        try:
+            data = dtls._tx_srtp.protect_rtcp(packet)
+        except pylibsrtp.Error:
+            return False
         sock.sendto(data, self._addr)
         setattr(dtls, DTLS_TX_BYTES, getattr(dtls, DTLS_TX_BYTES) + len(data))
         setattr(dtls, DTLS_TX_PACKETS, getattr(dtls, DTLS_TX_PACKETS) + 1)
@@ -201,3 +208,19 @@ class ReceptionStats:
         """Stop reporting this SSRC."""
         if self._streams.get(self._ssrc) is self._stats:
             del self._streams[self._ssrc]
+
+
+def bundle_primary_mid(pc: RTCPeerConnection) -> str | None:
+    """The mid of the section whose transport carries the whole BUNDLE group.
+
+    aiortc adds a trickled candidate only to sections not bundled into another
+    (its private ``_bundled`` flag), so a candidate meant for the group must name
+    this mid.
+    """
+    for transceiver in pc.getTransceivers():
+        if transceiver.mid is not None and not transceiver._bundled:
+            return str(transceiver.mid)
+    sctp = pc.sctp
+    if sctp is not None and sctp.mid is not None and not sctp._bundled:
+        return str(sctp.mid)
+    return None

@@ -1,0 +1,279 @@
+"""One published track's packets on the way in, fanned out to its subscribers.
+
+A :class:`TrackUplink` gets raw RTP of its track from the peer's demuxer
+(already unprotected, one call per packet, synchronously from the socket
+callback). It reads the header fields it needs from the bytes, unwraps the
+publisher's retransmissions, feeds aiortc's receiver reports, asks the
+publisher to resend what went missing (NACK), reads the audio level, and
+hands one :class:`InboundPacket` to every :class:`~.downtrack.Downtrack` of a
+snapshot of its subscribers. It also speaks for them upstream: keyframe
+requests (PLI, at most one per ``keyframe_interval`` per layer) and the
+bitrate they can take (REMB, sent by the peer).
+
+A track has one or more :class:`Layer`\\ s (simulcast encodings, issue 11); a
+packet carries its layer index, and each downtrack's layer selector decides
+whether it wants that layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import struct
+import time
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Final, Protocol
+
+from aiortc import RTCRtpReceiver
+
+from rtchub.media.aiortc_adapter import ReceptionStats
+from rtchub.media.fanout import ForwardingStats
+from rtchub.media.forwarding import KeyframeThrottle
+from rtchub.media.keyframes import detector
+from rtchub.media.sfu.loss import MissingTracker
+from rtchub.media.sfu.remb import BitrateEstimates
+from rtchub.media.sfu.rtcp import nack, pli
+from rtchub.media.sfu.rtp import audio_level, find_extension
+from rtchub.media.sfu.sdp import Codec
+
+if TYPE_CHECKING:
+    from rtchub.media.sfu.downtrack import Downtrack
+
+__all__ = ["AudioLevelListener", "InboundPacket", "Layer", "TrackUplink", "Upstream"]
+
+log = logging.getLogger("rtchub.media")
+
+_EXT_HEAD: Final = struct.Struct("!HH")
+
+AudioLevelListener = Callable[[int, bool], None]  # level in -dBov (127 = silence), voice flag
+
+
+class Upstream(Protocol):
+    """Where a track's feedback to its publisher goes (the publisher's wire)."""
+
+    def send_rtcp(self, packet: bytes) -> bool:
+        """Send one RTCP packet to the publisher."""
+        ...
+
+
+class InboundPacket:
+    """One packet of a published track, as every downtrack sees it (read-only)."""
+
+    __slots__ = ("arrival_ms", "layer", "marker", "payload", "payload_type", "send_time",
+                 "seq", "ssrc", "timestamp")
+
+    def __init__(self, ssrc: int, seq: int, timestamp: int, marker: bool, payload_type: int,
+                 payload: bytes, layer: int, arrival_ms: int) -> None:
+        self.ssrc = ssrc
+        self.seq = seq
+        self.timestamp = timestamp
+        self.marker = marker
+        self.payload_type = payload_type  # the publisher's (media, never RTX) payload type
+        self.payload = payload
+        self.layer = layer
+        self.arrival_ms = arrival_ms
+        self.send_time = int(arrival_ms * 262.144) & 0xFFFFFF  # abs-send-time, 6.18 s
+
+
+class Layer:
+    """One encoding of a published track: its SSRCs and what is known about its stream."""
+
+    __slots__ = ("index", "missing", "packets", "reception", "rid", "rtx_ssrc", "ssrc",
+                 "throttle")
+
+    def __init__(self, index: int, keyframe_interval: float, rid: str | None = None) -> None:
+        self.index = index
+        self.rid = rid
+        self.ssrc: int | None = None
+        self.rtx_ssrc: int | None = None
+        self.reception: ReceptionStats | None = None
+        self.missing: MissingTracker | None = None
+        self.throttle = KeyframeThrottle(keyframe_interval)
+        self.packets = 0
+
+
+class TrackUplink:
+    """Receives one published track and feeds its downtracks (see the module doc)."""
+
+    def __init__(self, kind: str, upstream: Upstream, feedback_ssrc: int,
+                 stats: ForwardingStats, *, receiver: RTCRtpReceiver | None = None,
+                 keyframe_interval: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.kind = kind
+        self._receiver = receiver
+        self._upstream = upstream
+        self._feedback_ssrc = feedback_ssrc
+        self._stats = stats
+        self._clock = clock
+        self._keyframe_interval = keyframe_interval
+        self.layers: list[Layer] = [Layer(0, keyframe_interval)]
+        self.codecs: dict[int, Codec] = {}  # the publisher's media payload types
+        self._rtx_apt: dict[int, int] = {}  # RTX payload type -> media payload type
+        self._downtracks: dict[int, Downtrack] = {}
+        self._snapshot: tuple[Downtrack, ...] = ()
+        self.estimates: BitrateEstimates[int] = BitrateEstimates()
+        self.audio_level_id: int | None = None
+        self.on_audio_level: AudioLevelListener | None = None
+        self.closed = False
+
+    # -- configuration (from the negotiated SDP) ---------------------------------------
+
+    def set_codecs(self, codecs: Mapping[int, Codec]) -> None:
+        """The payload types the publisher may send, RTX included."""
+        self.codecs = {pt: c for pt, c in codecs.items() if not c.is_rtx}
+        self._rtx_apt = {pt: c.apt for pt, c in codecs.items()
+                         if c.is_rtx and c.apt is not None and c.apt in self.codecs}
+
+    def is_rtx_type(self, payload_type: int) -> bool:
+        """True for one of the publisher's retransmission payload types."""
+        return payload_type in self._rtx_apt
+
+    def set_ssrc(self, index: int, ssrc: int, rtx_ssrc: int | None = None) -> Layer:
+        """Layer ``index`` arrives on ``ssrc`` (and its retransmissions on ``rtx_ssrc``)."""
+        while len(self.layers) <= index:
+            self.layers.append(Layer(len(self.layers), self._keyframe_interval))
+        layer = self.layers[index]
+        if layer.ssrc != ssrc:
+            if layer.reception is not None:
+                layer.reception.remove()
+            layer.ssrc = ssrc
+            layer.reception = (None if self._receiver is None else
+                               ReceptionStats(self._receiver, ssrc, self.clock_rate))
+            layer.missing = MissingTracker() if self.kind == "video" else None
+        if rtx_ssrc is not None:
+            layer.rtx_ssrc = rtx_ssrc
+        return layer
+
+    @property
+    def mime(self) -> str | None:
+        """The publisher's preferred (first) codec, ``video/VP8``..."""
+        first = next(iter(self.codecs.values()), None)
+        return None if first is None else first.mime(self.kind)
+
+    @property
+    def clock_rate(self) -> int:
+        """The RTP clock rate of the track's codec."""
+        first = next(iter(self.codecs.values()), None)
+        return 90000 if first is None else first.clock_rate
+
+    def keyframe_detector(self) -> Callable[[bytes], bool] | None:
+        """How to see a keyframe in this track's payloads (None for audio)."""
+        mime = self.mime
+        return None if mime is None else detector(mime)
+
+    # -- subscribers ---------------------------------------------------------------------
+
+    @property
+    def downtracks(self) -> tuple[Downtrack, ...]:
+        """The downtracks fed now (a snapshot)."""
+        return self._snapshot
+
+    def attach(self, downtrack: Downtrack) -> None:
+        """Start feeding ``downtrack``."""
+        self._downtracks[id(downtrack)] = downtrack
+        self._snapshot = tuple(self._downtracks.values())
+
+    def detach(self, downtrack: Downtrack) -> None:
+        """Stop feeding ``downtrack`` and forget its estimate."""
+        if self._downtracks.pop(id(downtrack), None) is not None:
+            self._snapshot = tuple(self._downtracks.values())
+        self.estimates.remove(id(downtrack))
+
+    def note_estimate(self, downtrack: Downtrack, bitrate: int) -> None:
+        """A subscriber's share of its REMB for this track."""
+        self.estimates.update(id(downtrack), bitrate, self._clock())
+
+    def remb_target(self, floor: int, cap: int, stale_after: float) -> int:
+        """The bitrate to allow the publisher for this track now."""
+        return self.estimates.target(self._clock(), floor, cap, stale_after)
+
+    # -- upstream ------------------------------------------------------------------------
+
+    def request_keyframe(self, layer: int = 0) -> bool:
+        """PLI upstream for ``layer``, unless one went within ``keyframe_interval``."""
+        if self.closed or not 0 <= layer < len(self.layers):
+            return False
+        target = self.layers[layer]
+        if target.ssrc is None or not target.throttle.allow(self._clock()):
+            return False
+        self._stats.keyframe_requests += 1
+        self._stats.changed()
+        return self._upstream.send_rtcp(pli(self._feedback_ssrc, target.ssrc))
+
+    @property
+    def keyframes_combined(self) -> int:
+        """Keyframe requests folded into one already sent (all layers)."""
+        return sum(layer.throttle.combined for layer in self.layers)
+
+    def close(self) -> None:
+        """Stop: later packets are dropped and every downtrack is let go."""
+        self.closed = True
+        self._downtracks.clear()
+        self._snapshot = ()
+        for layer in self.layers:
+            if layer.reception is not None:
+                layer.reception.remove()
+
+    # -- the hot path --------------------------------------------------------------------
+
+    def receive(self, data: bytes, first: int, second: int, seq: int, timestamp: int,
+                layer: Layer, rtx: bool, arrival_ms: int) -> None:
+        """One packet of ``layer`` (the demuxer read the fixed header)."""
+        if self.closed:
+            return
+        started = time.perf_counter()
+        start = 12 + ((first & 0x0F) << 2)
+        ext_start = ext_end = profile = 0
+        if first & 0x10:
+            if len(data) < start + 4:
+                return
+            profile, words = _EXT_HEAD.unpack_from(data, start)
+            ext_start = start + 4
+            start = ext_end = ext_start + 4 * words
+        end = len(data)
+        if first & 0x20:
+            end -= data[-1]
+        if start > end:
+            return
+        payload_type = second & 0x7F
+        if rtx:
+            media_type = self._rtx_apt.get(payload_type)
+            if media_type is None or end - start < 2:
+                return  # unknown, or a padding-only probe
+            payload_type = media_type
+            seq = (data[start] << 8) | data[start + 1]
+            start += 2
+            ssrc = layer.ssrc
+            if ssrc is None:
+                return
+        else:
+            if payload_type not in self.codecs:
+                return
+            ssrc = layer.ssrc if layer.ssrc is not None else 0
+            if layer.reception is not None:
+                layer.reception.add(seq, timestamp)
+        missing = layer.missing
+        if missing is not None:
+            lost = missing.add(seq)
+            if lost:
+                self._upstream.send_rtcp(nack(self._feedback_ssrc, ssrc, lost))
+        layer.packets += 1
+        stats = self._stats
+        stats.packets_in += 1
+        stats.bytes_in += end - start
+        stats.changed()
+        level_id = self.audio_level_id
+        if level_id is not None and self.on_audio_level is not None and ext_end:
+            value = find_extension(data, profile, ext_start, ext_end, level_id)
+            if value:
+                level, voice = audio_level(value)
+                try:
+                    self.on_audio_level(level, voice)
+                except Exception:
+                    log.exception("audio level listener failed")
+        packet = InboundPacket(ssrc, seq, timestamp, bool(second & 0x80), payload_type,
+                               data[start:end], layer.index, arrival_ms)
+        for downtrack in self._snapshot:
+            downtrack.forward(packet)
+        took = time.perf_counter() - started
+        stats.fanout_seconds += took
+        stats.fanout_max = max(stats.fanout_max, took)
