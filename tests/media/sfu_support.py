@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import fractions
 import random
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,7 @@ class Client:
     offers_ignored: int = 0
     server_offers: int = 0
     hold: asyncio.Event | None = None  # when set, server offers wait for it
+    last_answer: str = ""  # the server's last answer, as sent
     failures: list[Exception] = field(default_factory=list)
 
     async def on_server_offer(self, sdp: str) -> None:
@@ -109,6 +111,7 @@ class Client:
                     if answer is not None:
                         await self.pc.setLocalDescription(offer)
                 if answer is not None:
+                    self.last_answer = answer
                     await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
                     self.room.changes.notify()
                     return
@@ -139,6 +142,7 @@ class Room:
     """Clients, their published tracks and a change notifier to wait on."""
 
     config: SfuMediaConfig
+    clock: Callable[[], float] = time.monotonic
     changes: Changes = field(default_factory=Changes)
     clients: list[Client] = field(default_factory=list)
     tracks: list[MediaStreamTrack] = field(default_factory=list)
@@ -157,7 +161,8 @@ class Room:
         async def on_offer(sdp: str) -> None:
             await holder[0].on_server_offer(sdp)
 
-        peer = SfuPeer(name, config or self.config, on_offer, stats=self.stats)
+        peer = SfuPeer(name, config or self.config, on_offer, stats=self.stats,
+                       clock=self.clock)
         client = Client(name, self, pc, peer)
         holder.append(client)
 
@@ -206,9 +211,11 @@ class Room:
 
 
 @contextlib.asynccontextmanager
-async def room(config: SfuMediaConfig | None = None) -> AsyncIterator[Room]:
-    """A room of clients on loopback, closed afterwards."""
-    r = Room(config or SfuMediaConfig(node_ips=LOOPBACK))
+async def room(config: SfuMediaConfig | None = None,
+               clock: Callable[[], float] = time.monotonic) -> AsyncIterator[Room]:
+    """A room of clients on loopback, closed afterwards; ``clock`` drives the peers'
+    throttles and estimate expiry."""
+    r = Room(config or SfuMediaConfig(node_ips=LOOPBACK), clock)
     try:
         yield r
     finally:

@@ -257,18 +257,25 @@ def _aiortc_accepts(codec: Codec, kind: str) -> bool:
 
 
 def _keep_codecs(lines: list[str], keep: list[int]) -> list[str]:
-    """``lines`` with the m= line's formats replaced by ``keep`` and the codec
-    attributes of every other payload type dropped."""
+    """``lines`` with only the payload types in ``keep``, in that order: on the m= line
+    and in the codec attributes (aiortc reads codecs in a=rtpmap order)."""
     head = lines[0].split()
+    by_type: dict[str, list[str]] = {str(pt): [] for pt in keep}
     out = [" ".join([*head[:3], *map(str, keep)])]
-    kept = {str(pt) for pt in keep}
+    at: int | None = None
     for line in lines[1:]:
         if line.startswith(_CODEC_ATTRS):
             pt = line.split(":", 1)[1].split(" ", 1)[0]
-            if pt != "*" and pt not in kept:
+            if pt != "*":
+                if at is None:
+                    at = len(out)
+                if pt in by_type:
+                    by_type[pt].append(line)
                 continue
         out.append(line)
-    return out
+    grouped = [line for pt in keep for line in by_type[str(pt)]]
+    position = len(out) if at is None else at
+    return [*out[:position], *grouped, *out[position:]]
 
 
 def restrict_offer(sdp: str, config: SfuMediaConfig) -> str:

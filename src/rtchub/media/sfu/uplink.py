@@ -54,6 +54,11 @@ class Upstream(Protocol):
         """Send one RTCP packet to the publisher."""
         ...
 
+    @property
+    def connected(self) -> bool:
+        """Whether a packet sent now can reach the publisher."""
+        ...
+
 
 class InboundPacket:
     """One packet of a published track, as every downtrack sees it (read-only)."""
@@ -193,7 +198,9 @@ class TrackUplink:
         if self.closed or not 0 <= layer < len(self.layers):
             return False
         target = self.layers[layer]
-        if target.ssrc is None or not target.throttle.allow(self._clock()):
+        # a request that cannot be sent does not count against the throttle
+        if (target.ssrc is None or not self._upstream.connected
+                or not target.throttle.allow(self._clock())):
             return False
         self._stats.keyframe_requests += 1
         self._stats.changed()
