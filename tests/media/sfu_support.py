@@ -39,6 +39,7 @@ from rtchub.media.sfu import PublishedTrack, SfuMediaConfig, SfuPeer
 from tests.support import TIMEOUT
 
 LOOPBACK = ("127.0.0.1",)
+BUFFER = 2 * 1024 * 1024  # the clients share the test's event loop: room for its stalls
 
 
 class PictureTrack(VideoStreamTrack):
@@ -90,7 +91,7 @@ class Client:
             await self.hold.wait()
         async with self.lock:
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
-            adapter.configure_ice(self.pc, LOOPBACK, None)
+            adapter.configure_ice(self.pc, LOOPBACK, None, BUFFER)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             await self.peer.accept_answer(self.pc.localDescription.sdp)
         self.room.changes.notify()
@@ -99,7 +100,7 @@ class Client:
         """Offer what the client has now, retrying after glare."""
         while True:
             async with self.lock:
-                adapter.configure_ice(self.pc, LOOPBACK, None)
+                adapter.configure_ice(self.pc, LOOPBACK, None, BUFFER)
                 if self.pc.localDescription is None:
                     # the first offer must carry candidates: gather by applying it first
                     await self.pc.setLocalDescription(await self.pc.createOffer())

@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-__all__ = ["KeyframeGate", "detector", "h264_starts_keyframe", "vp8_starts_keyframe",
-           "vp9_starts_keyframe"]
+__all__ = ["KeyframeGate", "detector", "h264_starts_keyframe", "h264_starts_keyframe_with_sps",
+           "vp8_starts_keyframe", "vp9_starts_keyframe"]
 
 SEQ_MOD: Final = 1 << 16
 # After the opening keyframe, packets this far behind it are late pre-keyframe deltas.
@@ -121,11 +121,43 @@ def h264_starts_keyframe(payload: bytes) -> bool:
     return _h264_key_nal(nal_type)
 
 
+def h264_starts_keyframe_with_sps(payload: bytes) -> bool:
+    """True when an H.264 RTP payload starts with, or aggregates, a sequence parameter set.
+
+    A decoder that never saw the stream needs the SPS and PPS before the IDR
+    picture. Browsers and aiortc send them in-band ahead of every IDR, in a
+    packet of their own (single NAL or STAP-A), so that packet is where a new
+    receiver can start; an IDR fragment met first (the SPS went before the
+    receiver joined) is not.
+    """
+    if len(payload) < 1:
+        return False
+    nal_type = payload[0] & 0x1F
+    if nal_type == _H264_STAP_A:
+        offset = 1
+        while offset + 2 < len(payload):
+            length = int.from_bytes(payload[offset:offset + 2], "big")
+            offset += 2
+            if length == 0 or offset + length > len(payload):
+                return False
+            if payload[offset] & 0x1F == _H264_SPS:
+                return True
+            offset += length
+        return False
+    return nal_type == _H264_SPS
+
+
 Detector = Callable[[bytes], bool]
 
 
-def detector(mime_type: str) -> Detector | None:
-    """The keyframe detector for a negotiated codec (``video/VP8``…), None for no gating."""
+def detector(mime_type: str, *, with_parameters: bool = False) -> Detector | None:
+    """The keyframe detector for a negotiated codec (``video/VP8``…), None for no gating.
+
+    ``with_parameters`` asks for H.264 keyframes that carry their SPS (for a
+    receiver that joins a stream and has none yet).
+    """
+    if with_parameters and mime_type.lower() == "video/h264":
+        return h264_starts_keyframe_with_sps
     return {
         "video/vp8": vp8_starts_keyframe,
         "video/vp9": vp9_starts_keyframe,

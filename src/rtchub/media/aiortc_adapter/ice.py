@@ -32,33 +32,36 @@ _PATCHED = "_rtchub_gather"
 
 
 def configure_ice(pc: RTCPeerConnection, node_ips: Sequence[str],
-                  ports: tuple[int, int] | None) -> None:
+                  ports: tuple[int, int] | None, buffer_bytes: int | None = None) -> None:
     """Make ``pc`` gather host candidates on ``node_ips`` within ``ports``.
 
     Call after the transceivers exist and before ``setLocalDescription`` (which
     gathers). With no node IPs and no port range aioice's default is kept.
     Calling it again (after more transceivers appeared) patches only the new
-    connections.
+    connections. ``buffer_bytes`` sizes the sockets' kernel receive and send
+    buffers (SO_RCVBUF/SO_SNDBUF, capped by ``net.core.rmem_max``/``wmem_max``):
+    a media server wants room for the bursts that arrive while its event loop
+    is busy, or the kernel drops them.
     """
     if not node_ips and ports is None:
         return
+    options = (list(node_ips), ports, buffer_bytes)
     for transceiver in pc.getTransceivers():
         for transport in (transceiver.receiver.transport, transceiver.sender.transport):
             if transport is not None:
-                _patch_connection(transport.transport.iceGatherer._connection, node_ips, ports)
+                _patch_connection(transport.transport.iceGatherer._connection, *options)
     sctp = pc.sctp
     if sctp is not None:
-        _patch_connection(sctp.transport.transport.iceGatherer._connection, node_ips, ports)
+        _patch_connection(sctp.transport.transport.iceGatherer._connection, *options)
 
 
-def _patch_connection(conn: Connection, node_ips: Sequence[str],
-                      ports: tuple[int, int] | None) -> None:
+def _patch_connection(conn: Connection, addresses: list[str], ports: tuple[int, int] | None,
+                      buffer_bytes: int | None) -> None:
     if getattr(conn, _PATCHED, False):
         return
-    addresses = list(node_ips)
 
     async def gather() -> None:
-        await _gather(conn, addresses, ports)
+        await _gather(conn, addresses, ports, buffer_bytes)
 
     conn.gather_candidates = gather  # type: ignore[method-assign]
     setattr(conn, _PATCHED, True)
@@ -74,8 +77,8 @@ class _RtpFirstProtocol(aioice_ice.StunProtocol):
         super().datagram_received(data, addr)
 
 
-async def _gather(conn: Connection, addresses: list[str],
-                  ports: tuple[int, int] | None) -> None:
+async def _gather(conn: Connection, addresses: list[str], ports: tuple[int, int] | None,
+                  buffer_bytes: int | None = None) -> None:
     """aioice's gather_candidates, host candidates only, on chosen addresses and ports."""
     if conn._local_candidates_start:
         return
@@ -90,6 +93,10 @@ async def _gather(conn: Connection, addresses: list[str],
                 transport, protocol = await _bind(loop, conn, address, ports)
             except OSError:
                 continue
+            if buffer_bytes is not None:
+                sock = transport.get_extra_info("socket")
+                for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+                    sock.setsockopt(socket.SOL_SOCKET, option, buffer_bytes)
             host, port = transport.get_extra_info("sockname")[:2]
             protocol.local_candidate = Candidate(
                 foundation=candidate_foundation("host", "udp", host), component=component,

@@ -52,6 +52,7 @@ class SfuMediaConfig:
     remb_stale_after: float = 5.0  # a subscriber's estimate older than this is ignored
     signaling_timeout: float = 30.0  # wait for an answer to the server's offer
     cache_size: int = 512  # packets kept per subscriber for NACKs
+    socket_buffer: int = 2 * 1024 * 1024  # SO_RCVBUF/SO_SNDBUF of the media sockets
 
     def __post_init__(self) -> None:
         _mime_types("audio", self.audio_codecs, AUDIO_CODECS)
@@ -67,6 +68,8 @@ class SfuMediaConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.cache_size <= 0:
             raise ValueError(f"cache_size must be positive, got {self.cache_size}")
+        if self.socket_buffer <= 0:
+            raise ValueError(f"socket_buffer must be positive, got {self.socket_buffer}")
         if self.udp_ports is not None:
             low, high = self.udp_ports
             if not 0 < low <= high < 65536:

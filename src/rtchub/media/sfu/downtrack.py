@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Final, Protocol
 
 from aiortc import RTCRtpSender
 
@@ -34,6 +34,12 @@ from rtchub.media.sfu.uplink import InboundPacket, TrackUplink
 __all__ = ["Downtrack", "LayerSelector", "Outlet", "payload_map"]
 
 log = logging.getLogger("rtchub.media")
+
+# A packet is resent at most this often, this far apart: a receiver re-NACKs every
+# packet still missing whenever it sees a new gap, and a retransmission that does not
+# get through (or is merely slow) must not turn that into a storm.
+MAX_RESENDS: Final = 2
+RESEND_GAP: Final = 0.05
 
 
 class Outlet(Protocol):
@@ -88,9 +94,9 @@ class Downtrack:
     transceiver): this one continues its sequence numbers, timestamps and counts.
     """
 
-    __slots__ = ("_cache", "_ext", "_gate", "_outlet", "_pt_map", "_rewriter", "_rtx_seq",
-                 "_sender", "_stats", "active", "estimate", "kind", "loss", "octets", "packets",
-                 "rtx_ssrc", "selector", "ssrc", "uplink")
+    __slots__ = ("_cache", "_ext", "_gate", "_outlet", "_pt_map", "_resent", "_rewriter",
+                 "_rtx_seq", "_sender", "_stats", "active", "estimate", "kind", "loss", "octets",
+                 "packets", "rtx_ssrc", "selector", "ssrc", "uplink")
 
     def __init__(self, uplink: TrackUplink, outlet: Outlet, sender: RTCRtpSender,
                  stats: ForwardingStats, cache_size: int = 512,
@@ -102,6 +108,7 @@ class Downtrack:
         self.ssrc, self.rtx_ssrc = adapter.sender_ssrcs(sender)
         self._stats = stats
         self._cache = PacketCache(cache_size)
+        self._resent: dict[int, tuple[int, float]] = {}  # seq -> (times, last), recent only
         self._rewriter = Rewriter(uplink.clock_rate, random.randrange(1 << 15),
                                   random.randrange(1 << 32))
         self._rtx_seq = random.randrange(1 << 15)
@@ -202,12 +209,20 @@ class Downtrack:
     def on_feedback(self, feedback: adapter.RtcpFeedback) -> None:
         """NACK, PLI/FIR or REMB from the subscriber about this track (see the module doc)."""
         stats = self._stats
+        now = self.uplink.clock()
+        resent = self._resent
+        if len(resent) > 4 * len(feedback.nacked) + 256:
+            resent.clear()  # bounded: forget old resends, the cache forgets their packets
         for seq in feedback.nacked:
             data = self._cache.get(seq)
             if data is None:
                 stats.nack_misses += 1
                 continue
             stats.nack_hits += 1
+            times, last = resent.get(seq, (0, -RESEND_GAP))
+            if times >= MAX_RESENDS or now - last < RESEND_GAP:
+                continue
+            resent[seq] = (times + 1, now)
             rtx_pt = self._rtx_payload_type(data)
             if rtx_pt is not None:
                 data = rtx_wrap(data, rtx_pt, self._rtx_seq, self.rtx_ssrc)

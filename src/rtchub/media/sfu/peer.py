@@ -33,21 +33,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
-from aiortc import (
-    RTCConfiguration,
-    RTCPeerConnection,
-    RTCRtpSender,
-    RTCRtpTransceiver,
-    RTCSessionDescription,
-)
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.rtcconfiguration import RTCBundlePolicy
-from aiortc.rtcrtpparameters import RTCRtpCodecCapability
 from aiortc.sdp import candidate_from_sdp
 
 from rtchub.errors import (
-    CodecNotSupported,
     ConnectionFailed,
     InvalidSDP,
     RtcHubError,
@@ -58,13 +50,9 @@ from rtchub.errors import (
 )
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats
-from rtchub.media.peers import HeldTrack
 from rtchub.media.sfu.config import SfuMediaConfig
 from rtchub.media.sfu.datachannel import DataChannel
-from rtchub.media.sfu.demux import Demuxer
-from rtchub.media.sfu.downtrack import Downtrack, payload_map
-from rtchub.media.sfu.rtcp import remb
-from rtchub.media.sfu.rtp import ABS_SEND_TIME_URI, AUDIO_LEVEL_URI, MID_URI, ExtensionWriter
+from rtchub.media.sfu.publishing import Publications
 from rtchub.media.sfu.sdp import (
     Numbering,
     Section,
@@ -73,8 +61,8 @@ from rtchub.media.sfu.sdp import (
     parse_sections,
     restrict_offer,
 )
-from rtchub.media.sfu.tracks import PublishedTrack, Subscription, SubscriptionState
-from rtchub.media.sfu.uplink import TrackUplink
+from rtchub.media.sfu.subscribing import Subscribers
+from rtchub.media.sfu.tracks import PublishedTrack, Subscription
 
 __all__ = ["OfferSink", "SfuPeer"]
 
@@ -83,21 +71,13 @@ log = logging.getLogger("rtchub.media")
 OfferSink = Callable[[str], Awaitable[None]]
 
 
-def _capabilities(kind: str, mimes: Sequence[str]) -> list[RTCRtpCodecCapability]:
-    """aiortc's codec capabilities for ``mimes`` (and RTX for video), in that order."""
-    caps = RTCRtpSender.getCapabilities(kind).codecs
-    chosen = [c for mime in mimes for c in caps if c.mimeType.lower() == mime.lower()]
-    if kind == "video":
-        chosen += [c for c in caps if c.mimeType.lower() == "video/rtx"]
-    return chosen
-
-
 class SfuPeer:
     """One participant's peer connection with the SFU (see the module doc).
 
     Create it inside the running event loop; it owns two tasks (the
     negotiator and the REMB sender) until :meth:`close`. ``on_offer`` sends the
-    server's offers to the client (the call feature's signaling).
+    server's offers to the client (the call feature's signaling). ``clock``
+    drives keyframe throttling and estimate expiry, ``sleep`` the REMB period.
     """
 
     def __init__(self, participant_id: str, config: SfuMediaConfig, on_offer: OfferSink,
@@ -108,25 +88,14 @@ class SfuPeer:
         self.config = config
         self.stats = stats or ForwardingStats()
         self._on_offer = on_offer
-        self._clock = clock
         self._sleep = sleep
         self.pc = RTCPeerConnection(RTCConfiguration(
             iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._lock = asyncio.Lock()
         self._numbering = Numbering()
-        self._demux = Demuxer()
-        self._wire: adapter.SrtpWire | None = None
-        self.published: dict[str, PublishedTrack] = {}  # by mid
-        self.subscriptions: list[Subscription] = []
-        self._to_add: list[Subscription] = []
-        self._by_mid: dict[str, Subscription] = {}
-        self._transceiver_of: dict[int, RTCRtpTransceiver] = {}  # id(subscription) -> it
-        self._feedback: dict[int, Downtrack] = {}  # id(sender) -> its downtrack
-        self._last_on: dict[int, Downtrack] = {}  # id(sender) -> the last downtrack on it
-        self._to_release: list[RTCRtpTransceiver] = []
-        self._releasing: list[RTCRtpTransceiver] = []
-        self._free: list[RTCRtpTransceiver] = []
-        self._held: list[HeldTrack] = []
+        self._publications = Publications(participant_id, self.pc, config, self.stats, clock)
+        self._subscribers = Subscribers(participant_id, self.pc, self.stats, config.cache_size,
+                                        self._negotiation_needed)
         self._channels: list[DataChannel] = []
         self._offer: str | None = None  # the server's outstanding offer
         self._answered = asyncio.Event()
@@ -135,8 +104,8 @@ class SfuPeer:
         self.closed = False
         self._closing: asyncio.Task[object] | None = None  # the task running close()
         self._close_task: asyncio.Task[None] | None = None  # close() started by the peer
+        self._failure: RtcHubError = ConnectionFailed(f"the peer of {participant_id!r} closed")
         self.on_track_published: Callable[[PublishedTrack], None] | None = None
-        self.on_track_unpublished: Callable[[PublishedTrack], None] | None = None
         self.on_data_channel: Callable[[DataChannel], None] | None = None
         self.on_connection_state_change: Callable[[str], None] | None = None
         self.on_failed: Callable[[RtcHubError], None] | None = None
@@ -152,6 +121,25 @@ class SfuPeer:
     # -- state ---------------------------------------------------------------------------
 
     @property
+    def on_track_unpublished(self) -> Callable[[PublishedTrack], None] | None:
+        """Called when one of this participant's tracks ends."""
+        return self._publications.on_unpublished
+
+    @on_track_unpublished.setter
+    def on_track_unpublished(self, listener: Callable[[PublishedTrack], None] | None) -> None:
+        self._publications.on_unpublished = listener
+
+    @property
+    def published(self) -> dict[str, PublishedTrack]:
+        """The tracks this participant publishes now, by mid."""
+        return dict(self._publications.tracks)
+
+    @property
+    def subscriptions(self) -> list[Subscription]:
+        """The tracks this participant receives (or is about to)."""
+        return list(self._subscribers.all)
+
+    @property
     def connection_state(self) -> str:
         """aiortc's connection state: new, connecting, connected, failed or closed."""
         return str(self.pc.connectionState)
@@ -164,17 +152,19 @@ class SfuPeer:
     @property
     def rtp_received(self) -> int:
         """RTP packets taken off the wire by the SFU's path (none reach aiortc)."""
-        return 0 if self._wire is None else self._wire.rx_packets
+        wire = self._publications.wire
+        return 0 if wire is None else wire.rx_packets
 
     @property
     def rtp_sent(self) -> int:
         """RTP packets the SFU sent on this connection (forwarded and retransmitted)."""
-        return 0 if self._wire is None else self._wire.tx_packets
+        wire = self._publications.wire
+        return 0 if wire is None else wire.tx_packets
 
     @property
     def rtp_unroutable(self) -> int:
         """RTP packets of no published track (unknown SSRC and no usable MID)."""
-        return self._demux.unroutable
+        return self._publications.demux.unroutable
 
     @property
     def data_channels(self) -> list[DataChannel]:
@@ -217,7 +207,8 @@ class SfuPeer:
                 raise self._failure from None
             self._numbering.learn(sdp)
             self._ensure_wire()
-            adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports)
+            adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
+                                  self.config.socket_buffer)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             answer = cap_answer(self.pc.localDescription.sdp, self.config)
             self._require_candidates(answer)
@@ -246,8 +237,7 @@ class SfuPeer:
             self._offer = None
             self._numbering.settle(sdp)
             self._apply(client, client, answer_is_client=True)
-            self._free += self._releasing
-            self._releasing = []
+            self._subscribers.answered()
             self._answered.set()
         self._wake.set()
 
@@ -279,34 +269,11 @@ class SfuPeer:
         self._check_open()
         if track.ended:
             raise TrackNotFound(f"track {track.track_id!r} of {track.publisher_id!r} ended")
-        for existing in self.subscriptions:
-            if existing.track is track:
-                return existing
-        subscription = Subscription(self.participant_id, track, self._release)
-        self.subscriptions.append(subscription)
-        track.subscriptions.append(subscription)
-        self._to_add.append(subscription)
-        self._negotiation_needed()
-        return subscription
+        return self._subscribers.subscribe(track)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Stop receiving; the section goes inactive at the next server offer."""
         subscription.end(None)
-
-    def _release(self, subscription: Subscription) -> None:
-        if subscription in self.subscriptions:
-            self.subscriptions.remove(subscription)
-        if subscription in self._to_add:
-            self._to_add.remove(subscription)
-            return
-        transceiver = self._transceiver_of.pop(id(subscription), None)
-        if subscription.mid is not None:
-            self._by_mid.pop(subscription.mid, None)
-        if transceiver is not None:
-            self._feedback.pop(id(transceiver.sender), None)
-            if not self.closed:
-                self._to_release.append(transceiver)
-                self._negotiation_needed()
 
     def _negotiation_needed(self) -> None:
         self._needed = True
@@ -362,66 +329,20 @@ class SfuPeer:
             if self.closed or not self._needed or self.pc.signalingState != "stable":
                 return None
             self._needed = False
-            self._assign_transceivers()
+            self._subscribers.assign(self._wire_now)
             self._ensure_wire()
-            adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports)
+            adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
+                                  self.config.socket_buffer)
             created = await self.pc.createOffer()
             offer = harmonize_offer(created.sdp, self._numbering)
             await self.pc.setLocalDescription(RTCSessionDescription(offer, "offer"))
             final = cap_answer(self.pc.localDescription.sdp, self.config)
             self._require_candidates(final)
             self._numbering.learn(final)
-            for subscription in self.subscriptions:
-                transceiver = self._transceiver_of.get(id(subscription))
-                if transceiver is not None and transceiver.mid is not None:
-                    subscription.mid = str(transceiver.mid)
-                    self._by_mid[subscription.mid] = subscription
+            self._subscribers.offered()
             self._offer = final
             self._answered.clear()
             return final
-
-    def _assign_transceivers(self) -> None:
-        for transceiver in self._to_release:
-            transceiver.direction = "inactive"
-            self._releasing.append(transceiver)
-        self._to_release = []
-        for subscription in self._to_add:
-            track = subscription.track
-            free = next((t for t in self._free if t.kind == track.kind), None)
-            if free is not None:
-                self._free.remove(free)
-                transceiver = free
-            else:
-                held = HeldTrack(track.kind)
-                self._held.append(held)
-                transceiver = self.pc.addTransceiver(held, direction="sendonly")
-            transceiver.direction = "sendonly"
-            transceiver.setCodecPreferences(_capabilities(track.kind, track.codecs))
-            adapter.label_sender(transceiver.sender, track.stream_id or track.publisher_id,
-                                 track.track_id)
-            self._ensure_wire()
-            assert self._wire is not None
-            downtrack = Downtrack(track.uplink, self._wire, transceiver.sender, self.stats,
-                                  self.config.cache_size,
-                                  follows=self._last_on.get(id(transceiver.sender)))
-            self._last_on[id(transceiver.sender)] = downtrack
-            subscription.downtrack = downtrack
-            self._transceiver_of[id(subscription)] = transceiver
-            self._tap_feedback(transceiver.sender, downtrack)
-        self._to_add = []
-
-    def _tap_feedback(self, sender: RTCRtpSender, downtrack: Downtrack) -> None:
-        key = id(sender)
-        if key not in self._feedback:
-            feedback = self._feedback
-
-            def route(fb: adapter.RtcpFeedback) -> None:
-                target = feedback.get(key)
-                if target is not None:
-                    target.on_feedback(fb)
-
-            adapter.tap_sender_rtcp(sender, route)
-        self._feedback[key] = downtrack
 
     # -- after a negotiation -------------------------------------------------------------------
 
@@ -436,83 +357,17 @@ class SfuPeer:
         for mine, agreed in zip(client, answer, strict=True):
             if mine.kind not in ("audio", "video") or mine.mid is None:
                 continue
-            if MID_URI in agreed.extensions:
-                self._demux.mid_id = agreed.extensions[MID_URI]
-            subscription = self._by_mid.get(mine.mid)
+            subscription = self._subscribers.by_mid(mine.mid)
             if subscription is not None:
-                self._settle_subscription(subscription, mine, agreed)
+                self._subscribers.settle(subscription, mine, agreed)
                 continue
-            server_receives = (agreed.sends if answer_is_client else agreed.receives)
-            track = self.published.get(mine.mid)
-            track_id = mine.msid[1] if mine.msid and mine.msid[1] else f"mid-{mine.mid}"
-            sending = mine.sends and server_receives
-            if track is not None and (not sending or track.track_id != track_id):
-                self._unpublish(track)
-                track = None
-            if not sending:
-                continue
-            if track is None:
-                track = self._publish(mine, track_id)
-                if track is None:
-                    continue
+            server_receives = agreed.sends if answer_is_client else agreed.receives
+            track = self._publications.apply_section(mine, agreed, server_receives)
+            if track is not None:
                 published.append(track)
-            track.uplink.set_codecs({c.payload_type: c for c in agreed.codecs})
-            track.uplink.audio_level_id = agreed.extensions.get(AUDIO_LEVEL_URI)
-            self._bind_ssrcs(track, mine)
         if self.on_track_published is not None:
             for track in published:
                 self.on_track_published(track)
-
-    def _publish(self, section: Section, track_id: str) -> PublishedTrack | None:
-        transceiver = next((t for t in self.pc.getTransceivers() if t.mid == section.mid),
-                           None)
-        if transceiver is None or self._wire is None or section.mid is None:
-            return None
-        uplink = TrackUplink(section.kind, self._wire, adapter.sender_ssrcs(transceiver.sender)[0],
-                             self.stats, receiver=transceiver.receiver,
-                             keyframe_interval=self.config.keyframe_interval, clock=self._clock)
-        track = PublishedTrack(self.participant_id, track_id, section.kind, section.mid,
-                               section.msid[0] if section.msid else None, uplink)
-        self.published[section.mid] = track
-        self._demux.add_track(section.mid, uplink)
-        return track
-
-    def _bind_ssrcs(self, track: PublishedTrack, section: Section) -> None:
-        if section.rtx_ssrcs:
-            main, rtx = next(iter(section.rtx_ssrcs.items()))
-            self._demux.bind(track.uplink, 0, main, rtx)
-        elif section.ssrcs:
-            self._demux.bind(track.uplink, 0, section.ssrcs[0])
-
-    def _unpublish(self, track: PublishedTrack) -> None:
-        self.published.pop(track.mid, None)
-        self._demux.remove_track(track.mid)
-        track.end()
-        if self.on_track_unpublished is not None:
-            self.on_track_unpublished(track)
-
-    def _settle_subscription(self, subscription: Subscription, mine: Section,
-                             agreed: Section) -> None:
-        if subscription.state is SubscriptionState.ENDED or subscription.downtrack is None:
-            return
-        if mine.rejected or agreed.rejected or not mine.receives:
-            subscription.end(CodecNotSupported(
-                f"{self.participant_id!r} refused track {subscription.track.track_id!r} "
-                f"(section {mine.mid})"))
-            return
-        uplink = subscription.track.uplink
-        publisher = {**uplink.codecs}
-        mapping = payload_map(publisher, {c.payload_type: c for c in agreed.codecs})
-        if not mapping:
-            subscription.end(CodecNotSupported(
-                f"{self.participant_id!r} shares no codec with track "
-                f"{subscription.track.track_id!r} ({', '.join(subscription.track.codecs)})"))
-            return
-        extensions = ExtensionWriter(
-            agreed.extensions.get(MID_URI), mine.mid,
-            agreed.extensions.get(ABS_SEND_TIME_URI) if uplink.kind == "video" else None)
-        subscription.downtrack.configure(mapping, extensions)
-        subscription.activate()
 
     # -- REMB upstream ---------------------------------------------------------------------------
 
@@ -522,23 +377,9 @@ class SfuPeer:
             self.send_remb()
 
     def send_remb(self) -> int | None:
-        """Tell the client what it may send for its video tracks (one REMB for all, the
-        sum of each track's target); returns that bitrate, None when nothing was sent."""
-        wire = self._wire
-        video = [t for t in self.published.values()
-                 if t.kind == "video" and t.uplink.layers[0].ssrc is not None]
-        if wire is None or not video:
-            return None
-        config = self.config
-        total = sum(t.uplink.remb_target(config.video_min_bitrate, config.video_max_bitrate,
-                                         config.remb_stale_after) for t in video)
-        ssrcs = [layer.ssrc for t in video for layer in t.uplink.layers
-                 if layer.ssrc is not None]
-        sender = next(iter(self.pc.getTransceivers()), None)
-        if sender is None or not wire.send_rtcp(remb(adapter.sender_ssrcs(sender.sender)[0],
-                                                     total, ssrcs)):
-            return None
-        return total
+        """Tell the client what it may send for its video tracks now (one REMB for all,
+        the sum of each track's target); the bitrate sent, or None."""
+        return self._publications.send_remb()
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -556,7 +397,8 @@ class SfuPeer:
                                  f"{known[section.mid]} to {section.kind}")
 
     def _ensure_wire(self) -> None:
-        if self._wire is not None:
+        publications = self._publications
+        if publications.wire is not None:
             return
         transceivers = self.pc.getTransceivers()
         if transceivers:
@@ -565,7 +407,14 @@ class SfuPeer:
             dtls = self.pc.sctp.transport
         else:
             return
-        self._wire = adapter.SrtpWire(dtls, self._demux)
+        publications.wire = adapter.SrtpWire(dtls, publications.demux)
+
+    def _wire_now(self) -> adapter.SrtpWire:
+        self._ensure_wire()
+        wire = self._publications.wire
+        if wire is None:
+            raise ServerError("Server error: the peer connection has no transport yet")
+        return wire
 
     def _require_candidates(self, sdp: str) -> None:
         if "a=candidate:" not in sdp:
@@ -573,8 +422,6 @@ class SfuPeer:
                 map(str, self.config.udp_ports))
             raise ServerError(f"Server error: no ICE candidate could be gathered (RTC_NODE_IP="
                               f"{','.join(self.config.node_ips) or 'auto'}, RTC_UDP_PORTS={ports})")
-
-    _failure: RtcHubError = ConnectionFailed("closed")
 
     async def _fail(self, error: RtcHubError) -> None:
         self._failure = error
@@ -604,16 +451,8 @@ class SfuPeer:
             if task is not current:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        for track in list(self.published.values()):
-            self._unpublish(track)
-        for subscription in list(self.subscriptions):
-            subscription.end(None)
-        for subscription in list(self._to_add):
-            subscription.end(None)
-        if self._wire is not None:
-            self._wire.close()
-        for held in self._held:
-            held.stop()
+        self._publications.close()
+        self._subscribers.close()
         self._answered.set()
         with contextlib.suppress(Exception):
             await self.pc.close()

@@ -128,6 +128,11 @@ class TrackUplink:
         self._rtx_apt = {pt: c.apt for pt, c in codecs.items()
                          if c.is_rtx and c.apt is not None and c.apt in self.codecs}
 
+    @property
+    def clock(self) -> Callable[[], float]:
+        """The clock that times keyframe requests, estimates and retransmissions."""
+        return self._clock
+
     def is_rtx_type(self, payload_type: int) -> bool:
         """True for one of the publisher's retransmission payload types."""
         return payload_type in self._rtx_apt
@@ -163,7 +168,7 @@ class TrackUplink:
     def keyframe_detector(self) -> Callable[[bytes], bool] | None:
         """How to see a keyframe in this track's payloads (None for audio)."""
         mime = self.mime
-        return None if mime is None else detector(mime)
+        return None if mime is None else detector(mime, with_parameters=True)
 
     # -- subscribers ---------------------------------------------------------------------
 
