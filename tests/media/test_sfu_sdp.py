@@ -9,10 +9,9 @@ from aiortc.rtcconfiguration import RTCBundlePolicy
 from rtchub.errors import CodecNotSupported, InvalidSDP
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.sfu import SfuMediaConfig
+from rtchub.media.sfu.numbering import Numbering, harmonize_offer
 from rtchub.media.sfu.sdp import (
-    Numbering,
     cap_answer,
-    harmonize_offer,
     parse_sections,
     restrict_offer,
 )

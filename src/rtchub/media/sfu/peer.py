@@ -52,13 +52,13 @@ from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.sfu.config import SfuMediaConfig
 from rtchub.media.sfu.datachannel import DataChannel
+from rtchub.media.sfu.numbering import Numbering, harmonize_offer
 from rtchub.media.sfu.publishing import Publications
 from rtchub.media.sfu.sdp import (
-    Numbering,
     Section,
     cap_answer,
-    harmonize_offer,
     parse_sections,
+    reject_sections,
     restrict_offer,
 )
 from rtchub.media.sfu.subscribing import Subscribers
@@ -93,9 +93,10 @@ class SfuPeer:
             iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
         self._lock = asyncio.Lock()
         self._numbering = Numbering()
+        self._rejected: set[str] = set()  # mids the client stopped: rejected for good
         self._publications = Publications(participant_id, self.pc, config, self.stats, clock)
         self._subscribers = Subscribers(participant_id, self.pc, self.stats, config.cache_size,
-                                        self._negotiation_needed)
+                                        self._negotiation_needed, self._rejected)
         self._channels: list[DataChannel] = []
         self._offer: str | None = None  # the server's outstanding offer
         self._answered = asyncio.Event()
@@ -173,6 +174,7 @@ class SfuPeer:
 
     def _state_changed(self) -> None:
         state = self.connection_state
+        log.info("%s: connection %s", self, state)
         if self.on_connection_state_change is not None:
             self.on_connection_state_change(state)
         if state in ("failed", "closed") and not self.closed and self._close_task is None:
@@ -199,6 +201,7 @@ class SfuPeer:
             client = parse_sections(sdp)
             self._check_mids(client)
             restricted = restrict_offer(sdp, self.config)
+            self._rejected.update(s.mid for s in client if s.rejected and s.mid is not None)
             try:
                 await self.pc.setRemoteDescription(RTCSessionDescription(restricted, "offer"))
             except Exception as exc:
@@ -210,7 +213,8 @@ class SfuPeer:
             adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
                                   self.config.socket_buffer)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            answer = cap_answer(self.pc.localDescription.sdp, self.config)
+            answer = cap_answer(reject_sections(self.pc.localDescription.sdp, self._rejected),
+                                self.config)
             self._require_candidates(answer)
             self._numbering.settle(answer)
             self._apply(client, parse_sections(answer), answer_is_client=False)
@@ -235,6 +239,7 @@ class SfuPeer:
                                             f"{str(exc)[:120]}"))
                 raise self._failure from None
             self._offer = None
+            self._rejected.update(s.mid for s in client if s.rejected and s.mid is not None)
             self._numbering.settle(sdp)
             self._apply(client, client, answer_is_client=True)
             self._subscribers.answered()
@@ -336,7 +341,8 @@ class SfuPeer:
             created = await self.pc.createOffer()
             offer = harmonize_offer(created.sdp, self._numbering)
             await self.pc.setLocalDescription(RTCSessionDescription(offer, "offer"))
-            final = cap_answer(self.pc.localDescription.sdp, self.config)
+            final = cap_answer(reject_sections(self.pc.localDescription.sdp, self._rejected),
+                               self.config)
             self._require_candidates(final)
             self._numbering.learn(final)
             self._subscribers.offered()

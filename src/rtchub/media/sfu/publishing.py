@@ -10,6 +10,7 @@ extension id go to the track's uplink.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 
@@ -26,6 +27,8 @@ from rtchub.media.sfu.tracks import PublishedTrack
 from rtchub.media.sfu.uplink import TrackUplink
 
 __all__ = ["Publications"]
+
+log = logging.getLogger("rtchub.media")
 
 
 class Publications:
@@ -56,6 +59,9 @@ class Publications:
         track_id = client.msid[1] if client.msid and client.msid[1] else f"mid-{mid}"
         sending = client.sends and server_receives
         if track is not None and (not sending or track.track_id != track_id):
+            log.info("%s: track %s of section %s ends (%s)", self._participant_id,
+                     track.track_id, mid, "it stops sending" if not sending
+                     else f"the section now carries track {track_id}")
             self.unpublish(track)
             track = None
         if not sending:

@@ -12,10 +12,10 @@ around it:
   configuration allows (in its order of preference) before aiortc sees it, and
   raises :class:`~rtchub.errors.CodecNotSupported` when a section has none left.
 - :func:`cap_answer` puts the configured bitrate caps into the answer.
-- :class:`Numbering` remembers which payload types and extension ids the
-  connection uses, and :func:`harmonize_offer` rewrites the server's own offers
-  with them: a media section keeps the codecs it negotiated and new sections
-  reuse the client's numbers (RFC 3264 8.3.2, and BUNDLE's one numbering space).
+- :func:`reject_sections` keeps stopped sections rejected (aiortc answers them
+  as if they were live).
+
+:mod:`.numbering` rewrites the server's own offers to the connection's numbering.
 """
 
 from __future__ import annotations
@@ -30,18 +30,19 @@ from rtchub.media.sfu.config import SfuMediaConfig
 
 __all__ = [
     "Codec",
-    "Numbering",
     "Section",
     "cap_answer",
-    "harmonize_offer",
+    "join_sections",
     "parse_sections",
+    "reject_sections",
     "restrict_offer",
+    "section_of",
+    "sections_of",
 ]
 
 DIRECTIONS: Final = ("sendrecv", "sendonly", "recvonly", "inactive")
 _M_LINE: Final = re.compile(r"^m=(\S+) (\d+)(?:/\d+)? (\S+)(?: (.*))?$")
-_CODEC_ATTRS: Final = ("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")
-_FREE_PTS: Final = (*range(96, 128), *range(35, 64))
+CODEC_ATTRS: Final = ("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +239,21 @@ def _section(index: int, lines: list[str]) -> Section:
                    tuple(ssrcs), rtx_ssrcs)
 
 
+def sections_of(sdp: str) -> tuple[list[str], list[list[str]]]:
+    """``sdp`` as its session lines and the lines of each media section (no line ends)."""
+    return _split(sdp)
+
+
+def join_sections(session: list[str], sections: Iterable[list[str]]) -> str:
+    """The description of :func:`sections_of`'s parts, CRLF-terminated."""
+    return _join(session, sections)
+
+
+def section_of(index: int, lines: list[str]) -> Section:
+    """What one section's lines say (``index`` is its position)."""
+    return _section(index, lines)
+
+
 def parse_sections(sdp: str) -> list[Section]:
     """Every media section of ``sdp``; raise :class:`InvalidSDP` when it is malformed."""
     _, sections = _split(sdp)
@@ -264,7 +280,7 @@ def _keep_codecs(lines: list[str], keep: list[int]) -> list[str]:
     out = [" ".join([*head[:3], *map(str, keep)])]
     at: int | None = None
     for line in lines[1:]:
-        if line.startswith(_CODEC_ATTRS):
+        if line.startswith(CODEC_ATTRS):
             pt = line.split(":", 1)[1].split(" ", 1)[0]
             if pt != "*":
                 if at is None:
@@ -352,132 +368,25 @@ def _opus_cap(section: Section, body: list[str], bitrate: int) -> list[str]:
     return body
 
 
-# -- the server's offers ---------------------------------------------------------------
+def reject_sections(sdp: str, mids: set[str]) -> str:
+    """``sdp`` with the sections of ``mids`` rejected: port 0 and out of the BUNDLE group.
 
-
-def _signature(codec: Codec, apt: int | None = None) -> str:
-    """A codec's identity within one connection: format, clock, channels, parameters;
-    for a retransmission format, the payload type it retransmits."""
-    params = dict(codec.params)
-    params.pop("apt", None)
-    text = ";".join(f"{k}={v}" for k, v in sorted(params.items()))
-    base = f"{codec.name.lower()}/{codec.clock_rate}/{codec.channels or ''}/{text}"
-    return f"{base}>apt={apt}" if codec.is_rtx else base
-
-
-def _signatures(section: Section) -> dict[int, str]:
-    return {c.payload_type: _signature(c, c.apt) for c in section.codecs}
-
-
-class Numbering:
-    """Payload types and header extension ids one connection has used so far.
-
-    Learn every description exchanged (:meth:`learn`); after a negotiation
-    completes, remember its answer's codec and extension lines per mid
-    (:meth:`settle`), which :func:`harmonize_offer` restores in later offers.
+    An answer must reject what the offer rejected (a browser refuses one that
+    bundles a stopped section), and the server's later offers keep them rejected.
     """
-
-    def __init__(self) -> None:
-        self.payload_types: dict[int, str] = {}  # payload type -> codec signature
-        self.extension_ids: dict[str, int] = {}  # uri -> id
-        self.settled: dict[str, tuple[str, list[str]]] = {}  # mid -> (formats, lines)
-
-    def learn(self, sdp: str) -> None:
-        """Note the payload types and extension ids ``sdp`` uses."""
-        for section in parse_sections(sdp):
-            for pt, signature in _signatures(section).items():
-                self.payload_types.setdefault(pt, signature)
-            for uri, ident in section.extensions.items():
-                self.extension_ids.setdefault(uri, ident)
-
-    def settle(self, answer: str) -> None:
-        """Remember each section's negotiated codecs and extensions (from the answer)."""
-        self.learn(answer)
-        _, sections = _split(answer)
-        for index, lines in enumerate(sections):
-            section = _section(index, lines)
-            if section.mid is None or section.kind not in ("audio", "video"):
-                continue
-            formats = " ".join(lines[0].split()[3:])
-            kept = [line for line in lines[1:]
-                    if line.startswith((*_CODEC_ATTRS, "a=extmap:"))]
-            self.settled[section.mid] = (formats, kept)
-
-
-def harmonize_offer(sdp: str, numbering: Numbering) -> str:
-    """The server's offer renumbered to agree with what the connection negotiated.
-
-    A section negotiated before gets its negotiated codecs and extensions back;
-    a new section's codecs take the payload type the connection already uses
-    for the same codec, or one it never used, and its extensions the ids the
-    connection uses for them.
-    """
+    if not mids:
+        return sdp
     session, sections = _split(sdp)
-    used_pts = set(numbering.payload_types)
-    used_ids = set(numbering.extension_ids.values())
-    assigned_pts: dict[str, int] = {}
-    assigned_ids: dict[str, int] = {}
+    out_session = [
+        " ".join(["a=group:BUNDLE", *(m for m in line.split()[1:] if m not in mids)])
+        if line.startswith("a=group:BUNDLE") else line
+        for line in session]
     out: list[list[str]] = []
     for index, lines in enumerate(sections):
         section = _section(index, lines)
-        if section.kind not in ("audio", "video"):
+        if section.mid in mids and not section.rejected:
+            head = lines[0].split()
+            out.append([" ".join([head[0], "0", *head[2:]]), *lines[1:]])
+        else:
             out.append(lines)
-            continue
-        settled = numbering.settled.get(section.mid or "")
-        if settled is not None:
-            formats, kept = settled
-            head = lines[0].split()[:3]
-            body = [line for line in lines[1:]
-                    if not line.startswith((*_CODEC_ATTRS, "a=extmap:"))]
-            out.append([" ".join([*head, formats]), *kept, *body])
-            continue
-        # a new section: renumber payload types, then extension ids
-        mapping: dict[int, int] = {}
-        for codec in sorted(section.codecs, key=lambda c: c.is_rtx):  # media before RTX
-            apt = codec.apt
-            signature = _signature(codec, None if apt is None else mapping.get(apt, apt))
-            pt = assigned_pts.get(signature)
-            if pt is None:
-                pt = next((p for p, s in numbering.payload_types.items() if s == signature),
-                          None)
-            if pt is None:
-                pt = next(p for p in _FREE_PTS if p not in used_pts)
-            used_pts.add(pt)
-            assigned_pts[signature] = pt
-            mapping[codec.payload_type] = pt
-        ext_map: dict[int, int] = {}
-        for uri, old in section.extensions.items():
-            new = numbering.extension_ids.get(uri) or assigned_ids.get(uri)
-            if new is None:
-                new = next(i for i in range(1, 15) if i not in used_ids)
-            used_ids.add(new)
-            assigned_ids[uri] = new
-            ext_map[old] = new
-        out.append(_renumber(lines, mapping, ext_map))
-    return _join(session, out)
-
-
-def _renumber(lines: list[str], pts: dict[int, int], ids: dict[int, int]) -> list[str]:
-    head = lines[0].split()
-    formats = [str(pts.get(int(f), int(f))) if f.isdigit() else f for f in head[3:]]
-    out = [" ".join([*head[:3], *formats])]
-    for original in lines[1:]:
-        line = original
-        if line.startswith(_CODEC_ATTRS):
-            prefix, rest = line.split(":", 1)
-            pt, _, value = rest.partition(" ")
-            if pt.isdigit():
-                pt = str(pts.get(int(pt), int(pt)))
-            if prefix == "a=fmtp":
-                value = re.sub(r"(?<![\w-])apt=(\d+)",
-                               lambda m: f"apt={pts.get(int(m.group(1)), int(m.group(1)))}",
-                               value)
-            line = f"{prefix}:{pt} {value}"
-        elif line.startswith("a=extmap:"):
-            ident, _, rest = line[9:].partition(" ")
-            number, slash, direction = ident.partition("/")
-            if number.isdigit():
-                number = str(ids.get(int(number), int(number)))
-            line = f"a=extmap:{number}{slash}{direction} {rest}"
-        out.append(line)
-    return out
+    return _join(out_session, out)

@@ -42,12 +42,13 @@ class Subscribers:
     """One participant's subscriptions and the transceivers that carry them."""
 
     def __init__(self, participant_id: str, pc: RTCPeerConnection, stats: ForwardingStats,
-                 cache_size: int, needed: Callable[[], None]) -> None:
+                 cache_size: int, needed: Callable[[], None], rejected: set[str]) -> None:
         self._participant_id = participant_id
         self._pc = pc
         self._stats = stats
         self._cache_size = cache_size
         self._needed = needed  # a renegotiation is needed
+        self._rejected = rejected  # mids the client stopped: never reused
         self.all: list[Subscription] = []
         self.to_add: list[Subscription] = []
         self._by_mid: dict[str, Subscription] = {}
@@ -88,7 +89,7 @@ class Subscribers:
             self._by_mid.pop(subscription.mid, None)
         if transceiver is not None:
             self._feedback.pop(id(transceiver.sender), None)
-            if not self.closed:
+            if not self.closed and transceiver.mid not in self._rejected:
                 self._to_release.append(transceiver)
                 self._needed()
 

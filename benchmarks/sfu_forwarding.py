@@ -1,0 +1,368 @@
+"""The SFU's forwarding cost with 360p VP8 video, against aiortc's MediaRelay, in one run.
+
+Run by hand, on loopback only::
+
+    unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh \\
+        .venv/bin/python benchmarks/sfu_forwarding.py --pin \\
+        --fanout 16 32 --relay-fanout 2 --rooms 6 10 14 18 --seconds 10
+
+Each server runs as a child process (:mod:`benchmarks.sfu_servers`) measured
+alone through ``/proc/<pid>/stat``. The load generator (this process) holds the
+participants: publishers send a pre-encoded 640x360 VP8 clip (about 1 Mbit/s,
+30 fps, a keyframe every 2 s; no encoding here), subscribers count what
+arrives per SSRC straight off their SRTP (no decoding), so the generator stays
+light. With ``--pin`` each server runs on CPU 0 and the generator on CPU 1.
+
+It prints, per scenario: the server's CPU, packets delivered per second and
+the packets per second one core forwards at that rate, the loss subscribers
+saw, the generator's CPU, and at the end the per-subscriber CPU of the SFU and
+of MediaRelay (beyond their publisher-only baseline), their ratio and the
+largest all-to-all room of 360p video that held with < 1% loss.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fractions
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import av
+from aiortc import (
+    RTCConfiguration,
+    RTCPeerConnection,
+    RTCSessionDescription,
+    VideoStreamTrack,
+)
+from aiortc.rtcconfiguration import RTCBundlePolicy
+
+from rtchub.media import aiortc_adapter
+from rtchub.media.sfu.rtp import FIXED
+
+TICK = os.sysconf("SC_CLK_TCK")
+LOOPBACK = ["127.0.0.1"]
+BUFFER = 4 * 1024 * 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process (all threads), in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# -- the clip ----------------------------------------------------------------------------
+
+
+def encode_clip(frames: int = 60, width: int = 640, height: int = 360,
+                bitrate: int = 1_000_000) -> list[bytes]:
+    """A 360p VP8 clip that starts with a keyframe: a scrolling ramp and a moving
+    textured block, about ``bitrate`` bits/s at 30 fps."""
+    codec = av.CodecContext.create("libvpx", "w")
+    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
+    codec.bit_rate = bitrate
+    codec.framerate = fractions.Fraction(30, 1)
+    codec.time_base = fractions.Fraction(1, 30)
+    codec.gop_size = frames
+    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
+                     "maxrate": str(bitrate), "minrate": str(bitrate // 4)}
+    texture = os.urandom(width * height // 4)
+    ramp = bytes(x * 255 // width for x in range(width))
+    out: list[bytes] = []
+    for i in range(frames):
+        frame = av.VideoFrame(width, height, "yuv420p")
+        shift = (i * 6) % width
+        luma = bytearray((ramp[shift:] + ramp[:shift]) * height)
+        left, top = (i * 10) % (width - 160), (i * 4) % (height - 120)
+        for row in range(120):
+            start = (top + row) * width + left
+            luma[start:start + 160] = texture[(row * 160 + i * 13) % 20000:][:160].ljust(
+                160, b"\x80")
+        frame.planes[0].update(bytes(luma))
+        for plane in frame.planes[1:]:
+            plane.update(bytes([100 + i % 50]) * plane.buffer_size)
+        frame.pts = i
+        out += [bytes(p) for p in codec.encode(frame)]
+    out += [bytes(p) for p in codec.encode(None)]
+    return out
+
+
+class ClipTrack(VideoStreamTrack):
+    """Sends the clip's packets in a loop at 30 fps; aiortc only packetizes them."""
+
+    def __init__(self, clip: list[bytes]) -> None:
+        super().__init__()
+        self._clip = clip
+        self._i = 0
+
+    async def recv(self) -> Any:
+        pts, time_base = await self.next_timestamp()
+        packet = av.Packet(self._clip[self._i % len(self._clip)])
+        self._i += 1
+        packet.pts = pts
+        packet.time_base = fractions.Fraction(time_base)
+        return packet
+
+
+# -- the participants --------------------------------------------------------------------
+
+
+@dataclass
+class Stream:
+    """What one subscriber got of one SSRC."""
+
+    first: int
+    highest: int  # extended
+    received: int = 0
+
+
+@dataclass
+class Participant:
+    """One generator-side participant: a WebSocket and an aiortc peer connection."""
+
+    ws: aiohttp.ClientWebSocketResponse
+    pc: RTCPeerConnection
+    streams: dict[int, Stream] = field(default_factory=dict)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def count(self, data: bytes, arrival_ms: int) -> None:
+        seq, ssrc = FIXED.unpack_from(data)[2], FIXED.unpack_from(data)[4]
+        stream = self.streams.get(ssrc)
+        if stream is None:
+            self.streams[ssrc] = Stream(seq, seq, 1)
+            return
+        stream.received += 1
+        delta = (seq - stream.highest) & 0xFFFF
+        if delta < 0x8000:
+            stream.highest += delta
+
+    def snapshot(self) -> dict[int, tuple[int, int]]:
+        return {ssrc: (s.highest - s.first + 1, s.received) for ssrc, s in self.streams.items()}
+
+
+def new_pc() -> RTCPeerConnection:
+    return RTCPeerConnection(RTCConfiguration(iceServers=[],
+                                              bundlePolicy=RTCBundlePolicy.MAX_BUNDLE))
+
+
+async def join(http: aiohttp.ClientSession, base: str, ident: str, clip: list[bytes] | None,
+               subscribe: bool) -> Participant:
+    ws = await http.ws_connect(f"{base}/ws", max_msg_size=1 << 20)
+    pc = new_pc()
+    me = Participant(ws, pc)
+    await ws.send_json({"type": "join", "id": ident, "publish": clip is not None,
+                        "subscribe": subscribe})
+    if clip is not None:
+        pc.addTransceiver(ClipTrack(clip), direction="sendonly")
+        aiortc_adapter.configure_ice(pc, LOOPBACK, None, BUFFER)
+        await pc.setLocalDescription(await pc.createOffer())
+        await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    me.tasks.append(asyncio.ensure_future(signal(me)))
+    return me
+
+
+async def signal(me: Participant) -> None:
+    wire_on = False
+    async for msg in me.ws:
+        data = msg.json()
+        if data["type"] == "answer":
+            await me.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "answer"))
+        elif data["type"] == "offer":
+            await me.pc.setRemoteDescription(RTCSessionDescription(data["sdp"], "offer"))
+            aiortc_adapter.configure_ice(me.pc, LOOPBACK, None, BUFFER)
+            await me.pc.setLocalDescription(await me.pc.createAnswer())
+            await me.ws.send_json({"type": "answer", "sdp": me.pc.localDescription.sdp})
+        if not wire_on and me.pc.getTransceivers():
+            # count what arrives off the SRTP, without aiortc parsing or decoding it
+            aiortc_adapter.SrtpWire(me.pc.getTransceivers()[0].receiver.transport, me.count)
+            wire_on = True
+
+
+async def close_all(people: list[Participant]) -> None:
+    for person in people:
+        for task in person.tasks:
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await person.ws.close()
+        await person.pc.close()
+
+
+# -- measuring ---------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    server_cpu: float  # fraction of one core
+    delivered: float  # packets/s that reached subscribers
+    loss: float  # share of the packets subscribers should have seen
+    generator_cpu: float
+
+
+async def measure(pid: int, people: list[Participant], seconds: float) -> Result:
+    before = [p.snapshot() for p in people]
+    cpu0, gen0, t0 = cpu_seconds(pid), cpu_seconds(os.getpid()), time.monotonic()
+    await asyncio.sleep(seconds)
+    elapsed = time.monotonic() - t0
+    cpu = (cpu_seconds(pid) - cpu0) / elapsed
+    gen = (cpu_seconds(os.getpid()) - gen0) / elapsed
+    expected = received = 0
+    for person, old in zip(people, before, strict=True):
+        for ssrc, (exp, got) in person.snapshot().items():
+            exp0, got0 = old.get(ssrc, (0, 0))
+            expected += exp - exp0
+            received += got - got0
+    loss = 1 - received / expected if expected else 1.0
+    return Result(cpu, received / elapsed, max(0.0, loss), gen)
+
+
+async def flowing(people: list[Participant], streams_each: int, timeout: float = 40) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(len([s for s in p.streams.values() if s.received > 30]) >= streams_each
+                  for p in people):
+        if time.monotonic() > deadline:
+            got = sorted(len(p.streams) for p in people)
+            raise RuntimeError(f"not every subscriber gets {streams_each} streams: {got}")
+        await asyncio.sleep(0.2)
+
+
+def report(label: str, r: Result) -> None:
+    per_core = r.delivered / max(r.server_cpu, 1e-9)
+    print(f"  {label:28s} server CPU {r.server_cpu * 100:6.1f}%  delivered {r.delivered:8.0f}"
+          f" pkt/s  = {per_core:8,.0f} pkt/s per core  loss {r.loss * 100:5.2f}%  "
+          f"generator CPU {r.generator_cpu * 100:5.1f}%", flush=True)
+
+
+async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
+                 seconds: float) -> Result:
+    async with aiohttp.ClientSession() as http:
+        people: list[Participant] = []
+        try:
+            people.append(await join(http, base, "publisher", clip, False))
+            for i in range(subscribers):
+                people.append(await join(http, base, f"viewer{i}", None, True))
+            if subscribers:
+                await flowing(people[1:], 1)
+            else:
+                await asyncio.sleep(3)
+            return await measure(pid, people[1:], seconds)
+        finally:
+            await close_all(people)
+
+
+async def room(base: str, pid: int, clip: list[bytes], size: int, seconds: float) -> Result:
+    async with aiohttp.ClientSession() as http:
+        people: list[Participant] = []
+        try:
+            for i in range(size):
+                people.append(await join(http, base, f"p{i}", clip, True))
+            await flowing(people, size - 1)
+            return await measure(pid, people, seconds)
+        finally:
+            await close_all(people)
+
+
+def spawn(kind: str, port: int, pin: bool) -> subprocess.Popen[bytes]:
+    prefix = ["taskset", "-c", "0"] if pin else []
+    return subprocess.Popen([*prefix, sys.executable, "-m", "benchmarks.sfu_servers", kind,
+                             str(port)], cwd=os.path.join(os.path.dirname(__file__), ".."),
+                            stdout=subprocess.DEVNULL)
+
+
+async def wait_up(base: str) -> None:
+    deadline = time.monotonic() + 20
+    async with aiohttp.ClientSession() as http:
+        while True:
+            with contextlib.suppress(aiohttp.ClientError):
+                async with http.get(f"{base}/stats") as resp:
+                    if resp.status == 200:
+                        return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{base} did not come up")
+            await asyncio.sleep(0.1)
+
+
+async def main(args: argparse.Namespace) -> None:
+    if args.pin:
+        os.sched_setaffinity(0, {1})
+    clip = encode_clip()
+    rate = sum(len(p) for p in clip) * 8 / 2
+    print(f"clip: {len(clip)} VP8 frames of 640x360, {rate / 1000:.0f} kbit/s at 30 fps; "
+          f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; pinned: {args.pin}",
+          flush=True)
+    results: dict[str, dict[int, Result]] = {"sfu": {}, "relay": {}}
+    for kind, counts in (("sfu", args.fanout), ("relay", args.relay_fanout)):
+        if not counts:
+            continue
+        port = free_port()
+        proc = spawn(kind, port, args.pin)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            await wait_up(base)
+            print(f"{kind}: one publisher, N subscribers", flush=True)
+            for n in [0, *counts]:
+                result = await fanout(base, proc.pid, clip, n, args.seconds)
+                results[kind][n] = result
+                report(f"{kind} subscribers={n}", result)
+            if kind == "sfu" and args.rooms:
+                print("sfu: rooms where everyone publishes 360p and receives everyone else",
+                      flush=True)
+                for size in args.rooms:
+                    try:
+                        result = await room(base, proc.pid, clip, size, args.seconds)
+                    except RuntimeError as exc:
+                        print(f"  room of {size}: {exc}", flush=True)
+                        break
+                    results["room"] = {**results.get("room", {}), size: result}
+                    report(f"room of {size} ({size * (size - 1)} streams)", result)
+        finally:
+            proc.terminate()
+            proc.wait(10)
+    summary(results)
+
+
+def summary(results: dict[str, dict[int, Result]]) -> None:
+    per: dict[str, float] = {}
+    for kind in ("sfu", "relay"):
+        runs = results.get(kind, {})
+        counts = [n for n in runs if n]
+        if 0 in runs and counts:
+            n = max(counts)
+            per[kind] = (runs[n].server_cpu - runs[0].server_cpu) / n
+            print(f"{kind}: {per[kind] * 100:.3f}% of a core per 360p subscriber (N={n}, "
+                  f"beyond the publisher-only baseline)")
+    if "sfu" in per and "relay" in per:
+        print(f"MediaRelay costs {per['relay'] / max(per['sfu'], 1e-9):.0f}x the SFU per "
+              f"subscriber")
+    rooms = results.get("room", {})
+    held = [size for size, r in rooms.items() if r.loss < 0.01]
+    if rooms:
+        best = max(held) if held else None
+        print(f"largest room of 360p video with < 1% loss: {best}")
+        top = max(rooms.values(), key=lambda r: r.delivered)
+        print(f"highest SFU rate: {top.delivered:,.0f} pkt/s at {top.server_cpu * 100:.0f}% "
+              f"of a core = {top.delivered / max(top.server_cpu, 1e-9):,.0f} pkt/s per core")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--fanout", type=int, nargs="*", default=[16])
+    parser.add_argument("--relay-fanout", type=int, nargs="*", default=[2])
+    parser.add_argument("--rooms", type=int, nargs="*", default=[4, 8, 12])
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--pin", action="store_true",
+                        help="server on CPU 0, this generator on CPU 1")
+    asyncio.run(main(parser.parse_args()))
