@@ -111,6 +111,7 @@ async def test_data_channels_opened_by_either_side_carry_bytes_and_text() -> Non
         assert chat.label == "chat"
         got: list[bytes | str] = []
         chat.on_message = collect(r, got)
+        from_client.on("open", r.changes.notify)
         await r.until(lambda: from_client.readyState == "open")
         from_client.send("hello server")
         from_client.send(b"\x00\x01")
@@ -127,6 +128,7 @@ async def test_data_channels_opened_by_either_side_carry_bytes_and_text() -> Non
         opened: list[Any] = []
         client.pc.on("datachannel", collect(r, opened))
         notes = client.peer.create_data_channel("notes")
+        notes.on_open = r.changes.notify
         await r.until(lambda: len(opened) == 1 and notes.ready_state == "open")
         closed = asyncio.Event()
         notes.on_close = closed.set
@@ -142,6 +144,7 @@ async def test_a_server_opened_channel_on_a_media_only_peer_renegotiates() -> No
         opened: list[Any] = []
         client.pc.on("datachannel", collect(r, opened))
         channel = client.peer.create_data_channel("events")
+        channel.on_open = r.changes.notify
         await r.until(lambda: client.server_offers == 1)
         await r.until(lambda: channel.ready_state == "open" and len(opened) == 1)
         got: list[bytes | str] = []
@@ -164,3 +167,22 @@ async def test_an_answer_without_an_outstanding_offer_is_refused() -> None:
         await client.negotiate()
         with pytest.raises(SignalingFailed, match="no offer"):
             await client.peer.accept_answer(client.pc.localDescription.sdp)
+
+
+async def test_a_data_channel_first_then_media_on_the_same_transport() -> None:
+    async with room() as r:
+        client = await r.join("jay")
+        channel = client.pc.createDataChannel("chat")
+        channel.on("open", r.changes.notify)
+        await client.negotiate()  # only the data channel: its section carries the bundle
+        await r.until(lambda: channel.readyState == "open")
+        client.publish(PictureTrack(96, 64))
+        await client.negotiate()
+        await r.until(lambda: len(r.tracks_of(client)) == 1)
+        viewer = await r.join("kim")
+        viewer.publish(ToneTrack(440))
+        await viewer.negotiate()
+        sub = viewer.peer.subscribe(r.tracks_of(client)[0])
+        await r.until(lambda: sub.state is SubscriptionState.ACTIVE)
+        assert (await next_frame(viewer.track_from(sub.track))).width == 96
+        assert parse_sections(client.last_answer)[0].kind == "application"
