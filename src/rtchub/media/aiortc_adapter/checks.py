@@ -78,10 +78,12 @@ async def check_assumptions() -> None:
         problems += _missing(sender, ("_ssrc", "_rtx_ssrc", "_stream_id", "_track_id",
                                       "_handle_rtcp_packet", SENDER_NTP, SENDER_RTP_TS,
                                       SENDER_OCTETS, SENDER_PACKETS))
-        problems += _missing(dtls, ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state",
+        problems += _missing(dtls, ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state", "_get_stats",
                                     DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES,
                                     DTLS_TX_PACKETS))
         problems += _missing(transceiver, ("_bundled",))
+        pc.createDataChannel("rtchub-check")
+        problems += _missing(pc.sctp, ("_bundled", "mid"))
         if getattr(dtls.transport, "_connection", None) is not gatherer._connection:
             problems.append("RTCIceTransport._connection is not its gatherer's connection")
         # the msid a sender announces comes from the two fields label_sender sets

@@ -16,11 +16,11 @@ id), which aiortc only takes from its own stream id and the local track.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc import RTCRtpSender
-from aiortc.clock import current_ntp_time
 from aiortc.rtp import (
     RTCP_PSFB_APP,
     RTCP_PSFB_FIR,
@@ -39,6 +39,10 @@ SENDER_NTP = "_RTCRtpSender__ntp_timestamp"
 SENDER_RTP_TS = "_RTCRtpSender__rtp_timestamp"
 SENDER_OCTETS = "_RTCRtpSender__octet_count"
 SENDER_PACKETS = "_RTCRtpSender__packet_count"
+
+
+_NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
+_NTP_SCALE = 1 << 32
 
 
 class RtpOutlet:
@@ -76,7 +80,7 @@ class RtpOutlet:
 
 def note_sent(sender: RTCRtpSender, timestamp: int, packets: int, octets: int) -> None:
     """Tell ``sender``'s RTCP loop what was sent in its name (for its sender reports)."""
-    setattr(sender, SENDER_NTP, current_ntp_time())
+    setattr(sender, SENDER_NTP, int((time.time() + _NTP_OFFSET) * _NTP_SCALE))
     setattr(sender, SENDER_RTP_TS, timestamp)
     setattr(sender, SENDER_OCTETS, octets)
     setattr(sender, SENDER_PACKETS, packets)

@@ -11,8 +11,9 @@ aiortc's path. Sending is synchronous too: protect with the transport's SRTP
 session and ``sendto`` on the nominated pair's socket, without the three
 coroutine hops of ``RTCDtlsTransport._send_rtp``.
 
-The transport's private byte/packet counters are kept in step, so
-``getStats`` still reports the transport's traffic. :class:`ReceptionStats` feeds
+The transport's private byte/packet counters are brought up to date whenever
+aiortc reports them (its ``_get_stats``), so ``getStats`` still shows the
+transport's traffic without a per-packet cost. :class:`ReceptionStats` feeds
 the private per-SSRC statistics of a receiver, so aiortc's RTCP loop keeps
 sending receiver reports (loss, jitter, round-trip time) to the publisher.
 """
@@ -40,6 +41,7 @@ DTLS_RX_BYTES = "_RTCDtlsTransport__rx_bytes"
 DTLS_RX_PACKETS = "_RTCDtlsTransport__rx_packets"
 DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
+_DTLS_COUNTERS = (DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES, DTLS_TX_PACKETS)
 _CONNECTED = DtlsState.CONNECTED
 
 # (plain RTP packet, arrival in ms of a monotonic-enough wall clock)
@@ -52,11 +54,13 @@ class SrtpWire:
     ``on_rtp`` gets every incoming RTP packet, already unprotected, from the
     socket callback itself; it must not block and should not raise (an
     exception is logged and the packet dropped). :meth:`close` stops the
-    handler; the transport then gives RTP to aiortc again.
+    handler; the transport then gives RTP to aiortc again. The wire counts what
+    it moves itself and adds it to the transport's private counters when
+    aiortc reports them (``RTCDtlsTransport._get_stats``), not per packet.
     """
 
-    __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_socket", "closed", "rx_dropped",
-                 "rx_packets", "tx_dropped", "tx_packets")
+    __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_socket", "closed", "rx_bytes",
+                 "rx_dropped", "rx_packets", "tx_bytes", "tx_dropped", "tx_packets")
 
     def __init__(self, dtls: RTCDtlsTransport, on_rtp: RtpHandler) -> None:
         self._dtls = dtls
@@ -66,9 +70,9 @@ class SrtpWire:
         self._addr: tuple[str, int] | None = None
         self._socket: Any = None
         self.closed = False
-        self.rx_packets = 0
+        self.rx_packets = self.rx_bytes = 0
         self.rx_dropped = 0  # SRTP authentication failures
-        self.tx_packets = 0
+        self.tx_packets = self.tx_bytes = 0
         self.tx_dropped = 0  # sends while not connected, or refused by SRTP
         original = connection.data_received
 
@@ -77,14 +81,13 @@ class SrtpWire:
             if 127 < data[0] < 192 and len(data) > 12 and not 191 < data[1] < 209:
                 srtp = dtls._rx_srtp
                 if srtp is not None and not self.closed:
-                    setattr(dtls, DTLS_RX_BYTES, getattr(dtls, DTLS_RX_BYTES) + len(data))
-                    setattr(dtls, DTLS_RX_PACKETS, getattr(dtls, DTLS_RX_PACKETS) + 1)
                     try:
                         plain = srtp.unprotect(data)
                     except pylibsrtp.Error:
                         self.rx_dropped += 1
                         return
                     self.rx_packets += 1
+                    self.rx_bytes += len(data)
                     try:
                         on_rtp(plain, int(time.time() * 1000))
                     except Exception:
@@ -93,53 +96,62 @@ class SrtpWire:
             original(data, component)
 
         connection.data_received = data_received  # type: ignore[method-assign]
+        get_stats = dtls._get_stats
+        reported = [0, 0, 0, 0]  # what was added to aiortc's counters already
 
-    def _socket_for_send(self) -> Any:
-        """The nominated pair's socket, or None while not connected."""
-        if self.closed or self._dtls._state is not _CONNECTED:
-            return None
-        pair = self._nominated.get(1)
-        if pair is not self._pair:
-            if pair is None:
-                return None
-            self._pair = pair
-            self._addr = (pair.remote_candidate.host, pair.remote_candidate.port)
-            self._socket = pair.protocol.transport
-        sock = self._socket
-        return None if sock is None or sock.is_closing() else sock
+        def stats_with_wire() -> Any:
+            now = (self.rx_bytes, self.rx_packets, self.tx_bytes, self.tx_packets)
+            for name, total, done in zip(_DTLS_COUNTERS, now, reported, strict=True):
+                setattr(dtls, name, getattr(dtls, name) + total - done)
+            reported[:] = now
+            return get_stats()
+
+        dtls._get_stats = stats_with_wire  # type: ignore[method-assign]
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet; False (and nothing sent) if not connected."""
-        sock = self._socket_for_send()
-        if sock is None:
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            self._route(pair)
+        sock = self._socket
+        if sock is None or self.closed or self._dtls._state is not _CONNECTED:
             self.tx_dropped += 1
             return False
-        dtls = self._dtls
         try:
-            data = dtls._tx_srtp.protect(packet)
+            data = self._dtls._tx_srtp.protect(packet)
         except pylibsrtp.Error:  # e.g. a sequence number too far behind for SRTP
             self.tx_dropped += 1
             return False
         sock.sendto(data, self._addr)
         self.tx_packets += 1
-        setattr(dtls, DTLS_TX_BYTES, getattr(dtls, DTLS_TX_BYTES) + len(data))
-        setattr(dtls, DTLS_TX_PACKETS, getattr(dtls, DTLS_TX_PACKETS) + 1)
+        self.tx_bytes += len(data)
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:
         """Protect and send one compound RTCP packet; False if not connected."""
-        sock = self._socket_for_send()
-        if sock is None:
+        pair = self._nominated.get(1)
+        if pair is not self._pair:
+            self._route(pair)
+        sock = self._socket
+        if sock is None or self.closed or self._dtls._state is not _CONNECTED:
             return False
-        dtls = self._dtls
         try:
-            data = dtls._tx_srtp.protect_rtcp(packet)
+            data = self._dtls._tx_srtp.protect_rtcp(packet)
         except pylibsrtp.Error:
             return False
         sock.sendto(data, self._addr)
-        setattr(dtls, DTLS_TX_BYTES, getattr(dtls, DTLS_TX_BYTES) + len(data))
-        setattr(dtls, DTLS_TX_PACKETS, getattr(dtls, DTLS_TX_PACKETS) + 1)
+        self.tx_bytes += len(data)
         return True
+
+    def _route(self, pair: Any) -> None:
+        """Follow the nominated pair: its socket and remote address (None: not connected)."""
+        self._pair = pair
+        if pair is None:
+            self._socket = self._addr = None
+            return
+        self._addr = (pair.remote_candidate.host, pair.remote_candidate.port)
+        sock = pair.protocol.transport
+        self._socket = None if sock is None or sock.is_closing() else sock
 
     @property
     def connected(self) -> bool:
