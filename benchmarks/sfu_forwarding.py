@@ -176,6 +176,14 @@ async def join(http: aiohttp.ClientSession, base: str, ident: str, clip: list[by
 
 
 async def signal(me: Participant) -> None:
+    try:
+        await answer_offers(me)
+    except Exception as exc:
+        print(f"  a participant's signaling failed: {type(exc).__name__}: {exc}", flush=True)
+        raise
+
+
+async def answer_offers(me: Participant) -> None:
     wire_on = False
     async for msg in me.ws:
         data = msg.json()
@@ -210,13 +218,23 @@ class Result:
     delivered: float  # packets/s that reached subscribers
     loss: float  # share of the packets subscribers should have seen
     generator_cpu: float
+    server_in: float = 0.0  # packets/s the server received from publishers
+    server_lost_in: float = 0.0  # share of the publishers' packets that never reached it
 
 
-async def measure(pid: int, people: list[Participant], seconds: float) -> Result:
+async def server_counters(base: str) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as resp:
+        counters: dict[str, Any] = await resp.json()
+        return counters
+
+
+async def measure(pid: int, people: list[Participant], seconds: float, base: str) -> Result:
     before = [p.snapshot() for p in people]
+    server0 = await server_counters(base)
     cpu0, gen0, t0 = cpu_seconds(pid), cpu_seconds(os.getpid()), time.monotonic()
     await asyncio.sleep(seconds)
     elapsed = time.monotonic() - t0
+    server1 = await server_counters(base)
     cpu = (cpu_seconds(pid) - cpu0) / elapsed
     gen = (cpu_seconds(os.getpid()) - gen0) / elapsed
     expected = received = 0
@@ -226,24 +244,32 @@ async def measure(pid: int, people: list[Participant], seconds: float) -> Result
             expected += exp - exp0
             received += got - got0
     loss = 1 - received / expected if expected else 1.0
-    return Result(cpu, received / elapsed, max(0.0, loss), gen)
+    got_in = server1.get("received", 0) - server0.get("received", 0)
+    lost_in = server1.get("lost_in", 0) - server0.get("lost_in", 0)
+    return Result(cpu, received / elapsed, max(0.0, loss), gen, got_in / elapsed,
+                  lost_in / max(1, got_in + lost_in))
 
 
-async def flowing(people: list[Participant], streams_each: int, timeout: float = 40) -> None:
+async def flowing(people: list[Participant], streams_each: int, base: str,
+                  timeout: float = 40) -> None:
     deadline = time.monotonic() + timeout
     while not all(len([s for s in p.streams.values() if s.received > 30]) >= streams_each
                   for p in people):
         if time.monotonic() > deadline:
             got = sorted(len(p.streams) for p in people)
-            raise RuntimeError(f"not every subscriber gets {streams_each} streams: {got}")
+            async with aiohttp.ClientSession() as http, http.get(f"{base}/stats") as resp:
+                server = await resp.json()
+            raise RuntimeError(f"not every subscriber gets {streams_each} streams: {got}; "
+                               f"the server says {server}")
         await asyncio.sleep(0.2)
 
 
 def report(label: str, r: Result) -> None:
     per_core = r.delivered / max(r.server_cpu, 1e-9)
     print(f"  {label:28s} server CPU {r.server_cpu * 100:6.1f}%  delivered {r.delivered:8.0f}"
-          f" pkt/s  = {per_core:8,.0f} pkt/s per core  loss {r.loss * 100:5.2f}%  "
-          f"generator CPU {r.generator_cpu * 100:5.1f}%", flush=True)
+          f" pkt/s  = {per_core:8,.0f} pkt/s per core  loss {r.loss * 100:5.2f}% (into the "
+          f"server {r.server_lost_in * 100:4.2f}%)  generator CPU {r.generator_cpu * 100:5.1f}%",
+          flush=True)
 
 
 async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
@@ -255,10 +281,10 @@ async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
             for i in range(subscribers):
                 people.append(await join(http, base, f"viewer{i}", None, True))
             if subscribers:
-                await flowing(people[1:], 1)
+                await flowing(people[1:], 1, base)
             else:
                 await asyncio.sleep(3)
-            return await measure(pid, people[1:], seconds)
+            return await measure(pid, people[1:], seconds, base)
         finally:
             await close_all(people)
 
@@ -269,8 +295,8 @@ async def room(base: str, pid: int, clip: list[bytes], size: int, seconds: float
         try:
             for i in range(size):
                 people.append(await join(http, base, f"p{i}", clip, True))
-            await flowing(people, size - 1)
-            return await measure(pid, people, seconds)
+            await flowing(people, size - 1, base)
+            return await measure(pid, people, seconds, base)
         finally:
             await close_all(people)
 
@@ -305,15 +331,16 @@ async def main(args: argparse.Namespace) -> None:
           flush=True)
     results: dict[str, dict[int, Result]] = {"sfu": {}, "relay": {}}
     for kind, counts in (("sfu", args.fanout), ("relay", args.relay_fanout)):
-        if not counts:
+        if not counts and not (kind == "sfu" and args.rooms):
             continue
         port = free_port()
         proc = spawn(kind, port, args.pin)
         base = f"http://127.0.0.1:{port}"
         try:
             await wait_up(base)
-            print(f"{kind}: one publisher, N subscribers", flush=True)
-            for n in [0, *counts]:
+            if counts:
+                print(f"{kind}: one publisher, N subscribers", flush=True)
+            for n in [0, *counts] if counts else []:
                 result = await fanout(base, proc.pid, clip, n, args.seconds)
                 results[kind][n] = result
                 report(f"{kind} subscribers={n}", result)

@@ -50,8 +50,17 @@ class SfuServer:
         self.tracks: list[PublishedTrack] = []
 
     def counters(self) -> dict[str, Any]:
+        states: dict[str, int] = {}
+        for peer in self.peers.values():
+            for sub in peer.subscriptions:
+                key = sub.state.value + ("" if sub.error is None else f" ({sub.error})")
+                states[key] = states.get(key, 0) + 1
         return {"forwarded": self.stats.packets_forwarded, "received": self.stats.packets_in,
-                "participants": len(self.peers), "tracks": len(self.tracks)}
+                "lost_in": self.stats.lost_in,
+                "participants": len(self.peers), "tracks": len(self.tracks),
+                "subscriptions": states, "gated": self.stats.packets_gated,
+                "connections": sorted(p.connection_state for p in self.peers.values()),
+                "signaling": sorted(p.signaling_state for p in self.peers.values())}
 
     def join(self, ident: str, send: Send) -> SfuPeer:
         async def on_offer(sdp: str) -> None:

@@ -41,8 +41,8 @@ class ForwardingStats:
     """Counters of the media plane, read at scrape time."""
 
     __slots__ = ("bytes_in", "changed", "fanout_max", "fanout_seconds", "keyframe_requests",
-                 "keyframe_requests_in", "nack_hits", "nack_misses", "packets_forwarded",
-                 "packets_gated", "packets_in", "retransmitted")
+                 "keyframe_requests_in", "lost_in", "nack_hits", "nack_misses",
+                 "packets_forwarded", "packets_gated", "packets_in", "retransmitted")
 
     def __init__(self, changed: Callable[[], None] = lambda: None) -> None:
         self.changed = changed  # poked on every change (a no-op unless someone waits)
@@ -57,6 +57,7 @@ class ForwardingStats:
         self.fanout_max = 0.0
         self.keyframe_requests = 0
         self.keyframe_requests_in = 0
+        self.lost_in = 0  # packets missing from senders' streams (NACKed upstream by the SFU)
 
 
 class Uplink:

@@ -312,8 +312,17 @@ class SfuPeer:
         while not self.closed:
             await self._wake.wait()
             self._wake.clear()
-            offer = await self._make_offer()
-            if offer is None:
+            try:
+                offer = await self._make_offer()
+            except RtcHubError as exc:
+                await self._fail(exc)
+                return
+            except Exception as exc:
+                log.exception("%s: the server's offer could not be made", self)
+                await self._fail(ServerError(f"Server error: the offer could not be made: "
+                                             f"{type(exc).__name__}: {exc}"))
+                return
+            if offer is None or self.closed:
                 continue
             try:
                 async with asyncio.timeout(self.config.signaling_timeout):
@@ -341,6 +350,8 @@ class SfuPeer:
             created = await self.pc.createOffer()
             offer = harmonize_offer(created.sdp, self._numbering)
             await self.pc.setLocalDescription(RTCSessionDescription(offer, "offer"))
+            if self.closed:
+                return None
             final = cap_answer(reject_sections(self.pc.localDescription.sdp, self._rejected),
                                self.config)
             self._require_candidates(final)
@@ -430,6 +441,8 @@ class SfuPeer:
                               f"{','.join(self.config.node_ips) or 'auto'}, RTC_UDP_PORTS={ports})")
 
     async def _fail(self, error: RtcHubError) -> None:
+        if self.closed:
+            return
         self._failure = error
         log.warning("%s failed: %s", self, error)
         if self.on_failed is not None:
@@ -455,8 +468,12 @@ class SfuPeer:
                 task.cancel()
         for task in self._tasks:
             if task is not current:
-                with contextlib.suppress(asyncio.CancelledError):
+                try:
                     await task
+                except asyncio.CancelledError:
+                    pass
+                except Exception:
+                    log.exception("%s: a task failed while closing", self)
         self._publications.close()
         self._subscribers.close()
         self._answered.set()

@@ -267,6 +267,7 @@ class TrackUplink:
         if missing is not None:
             lost = missing.add(seq)
             if lost:
+                self._stats.lost_in += len(lost)
                 self._upstream.send_rtcp(nack(self._feedback_ssrc, ssrc, lost))
         layer.packets += 1
         stats = self._stats
