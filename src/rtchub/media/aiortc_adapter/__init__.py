@@ -18,7 +18,8 @@ hooks into aiortc 1.16 / aioice 0.13, all here and nowhere else:
 5. **The SFU's raw packet path** (:mod:`.wire`, aioice ``Connection.data_received``,
    ``RTCDtlsTransport._rx_srtp``/``_tx_srtp``/``_state``, the nominated pair's
    socket, ``RTCRtpReceiver``'s statistics table): SRTP unprotected and handed on
-   as bytes from the socket callback, and sent synchronously; and which section
+   as bytes from the socket callback, and sent synchronously (protected by
+   ``srtp_protect`` on pylibsrtp's session buffer, without its Python wrapper); and which section
    carries a BUNDLE group (``RTCRtpTransceiver._bundled``) for trickled candidates.
 
 :func:`check_assumptions` verifies each of these against the installed aiortc

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pylibsrtp
 from aioice import Candidate, Connection
 from aioice import ice as aioice_ice
 from aiortc import RTCConfiguration, RTCPeerConnection, rtp
@@ -21,6 +22,7 @@ from rtchub.media.aiortc_adapter.wire import (
     DTLS_RX_PACKETS,
     DTLS_TX_BYTES,
     DTLS_TX_PACKETS,
+    _Protector,
 )
 
 __all__ = ["AdapterBroken", "check_assumptions"]
@@ -32,6 +34,22 @@ class AdapterBroken(RuntimeError):
 
 def _missing(obj: object, names: tuple[str, ...]) -> list[str]:
     return [f"{type(obj).__name__} has no {name}" for name in names if not hasattr(obj, name)]
+
+
+def _srtp_problems() -> list[str]:
+    """The fast SRTP path protects with pylibsrtp's own context and buffer: it must
+    still produce what ``Session.protect`` produces."""
+    key = bytes(range(30))
+    policy = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    packet = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7]) + b"payload"
+    try:
+        fast = _Protector(pylibsrtp.Session(policy)).protect(packet)
+        slow = pylibsrtp.Session(policy).protect(packet)
+    except (AttributeError, TypeError) as exc:
+        return [f"pylibsrtp's Session internals changed ({exc})"]
+    if fast != slow:
+        return ["pylibsrtp: srtp_protect on the session buffer differs from Session.protect"]
+    return []
 
 
 async def check_assumptions() -> None:
@@ -65,6 +83,7 @@ async def check_assumptions() -> None:
         problems.append("aiortc.rtcdtlstransport.State has no CONNECTED")
     if not callable(getattr(rtp, "unpack_remb_fci", None)):
         problems.append("aiortc.rtp.unpack_remb_fci is gone")
+    problems += _srtp_problems()
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     try:
         transceiver = pc.addTransceiver("video", direction="sendonly")

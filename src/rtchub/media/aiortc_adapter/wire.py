@@ -30,6 +30,7 @@ from aiortc import RTCPeerConnection, RTCRtpReceiver
 from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
+from pylibsrtp import _binding as srtp_binding
 
 from rtchub.media.aiortc_adapter.receiver import RECEIVER_STREAMS
 
@@ -48,6 +49,38 @@ _CONNECTED = DtlsState.CONNECTED
 RtpHandler = Callable[[bytes, int], None]
 
 
+class _Protector:
+    """``pylibsrtp.Session.protect`` without its per-call checks and allocations.
+
+    pylibsrtp wraps each call in Python that allocates a length cell, checks
+    types and sizes and copies twice; at tens of thousands of packets a second
+    that wrapper costs more than the encryption. This calls ``srtp_protect`` on
+    the session's own buffer and context (``Session._srtp``, ``_cdata``,
+    ``_buffer``), with one length cell kept for the session's life.
+    """
+
+    __slots__ = ("_buffer", "_cdata", "_context", "_length", "_room", "session")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self.session = session
+        self._context = session._srtp[0]
+        self._cdata = session._cdata
+        self._buffer = session._buffer
+        self._length = srtp_binding.ffi.new("int *")
+        self._room = len(session._buffer) - pylibsrtp.SRTP_MAX_TRAILER_LEN
+
+    def protect(self, packet: bytes) -> bytes | None:
+        """The SRTP packet, or None when libsrtp refuses (e.g. a replay too old)."""
+        size = len(packet)
+        if size > self._room:
+            return None
+        self._buffer[0:size] = packet
+        self._length[0] = size
+        if srtp_binding.lib.srtp_protect(self._context, self._cdata, self._length):
+            return None
+        return bytes(self._buffer[0:self._length[0]])
+
+
 class SrtpWire:
     """Synchronous RTP in and out of one peer connection's DTLS transport.
 
@@ -59,8 +92,8 @@ class SrtpWire:
     aiortc reports them (``RTCDtlsTransport._get_stats``), not per packet.
     """
 
-    __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_socket", "closed", "rx_bytes",
-                 "rx_dropped", "rx_packets", "tx_bytes", "tx_dropped", "tx_packets")
+    __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_protector", "_socket", "closed",
+                 "rx_bytes", "rx_dropped", "rx_packets", "tx_bytes", "tx_dropped", "tx_packets")
 
     def __init__(self, dtls: RTCDtlsTransport, on_rtp: RtpHandler) -> None:
         self._dtls = dtls
@@ -69,6 +102,7 @@ class SrtpWire:
         self._pair: Any = None
         self._addr: tuple[str, int] | None = None
         self._socket: Any = None
+        self._protector: _Protector | None = None
         self.closed = False
         self.rx_packets = self.rx_bytes = 0
         self.rx_dropped = 0  # SRTP authentication failures
@@ -117,9 +151,11 @@ class SrtpWire:
         if sock is None or self.closed or self._dtls._state is not _CONNECTED:
             self.tx_dropped += 1
             return False
-        try:
-            data = self._dtls._tx_srtp.protect(packet)
-        except pylibsrtp.Error:  # e.g. a sequence number too far behind for SRTP
+        protector = self._protector
+        if protector is None or protector.session is not self._dtls._tx_srtp:
+            protector = self._protector = _Protector(self._dtls._tx_srtp)
+        data = protector.protect(packet)
+        if data is None:  # e.g. a sequence number too far behind for SRTP
             self.tx_dropped += 1
             return False
         sock.sendto(data, self._addr)
