@@ -45,11 +45,13 @@ from aiortc import (
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
 from rtchub.media import aiortc_adapter
+from rtchub.media.sfu.rtcp import remb
 from rtchub.media.sfu.rtp import FIXED
 
 TICK = os.sysconf("SC_CLK_TCK")
 LOOPBACK = ["127.0.0.1"]
 BUFFER = 4 * 1024 * 1024
+REMB_BITRATE = 1_000_000  # per received stream: about the clip's rate
 
 
 def cpu_seconds(pid: int) -> float:
@@ -70,8 +72,9 @@ def free_port() -> int:
 
 def encode_clip(frames: int = 60, width: int = 640, height: int = 360,
                 bitrate: int = 1_000_000) -> list[bytes]:
-    """A 360p VP8 clip that starts with a keyframe: a scrolling ramp and a moving
-    textured block, about ``bitrate`` bits/s at 30 fps."""
+    """A VP8 clip that starts with a keyframe, about ``bitrate`` bits/s at 30 fps: a
+    scrolling ramp with grain that changes every frame (a camera's sensor noise) and a
+    moving textured block, so an encoder has about a webcam's work to do."""
     codec = av.CodecContext.create("libvpx", "w")
     codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
     codec.bit_rate = bitrate
@@ -80,18 +83,21 @@ def encode_clip(frames: int = 60, width: int = 640, height: int = 360,
     codec.gop_size = frames
     codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
                      "maxrate": str(bitrate), "minrate": str(bitrate // 4)}
-    texture = os.urandom(width * height // 4)
-    ramp = bytes(x * 255 // width for x in range(width))
+    grain = os.urandom(16 * 2 * width)
+    ramp = [(x % width) * 200 // width for x in range(2 * width)]
+    rows = [bytes(v + (grain[k * 2 * width + x] & 0x07) for x, v in enumerate(ramp))
+            for k in range(16)]  # 16 grainy ramps, twice as wide to scroll through
+    texture = os.urandom(160 * 120)
     out: list[bytes] = []
     for i in range(frames):
         frame = av.VideoFrame(width, height, "yuv420p")
         shift = (i * 6) % width
-        luma = bytearray((ramp[shift:] + ramp[:shift]) * height)
+        luma = bytearray(b"".join(rows[(y * 7 + i * 13) % 16][shift:shift + width]
+                                  for y in range(height)))
         left, top = (i * 10) % (width - 160), (i * 4) % (height - 120)
         for row in range(120):
             start = (top + row) * width + left
-            luma[start:start + 160] = texture[(row * 160 + i * 13) % 20000:][:160].ljust(
-                160, b"\x80")
+            luma[start:start + 160] = texture[row * 160:(row + 1) * 160]
         frame.planes[0].update(bytes(luma))
         for plane in frame.planes[1:]:
             plane.update(bytes([100 + i % 50]) * plane.buffer_size)
@@ -138,6 +144,7 @@ class Participant:
     pc: RTCPeerConnection
     streams: dict[int, Stream] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    wire: aiortc_adapter.SrtpWire | None = None
 
     def count(self, data: bytes, arrival_ms: int) -> None:
         seq, ssrc = FIXED.unpack_from(data)[2], FIXED.unpack_from(data)[4]
@@ -196,8 +203,19 @@ async def answer_offers(me: Participant) -> None:
             await me.ws.send_json({"type": "answer", "sdp": me.pc.localDescription.sdp})
         if not wire_on and me.pc.getTransceivers():
             # count what arrives off the SRTP, without aiortc parsing or decoding it
-            aiortc_adapter.SrtpWire(me.pc.getTransceivers()[0].receiver.transport, me.count)
+            me.wire = aiortc_adapter.SrtpWire(me.pc.getTransceivers()[0].receiver.transport,
+                                              me.count)
+            me.tasks.append(asyncio.ensure_future(estimate(me)))
             wire_on = True
+
+
+async def estimate(me: Participant) -> None:
+    """Tell the server, as a browser would, that this subscriber takes REMB_BITRATE for
+    what it receives: MediaRelay's encoders then aim at about what the SFU forwards."""
+    while True:
+        await asyncio.sleep(1.0)
+        if me.wire is not None and me.streams:
+            me.wire.send_rtcp(remb(1, REMB_BITRATE * len(me.streams), list(me.streams)))
 
 
 async def close_all(people: list[Participant]) -> None:
@@ -324,9 +342,10 @@ async def wait_up(base: str) -> None:
 async def main(args: argparse.Namespace) -> None:
     if args.pin:
         os.sched_setaffinity(0, {1})
-    clip = encode_clip()
+    width, height = (int(x) for x in args.size.split("x"))
+    clip = encode_clip(width=width, height=height)
     rate = sum(len(p) for p in clip) * 8 / 2
-    print(f"clip: {len(clip)} VP8 frames of 640x360, {rate / 1000:.0f} kbit/s at 30 fps; "
+    print(f"clip: {len(clip)} VP8 frames of {args.size}, {rate / 1000:.0f} kbit/s at 30 fps; "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; pinned: {args.pin}",
           flush=True)
     results: dict[str, dict[int, Result]] = {"sfu": {}, "relay": {}}
@@ -390,6 +409,7 @@ if __name__ == "__main__":
     parser.add_argument("--relay-fanout", type=int, nargs="*", default=[2])
     parser.add_argument("--rooms", type=int, nargs="*", default=[4, 8, 12])
     parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--size", default="640x360", help="the clip's picture size, WxH")
     parser.add_argument("--pin", action="store_true",
                         help="server on CPU 0, this generator on CPU 1")
     asyncio.run(main(parser.parse_args()))
