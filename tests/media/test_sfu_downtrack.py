@@ -21,8 +21,7 @@ from rtchub.media.fanout import ForwardingStats
 from rtchub.media.keyframes import vp8_starts_keyframe
 from rtchub.media.sfu.demux import Demuxer
 from rtchub.media.sfu.downtrack import Downtrack, payload_map
-from rtchub.media.sfu.rtcp import remb
-from rtchub.media.sfu.rtp import FIXED, RtpHeader, find_extension, rtx_wrap
+from rtchub.media.sfu.rtp import FIXED, RtpHeader, rtx_wrap
 from rtchub.media.sfu.sdp import Codec
 from rtchub.media.sfu.uplink import InboundPacket, TrackUplink
 from tests.support import FakeClock
@@ -171,7 +170,6 @@ def test_nacks_come_back_as_rtx_at_most_twice_and_pli_and_remb_go_upstream() -> 
     downtrack.on_feedback(RtcpFeedback([], False, 900_000, (0xC0C, 0xD0D, 0xE0E)))
     assert downtrack.estimate == 300_000
     assert plane.uplink.remb_target(100_000, 2_500_000, 5.0) == 300_000
-    assert RtpHeader.parse(remb(1, 300_000, [PUBLISHER_SSRC])).payload_type == 78  # PSFB
 
 
 def test_a_reused_sender_continues_its_sequence_and_a_layer_selector_filters() -> None:
@@ -232,6 +230,6 @@ def test_a_send_that_fails_waits_for_a_new_keyframe(connected: bool) -> None:
     downtrack.start()
     for data in vp8_packets(3):
         plane.demux(data, 1000)
+    # a keyframe that could not be sent closes the gate again (the next one is awaited)
     assert downtrack.waiting_for_keyframe is not connected
-    ext = find_extension(outlet.rtp[0], 0, 0, 0, 1)
-    assert ext is None
+    assert not outlet.rtp[0][0] & 0x10  # no extensions negotiated: none written
