@@ -186,3 +186,17 @@ async def test_a_data_channel_first_then_media_on_the_same_transport() -> None:
         await r.until(lambda: sub.state is SubscriptionState.ACTIVE)
         assert (await next_frame(viewer.track_from(sub.track))).width == 96
         assert parse_sections(client.last_answer)[0].kind == "application"
+
+
+async def test_a_malformed_trickled_candidate_is_invalid_sdp() -> None:
+    async with room() as r:
+        client = await r.join("lee")
+        client.publish(ToneTrack(440))
+        await client.negotiate()
+        for bad in ("candidate:nonsense", "candidate:1 1 udp x 127.0.0.1 9 typ host"):
+            with pytest.raises(InvalidSDP, match="not an ICE candidate"):
+                await client.peer.add_ice_candidate(bad, "0", 0)
+        await client.peer.add_ice_candidate(
+            "candidate:1 1 udp 2130706431 127.0.0.1 9 typ host", "0", 0)
+        await client.peer.add_ice_candidate(None)  # end of candidates
+        assert client.peer.connection_state in ("connecting", "connected")

@@ -189,9 +189,12 @@ class SfuPeer:
         """Answer the client's offer, or return None when it collides with the server's
         own outstanding offer (glare: the client rolls back and offers again later).
 
-        Raises :class:`InvalidSDP` for an unreadable offer and
-        :class:`CodecNotSupported` when a live section offers no allowed codec; the
-        connection is left as it was in both cases.
+        Raises :class:`InvalidSDP` for an unreadable offer (or one that changes a
+        section's kind) and :class:`CodecNotSupported` when a live section offers no
+        allowed codec; the connection is left as it was in both cases. An offer that
+        passes these checks and that aiortc still refuses fails the peer
+        (:class:`InvalidSDP`, ``on_failed``), which then closes: aiortc cannot roll
+        back what it applied.
         """
         async with self._lock:
             self._check_open()
@@ -256,8 +259,9 @@ class SfuPeer:
             return
         try:
             parsed = candidate_from_sdp(candidate.removeprefix("a=").removeprefix("candidate:"))
-        except (ValueError, IndexError) as exc:
-            raise InvalidSDP(f"not an ICE candidate: {candidate[:80]!r} ({exc})") from None
+        except Exception as exc:  # aiortc's parser raises whatever a bad line trips
+            raise InvalidSDP(f"not an ICE candidate: {candidate[:80]!r} "
+                             f"({type(exc).__name__})") from None
         primary = adapter.bundle_primary_mid(self.pc)
         parsed.sdpMid = primary if primary is not None else sdp_mid
         parsed.sdpMLineIndex = None if primary is not None else sdp_mline_index
