@@ -309,9 +309,9 @@ async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
     async with aiohttp.ClientSession() as http:
         people: list[Participant] = []
         try:
-            people.append(await join(http, base, "publisher", clip, False))
+            people.append(await join(http, base, f"publisher-{subscribers}", clip, False))
             for i in range(subscribers):
-                people.append(await join(http, base, f"viewer{i}", None, True))
+                people.append(await join(http, base, f"viewer-{subscribers}-{i}", None, True))
             if subscribers:
                 await flowing(people[1:], 1, base)
             else:
@@ -326,7 +326,7 @@ async def room(base: str, pid: int, clip: list[bytes], size: int, seconds: float
         people: list[Participant] = []
         try:
             for i in range(size):
-                people.append(await join(http, base, f"p{i}", clip, True))
+                people.append(await join(http, base, f"room{size}-{i}", clip, True))
             await flowing(people, size - 1, base)
             return await measure(pid, people, seconds, base)
         finally:

@@ -63,6 +63,8 @@ class SfuServer:
                 "signaling": sorted(p.signaling_state for p in self.peers.values())}
 
     def join(self, ident: str, send: Send) -> SfuPeer:
+        if ident in self.peers:
+            raise ValueError(f"participant {ident!r} is already here")
         async def on_offer(sdp: str) -> None:
             await send({"type": "offer", "sdp": sdp})
 
@@ -70,6 +72,7 @@ class SfuServer:
         self.peers[ident] = peer
 
         def published(track: PublishedTrack) -> None:
+            self.tracks = [t for t in self.tracks if not t.ended]
             self.tracks.append(track)
             for other in self.subscribers:
                 if other != ident:
@@ -109,8 +112,9 @@ class SfuServer:
                     await peer.accept_answer(data["sdp"])
         finally:
             if peer is not None:
-                self.peers.pop(peer.participant_id, None)
-                self.subscribers.discard(peer.participant_id)
+                if self.peers.get(peer.participant_id) is peer:
+                    del self.peers[peer.participant_id]
+                    self.subscribers.discard(peer.participant_id)
                 await peer.close()
 
 
