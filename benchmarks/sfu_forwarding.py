@@ -218,13 +218,18 @@ async def estimate(me: Participant) -> None:
             me.wire.send_rtcp(remb(1, REMB_BITRATE * len(me.streams), list(me.streams)))
 
 
-async def close_all(people: list[Participant]) -> None:
+async def close_all(people: list[Participant], base: str) -> None:
+    """Close every participant and wait until the server let go of them all."""
     for person in people:
         for task in person.tasks:
             task.cancel()
         with contextlib.suppress(Exception):
             await person.ws.close()
         await person.pc.close()
+    for _ in range(150):  # the server is another process: ask it, for up to 30 s
+        if not (await server_counters(base)).get("participants"):
+            return
+        await asyncio.sleep(0.2)
 
 
 # -- measuring ---------------------------------------------------------------------------
@@ -318,7 +323,7 @@ async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
                 await asyncio.sleep(3)
             return await measure(pid, people[1:], seconds, base)
         finally:
-            await close_all(people)
+            await close_all(people, base)
 
 
 async def room(base: str, pid: int, clip: list[bytes], size: int, seconds: float) -> Result:
@@ -330,7 +335,7 @@ async def room(base: str, pid: int, clip: list[bytes], size: int, seconds: float
             await flowing(people, size - 1, base)
             return await measure(pid, people, seconds, base)
         finally:
-            await close_all(people)
+            await close_all(people, base)
 
 
 def spawn(kind: str, port: int, pin: bool) -> subprocess.Popen[bytes]:
