@@ -46,6 +46,9 @@ async def pair(r: Room, video: Any, codec: str | None = None) -> tuple[Client, C
     bob.publish(ToneTrack(880))
     await bob.negotiate()
     await r.until(lambda: len(r.tracks_of(alice)) == 1 and len(r.tracks_of(bob)) == 1)
+    # connected both ways: what the server sends upstream now reaches the publisher
+    await r.until(lambda: alice.peer.connection_state == bob.peer.connection_state
+                  == "connected")
     return alice, bob
 
 

@@ -201,7 +201,7 @@ class Downtrack:
         self.packets += 1
         self.octets += len(packet.payload)
         self._stats.packets_forwarded += 1
-        if packet.marker or not self.packets & 7:
+        if not self.packets & 15:  # a few times a second: aiortc's SRs go out each second
             adapter.note_sent(self._sender, timestamp, self.packets, self.octets)
 
     # -- feedback from the subscriber ------------------------------------------------------
