@@ -197,6 +197,12 @@ def test_a_reused_sender_continues_its_sequence_and_a_layer_selector_filters() -
         def admit(self, packet: InboundPacket) -> bool:
             return packet.layer == 1
 
+    heard: list[InboundPacket] = []
+    other.uplink.listen("recorder", heard.append)  # e.g. a recorder, after the downtracks
+    other.demux(vp8_packets(1, ssrc=0x2222)[0], 2500)
+    assert heard[-1].ssrc == 0x2222 and heard[-1].payload_type == 96
+    other.uplink.unlisten("recorder")
+
     second.selector = OnlyLayer1()
     count = len(outlet2.rtp)
     for data in vp8_packets(2, ssrc=0x2222):

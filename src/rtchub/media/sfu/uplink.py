@@ -38,13 +38,15 @@ from rtchub.media.sfu.sdp import Codec
 if TYPE_CHECKING:
     from rtchub.media.sfu.downtrack import Downtrack
 
-__all__ = ["AudioLevelListener", "InboundPacket", "Layer", "TrackUplink", "Upstream"]
+__all__ = ["AudioLevelListener", "InboundPacket", "Layer", "PacketListener", "TrackUplink",
+           "Upstream"]
 
 log = logging.getLogger("rtchub.media")
 
 _EXT_HEAD: Final = struct.Struct("!HH")
 
 AudioLevelListener = Callable[[int, bool], None]  # level in -dBov (127 = silence), voice flag
+PacketListener = Callable[["InboundPacket"], None]
 
 
 class Upstream(Protocol):
@@ -118,6 +120,8 @@ class TrackUplink:
         self.estimates: BitrateEstimates[int] = BitrateEstimates()
         self.audio_level_id: int | None = None
         self.on_audio_level: AudioLevelListener | None = None
+        self._listeners: dict[object, PacketListener] = {}
+        self._listening: tuple[PacketListener, ...] = ()
         self.closed = False
 
     # -- configuration (from the negotiated SDP) ---------------------------------------
@@ -188,6 +192,16 @@ class TrackUplink:
             self._snapshot = tuple(self._downtracks.values())
         self.estimates.remove(id(downtrack))
 
+    def listen(self, key: object, listener: PacketListener) -> None:
+        """Also give every packet to ``listener`` after the downtracks (a recorder)."""
+        self._listeners[key] = listener
+        self._listening = tuple(self._listeners.values())
+
+    def unlisten(self, key: object) -> None:
+        """Remove a listener added with :meth:`listen`."""
+        if self._listeners.pop(key, None) is not None:
+            self._listening = tuple(self._listeners.values())
+
     def note_estimate(self, downtrack: Downtrack, bitrate: int) -> None:
         """A subscriber's share of its REMB for this track."""
         self.estimates.update(id(downtrack), bitrate, self._clock())
@@ -217,10 +231,12 @@ class TrackUplink:
         return sum(layer.throttle.combined for layer in self.layers)
 
     def close(self) -> None:
-        """Stop: later packets are dropped and every downtrack is let go."""
+        """Stop: later packets are dropped and every downtrack and listener is let go."""
         self.closed = True
         self._downtracks.clear()
         self._snapshot = ()
+        self._listeners.clear()
+        self._listening = ()
         for layer in self.layers:
             if layer.reception is not None:
                 layer.reception.remove()
@@ -290,3 +306,8 @@ class TrackUplink:
         took = time.perf_counter() - started
         stats.fanout_seconds += took
         stats.fanout_max = max(stats.fanout_max, took)
+        for listener in self._listening:  # off the forwarding's latency
+            try:
+                listener(packet)
+            except Exception:
+                log.exception("packet listener failed")
