@@ -315,6 +315,10 @@ async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
         people: list[Participant] = []
         try:
             people.append(await join(http, base, f"publisher-{subscribers}", clip, False))
+            for _ in range(150):  # MediaRelay offers a viewer the tracks it has when it joins
+                if (await server_counters(base)).get("tracks"):
+                    break
+                await asyncio.sleep(0.2)
             for i in range(subscribers):
                 people.append(await join(http, base, f"viewer-{subscribers}-{i}", None, True))
             if subscribers:
