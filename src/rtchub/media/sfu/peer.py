@@ -103,6 +103,7 @@ class SfuPeer:
         self._needed = False
         self._wake = asyncio.Event()
         self.closed = False
+        self._was_connected = False
         self._closing: asyncio.Task[object] | None = None  # the task running close()
         self._close_task: asyncio.Task[None] | None = None  # close() started by the peer
         self._failure: RtcHubError = ConnectionFailed(f"the peer of {participant_id!r} closed")
@@ -175,6 +176,8 @@ class SfuPeer:
     def _state_changed(self) -> None:
         state = self.connection_state
         log.info("%s: connection %s", self, state)
+        if state == "connected":
+            self._was_connected = True
         if self.on_connection_state_change is not None:
             self.on_connection_state_change(state)
         if state in ("failed", "closed") and not self.closed and self._close_task is None:
@@ -439,6 +442,9 @@ class SfuPeer:
 
     def _require_candidates(self, sdp: str) -> None:
         if "a=candidate:" not in sdp:
+            if self._was_connected:  # aioice dropped its candidates: the connection ended
+                raise ConnectionFailed(f"the ICE connection of {self.participant_id!r} "
+                                       f"has closed")
             ports = "any" if self.config.udp_ports is None else "-".join(
                 map(str, self.config.udp_ports))
             raise ServerError(f"Server error: no ICE candidate could be gathered (RTC_NODE_IP="
