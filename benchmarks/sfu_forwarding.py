@@ -37,10 +37,10 @@ from typing import Any
 import aiohttp
 import av
 from aiortc import (
+    MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
     RTCSessionDescription,
-    VideoStreamTrack,
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
@@ -107,20 +107,33 @@ def encode_clip(frames: int = 60, width: int = 640, height: int = 360,
     return out
 
 
-class ClipTrack(VideoStreamTrack):
-    """Sends the clip's packets in a loop at 30 fps; aiortc only packetizes them."""
+class ClipTrack(MediaStreamTrack):
+    """Sends the clip's frames in a loop at 30 fps; aiortc only packetizes them.
+
+    Paced like a camera: a frame whose time slot passed while the event loop was
+    busy is not sent late in a burst; the next frame takes the next slot (the
+    clip goes on in order, so the stream stays decodable).
+    """
+
+    kind = "video"
 
     def __init__(self, clip: list[bytes]) -> None:
         super().__init__()
         self._clip = clip
-        self._i = 0
+        self._sent = 0
+        self._slot = 0
+        self._start: float | None = None
 
     async def recv(self) -> Any:
-        pts, time_base = await self.next_timestamp()
-        packet = av.Packet(self._clip[self._i % len(self._clip)])
-        self._i += 1
-        packet.pts = pts
-        packet.time_base = fractions.Fraction(time_base)
+        now = time.monotonic()
+        if self._start is None:
+            self._start = now
+        self._slot = max(self._slot + 1, int((now - self._start) * 30))
+        await asyncio.sleep(max(0.0, self._start + self._slot / 30 - now))
+        packet = av.Packet(self._clip[self._sent % len(self._clip)])
+        self._sent += 1
+        packet.pts = self._slot * 3000
+        packet.time_base = fractions.Fraction(1, 90000)
         return packet
 
 
