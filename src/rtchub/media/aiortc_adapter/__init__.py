@@ -12,15 +12,17 @@ hooks into aiortc 1.16 / aioice 0.13, all here and nowhere else:
    parsed and routed the packet.
 3. **Outgoing RTP counters** (:mod:`.sender`, ``RTCDtlsTransport._send_rtp`` and
    ``RTCRtpSender``'s name-mangled counters) so aiortc's sender reports match
-   what was forwarded; and ``a=msid`` labels for a sender.
+   what was forwarded.
 4. **RTCP feedback for a sender** (:mod:`.sender`,
    ``RTCRtpSender._handle_rtcp_packet``): NACK, PLI, FIR and REMB reach rtchub.
-5. **The SFU's raw packet path** (:mod:`.wire`, aioice ``Connection.data_received``,
-   ``RTCDtlsTransport._rx_srtp``/``_tx_srtp``/``_state``, the nominated pair's
-   socket, ``RTCRtpReceiver``'s statistics table): SRTP unprotected and handed on
-   as bytes from the socket callback, and sent synchronously (protected by
-   ``srtp_protect`` on pylibsrtp's session buffer, without its Python wrapper); and which section
-   carries a BUNDLE group (``RTCRtpTransceiver._bundled``) for trickled candidates.
+   ``RTCRtpSender._stream_id``/``_track_id`` set the ``a=msid`` it announces.
+5. **The SFU's raw packet path** (:mod:`.wire`, aioice ``Connection.data_received``
+   and ``_nominated``, ``RTCDtlsTransport._rx_srtp``/``_tx_srtp``/``_state`` and its
+   byte counters (brought up to date in ``_get_stats``), ``RTCRtpReceiver``'s
+   statistics table, pylibsrtp's ``Session`` buffer): SRTP unprotected and handed
+   on as bytes from the socket callback, and protected (``srtp_protect`` without
+   pylibsrtp's Python wrapper) and sent synchronously; and which section carries a
+   BUNDLE group (``RTCRtpTransceiver._bundled``) for trickled candidates.
 
 :func:`check_assumptions` verifies each of these against the installed aiortc
 and names what changed; the media tests call it first, so an upgrade that
