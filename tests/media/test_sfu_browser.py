@@ -269,4 +269,14 @@ async def test_chromium_rolls_back_on_glare_and_its_stopped_track_ends(browser: 
             assert await page.evaluate("window.errors") == []
             offers = await page.evaluate("window.offers")
             assert "m=video 0 " in offers[-1]  # the stopped section, rejected
+            # a server offer after that keeps the section rejected, and Chromium takes it
+            answers = (await page.evaluate("window.log")).count("offer")
+            chromium.unsubscribe(watching_ann)
+            await page.wait_for_function(
+                f"window.log.filter((t) => t === 'offer').length > {answers} && "
+                "window.pc.signalingState === 'stable' && window.pc.getTransceivers()"
+                ".some((t) => t.receiver.track.kind === 'video' && "
+                "t.currentDirection === 'inactive')", polling=250, timeout=20000)
+            assert await page.evaluate("window.errors") == []
+            assert chromium.connection_state == "connected"
             await page.close()
