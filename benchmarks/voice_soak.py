@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from tests.media.voiceclients import start_receiver, start_sender
 from tests.support import running
 
-from rtchub.transport.stream import VOICE
+from rtchub.features.voice.http import VOICE
 
 
 def rss_mib() -> float:

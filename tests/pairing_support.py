@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 
 from rtchub.app import build_server
+from rtchub.features.pairing.routes import PAIRING
+from rtchub.features.pairing.service import PairService
 from rtchub.hub import Hub
-from rtchub.sessions.pairing_service import PairService
-from rtchub.transport.rendezvous import PAIRING
 from tests.support import FakeClock, Running, WsClient, make_config
 
 

@@ -21,7 +21,7 @@ import orjson
 from rtchub.app import build_server
 from rtchub.config import Config, Limits, ListenAddress
 from rtchub.hub import Hub
-from rtchub.transport.server import Server
+from rtchub.net.server import Server
 
 TIMEOUT = 5.0
 

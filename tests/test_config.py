@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from rtchub.config import ConfigError, ListenAddress, load, parse_listen_address
-from rtchub.settings import parse_duration, parse_size
+from rtchub.config.settings import parse_duration, parse_size
 
 
 @pytest.mark.parametrize("text,expected", [

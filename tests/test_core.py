@@ -4,12 +4,18 @@ from __future__ import annotations
 
 import pytest
 
+from rtchub.base.ratelimit import FixedWindow
+from rtchub.cluster.events import Address
 from rtchub.config import Limits, OriginPolicy
-from rtchub.core.events import Address
-from rtchub.core.ratelimit import FixedWindow
-from rtchub.core.room import MemberRecord, RoomRecord, decide_join, decide_leave, hash_token
 from rtchub.errors import IdTaken, RoomFull, TooManyRooms, all_codes
-from rtchub.transport.clientip import client_ip
+from rtchub.features.rooms.rules import (
+    MemberRecord,
+    RoomRecord,
+    decide_join,
+    decide_leave,
+    hash_token,
+)
+from rtchub.net.clientip import client_ip
 
 A1, A2 = Address("n", "c1"), Address("n", "c2")
 

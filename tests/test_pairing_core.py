@@ -6,10 +6,10 @@ import random
 
 import pytest
 
-from rtchub.core import pairing as rules
-from rtchub.core.events import Address
-from rtchub.core.pairing import CodeIndex, Side
+from rtchub.cluster.events import Address
 from rtchub.errors import CodeGone, CodesExhausted, InvalidField, QueueFull, SideTaken
+from rtchub.features.pairing import rules
+from rtchub.features.pairing.rules import CodeIndex, Side
 
 A1 = Address("n", "c1")
 A2 = Address("n", "c2")

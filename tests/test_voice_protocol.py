@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 from rtchub.errors import InvalidField, InvalidSDP, MissingField, UnknownType
-from rtchub.protocols import voice as wire
+from rtchub.features.voice import wire
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rtchub.core.streams import Streams, stream_id_for
 from rtchub.errors import CapacityError, Conflict, StreamEnded, StreamNotFound
+from rtchub.features.voice.rules import Streams, stream_id_for
 
 
 def test_latest_and_order() -> None:

@@ -2,7 +2,7 @@
 
 The /ws fast path (picows) never negotiates permessage-deflate; rtchub's aiohttp
 WebSocket path could. This runs rtchub's own pieces (Hub, rooms dialect,
-:class:`~rtchub.transport.aiows.AioConnection`) behind an aiohttp endpoint whose
+:class:`~rtchub.net.httpws.AioConnection`) behind an aiohttp endpoint whose
 ``compress`` is switched on or off, in a server subprocess, and drives it with
 aiohttp clients that offer deflate (``compress=15``) or not (``compress=0``). Messages
 are realistic browser SDP offers (about 3 KB) and ICE candidates (about 200 B): random
@@ -42,7 +42,7 @@ async def serve(port: int, compress: bool) -> None:
     """rtchub's hub behind an aiohttp /ws endpoint with deflate on or off."""
     from rtchub.config import Config, Limits, ListenAddress
     from rtchub.hub import Hub
-    from rtchub.transport.aiows import AioConnection
+    from rtchub.net.httpws import AioConnection
 
     hub = Hub(Config(addr=ListenAddress("127.0.0.1", port), stream_addr=None,
                      limits=Limits(max_rooms=100_000)))

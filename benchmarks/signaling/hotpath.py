@@ -21,7 +21,7 @@ import orjson
 
 from rtchub.config import Config, ListenAddress
 from rtchub.hub import Hub
-from rtchub.transport.connection import Session
+from rtchub.net.connection import Session
 
 _ids = itertools.count(1)
 

@@ -2,7 +2,7 @@
 
 ``create_app(config)`` builds the :class:`~rtchub.hub.Hub`, registers every
 feature's routes on one aiohttp application, and returns it with the hub under
-the typed key :data:`~rtchub.transport.http.HUB`. :func:`serve` runs it until
+the typed key :data:`~rtchub.net.http.HUB`. :func:`serve` runs it until
 SIGTERM/SIGINT.
 """
 
@@ -16,14 +16,15 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from rtchub import voice
+from rtchub.base.log import setup_logging
+from rtchub.base.metrics import new_registry
 from rtchub.config import Config
+from rtchub.features.match import routes as sio
+from rtchub.features.pairing import routes as rendezvous
+from rtchub.features.voice import routes as voice
 from rtchub.hub import Hub
-from rtchub.log import setup_logging
-from rtchub.metrics import new_registry
-from rtchub.transport import rendezvous, sio
-from rtchub.transport.http import HUB, REGISTRY, add_asset_route, add_routes, rate_limit
-from rtchub.transport.server import Listener, Server
+from rtchub.net.http import HUB, REGISTRY, add_asset_route, add_routes, rate_limit
+from rtchub.net.server import Listener, Server
 
 __all__ = ["FEATURES", "Feature", "build_server", "create_app", "serve"]
 

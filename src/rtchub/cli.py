@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from rtchub.config import ConfigError, load
-from rtchub.settings import SETTINGS
+from rtchub.config.settings import SETTINGS
 
 __all__ = ["main"]
 

@@ -12,18 +12,18 @@ import enum
 import time
 from collections.abc import Callable, Sequence
 
-from rtchub.changes import Changes
+from rtchub.base.changes import Changes
+from rtchub.base.metrics import Stats
+from rtchub.base.ratelimit import FixedWindow
+from rtchub.base.tasks import TaskOwner
 from rtchub.cluster.backplane import Backplane, LocalCourier
 from rtchub.cluster.factory import create_backplane
 from rtchub.config import Config
-from rtchub.core.ratelimit import FixedWindow
-from rtchub.core.rooms import Rooms
 from rtchub.errors import CapacityError, NotFound, OriginNotAllowed, RateLimited
-from rtchub.metrics import Stats
-from rtchub.sessions.rooms import RoomsDialect
-from rtchub.sessions.ws import Dialect, WsSession
-from rtchub.tasks import TaskOwner
-from rtchub.transport.connection import CLOSE_GOING_AWAY, Connection, SessionFactory
+from rtchub.features.rooms.handler import RoomsDialect
+from rtchub.features.rooms.service import Rooms
+from rtchub.net.connection import CLOSE_GOING_AWAY, Connection, SessionFactory
+from rtchub.net.session import Dialect, WsSession
 
 __all__ = ["Hub", "Lifecycle"]
 

@@ -13,10 +13,11 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from rtchub.cluster.events import Address, Event, Matched, Unmatched
 from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
-from rtchub.core.events import Address, Event, Matched, Unmatched
-from rtchub.core.match import (
+from rtchub.errors import NotInRoom
+from rtchub.features.match.rules import (
     COUNTS_KEY,
     QUEUE_KEY,
     MatchCounts,
@@ -26,8 +27,7 @@ from rtchub.core.match import (
     room_key,
     user_key,
 )
-from rtchub.core.matchmaker import Matchmaker
-from rtchub.errors import NotInRoom
+from rtchub.features.match.service import Matchmaker
 
 USERS = ["u0", "u1", "u2", "u3"]
 Op = tuple[str, str, bool]

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from rtchub.cluster.events import Address, Event, Matched, Unmatched
 from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
-from rtchub.core.events import Address, Event, Matched, Unmatched
-from rtchub.core.match import (
+from rtchub.errors import QueueFull, RateLimited
+from rtchub.features.match.rules import (
     QUEUE_KEY,
     MatchQueue,
     Pairing,
@@ -19,8 +20,7 @@ from rtchub.core.match import (
     decide_request,
     pick,
 )
-from rtchub.core.matchmaker import Matchmaker
-from rtchub.errors import QueueFull, RateLimited
+from rtchub.features.match.service import Matchmaker
 
 
 def seeker(user: str, avoid: str | None = None) -> Seeker:

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from rtchub.config import ListenAddress
+from rtchub.features.voice.http import VOICE
+from rtchub.features.voice.service import VoiceService
 from rtchub.media.mp3 import Mp3Listener
-from rtchub.sessions.voice_service import VoiceService
-from rtchub.transport.stream import VOICE
 from tests.media.voiceclients import eventually, mp3_frequency, read_mp3, start_sender
 from tests.support import TIMEOUT, Running, WsClient, running
 

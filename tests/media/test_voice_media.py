@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from rtchub.features.voice.http import VOICE
+from rtchub.features.voice.service import VoiceService
 from rtchub.media import aiortc_adapter
-from rtchub.sessions.voice_service import VoiceService
-from rtchub.transport.stream import VOICE
 from tests.media.voiceclients import (
     eventually,
     mp3_frequency,

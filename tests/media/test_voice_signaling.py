@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpSender, RTCSessionDescription
 
-from rtchub.transport.stream import VOICE
+from rtchub.features.voice.http import VOICE
 from tests.media.audio import ToneTrack
 from tests.media.voiceclients import client_pc, set_local, start_sender
 from tests.support import Running, WsClient, running

@@ -13,7 +13,7 @@ from typing import Any
 from rtchub.client import sctp_tuning
 from rtchub.client.signaling import ClientError
 from rtchub.client.transfer import TransferOptions, receive_file, send_file
-from rtchub.settings import parse_ip_list
+from rtchub.config.settings import parse_ip_list
 
 __all__ = ["DEFAULT_SERVER", "run_receive", "run_send"]
 

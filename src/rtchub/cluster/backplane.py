@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from rtchub.core.events import Address, Event
-from rtchub.core.store import StateStore
+from rtchub.cluster.events import Address, Event
+from rtchub.cluster.store import StateStore
 
 __all__ = ["Backplane", "EventSink", "LocalCourier", "RemoteHandler"]
 

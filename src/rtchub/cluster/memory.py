@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from rtchub.core.events import Address, Event
-from rtchub.core.store import Mutation
+from rtchub.cluster.events import Address, Event
+from rtchub.cluster.store import Mutation
 
 __all__ = ["MemoryBackplane", "MemoryStore"]
 
