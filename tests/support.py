@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,11 @@ import orjson
 
 from rtchub.app import build_server
 from rtchub.config import Config, Limits, ListenAddress
+from rtchub.features.rooms.routes import ROOMS
+from rtchub.features.rooms.service import Rooms
+from rtchub.features.voice.http import BROADCASTS, VOICE
+from rtchub.features.voice.live import Broadcasts
+from rtchub.features.voice.service import VoiceService
 from rtchub.hub import Hub
 from rtchub.net.server import Server
 
@@ -52,18 +59,77 @@ class Running:
     def ws_url(self) -> str:
         return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"
 
+    @property
+    def rooms(self) -> Rooms:
+        """The rooms service."""
+        return self.server.app[ROOMS]
+
+    @property
+    def voice(self) -> VoiceService:
+        """The voice stream directory."""
+        return self.server.app[VOICE]
+
+    @property
+    def broadcasts(self) -> Broadcasts:
+        """The media of live voice streams."""
+        return self.server.app[BROADCASTS]
+
+
+class _FakeTimer:
+    """A timer of :class:`FakeClock`."""
+
+    __slots__ = ("callback", "cancelled", "due")
+
+    def __init__(self, due: float, callback: Callable[[], object]) -> None:
+        self.due = due
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class FakeClock:
-    """A monotonic clock the test moves by hand (expiry and rate limits without waiting)."""
+    """A :class:`~rtchub.base.clock.Clock` the test moves by hand: expiry, timeouts, rate
+    limits and sweeps run in milliseconds of real time.
+
+    ``advance(seconds)`` moves time and runs every timer that fell due, in order; a task
+    in ``sleep`` wakes when its time comes (after the test yields to the loop).
+    """
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self._timers: list[tuple[float, int, _FakeTimer]] = []
+        self._seq = itertools.count()
 
     def __call__(self) -> float:
         return self.now
 
+    def call_later(self, delay: float, callback: Callable[[], object]) -> _FakeTimer:
+        timer = _FakeTimer(self.now + max(delay, 0.0), callback)
+        heapq.heappush(self._timers, (timer.due, next(self._seq), timer))
+        return timer
+
+    async def sleep(self, delay: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.call_later(delay, lambda: None if future.done() else future.set_result(None))
+        await future
+
+    @property
+    def pending(self) -> int:
+        """Timers waiting to fall due."""
+        return sum(1 for _, _, t in self._timers if not t.cancelled)
+
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        """Move time forward and run the timers that fall due (in due order)."""
+        target = self.now + seconds
+        while self._timers and self._timers[0][0] <= target:
+            due, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            self.now = max(self.now, due)
+            timer.callback()
+        self.now = target
 
 
 def self_signed(tmp: Path) -> tuple[str, str]:

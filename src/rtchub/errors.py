@@ -11,7 +11,8 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   ├── UnknownType              unknown_type            400
     │   ├── MissingField             missing_field           400
     │   ├── InvalidField             invalid_field           400
-    │   └── InvalidSDP               invalid_sdp             400   (ErrInvalidSDP)
+    │   ├── InvalidSDP               invalid_sdp             400   (ErrInvalidSDP)
+    │   └── UpgradeRequired          upgrade_required        426
     ├── InvalidId                    invalid_id              400
     ├── RateLimited                  rate_limited            429
     ├── Unauthorized                 unauthorized            401   (ErrUnauthorized)
@@ -82,6 +83,7 @@ __all__ = [
     "TrackNotFound",
     "Unauthorized",
     "UnknownType",
+    "UpgradeRequired",
     "all_codes",
 ]
 
@@ -135,6 +137,18 @@ class InvalidSDP(ProtocolError):
     """A malformed session description (ErrInvalidSDP)."""
 
     code = "invalid_sdp"
+
+
+class UpgradeRequired(ProtocolError):
+    """A WebSocket endpoint asked for without a usable upgrade (no ``Upgrade: websocket``,
+    or a ``Sec-WebSocket-Version`` other than 13); ``headers`` go on the HTTP answer."""
+
+    code = "upgrade_required"
+    http_status = 426
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers
 
 
 class InvalidId(RtcHubError, ValueError):

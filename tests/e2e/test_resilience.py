@@ -44,7 +44,7 @@ async def test_server_restart_every_page_reconnects_and_calls_again() -> None:
                 assert after == before
                 for p in people:
                     await p.wait("() => state.members.length === 3")
-                assert again.hub.rooms.counts() == (1, 3)
+                assert again.rooms.counts() == (1, 3)
                 await everyone_connected(people)
                 ann, ben, _ = people
                 # the restarted server carries signaling: a fresh call between two of them

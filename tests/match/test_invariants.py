@@ -13,10 +13,11 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from rtchub.cluster.events import Address, Event, Matched, Unmatched
+from rtchub.base.connection import Address
 from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
 from rtchub.errors import NotInRoom
+from rtchub.features.match.events import EVENTS, Matched, Unmatched
 from rtchub.features.match.rules import (
     COUNTS_KEY,
     QUEUE_KEY,
@@ -40,7 +41,8 @@ class Views:
         self.room: dict[str, str | None] = {}
         self.gone: set[str] = set()
 
-    def deliver(self, to: Address, event: Event) -> None:
+    def deliver(self, to: Address, event: object) -> None:
+        assert isinstance(event, EVENTS)
         assert to.conn not in self.gone, f"event {event} delivered to departed {to.conn}"
         if type(event) is Matched:
             self.room[to.conn] = event.room

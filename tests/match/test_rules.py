@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from rtchub.cluster.events import Address, Event, Matched, Unmatched
+from rtchub.base.connection import Address
 from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
 from rtchub.errors import QueueFull, RateLimited
+from rtchub.features.match.events import EVENTS, Matched, Unmatched
+from rtchub.features.match.events import MatchEvent as Event
 from rtchub.features.match.rules import (
     QUEUE_KEY,
     MatchQueue,
@@ -33,7 +35,8 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Event]] = []
 
-    def deliver(self, to: Address, event: Event) -> None:
+    def deliver(self, to: Address, event: object) -> None:
+        assert isinstance(event, EVENTS)
         self.sent.append((to.conn, event))
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TypeVar
 
-from rtchub.cluster.events import Address, Event
+from rtchub.base.connection import Address
+from rtchub.cluster.backplane import RemoteHandler, TopicHandler
 from rtchub.cluster.store import Mutation
 
 __all__ = ["MemoryBackplane", "MemoryStore"]
@@ -59,11 +60,14 @@ class MemoryBackplane:
         """Always True."""
         return True
 
-    def publish(self, to: Address, event: Event) -> None:
+    def publish(self, to: Address, event: object) -> None:
         """No other node exists: an address on another node is a bug upstream."""
         raise RuntimeError(f"in-memory backplane cannot reach node {to.node!r}")
 
-    def on_remote(self, handler: object) -> None:
+    def broadcast(self, topic: str, event: object) -> None:
+        """No other node hears it."""
+
+    def on_remote(self, to_conn: RemoteHandler, to_topic: TopicHandler) -> None:
         """Nothing ever arrives from another node."""
 
     async def start(self) -> None:

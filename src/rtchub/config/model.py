@@ -178,6 +178,8 @@ class Limits:
     send_timeout: float = 2.0
     pending_max: int = 256
     max_message_bytes: int = 1 << 20
+    sdp_max_bytes: int = 64 * 1024
+    sdp_max_media: int = 64
     read_buffer: int = 2048
     write_buffer: int = 64 * 1024
     http_rate_per_min: int = 0
@@ -213,6 +215,7 @@ class Config:
     tls_key_file: str | None = None
     trusted_proxies: tuple[str, ...] = ()
     heartbeat: float = 20.0
+    head_timeout: float = 10.0
     shutdown_timeout: float = 10.0
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
@@ -313,6 +316,8 @@ def load(environ: Mapping[str, str] | None = None,
         send_timeout=v["WS_SEND_TIMEOUT"],
         pending_max=v["WS_PENDING_MAX"],
         max_message_bytes=v["WS_MAX_MSG"],
+        sdp_max_bytes=v["SDP_MAX_BYTES"],
+        sdp_max_media=v["SDP_MAX_MEDIA"],
         read_buffer=v["WS_READ_BUF"],
         write_buffer=v["WS_WRITE_BUF"],
         http_rate_per_min=v["HTTP_RATE_PER_MIN"],
@@ -344,6 +349,7 @@ def load(environ: Mapping[str, str] | None = None,
         tls_key_file=v["TLS_KEY_FILE"] or None,
         trusted_proxies=proxies,
         heartbeat=v["HEARTBEAT"],
+        head_timeout=v["HTTP_HEAD_TIMEOUT"],
         shutdown_timeout=v["SHUTDOWN_TIMEOUT"],
         limits=limits,
         log_level=v["LOG_LEVEL"],

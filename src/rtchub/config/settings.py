@@ -190,6 +190,9 @@ SETTINGS: tuple[Setting, ...] = (
             "PEM certificate; requires TLS_KEY_FILE. Enables HTTPS/WSS on every listener."),
     Setting("TLS_KEY_FILE", "--tls-key-file", _text, "",
             "PEM private key; requires TLS_CERT_FILE."),
+    Setting("HTTP_HEAD_TIMEOUT", "--http-head-timeout", _positive_duration, "10s",
+            "How long a request head may take to arrive, on a connection's first request "
+            "and on every later one (kept-alive connections idle longer are closed)."),
     Setting("SHUTDOWN_TIMEOUT", "--shutdown-timeout", parse_duration, "10s",
             "Bound on graceful shutdown: after it, remaining connections are cut."),
     # origins
@@ -241,6 +244,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WS_PENDING_MAX", "--ws-pending-max", _int(1), "256",
             "Frames a connection may send while its join/leave is still being processed; "
             "more get error queue_full.", "limits"),
+    Setting("SDP_MAX_BYTES", "--sdp-max-bytes", _bounded_size(1024), "64KiB",
+            "Largest session description accepted in any dialect (characters).", "limits"),
+    Setting("SDP_MAX_MEDIA", "--sdp-max-media", _int(1, 1024), "64",
+            "Most media sections (m= lines) in a session description.", "limits"),
     Setting("MAX_ROOMS", "--max-rooms", _int(1), "1000", "Rooms per server.", "limits"),
     Setting("MAX_ROOM_MEMBERS", "--max-room-members", _int(1), "50",
             "Members per room.", "limits"),

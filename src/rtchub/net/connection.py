@@ -1,161 +1,170 @@
-"""A WebSocket connection as sessions see it, and the per-connection send buffer.
+"""What both WebSocket stacks share about one connection: sending, closing, heartbeat.
 
-Sessions call :meth:`Connection.send` and :meth:`Connection.close`; they never
-see a socket. Sends never block: a frame goes straight to the socket while it
-keeps up; when the socket's buffer passes its high-water mark, frames wait in a
-bounded queue (``WS_SEND_BUFFER``, default 64). A client whose queue overflows,
-or whose queue stays stuck for ``WS_SEND_TIMEOUT`` (default 2 s), is
-disconnected with close code 1008 and a reason, and nobody else waits for it.
+:class:`NetConnection` implements :class:`~rtchub.base.connection.Connection` for
+features and holds everything a connection may make the server keep: the bounded send
+path (:class:`~rtchub.net.sendbuffer.SendBuffer`), the heartbeat state and the close
+sequence. The picows fast path (:mod:`rtchub.net.fastws`) and the aiohttp path
+(:mod:`rtchub.net.httpws`) subclass it with the three writes only they know how to do.
+
+Closing is one sequence whatever asked for it: a graceful close writes what is queued,
+then the close frame; a kill (send buffer overflow or timeout, heartbeat) drops what is
+queued and writes the close frame. Either way the socket gets ``close_grace`` seconds to
+take the close frame before it is cut, so a client that stopped reading still sees why
+when it reads again, and one that never reads holds nothing for long.
 """
 
 from __future__ import annotations
 
-import asyncio
-import itertools
-from collections import deque
+import logging
 from collections.abc import Callable
-from typing import Protocol
+from typing import Final
 
-__all__ = [
-    "CLOSE_GOING_AWAY",
-    "CLOSE_NORMAL",
-    "CLOSE_POLICY",
-    "CLOSE_REPLACED",
-    "CLOSE_TOO_BIG",
-    "Connection",
-    "SendBuffer",
-    "Session",
-    "SessionFactory",
-    "next_conn_id",
-]
+from rtchub.base.clock import Clock, Timer
+from rtchub.base.connection import Address, CloseCode
+from rtchub.base.metrics import Stats
+from rtchub.net.sendbuffer import OPCODE_PING, OPCODE_PONG, SendBuffer
 
-CLOSE_NORMAL = 1000
-CLOSE_GOING_AWAY = 1001
-CLOSE_POLICY = 1008
-CLOSE_TOO_BIG = 1009
-CLOSE_REPLACED = 4001
+__all__ = ["ConnLimits", "NetConnection", "close_label"]
 
-_ids = itertools.count(1)
+log = logging.getLogger("rtchub.ws")
+
+_NO_ADDRESS: Final = Address("", "")
+_LABELS: Final = {1000: "normal", 1001: "going_away", 1002: "protocol_error", 1008: "policy",
+                  1009: "too_big", 1011: "server_error", 4001: "replaced"}
 
 
-def next_conn_id() -> str:
-    """A process-unique connection ID."""
-    return f"c{next(_ids)}"
+def close_label(code: int) -> str:
+    """The ``reason`` label of a close code in ``rtchub_ws_closes_total``."""
+    return _LABELS.get(code, str(code))
 
 
-class Connection(Protocol):
-    """What a session may do with its WebSocket."""
+class ConnLimits:
+    """The per-connection limits both stacks enforce (from :class:`rtchub.config.Limits`)."""
 
-    @property
-    def id(self) -> str:
-        """Process-unique connection ID."""
-        ...
+    __slots__ = ("close_grace", "max_message", "send_buffer", "send_timeout")
 
-    @property
-    def remote(self) -> str:
-        """Client IP address (after trusted-proxy resolution)."""
-        ...
+    def __init__(self, *, max_message: int, send_buffer: int, send_timeout: float,
+                 close_grace: float | None = None) -> None:
+        self.max_message = max_message
+        self.send_buffer = send_buffer
+        self.send_timeout = send_timeout
+        self.close_grace = send_timeout if close_grace is None else close_grace
+
+
+class NetConnection:
+    """A WebSocket connection: the bounded send path, the heartbeat and the close sequence.
+
+    Subclasses pass ``write`` (send a text frame: the hot path, ideally a C-level
+    callable), implement :meth:`_control` (a ping or pong), :meth:`_finish` (write the
+    close frame and close the socket gracefully) and :meth:`_abort` (cut it), and call
+    :meth:`gone` when the socket is closed.
+    """
+
+    __slots__ = ("_abort_timer", "_buffer", "_clock", "_closed", "_limits", "_stats",
+                 "address", "id", "pinged", "remote", "seen")
+
+    def __init__(self, conn_id: str, remote: str, write: Callable[[bytes], None],
+                 limits: ConnLimits, clock: Clock, stats: Stats) -> None:
+        self.id = conn_id
+        self.remote = remote
+        self.address = _NO_ADDRESS  # set by the session that registers the connection
+        self._limits = limits
+        self._clock = clock
+        self._stats = stats
+        self._closed = False
+        self._abort_timer: Timer | None = None
+        self._buffer = SendBuffer(write, self._control, self._kill, limits.send_buffer,
+                                  limits.send_timeout, clock)
+        self.seen = True      # a frame arrived since the last heartbeat sweep
+        self.pinged = False   # the last sweep pinged this connection
+
+    # -- what features see ---------------------------------------------------------------
 
     @property
     def closed(self) -> bool:
         """True once close was requested or the socket is gone."""
-        ...
-
-    def send(self, data: bytes) -> None:
-        """Queue one text frame; never blocks."""
-        ...
-
-    def close(self, code: int = CLOSE_NORMAL, reason: str = "") -> None:
-        """Close with a WebSocket close code and reason."""
-        ...
-
-
-class Session(Protocol):
-    """The dialect side of one connection: what the transport calls."""
-
-    def on_text(self, data: bytes, received_ns: int) -> None:
-        """A complete text message arrived."""
-        ...
-
-    def on_binary(self, data: bytes) -> None:
-        """A complete binary message arrived."""
-        ...
-
-    def on_close(self) -> None:
-        """The connection is gone; release everything."""
-        ...
-
-
-SessionFactory = Callable[[Connection], Session]
-
-
-class SendBuffer:
-    """Bounded queue in front of a socket that can pause (asyncio flow control).
-
-    ``write`` is the socket write; ``kill`` disconnects with a code and reason.
-    """
-
-    __slots__ = ("_deadline", "_kill", "_limit", "_loop", "_paused", "_queue", "_timeout",
-                 "_write")
-
-    def __init__(self, write: Callable[[bytes], None], kill: Callable[[int, str], None],
-                 limit: int, timeout: float) -> None:
-        self._write = write
-        self._kill = kill
-        self._limit = limit
-        self._timeout = timeout
-        self._paused = False
-        self._queue: deque[bytes] | None = None
-        self._deadline: asyncio.TimerHandle | None = None
-        self._loop = asyncio.get_running_loop()
+        return self._closed
 
     @property
     def queued(self) -> int:
-        """Frames waiting for the socket."""
-        return len(self._queue) if self._queue else 0
+        """Frames waiting in the send buffer for the socket to drain."""
+        return self._buffer.queued
 
     def send(self, data: bytes) -> None:
-        """Write now, or queue while the socket is paused."""
-        if not self._paused:
-            self._write(data)
+        """Send a text frame now, or queue it (bounded) while the socket is paused."""
+        if not self._closed:
+            self._buffer.send(data)
+
+    def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
+        """Close after the frames already queued."""
+        if self._closed:
             return
-        queue = self._queue
-        if queue is None:
-            queue = self._queue = deque()
-        if len(queue) >= self._limit:
-            self._fail(f"send buffer overflow: client is not reading ({self._limit} messages "
-                       "queued)")
+        self._closed = True
+        self._stats.closes[close_label(code)] += 1
+        self._buffer.flush()
+        self._end(code, reason)
+
+    # -- what the stacks and the heartbeat call ------------------------------------------
+
+    def pong(self, payload: bytes) -> None:
+        """Answer a ping through the bounded send path."""
+        if not self._closed:
+            self._buffer.send_control(OPCODE_PONG, payload)
+
+    def beat(self) -> None:
+        """One heartbeat sweep: ping a connection that was silent for a whole period, drop
+        one that stayed silent for another period after its ping."""
+        if self.seen:
+            self.seen = False
+            self.pinged = False
             return
-        queue.append(data)
-        if self._deadline is None:
-            self._deadline = self._loop.call_later(self._timeout, self._expired)
+        if self._closed:
+            return
+        if not self.pinged:
+            self.pinged = True
+            self._buffer.send_control(OPCODE_PING)
+            return
+        self._kill(CloseCode.GOING_AWAY, "heartbeat timeout: no answer to ping", "heartbeat")
 
     def pause(self) -> None:
-        """The socket's buffer is over its high-water mark."""
-        self._paused = True
+        """The socket's write buffer is over its high-water mark."""
+        self._buffer.pause()
 
     def resume(self) -> None:
-        """The socket drained: flush what waited, in order."""
-        self._paused = False
-        queue = self._queue
-        while queue and not self._paused:
-            self._write(queue.popleft())
-        if not queue and self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+        """The socket drained."""
+        self._buffer.resume()
 
-    def clear(self) -> None:
-        """Drop everything (the connection is gone)."""
-        self._queue = None
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
+    def gone(self) -> None:
+        """The socket is closed: release what it held."""
+        self._closed = True
+        self._buffer.clear()
+        if self._abort_timer is not None:
+            self._abort_timer.cancel()
+            self._abort_timer = None
 
-    def _expired(self) -> None:
-        self._deadline = None
-        if self._queue:
-            self._fail(f"send timeout: client did not read for {self._timeout:g} s")
+    def _kill(self, code: int, reason: str, label: str | None = None) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._stats.closes[label or close_label(code)] += 1
+        log.info("disconnecting client conn=%s remote=%s: %s", self.id, self.remote, reason)
+        self._buffer.clear()
+        self._end(code, reason)
 
-    def _fail(self, reason: str) -> None:
-        self.clear()
-        self._kill(CLOSE_POLICY, reason)
+    def _end(self, code: int, reason: str) -> None:
+        self._finish(code, reason.encode()[:120])
+        if self._abort_timer is None:
+            self._abort_timer = self._clock.call_later(self._limits.close_grace, self._abort)
+
+    # -- what each stack implements ------------------------------------------------------
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def _finish(self, code: int, reason: bytes) -> None:
+        raise NotImplementedError
+
+    def _abort(self) -> None:
+        raise NotImplementedError
+
+

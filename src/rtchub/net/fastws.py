@@ -1,35 +1,43 @@
 """The /ws fast path: picows (Cython WebSocket framing) driving rtchub sessions.
 
-picows parses frames in C and calls :class:`FastListener` once per frame with
-no task and no future per message; that is what lets one Python process relay
-as many signaling messages as a Node server at 10,000 connections. The
-:mod:`rtchub.net.sniffer` protocol hands it sockets whose first request is
-a WebSocket upgrade of a fast path.
+picows parses frames in C and calls :class:`FastListener` once per frame with no task
+and no future per message; that is what lets one Python process relay as many signaling
+messages as a Node server at 10,000 connections. The head sniffer
+(:mod:`rtchub.net.sniffer`) hands it sockets whose first request is a WebSocket upgrade;
+the upgrade itself is decided by the one router (:mod:`rtchub.net.router`).
+
+picows answers nothing on its own here: pings are answered through the connection's
+bounded send path (auto-pong off), its ping task is off (one heartbeat sweep serves every
+connection), and fragments are joined into one buffer counted against ``WS_MAX_MSG``.
 """
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import functools
+import inspect
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
+import orjson
 import picows
 from picows import WSCloseCode, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import api as picows_api
 from picows.picows import WSProtocol  # type: ignore[attr-defined]  # not re-exported
+from picows.version import __version__ as PICOWS_VERSION
 
+from rtchub.base.clock import Clock
+from rtchub.base.connection import CloseCode
 from rtchub.base.metrics import Stats
-from rtchub.net.connection import (
-    CLOSE_TOO_BIG,
-    SendBuffer,
-    Session,
-    SessionFactory,
-    next_conn_id,
-)
+from rtchub.errors import RtcHubError
+from rtchub.net.connection import ConnLimits, NetConnection
+from rtchub.net.session import Session
 
-__all__ = ["FastConnection", "FastListener", "Heartbeat", "Upgrade", "build_protocol"]
+__all__ = ["FastConnection", "FastListener", "PicowsChanged", "build_protocol", "check_picows",
+           "refusal"]
 
 log = logging.getLogger("rtchub.ws")
 
@@ -37,162 +45,126 @@ _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
 _CLOSE = WSMsgType.CLOSE
+_PING = WSMsgType.PING
+_PONG = WSMsgType.PONG
+
+# The arguments picows' own server factory passes to WSProtocol, in order (picows 2.3,
+# api.ws_create_server). build_protocol passes the same; check_picows compares them.
+_PROTOCOL_ARGS: Final = (
+    "None", "None", "False", "ws_listener_factory", "_resolve_logger", "disconnect_on_exception",
+    "websocket_handshake_timeout", "enable_auto_ping", "auto_ping_idle_timeout",
+    "auto_ping_reply_timeout", "auto_ping_strategy", "enable_auto_pong", "max_frame_size",
+    "None", "read_buffer_init_size")
 
 
-class FastConnection:
-    """A picows connection seen through the :class:`Connection` protocol."""
+class PicowsChanged(RuntimeError):
+    """The installed picows builds its protocol differently from what rtchub mirrors."""
 
-    __slots__ = ("_buffer", "_closed", "_stats", "_transport", "id", "remote")
 
-    def __init__(self, transport: WSTransport, remote: str, send_buffer: int,
-                 send_timeout: float, stats: Stats) -> None:
-        self.id = next_conn_id()
-        self.remote = remote
-        self._transport = transport
-        self._closed = False
-        self._stats = stats
-        # a C-level partial, not a closure: one Python frame less on every send
-        self._buffer = SendBuffer(functools.partial(transport.send, _TEXT), self._kill, send_buffer,
-                                  send_timeout)
-
-    @property
-    def closed(self) -> bool:
-        """True once close was requested or the socket is gone."""
-        return self._closed
-
-    def send(self, data: bytes) -> None:
-        """Send a text frame now, or queue it while the socket is paused."""
-        if not self._closed:
-            self._buffer.send(data)
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Send a close frame and disconnect once it is written."""
-        if self._closed:
+def check_picows() -> None:
+    """Raise :class:`PicowsChanged` unless picows' server factory builds ``WSProtocol``
+    with the arguments :func:`build_protocol` passes (read from picows' own source)."""
+    try:
+        tree = ast.parse(inspect.getsource(picows_api.ws_create_server))
+    except (OSError, TypeError, SyntaxError) as exc:
+        raise PicowsChanged(f"cannot read picows.api.ws_create_server: {exc}") from None
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id == "WSProtocol"):
+            found = tuple(_arg_name(a) for a in node.args)
+            if found != _PROTOCOL_ARGS or node.keywords:
+                raise PicowsChanged(f"picows {PICOWS_VERSION} builds WSProtocol with "
+                                    f"{found}; rtchub passes {_PROTOCOL_ARGS}")
             return
-        self._closed = True
-        self._stats.closes[_reason_label(code)] += 1
-        self._buffer.resume()
-        self._buffer.clear()
-        self._transport.send_close(WSCloseCode(code), reason.encode()[:120])
+    raise PicowsChanged(f"picows {PICOWS_VERSION}: no WSProtocol(...) call in "
+                        "ws_create_server")
+
+
+def _arg_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        return node.func.id
+    return ast.unparse(node)
+
+
+class FastConnection(NetConnection):
+    """A picows connection."""
+
+    __slots__ = ("_transport",)
+
+    def __init__(self, conn_id: str, transport: WSTransport, remote: str, limits: ConnLimits,
+                 clock: Clock, stats: Stats) -> None:
+        # a C-level partial, not a method: one Python frame less on every send
+        super().__init__(conn_id, remote, functools.partial(transport.send, _TEXT), limits,
+                         clock, stats)
+        self._transport = transport
+
+    def _control(self, opcode: int, payload: bytes) -> None:
+        self._transport.send(WSMsgType(opcode), payload)
+
+    def _finish(self, code: int, reason: bytes) -> None:
+        self._transport.send_close(WSCloseCode(code), reason)
         self._transport.disconnect(graceful=True)
 
-    def drop(self, reason: str) -> None:
-        """Cut a connection whose client went silent (1001 with ``reason``)."""
-        self._kill(1001, reason, "heartbeat")
+    def _abort(self) -> None:
+        self._abort_timer = None
+        self._transport.underlying_transport.abort()
 
-    def _kill(self, code: int, reason: str, label: str | None = None) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._stats.closes[label or _reason_label(code)] += 1
-        log.info("disconnecting client conn=%s remote=%s: %s", self.id, self.remote, reason)
-        self._transport.send_close(WSCloseCode(code), reason.encode()[:120])
-        self._transport.disconnect(graceful=False)
-
-    def pause(self) -> None:
-        """The socket's write buffer is over its high-water mark."""
-        self._buffer.pause()
-
-    def resume(self) -> None:
-        """The socket drained."""
-        self._buffer.resume()
-
-    def gone(self) -> None:
-        """The socket is closed."""
-        self._closed = True
-        self._buffer.clear()
-
-
-def _reason_label(code: int) -> str:
-    return {1000: "normal", 1001: "going_away", 1008: "policy", 1009: "too_big",
-            4001: "replaced"}.get(code, str(code))
-
-
-class Upgrade:
-    """What the router decided for one upgrade request: the session factory and limits."""
-
-    __slots__ = ("factory", "max_message", "remote", "send_buffer", "send_timeout", "stats",
-                 "write_buffer")
-
-    def __init__(self, factory: SessionFactory, remote: str, stats: Stats, *,
-                 max_message: int, send_buffer: int, send_timeout: float,
-                 write_buffer: int) -> None:
-        self.factory = factory
-        self.remote = remote
-        self.stats = stats
-        self.max_message = max_message
-        self.send_buffer = send_buffer
-        self.send_timeout = send_timeout
-        self.write_buffer = write_buffer
 
 
 class FastListener(WSListener):
-    """One connection's frame handler: reassembles fragments, hands messages to the session."""
+    """One connection's frame handler: joins fragments, answers pings, feeds the session."""
 
-    def __init__(self, upgrade: Upgrade, on_open: Callable[[FastListener], None],
-                 on_gone: Callable[[FastListener], None]) -> None:
+    def __init__(self, open_session: Callable[[FastConnection], Session], conn_id: str,
+                 remote: str, limits: ConnLimits, clock: Clock, stats: Stats,
+                 write_buffer: int) -> None:
         super().__init__()
-        self._upgrade = upgrade
-        self._on_open = on_open
-        self._on_gone = on_gone
+        self._open = open_session
+        self._conn_id = conn_id
+        self._remote = remote
+        self._limits = limits
+        self._clock = clock
+        self._stats = stats
+        self._write_buffer = write_buffer
         self.conn: FastConnection | None = None
         self.session: Session | None = None
-        self._parts: list[bytes] | None = None
-        self._parts_size = 0
+        self._parts: bytearray | None = None
         self._parts_binary = False
-        self._transport: WSTransport | None = None
-        self.seen = True       # a frame arrived since the last heartbeat sweep
-        self.pinged = False    # the last sweep pinged this connection
-
-    def beat(self) -> None:
-        """One heartbeat sweep: ping a connection that was silent for a whole period, drop
-        one that stayed silent for a period after its ping."""
-        if self.seen:
-            self.seen = False
-            self.pinged = False
-            return
-        conn, transport = self.conn, self._transport
-        if conn is None or transport is None or conn.closed:
-            return
-        if not self.pinged:
-            self.pinged = True
-            transport.send_ping()
-            return
-        conn.drop("heartbeat timeout: no answer to ping")
+        self._max_frame = limits.max_message
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        self._transport = transport
-        up = self._upgrade
-        high = up.write_buffer
+        high = self._write_buffer
         transport.underlying_transport.set_write_buffer_limits(high=high, low=high // 4)
-        conn = FastConnection(transport, up.remote, up.send_buffer, up.send_timeout, up.stats)
+        conn = FastConnection(self._conn_id, transport, self._remote, self._limits,
+                              self._clock, self._stats)
         self.conn = conn
-        self._on_open(self)
-        self.session = up.factory(conn)
+        self.session = self._open(conn)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
-        self.seen = True
-        kind = frame.msg_type
-        session = self.session
-        if session is None:
+        conn, session = self.conn, self.session
+        if conn is None or session is None:
             return
-        if kind is _TEXT and frame.fin:
+        conn.seen = True
+        if frame.payload_size > self._max_frame:
+            # picows 2.3 refuses such a frame with 1009 but, having already entered its
+            # payload state, still delivers it on the next read: drop it here
+            return
+        kind = frame.msg_type
+        if kind is _TEXT and frame.fin and self._parts is None:
             session.on_text(frame.get_payload_as_bytes(), time.perf_counter_ns())
         elif kind is _TEXT or kind is _BINARY:
             if self._parts is not None:
                 self._protocol_error("new message before the previous fragmented one ended")
-                return
-            if frame.fin:
+            elif frame.fin:
                 session.on_binary(frame.get_payload_as_bytes())
-                return
-            self._parts = [frame.get_payload_as_bytes()]
-            self._parts_size = len(self._parts[0])
-            self._parts_binary = kind is _BINARY
+            else:
+                self._parts = bytearray(frame.get_payload_as_bytes())
+                self._parts_binary = kind is _BINARY
         elif kind is _CONT:
             self._continuation(session, frame)
+        elif kind is _PING:
+            conn.pong(frame.get_payload_as_bytes())
         elif kind is _CLOSE:
-            conn = self.conn
-            if conn is not None and not conn.closed:
+            if not conn.closed:
                 conn.gone()
                 transport.send_close(frame.get_close_code(), b"")
             transport.disconnect()
@@ -202,34 +174,31 @@ class FastListener(WSListener):
         if parts is None:
             self._protocol_error("continuation frame without a message to continue")
             return
-        chunk = frame.get_payload_as_bytes()
-        self._parts_size += len(chunk)
-        if self._parts_size > self._upgrade.max_message:
+        parts += frame.get_payload_as_bytes()
+        limit = self._limits.max_message
+        if len(parts) > limit:
             self._parts = None
             if self.conn is not None:
-                self.conn.close(CLOSE_TOO_BIG, f"message exceeds {self._upgrade.max_message} "
-                                "bytes")
+                self.conn.close(CloseCode.TOO_BIG, f"message exceeds {limit} bytes")
             return
-        parts.append(chunk)
         if frame.fin:
             self._parts = None
-            data = b"".join(parts)
             if self._parts_binary:
-                session.on_binary(data)
+                session.on_binary(bytes(parts))
             else:
-                session.on_text(data, time.perf_counter_ns())
+                session.on_text(bytes(parts), time.perf_counter_ns())
 
     def _protocol_error(self, reason: str) -> None:
         self._parts = None
         if self.conn is not None:
-            self.conn.close(1002, reason)
+            self.conn.close(CloseCode.PROTOCOL_ERROR, reason)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         conn, session = self.conn, self.session
         self.session = None
+        self._parts = None
         if conn is not None:
             conn.gone()
-            self._on_gone(self)
         if session is not None:
             session.on_close()
 
@@ -242,40 +211,15 @@ class FastListener(WSListener):
             self.conn.resume()
 
 
-class Heartbeat:
-    """One periodic sweep over every fast-path connection.
-
-    picows can ping per connection, but it runs an asyncio task for each (about 2-3 KB and
-    15 GC-tracked objects per idle connection at 10,000 connections); one sweep every
-    ``period`` costs a few milliseconds and nothing per connection. A connection silent
-    for one period is pinged; silent for another after the ping, it is dropped.
-    """
-
-    def __init__(self, period: float) -> None:
-        self.period = period
-        self._listeners: set[FastListener] = set()
-
-    def add(self, listener: FastListener) -> None:
-        """Watch a connection."""
-        self._listeners.add(listener)
-
-    def discard(self, listener: FastListener) -> None:
-        """Stop watching a connection."""
-        self._listeners.discard(listener)
-
-    def sweep(self) -> None:
-        """Run one heartbeat round over a snapshot of the connections."""
-        for listener in list(self._listeners):
-            listener.beat()
-
-    async def run(self) -> None:
-        """Sweep every ``period`` until cancelled."""
-        while True:
-            await asyncio.sleep(self.period)
-            self.sweep()
-
-    def __len__(self) -> int:
-        return len(self._listeners)
+def refusal(err: RtcHubError) -> picows.WSUpgradeResponseWithListener:
+    """An HTTP error answer to an upgrade, in the one vocabulary (JSON ``{code, error}``)."""
+    headers = {"Content-Type": "application/json", **getattr(err, "headers", {})}
+    retry = getattr(err, "retry_after", None)
+    if retry is not None:
+        headers["Retry-After"] = str(max(1, round(retry + 0.5)))
+    body = orjson.dumps({"code": err.code, "error": err.message})
+    response = picows.WSUpgradeResponse.create_error_response(err.http_status, body, headers)
+    return picows.WSUpgradeResponseWithListener(response, None)
 
 
 class _QuietLogger:
@@ -316,20 +260,22 @@ _QUIET = _QuietLogger(log)
 
 
 def build_protocol(listener_factory: Callable[[picows.WSUpgradeRequest], Any], *,
-                   max_message: int, read_buffer: int) -> asyncio.BaseProtocol:
-    """A server-side picows protocol for one socket (what ``ws_create_server`` would build).
+                   max_message: int, read_buffer: int, handshake_timeout: float
+                   ) -> asyncio.BaseProtocol:
+    """A server-side picows protocol for one socket: what ``ws_create_server`` builds,
+    with the same arguments in the same order (:func:`check_picows` verifies them).
 
-    picows' own auto-ping is off: :class:`Heartbeat` sweeps all connections at once."""
+    Auto-ping and auto-pong are off: the heartbeat sweep pings, and pongs go through
+    the connection's bounded send path."""
     proto: asyncio.BaseProtocol = WSProtocol(
         None, None, False, listener_factory, _QUIET,
         True,                       # disconnect_on_exception
-        10.0,                       # handshake timeout
+        handshake_timeout,
         False, 20.0, 20.0,          # auto ping off (see Heartbeat)
         picows.WSAutoPingStrategy.PING_WHEN_IDLE,
-        True,                       # auto pong
+        False,                      # auto pong off (pongs are bounded like any frame)
         max_message,
         None,                       # extra headers
         read_buffer,
     )
     return proto
-

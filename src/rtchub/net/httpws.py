@@ -1,135 +1,130 @@
-"""WebSocket endpoints on aiohttp: the same sessions as the fast path, one writer task each.
+"""WebSocket endpoints on the aiohttp stack: the same sessions and limits as the fast path.
 
-Used for the WebSocket paths when a client upgrades a kept-alive HTTP
-connection (the front protocol already gave that socket to aiohttp), and by
-dialects whose traffic is small (pairing). Semantics match the fast path: the
-same send buffer limit, send timeout, heartbeat and message size limit.
+Used when a client upgrades a kept-alive HTTP connection (the head sniffer already gave
+that socket to aiohttp), for absolute-form targets the sniffer leaves alone, and on Unix
+socket listeners. The semantics match :mod:`rtchub.net.fastws`: the same bounded send path
+(:class:`~rtchub.net.connection.NetConnection`), pings answered through it (aiohttp's
+autoping is off), the same heartbeat sweep, the same message size limit (a message of
+exactly ``WS_MAX_MSG`` bytes is accepted on both stacks).
+
+aiohttp writes a frame with an awaitable call, so one writer task per connection takes
+frames from a short ready list; while aiohttp's transport is over its high-water mark the
+connection counts as paused and later frames wait in the bounded send buffer.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections import deque
+from typing import Final
 
 from aiohttp import WSMsgType, web
 
+from rtchub.base.clock import Clock
 from rtchub.base.metrics import Stats
-from rtchub.net.connection import (
-    CLOSE_POLICY,
-    SessionFactory,
-    next_conn_id,
-)
+from rtchub.net.connection import ConnLimits, NetConnection
+from rtchub.net.session import Session
 
-__all__ = ["AioConnection", "serve_websocket"]
+__all__ = ["HttpConnection", "run_session", "websocket_response"]
 
-log = logging.getLogger("rtchub.ws")
+_CLOSE: Final = -1
 
 
-class AioConnection:
-    """An aiohttp WebSocketResponse seen through the :class:`Connection` protocol."""
+class HttpConnection(NetConnection):
+    """An aiohttp WebSocketResponse; one writer task sends what the send path releases."""
 
-    def __init__(self, ws: web.WebSocketResponse, remote: str, send_buffer: int,
-                 send_timeout: float, stats: Stats) -> None:
-        self.id = next_conn_id()
-        self.remote = remote
+    __slots__ = ("_closing", "_ready", "_request", "_wake", "_writer", "_ws")
+
+    def __init__(self, conn_id: str, ws: web.WebSocketResponse, request: web.Request,
+                 remote: str, limits: ConnLimits, clock: Clock, stats: Stats) -> None:
+        super().__init__(conn_id, remote, self._push_text, limits, clock, stats)
         self._ws = ws
-        self._limit = send_buffer
-        self._timeout = send_timeout
-        self._stats = stats
-        self._queue: deque[bytes] = deque()
+        self._request = request
+        self._ready: deque[tuple[int, bytes]] = deque()
+        self._closing = False
         self._wake = asyncio.Event()
-        self._closed = False
-        self._close_with: tuple[int, str] | None = None
         self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
-    @property
-    def closed(self) -> bool:
-        """True once close was requested or the socket is gone."""
-        return self._closed
-
-    def send(self, data: bytes) -> None:
-        """Queue a text frame for the writer task."""
-        if self._closed:
-            return
-        if len(self._queue) >= self._limit:
-            self._fail(f"send buffer overflow: client is not reading ({self._limit} messages "
-                       "queued)")
-            return
-        self._queue.append(data)
+    def _push_text(self, data: bytes) -> None:
+        self._ready.append((WSMsgType.TEXT, data))
         self._wake.set()
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Close after the frames already queued."""
-        if self._closed:
-            return
-        self._closed = True
-        self._close_with = (code, reason)
-        self._stats.closes[{1000: "normal", 1001: "going_away", 4001: "replaced"}.get(
-            code, str(code))] += 1
+    def _control(self, opcode: int, payload: bytes) -> None:
+        self._ready.append((opcode, payload))
         self._wake.set()
 
-    def _fail(self, reason: str) -> None:
-        log.info("disconnecting slow client conn=%s remote=%s: %s", self.id, self.remote, reason)
-        self._stats.closes["policy"] += 1
-        self._closed = True
-        self._queue.clear()
-        self._close_with = (CLOSE_POLICY, reason)
-        self._writer.cancel()
-        transport = self._ws._req.transport if self._ws._req is not None else None
+    def _finish(self, code: int, reason: bytes) -> None:
+        self._closing = True
+        self._ready.append((_CLOSE, code.to_bytes(2, "big") + reason))
+        self._wake.set()
+
+    def _abort(self) -> None:
+        self._abort_timer = None
+        transport = self._request.transport
         if transport is not None:
             transport.abort()
 
     async def _write_loop(self) -> None:
         ws = self._ws
+        protocol = self._request.protocol
+        ready = self._ready
         try:
             while True:
-                while self._queue:
-                    data = self._queue.popleft()
-                    try:
-                        await asyncio.wait_for(ws.send_str(data.decode()), self._timeout)
-                    except TimeoutError:
-                        self._fail(f"send timeout: client did not read for {self._timeout:g} s")
+                while ready:
+                    opcode, payload = ready.popleft()
+                    if opcode == _CLOSE:
+                        await ws.close(code=int.from_bytes(payload[:2], "big"),
+                                       message=payload[2:])
                         return
-                if self._close_with is not None:
-                    code, reason = self._close_with
-                    await ws.close(code=code, message=reason.encode()[:120])
-                    return
+                    if protocol.writing_paused:
+                        self.pause()
+                    await ws.send_frame(payload, WSMsgType(opcode))
+                    if self._buffer.paused and not protocol.writing_paused:
+                        self.resume()
                 self._wake.clear()
                 await self._wake.wait()
         except (ConnectionError, RuntimeError):
             return
 
-    async def finish(self) -> None:
-        """Stop the writer (the socket is gone)."""
-        self._closed = True
-        self._writer.cancel()
+    async def stop_writer(self) -> None:
+        """The reader is done: let a close handshake the server started finish (within the
+        close grace), then stop the writer task."""
+        writer = self._writer
+        if self._closing and not writer.done():
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), self._limits.close_grace)
+        writer.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await self._writer
+            await writer
 
 
-async def serve_websocket(request: web.Request, factory: SessionFactory, remote: str,
-                          stats: Stats, *, heartbeat: float, max_message: int, send_buffer: int,
-                          send_timeout: float) -> web.WebSocketResponse:
-    """Upgrade ``request`` and run one session until the socket closes."""
-    ws = web.WebSocketResponse(heartbeat=heartbeat, max_msg_size=max_message, compress=False)
-    await ws.prepare(request)
-    conn = AioConnection(ws, remote, send_buffer, send_timeout, stats)
-    stats.connections_total += 1
-    stats.connections_open += 1
-    session = factory(conn)
+def websocket_response(limits: ConnLimits) -> web.WebSocketResponse:
+    """An aiohttp WebSocket response with rtchub's semantics: no autoping, no heartbeat of
+    its own, no compression, a message of exactly ``max_message`` bytes accepted."""
+    return web.WebSocketResponse(autoping=False, heartbeat=None, compress=False,
+                                 max_msg_size=limits.max_message + 1)
+
+
+async def run_session(ws: web.WebSocketResponse, conn: HttpConnection, session: Session
+                      ) -> None:
+    """Read frames until the socket closes, then release the connection."""
     try:
         async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
+            conn.seen = True
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
                 session.on_text(msg.data.encode(), time.perf_counter_ns())
-            elif msg.type == WSMsgType.BINARY:
+            elif kind is WSMsgType.BINARY:
                 session.on_binary(msg.data)
-            elif msg.type == WSMsgType.ERROR:
+            elif kind is WSMsgType.PING:
+                conn.pong(msg.data)
+            elif kind is WSMsgType.ERROR:
                 break
     finally:
-        stats.connections_open -= 1
+        conn.gone()
         session.on_close()
-        await conn.finish()
-    return ws
+        await conn.stop_writer()
+
+

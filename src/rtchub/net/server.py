@@ -1,10 +1,9 @@
-"""Listeners, TLS, the front router, and graceful shutdown.
+"""Listeners, TLS, the head sniffer, and graceful shutdown.
 
-``Server.start`` binds every listener (TCP, IPv6, Unix socket; TLS when
-configured); each accepted socket goes through the front protocol to picows
-(fast WebSocket paths) or aiohttp (everything else). ``Server.stop`` stops
-accepting, closes every WebSocket with 1001, waits for the drain up to
-``SHUTDOWN_TIMEOUT``, then cleans up the app and the hub.
+``Server.start`` binds every listener (TCP, IPv6, Unix socket; TLS when configured); each
+accepted socket goes through the head sniffer to picows (the gateway's fast path) or to
+aiohttp (everything else). ``Server.stop`` stops accepting, closes every connection with
+1001, waits for the drain up to ``SHUTDOWN_TIMEOUT``, then cleans up the apps and the hub.
 """
 
 from __future__ import annotations
@@ -16,17 +15,15 @@ import socket
 import ssl
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote
 
-import picows
 from aiohttp import web
 
 from rtchub.config import Config, ListenAddress
-from rtchub.errors import RtcHubError
 from rtchub.hub import Hub
-from rtchub.net.clientip import client_ip
-from rtchub.net.fastws import FastListener, Heartbeat, Upgrade, build_protocol
-from rtchub.net.sniffer import FrontProtocol
+from rtchub.net.fastws import PicowsChanged, check_picows
+from rtchub.net.gateway import Gateway
+from rtchub.net.router import split_target
+from rtchub.net.sniffer import HeadSniffer
 
 __all__ = ["Listener", "Server", "ssl_context"]
 
@@ -55,29 +52,43 @@ class Listener:
 class Server:
     """Runs a hub's apps on their listeners until stopped."""
 
-    def __init__(self, hub: Hub, listeners: list[Listener]) -> None:
+    def __init__(self, hub: Hub, gateway: Gateway, listeners: list[Listener]) -> None:
         self.hub = hub
+        self.gateway = gateway
         self._listeners = listeners
         self._runners: list[web.AppRunner] = []
         self._servers: list[asyncio.Server] = []
         self._ssl = ssl_context(hub.config)
-        self.heartbeat = Heartbeat(hub.config.heartbeat)
         self.bound: list[tuple[ListenAddress, Any]] = []
+        self.fast_path = True
+
+    @property
+    def app(self) -> web.Application:
+        """The main application (the first listener's)."""
+        return self._listeners[0].app
 
     async def start(self) -> None:
         """Set up the apps and bind every listener; the hub becomes ready."""
+        try:
+            check_picows()
+        except PicowsChanged as exc:
+            log.error("the /ws fast path is off (aiohttp serves every WebSocket): %s", exc)
+            self.fast_path = False
         loop = asyncio.get_running_loop()
+        config = self.hub.config
         runners: dict[int, web.AppRunner] = {}
         for listener in self._listeners:
             runner = runners.get(id(listener.app))
             if runner is None:
                 runner = web.AppRunner(listener.app, handle_signals=False, access_log=None,
-                                       shutdown_timeout=self.hub.config.shutdown_timeout)
+                                       shutdown_timeout=config.shutdown_timeout,
+                                       keepalive_timeout=config.head_timeout)
                 await runner.setup()
                 runners[id(listener.app)] = runner
                 self._runners.append(runner)
             # picows tunes TCP options on accept, so Unix sockets take the aiohttp path
-            factory = self._protocol_factory(runner, listener.fast and not listener.address.is_unix)
+            fast = listener.fast and self.fast_path and not listener.address.is_unix
+            factory = self._protocol_factory(runner, fast)
             addr = listener.address
             if addr.path is not None:
                 if os.path.exists(addr.path):
@@ -93,7 +104,7 @@ class Server:
                 self.bound.append((addr, sock.getsockname()))
             log.info("listening on %s%s", addr, " (tls)" if self._ssl else "")
         await self.hub.start()
-        self.hub.tasks.spawn(self.heartbeat.run(), name="ws-heartbeat")
+        self.hub.tasks.spawn(self.gateway.heartbeat.run(), name="ws-heartbeat")
 
     def port(self, index: int = 0) -> int:
         """The TCP port actually bound by listener ``index`` (for ``:0`` in tests)."""
@@ -106,55 +117,19 @@ class Server:
     def _protocol_factory(self, runner: web.AppRunner, fast: bool) -> Any:
         server = runner.server
         assert server is not None
+        gateway = self.gateway
+        hub = self.hub
 
         def decide(method: bytes, target: bytes, upgrade: bool,
                    transport: asyncio.Transport) -> asyncio.BaseProtocol | None:
             if not (fast and upgrade and method == b"GET"):
                 return None
-            path = unquote(target.split(b"?", 1)[0].decode("latin-1"))
-            if path not in self.hub.endpoints or b"appID=" in target:
+            path, _ = split_target(target.decode("latin-1"))
+            if not gateway.router.serves(path):
                 return None
-            return self._fast_protocol(path, transport)
+            return gateway.fast_protocol(transport)
 
-        return lambda: FrontProtocol(decide, server)
-
-    def _fast_protocol(self, path: str, transport: asyncio.Transport) -> asyncio.BaseProtocol:
-        hub = self.hub
-        config = hub.config
-        limits = config.limits
-        peer = transport.get_extra_info("peername")
-        peer_ip = peer[0] if isinstance(peer, tuple) else "unix"
-
-        def listener_factory(request: picows.WSUpgradeRequest) -> Any:
-            remote = client_ip(peer_ip, request.headers.get("X-Forwarded-For"),
-                               config.trusted_proxies)
-            try:
-                factory = hub.admit(path, request.headers.get("Origin"), remote)
-            except RtcHubError as err:
-                headers = {"Content-Type": "application/json"}
-                retry = getattr(err, "retry_after", None)
-                if retry is not None:
-                    headers["Retry-After"] = str(max(1, round(retry + 0.5)))
-                body = f'{{"code":"{err.code}","error":"{_json_escape(err.message)}"}}'
-                response = picows.WSUpgradeResponse.create_error_response(
-                    err.http_status, body.encode(), headers)
-                return picows.WSUpgradeResponseWithListener(response, None)
-            upgrade = Upgrade(factory, remote, hub.stats, max_message=limits.max_message_bytes,
-                              send_buffer=limits.send_buffer, send_timeout=limits.send_timeout,
-                              write_buffer=limits.write_buffer)
-            return FastListener(upgrade, self._opened, self._gone)
-
-        return build_protocol(listener_factory, max_message=limits.max_message_bytes,
-                              read_buffer=limits.read_buffer)
-
-    def _opened(self, listener: FastListener) -> None:
-        self.hub.stats.connections_total += 1
-        self.hub.stats.connections_open += 1
-        self.heartbeat.add(listener)
-
-    def _gone(self, listener: FastListener) -> None:
-        self.hub.stats.connections_open -= 1
-        self.heartbeat.discard(listener)
+        return lambda: HeadSniffer(decide, server, hub.clock, hub.config.head_timeout)
 
     async def stop(self) -> None:
         """Graceful shutdown, bounded by SHUTDOWN_TIMEOUT."""
@@ -174,7 +149,3 @@ class Server:
             path = listener.address.path
             if path is not None and os.path.exists(path):
                 os.unlink(path)
-
-
-def _json_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')

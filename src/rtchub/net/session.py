@@ -1,71 +1,109 @@
-"""A WebSocket endpoint that speaks one or more JSON dialects on one connection.
+"""A WebSocket connection speaking one or more JSON dialects, whatever stack carries it.
 
-``/ws`` speaks the rooms messages (seed 000) and the voice messages (seed 002),
-whose type names do not collide; each frame is parsed once and routed by its
-``type`` to the dialect that owns it.
+``/ws`` speaks the rooms messages (seed 000) and the voice messages (seed 002), whose type
+names do not collide: each text frame is parsed once and routed by its ``type`` to the
+dialect that owns it, through the connection's one :class:`SerialExecutor`. Events the
+courier delivers to the connection are routed by their class to the dialect that renders
+them. Opening registers the connection with the courier; closing unregisters it and
+releases every dialect, once, after the operation in flight.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
+from rtchub.base.connection import Connection, ErrorReply
 from rtchub.base.metrics import Stats
-from rtchub.errors import ProtocolError, RtcHubError, ServerError, UnknownType
-from rtchub.net.connection import Connection
+from rtchub.cluster.courier import Courier
+from rtchub.errors import ProtocolError, RtcHubError, UnknownType
+from rtchub.net.connection import NetConnection
+from rtchub.net.executor import SerialExecutor, Spawn
 from rtchub.wire.frame import encode_error, parse_frame
 
-__all__ = ["Dialect", "DialectHandler", "ErrorReply", "WsSession"]
+__all__ = ["Dialect", "DialectHandler", "ErrorReply", "Session"]
 
 log = logging.getLogger("rtchub.ws")
 
-ErrorReply = Callable[[RtcHubError], None]
-
 
 class DialectHandler(Protocol):
-    """One dialect's state on one connection."""
+    """One dialect's state on one connection (a feature's ``handler`` module)."""
 
-    def handle(self, obj: dict[str, Any], received_ns: int) -> None:
-        """Handle a parsed frame whose type this dialect owns; may raise RtcHubError."""
+    def start(self) -> Awaitable[None] | None:
+        """First operation once the connection is open (None: nothing to do)."""
         ...
 
-    def close(self) -> None:
-        """The connection is gone."""
+    def handle(self, obj: dict[str, Any], received_ns: int) -> Awaitable[None] | None:
+        """Apply one parsed frame of a type this dialect owns; may raise RtcHubError."""
+        ...
+
+    def deliver(self, event: Any) -> None:
+        """Render an event of a class this dialect declared; never raises."""
+        ...
+
+    def close(self) -> Awaitable[None] | None:
+        """The connection is gone: release what this dialect holds."""
         ...
 
 
 class Dialect(Protocol):
-    """A protocol that can be spoken on a WebSocket endpoint."""
+    """A wire protocol that can be spoken on a WebSocket endpoint."""
 
     @property
     def types(self) -> frozenset[str]:
-        """Message types it owns."""
+        """Frame types it owns."""
         ...
 
-    def open(self, conn: Connection, reply_error: ErrorReply) -> DialectHandler:
-        """Start this dialect's state for a new connection (may send a greeting)."""
+    @property
+    def events(self) -> tuple[type, ...]:
+        """Event classes it renders."""
+        ...
+
+    def open(self, conn: Connection, params: Any, reply_error: ErrorReply) -> DialectHandler:
+        """This dialect's state for a new connection (``params``: the endpoint's parsed
+        query, if any)."""
         ...
 
 
-class WsSession:
-    """Parses each text frame once and routes it to the dialect owning its ``type``."""
+class Session:
+    """Routes frames in and events out of one connection; see the module docstring."""
 
-    __slots__ = ("_conn", "_handlers", "_routes", "_stats")
+    __slots__ = ("_closed", "_conn", "_courier", "_events", "_executor", "_handlers",
+                 "_on_end", "_routes", "_stats")
 
-    def __init__(self, conn: Connection, dialects: Sequence[Dialect], stats: Stats) -> None:
+    def __init__(self, conn: NetConnection, dialects: Sequence[Dialect], params: Any, *,
+                 courier: Courier, spawn: Spawn, stats: Stats, pending_max: int,
+                 on_end: Callable[[Session], None]) -> None:
         self._conn = conn
+        self._courier = courier
         self._stats = stats
+        self._on_end = on_end
+        self._closed = False
         self._routes: dict[str, DialectHandler] = {}
+        self._events: dict[type, DialectHandler] = {}
         self._handlers: list[DialectHandler] = []
+        self._executor = SerialExecutor(spawn, self._op_failed, pending_max, conn.id)
+        conn.address = courier.register(conn.id, self)
+        stats.connections_total += 1
+        stats.connections_open += 1
         for dialect in dialects:
-            handler = dialect.open(conn, self.reply_error)
+            handler = dialect.open(conn, params, self.reply_error)
             self._handlers.append(handler)
             for kind in dialect.types:
                 self._routes[kind] = handler
+            for event_type in dialect.events:
+                self._events[event_type] = handler
+        for handler in self._handlers:
+            self._executor.submit(_start, handler, None)
+
+    @property
+    def conn(self) -> Connection:
+        """The connection this session serves."""
+        return self._conn
 
     def on_text(self, data: bytes, received_ns: int) -> None:
-        """Parse, route, and turn every failure into an error frame."""
+        """Parse, route, and apply through the executor; every failure becomes an error."""
         try:
             obj = parse_frame(data)
             kind = obj["type"]
@@ -73,29 +111,67 @@ class WsSession:
             if handler is None:
                 self._stats.frames_in["unknown"] += 1
                 raise UnknownType(f"unknown message type {kind[:40]!r}")
-            self._stats.frames_in[kind] += 1
-            handler.handle(obj, received_ns)
         except RtcHubError as err:
             self.reply_error(err)
-        except Exception as exc:
-            log.exception("handler failed on conn=%s", self._conn.id)
-            self.reply_error(ServerError(f"Server error: {type(exc).__name__}"))
+            return
+        self._stats.frames_in[kind] += 1
+        self._executor.submit(handler.handle, obj, received_ns)
 
     def on_binary(self, data: bytes) -> None:
         """Binary frames are not part of any JSON dialect."""
         self._stats.frames_in["binary"] += 1
         self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
 
+    def deliver(self, event: object) -> None:
+        """The courier's entry: hand ``event`` to the dialect that renders its class."""
+        handler = self._events.get(type(event))
+        if handler is not None:
+            handler.deliver(event)
+        else:
+            log.debug("no dialect on conn=%s renders %s", self._conn.id, type(event).__name__)
+
     def on_close(self) -> None:
-        """Let every dialect release its state."""
-        for handler in self._handlers:
-            try:
-                handler.close()
-            except Exception:
-                log.exception("dialect close failed on conn=%s", self._conn.id)
+        """The socket is gone: unregister, then release every dialect after the operation
+        in flight. Runs once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._courier.unregister(self._conn.id)
+        self._stats.connections_open -= 1
+        self._executor.close(self._release)
 
     def reply_error(self, err: RtcHubError) -> None:
         """Send ``err`` to this client as an error frame."""
         self._stats.errors[err.code] += 1
         self._stats.frames_out["error"] += 1
         self._conn.send(encode_error(err))
+
+    def _op_failed(self, err: RtcHubError, frame: object) -> None:
+        self.reply_error(err)
+
+    def _release(self) -> Awaitable[None] | None:
+        pending = []
+        for handler in self._handlers:
+            try:
+                work = handler.close()
+            except Exception:
+                log.exception("releasing a dialect failed on conn=%s", self._conn.id)
+                continue
+            if work is not None:
+                pending.append(work)
+        self._on_end(self)
+        if not pending:
+            return None
+        return _all(pending)
+
+
+def _start(handler: DialectHandler, _: object) -> Awaitable[None] | None:
+    return handler.start()
+
+
+async def _all(works: list[Awaitable[None]]) -> None:
+    for work in works:
+        try:
+            await work
+        except Exception:
+            log.exception("releasing a dialect failed")

@@ -1,1 +1,1 @@
-"""wire"""
+"""What every JSON dialect shares: the frame envelope and the WebRTC value validators."""

@@ -1,12 +1,14 @@
 """Seed 001 on the wire: python-socketio at ``/socket.io/``, ``/api/status`` and ``/match``.
 
-The Socket.IO server (protocol v5, ``async_mode="aiohttp"``) is attached to the
-main aiohttp app; the front router hands every socket that is not a fast
-``/ws`` upgrade to aiohttp, so both the polling and the WebSocket transport
-reach it. python-socketio only carries events here: matchmaking state lives in
-the core :class:`~rtchub.features.match.service.Matchmaker` behind the backplane store,
-and delivery goes through the hub's courier by address (python-socketio's own
-rooms are not used).
+The Socket.IO server (protocol v5, ``async_mode="aiohttp"``) is attached to the main
+aiohttp app; the head sniffer hands every socket that is not a fast ``/ws`` upgrade to
+aiohttp, so both the polling and the WebSocket transport reach it. python-socketio only
+carries events here: each client's events are applied in order by its own serial
+executor (the one every dialect uses), matchmaking state lives in the
+:class:`~rtchub.features.match.service.Matchmaker` behind the backplane store, and
+delivery goes through the courier by address (python-socketio's rooms are not used).
+What a client is sent waits in a bounded outbox; a client whose engine.io queue passes
+``WS_SEND_BUFFER`` packets (it stopped reading) is disconnected.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -22,12 +25,15 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from rtchub.base.tasks import TaskOwner
+from rtchub.errors import RtcHubError
 from rtchub.features.match import wire
-from rtchub.features.match.handler import Emit, MatchSession
+from rtchub.features.match.events import EVENTS
+from rtchub.features.match.handler import MatchSession
 from rtchub.features.match.service import Matchmaker
-from rtchub.hub import Hub, Lifecycle
-from rtchub.net.connection import next_conn_id
-from rtchub.net.http import WEB_DIR, remote_of
+from rtchub.features.site.routes import WEB_DIR
+from rtchub.hub import Drainable, Hub, Lifecycle
+from rtchub.net.executor import SerialExecutor
+from rtchub.net.http import HUB, json_response, remote_of
 
 __all__ = ["MATCH", "MatchServer", "setup"]
 
@@ -38,6 +44,71 @@ _VENDOR = {"socket.io.min.js": "text/javascript", "socket.io.min.js.map": "appli
            "socket.io-client.LICENSE": "text/plain"}
 
 
+class _Client:
+    """One Socket.IO connection: its session, serial executor and bounded outbox."""
+
+    __slots__ = ("_server", "_writing", "closed", "eio_sid", "executor", "outbox", "session",
+                 "sid")
+
+    def __init__(self, server: MatchServer, sid: str, eio_sid: str) -> None:
+        hub = server.hub
+        self._server = server
+        self.sid = sid
+        self.eio_sid = eio_sid
+        self.closed = False
+        self._writing = False
+        self.outbox: deque[tuple[str, Any]] = deque()
+        self.session = MatchSession(sid, hub.courier.register(sid, self), server.matchmaker,
+                                    self.emit, hub.stats)
+        self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
+                                       hub.config.limits.pending_max, sid)
+
+    def deliver(self, event: object) -> None:
+        """The courier's entry."""
+        if isinstance(event, EVENTS):
+            self.session.deliver(event)
+
+    def _failed(self, err: RtcHubError, event: object) -> None:
+        self.session.reply_error(err, event if isinstance(event, str) else None)
+
+    def emit(self, event: str, data: Any) -> None:
+        """Queue one event for this client, in order; drop a client that stopped reading."""
+        if self.closed:
+            return
+        server = self._server
+        if self._backlog() >= server.send_buffer:
+            log.info("match: %s is not reading (%d events queued); disconnecting", self.sid,
+                     self._backlog())
+            server.hub.stats.closes["policy"] += 1
+            self.closed = True
+            self.outbox.clear()
+            with contextlib.suppress(RuntimeError):
+                server.tasks.spawn(server.sio.disconnect(self.sid), name="match-drop")
+            return
+        self.outbox.append((event, data))
+        if not self._writing:
+            self._writing = True
+            try:
+                server.tasks.spawn(self._write(), name=f"match-write-{self.sid}")
+            except RuntimeError:   # shutting down: nothing more goes out
+                self._writing = False
+                self.outbox.clear()
+
+    def _backlog(self) -> int:
+        sock = self._server.sio.eio.sockets.get(self.eio_sid)
+        queue = getattr(sock, "queue", None)
+        return len(self.outbox) + (queue.qsize() if queue is not None else 0)
+
+    async def _write(self) -> None:
+        sio = self._server.sio
+        try:
+            while self.outbox and not self.closed:
+                event, data = self.outbox.popleft()
+                await sio.emit(event, data, to=self.sid)
+        finally:
+            self._writing = False
+
+
 class MatchServer:
     """The Socket.IO server and the matchmaking sessions of its connected clients."""
 
@@ -45,9 +116,9 @@ class MatchServer:
         self.hub = hub
         limits = hub.config.limits
         self.tasks = TaskOwner("match")
+        self.send_buffer = limits.send_buffer
         self.matchmaker = Matchmaker(hub.backplane.store, hub.courier, limits, clock=hub.clock)
-        self.sessions: dict[str, MatchSession] = {}
-        self._eio_sids: dict[str, str] = {}
+        self.clients: dict[str, _Client] = {}
         self._closing_all = False
         origins = hub.config.origins
 
@@ -65,9 +136,14 @@ class MatchServer:
             self.sio.on(event, self._handler(event))
         self.sio.on("*", self._unknown)
         hub.stats.add_gauges("rtchub_match_sockets", "Socket.IO matchmaking connections now.",
-                             lambda: {"": float(len(self.sessions))})
+                             lambda: {"": float(len(self.clients))})
         hub.stats.add_counters("rtchub_match_pairs", "Pairs matched by this node.", "",
                                lambda: {"": float(self.matchmaker.pairs_made)})
+
+    @property
+    def sessions(self) -> dict[str, MatchSession]:
+        """The matchmaking session of every connected client, by socket ID."""
+        return {sid: client.session for sid, client in self.clients.items()}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         hub = self.hub
@@ -82,35 +158,26 @@ class MatchServer:
             raise socketio.exceptions.ConnectionRefusedError(
                 f"too many connections from {remote}",
                 {"code": "rate_limited", "retry_after": round(retry, 3)})
-        session = MatchSession(sid, hub.courier.register(sid, self._sink(sid)), self.matchmaker,
-                               self._emitter(sid), self._dropper(sid), self.tasks, hub.stats)
-        self.sessions[sid] = session
-        self._eio_sids[sid] = self.sio.manager.eio_sid_from_sid(sid, "/")
-        hub.track(_Drainable(sid, remote, self.close_all))
+        self.clients[sid] = _Client(self, sid, self.sio.manager.eio_sid_from_sid(sid, "/"))
+        hub.track(Drainable(sid, lambda code, reason: self.close_all()))
         hub.stats.connections_total += 1
 
-    def _sink(self, sid: str) -> _Sink:
-        return _Sink(self.sessions, sid)
-
-    def _emitter(self, sid: str) -> Emit:
-        async def emit(event: str, data: Any) -> None:
-            await self.sio.emit(event, data, to=sid)
-        return emit
-
-    def _dropper(self, sid: str) -> Callable[[], Coroutine[Any, Any, None]]:
-        async def drop() -> None:
-            await self.sio.disconnect(sid)
-        return drop
-
     async def _disconnect(self, sid: str, reason: Any = None) -> None:
+        client = self.clients.pop(sid, None)
         self.hub.courier.unregister(sid)
-        session = self.sessions.pop(sid, None)
-        try:
-            if session is not None:
-                await session.close()
-        finally:
+        if client is None:
             self.hub.untrack(sid)
-            self._end_poll(self._eio_sids.pop(sid, None))
+            return
+        client.closed = True
+        client.outbox.clear()
+        client.executor.close(lambda: self._release(client))
+
+    async def _release(self, client: _Client) -> None:
+        try:
+            await client.session.close()
+        finally:
+            self.hub.untrack(client.sid)
+            self._end_poll(client.eio_sid)
 
     def _end_poll(self, eio_sid: str | None) -> None:
         """Answer a long-poll GET still waiting on a closed Engine.IO session.
@@ -126,21 +193,23 @@ class MatchServer:
 
     def _handler(self, event: str) -> Callable[..., Coroutine[Any, Any, None]]:
         async def handle(sid: str, *args: Any) -> None:
-            session = self.sessions.get(sid)
-            if session is not None:
-                await session.handle(event, args[0] if args else None)
+            client = self.clients.get(sid)
+            if client is not None:
+                self.hub.stats.frames_in[event] += 1
+                client.executor.submit(client.session.handle, event, args[0] if args else None)
         return handle
 
     async def _unknown(self, event: str, sid: str, *args: Any) -> None:
-        session = self.sessions.get(sid)
-        if session is not None:    # answered in order, after everything queued before it
-            await session.handle(event, args[0] if args else None)
+        client = self.clients.get(sid)
+        if client is not None:    # answered in order, after everything queued before it
+            self.hub.stats.frames_in["unknown"] += 1
+            client.executor.submit(client.session.handle, event, args[0] if args else None)
 
     async def status(self, request: web.Request) -> web.Response:
         """``GET /api/status``: queue and room counts (seed 001)."""
         s = await self.matchmaker.status(STATUS_USERS)
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-        return web.json_response({
+        return json_response({
             "queue": {"size": s.queue_size, "users": list(s.queue_users)},
             "rooms": {"active": s.rooms_active, "total": s.rooms_total},
             "timestamp": now.replace("+00:00", "Z"),
@@ -160,7 +229,7 @@ class MatchServer:
         The hub's drain already closed every tracked client (before aiohttp stops
         reading its connections, which would stall the WebSocket close).
         """
-        for sid in list(self.sessions):
+        for sid in list(self.clients):
             try:
                 await self.sio.disconnect(sid)
             except Exception:
@@ -171,61 +240,6 @@ class MatchServer:
     async def cleanup(self, app: web.Application) -> None:
         """Cancel the writer tasks still running."""
         await self.tasks.close()
-
-
-class _Drainable:
-    """A Socket.IO session or WebSocket request as the hub's drain sees it.
-
-    Closing any of them closes every Engine.IO session at once (sessions, refused
-    ones, half-done upgrades): partners are told, long polls answered.
-    """
-
-    __slots__ = ("_close_all", "_closed", "_id", "_remote")
-
-    def __init__(self, conn_id: str, remote: str, close_all: Callable[[], None]) -> None:
-        self._id = conn_id
-        self._remote = remote
-        self._close_all = close_all
-        self._closed = False
-
-    @property
-    def id(self) -> str:
-        """The Socket.IO session ID or a process-unique request ID."""
-        return self._id
-
-    @property
-    def remote(self) -> str:
-        """Client IP."""
-        return self._remote
-
-    @property
-    def closed(self) -> bool:
-        """True once close was requested."""
-        return self._closed
-
-    def send(self, data: bytes) -> None:
-        """Not used: matchmaking sessions emit events, not frames."""
-        raise NotImplementedError("Socket.IO connections take events, not frames")
-
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Disconnect (Socket.IO has no close codes)."""
-        self._closed = True
-        self._close_all()
-
-
-class _Sink:
-    """The courier's handle on one session (looked up late: the session may be gone)."""
-
-    __slots__ = ("_sessions", "_sid")
-
-    def __init__(self, sessions: dict[str, MatchSession], sid: str) -> None:
-        self._sessions = sessions
-        self._sid = sid
-
-    def deliver(self, event: Any) -> None:
-        session = self._sessions.get(self._sid)
-        if session is not None:
-            session.deliver(event)
 
 
 MATCH = web.AppKey("match", MatchServer)
@@ -243,12 +257,12 @@ def _track_websockets(server: MatchServer) -> Middleware:
         if not (request.path.startswith("/socket.io/")
                 and request.headers.get(hdrs.UPGRADE, "").lower() == "websocket"):
             return await handler(request)
-        conn = _Drainable(next_conn_id(), remote_of(request), server.close_all)
-        server.hub.track(conn)
+        conn_id = f"sio-ws-{id(request)}"
+        server.hub.track(Drainable(conn_id, lambda code, reason: server.close_all()))
         try:
             return await handler(request)
         finally:
-            server.hub.untrack(conn.id)
+            server.hub.untrack(conn_id)
     return track
 
 
@@ -268,9 +282,9 @@ async def vendor(request: web.Request) -> web.StreamResponse:
                                            "Cache-Control": "public, max-age=3600"})
 
 
-def setup(app: web.Application, hub: Hub) -> None:
+def setup(app: web.Application) -> None:
     """Attach Socket.IO matchmaking, ``/api/status`` and the ``/match`` page to ``app``."""
-    server = MatchServer(hub)
+    server = MatchServer(app[HUB])
     app[MATCH] = server
     server.sio.attach(app, socketio_path="socket.io")
     app.router.add_get("/api/status", server.status)

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from rtchub.cluster.events import Address
+from rtchub.base.connection import Address
 from rtchub.errors import QueueFull
 
 __all__ = [

@@ -13,12 +13,21 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rtchub.base.connection import Address
 from rtchub.base.ids import IdFactory, random_token
 from rtchub.base.ratelimit import FixedWindow
-from rtchub.cluster.events import Address, Courier, Matched, Relayed, Unmatched
+from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
 from rtchub.config import Limits
 from rtchub.errors import InvalidField, NotInRoom, PeerNotFound, RateLimited, ServerError
+from rtchub.features.match.events import (
+    MatchAnswer,
+    MatchCandidate,
+    MatchChat,
+    Matched,
+    MatchOffer,
+    Unmatched,
+)
 from rtchub.features.match.rules import (
     COUNTS_KEY,
     QUEUE_KEY,
@@ -64,7 +73,7 @@ class Matchmaker:
     pairs this instance made.
     """
 
-    def __init__(self, store: StateStore, courier: Courier, limits: Limits, *,
+    def __init__(self, store: StateStore, courier: Delivery, limits: Limits, *,
                  clock: Callable[[], float], room_ids: IdFactory = random_token) -> None:
         self._store = store
         self._courier = courier
@@ -190,13 +199,12 @@ class Matchmaker:
 
     # -- relay ---------------------------------------------------------------------------
 
-    def relay(self, view: Matched | None, sender: str, kind: str, to: str, room_id: str | None,
-              body: Mapping[str, Any]) -> None:
-        """Relay ``kind`` to the sender's partner only.
+    def _partner(self, view: Matched | None, sender: str, to: str, room_id: str | None
+                 ) -> Matched:
+        """The pairing a relay from ``sender`` to ``to`` may use; raises otherwise.
 
-        ``view`` is the pairing the sender's connection was told about. Raises
-        :class:`NotInRoom` without a pairing or for another ``room_id``, and
-        :class:`PeerNotFound` when ``to`` is not the partner.
+        ``view`` is the pairing the sender's connection was told about: NotInRoom without a
+        pairing or for another ``room_id``, PeerNotFound when ``to`` is not the partner.
         """
         if view is None:
             raise NotInRoom("not matched with anyone; send request-room first")
@@ -206,8 +214,31 @@ class Matchmaker:
             raise InvalidField("the target socket is yourself")
         if to != view.partner:
             raise PeerNotFound(f"socket {to[:80]!r} is not your partner in room {view.room!r}")
-        self._courier.deliver(view.partner_address,
-                              Relayed(kind, view.room, sender, to, body))
+        return view
+
+    def offer(self, view: Matched | None, sender: str, name: str, to: str, room_id: str,
+              offer: Mapping[str, Any]) -> None:
+        """Relay an offer to the sender's partner only."""
+        v = self._partner(view, sender, to, room_id)
+        self._courier.deliver(v.partner_address, MatchOffer(v.room, sender, name, offer))
+
+    def answer(self, view: Matched | None, sender: str, name: str, to: str, room_id: str,
+               ans: Mapping[str, Any]) -> None:
+        """Relay an answer to the sender's partner only."""
+        v = self._partner(view, sender, to, room_id)
+        self._courier.deliver(v.partner_address, MatchAnswer(v.room, sender, name, ans))
+
+    def candidate(self, view: Matched | None, sender: str, to: str,
+                  candidate: Mapping[str, Any] | None) -> None:
+        """Relay an ICE candidate to the sender's partner only (the hot path)."""
+        v = self._partner(view, sender, to, None)
+        self._courier.deliver(v.partner_address, MatchCandidate(v.room, sender, candidate))
+
+    def chat(self, view: Matched | None, sender: str, to: str, room_id: str | None,
+             message: str) -> None:
+        """Relay a chat message to the sender's partner only."""
+        v = self._partner(view, sender, to, room_id)
+        self._courier.deliver(v.partner_address, MatchChat(v.room, sender, message))
 
     # -- queries -------------------------------------------------------------------------
 

@@ -8,9 +8,6 @@ events are built by the ``*_payload`` functions with the seed's field names
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -18,13 +15,13 @@ from typing import Any, Final
 from rtchub.config import Limits
 from rtchub.errors import (
     InvalidField,
-    InvalidSDP,
     MessageTooLarge,
     MissingField,
     ProtocolError,
     RtcHubError,
     UnknownType,
 )
+from rtchub.wire.webrtc import SdpLimits, check_candidate, check_description
 
 __all__ = [
     "CLIENT_EVENTS",
@@ -55,11 +52,6 @@ MESSAGE_RECEIVED: Final = "Message:recived"   # sic: the seed's spelling
 ERROR: Final = "error"
 
 MAX_SOCKET_ID: Final = 64
-MAX_SDP: Final = 256 * 1024
-MAX_CANDIDATE: Final = 4096
-_IMAGE_URL = re.compile(r"data:image/(png|jpeg|jpg|webp|gif);base64,([A-Za-z0-9+/]*={0,2})",
-                        re.ASCII)
-
 
 @dataclass(frozen=True, slots=True)
 class RequestRoom:
@@ -149,68 +141,30 @@ def _room(obj: Mapping[str, Any], *, required: bool) -> str | None:
     return value
 
 
-def _description(obj: Mapping[str, Any], key: str, kind: str) -> Mapping[str, Any]:
-    value = obj.get(key)
-    if value is None:
-        raise MissingField(f"missing field {key!r}")
-    if not isinstance(value, dict):
-        raise InvalidSDP(f"{key} must be an RTCSessionDescription object")
-    if value.get("type") != kind:
-        raise InvalidSDP(f"{key}.type must be {kind!r}, got {value.get('type')!r:.40}")
-    sdp = value.get("sdp")
-    if not isinstance(sdp, str) or not sdp.startswith("v=0"):
-        raise InvalidSDP(f"{key}.sdp must be an SDP string starting with 'v=0'")
-    if len(sdp) > MAX_SDP:
-        raise MessageTooLarge(f"{key}.sdp is {len(sdp)} characters; the limit is {MAX_SDP}")
-    return {"type": kind, "sdp": sdp}
+def _description(obj: Mapping[str, Any], key: str, kind: str, limits: Limits
+                 ) -> Mapping[str, Any]:
+    value = check_description(obj.get(key), key, SdpLimits(limits.sdp_max_bytes,
+                                                           limits.sdp_max_media),
+                              kinds=frozenset({kind}))
+    return {"type": kind, "sdp": value["sdp"]}
 
 
 def _candidate(obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
     if "candidate" not in obj:
         raise MissingField("missing field 'candidate'")
-    value = obj["candidate"]
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise InvalidField("candidate must be an RTCIceCandidate object or null")
-    text = value.get("candidate")
-    if not isinstance(text, str) or len(text) > MAX_CANDIDATE:
-        raise InvalidField(f"candidate.candidate must be a string of at most {MAX_CANDIDATE} "
-                           "characters")
-    out: dict[str, Any] = {"candidate": text}
-    mid = value.get("sdpMid")
-    if mid is not None:
-        if not isinstance(mid, str) or len(mid) > 64:
-            raise InvalidField("candidate.sdpMid must be a short string or null")
-        out["sdpMid"] = mid
-    index = value.get("sdpMLineIndex")
-    if index is not None:
-        if type(index) is not int or not 0 <= index < 1024:
-            raise InvalidField("candidate.sdpMLineIndex must be a small integer or null")
-        out["sdpMLineIndex"] = index
-    frag = value.get("usernameFragment")
-    if frag is not None:
-        if not isinstance(frag, str) or len(frag) > 256:
-            raise InvalidField("candidate.usernameFragment must be a short string or null")
-        out["usernameFragment"] = frag
-    return out
+    return check_candidate(obj["candidate"], "candidate")
 
 
 def check_image(value: object, limit: int) -> str:
-    """A ``data:image/...;base64,`` URL under ``limit`` bytes, or "" for no thumbnail."""
-    if value is None or value == "":
+    """``userImage``: any string up to ``limit`` characters, passed to the partner as it is
+    (pages show only ``data:image/...`` URLs); absent or null is ""."""
+    if value is None:
         return ""
     if not isinstance(value, str):
-        raise InvalidField(f"userImage must be a data: URL string, got {type(value).__name__}")
+        raise InvalidField(f"userImage must be a string, got {type(value).__name__}")
     if len(value) > limit:
-        raise MessageTooLarge(f"userImage is {len(value)} bytes; the limit is {limit}")
-    match = _IMAGE_URL.fullmatch(value)
-    if match is None:
-        raise InvalidField("userImage must be a data:image/(png|jpeg|webp|gif);base64, URL")
-    try:
-        base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError):
-        raise InvalidField("userImage has invalid base64 data") from None
+        raise MessageTooLarge(f"userImage is {len(value)} characters; the limit is {limit} "
+                              "(MATCH_MAX_IMAGE)")
     return value
 
 
@@ -234,10 +188,11 @@ def decode(event: str, data: object, limits: Limits) -> MatchMessage:
         return RequestRoom(_name(obj, limits.match_max_name), _room(obj, required=False),
                            check_image(obj.get("userImage"), limits.match_max_image))
     if event == OFFER:
-        return Offer(_description(obj, "offer", "offer"), _room(obj, required=True) or "",
+        return Offer(_description(obj, "offer", "offer", limits), _room(obj, required=True) or "",
                      _socket(obj, "remoteSocketId"))
     if event == ANSWER:
-        return Answer(_description(obj, "ans", "answer"), _room(obj, required=True) or "",
+        return Answer(_description(obj, "ans", "answer", limits),
+                      _room(obj, required=True) or "",
                       _socket(obj, "remoteSocketId"))
     if event == ICE:
         return IceCandidate(_socket(obj, "to"), _candidate(obj))

@@ -1,5 +1,5 @@
-"""HTTP side of pairing (seed 004): ``/rendezvous/code``, ``/rendezvous/redeem``, CORS,
-the ``/ws?appID=`` upgrade, metrics and the janitor. ``setup(app, hub)`` plugs it in.
+"""The pairing feature (seed 004): ``/rendezvous/code``, ``/rendezvous/redeem``, CORS,
+the ``/ws?appID=`` relay endpoint, metrics and the janitor. ``setup(app)`` mounts it.
 
 CORS follows the origin policy (``WS_ALLOWED_ORIGINS``, else ``DEV``/``CORS_ORIGINS``):
 an allowed ``Origin`` is echoed in ``Access-Control-Allow-Origin``; a disallowed
@@ -16,13 +16,14 @@ import orjson
 from aiohttp import hdrs, web
 
 from rtchub.errors import InvalidField, OriginNotAllowed, RtcHubError
+from rtchub.features.pairing import wire
 from rtchub.features.pairing.handler import PairDialect
 from rtchub.features.pairing.service import PairService, PairSettings
 from rtchub.hub import Hub
-from rtchub.net.http import HUB, PAIR_WEBSOCKET, error_response, remote_of
-from rtchub.net.httpws import serve_websocket
+from rtchub.net.http import HUB, error_response, remote_of
+from rtchub.net.router import ROUTER, Endpoint
 
-__all__ = ["PAIRING", "pair_websocket", "setup"]
+__all__ = ["PAIRING", "setup"]
 
 PAIRING = web.AppKey("pairing", PairService)
 _PREFIX = "/rendezvous/"
@@ -35,9 +36,8 @@ def rfc3339(ts: float) -> str:
             .replace("+00:00", "Z"))
 
 
-def _json(body: dict[str, str], status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status,
-                        content_type="application/json")
+def _json(body: dict[str, str]) -> web.Response:
+    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def _check_origin(request: web.Request) -> None:
@@ -106,28 +106,6 @@ async def _cors_headers(request: web.Request, response: web.StreamResponse) -> N
         response.headers.add(hdrs.VARY, "Origin")
 
 
-async def pair_websocket(request: web.Request) -> web.StreamResponse:
-    """``GET /ws?appID=<uuid>&side=A|B``: the pair relay (origin, WS rate limit as /ws)."""
-    hub = request.app[HUB]
-    service = request.app[PAIRING]
-    if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
-        return web.Response(status=426, text="WebSocket upgrade expected",
-                            headers={"Upgrade": "websocket", "Connection": "Upgrade"})
-    remote = remote_of(request)
-    try:
-        hub.admit(request.path, request.headers.get(hdrs.ORIGIN), remote)
-    except RtcHubError as err:
-        return error_response(err)
-    dialect = PairDialect(service, hub.tasks, hub.stats, request.query.get("appID"),
-                          request.query.get("side"))
-    limits = hub.config.limits
-    return await serve_websocket(request, lambda conn: hub.open_session(conn, [dialect]),
-                                 remote, hub.stats, heartbeat=hub.config.heartbeat,
-                                 max_message=limits.max_message_bytes,
-                                 send_buffer=limits.send_buffer,
-                                 send_timeout=limits.send_timeout)
-
-
 def _metrics(hub: Hub, service: PairService) -> None:
     stats = hub.stats
     stats.add_counters("rtchub_pair_codes", "Pairing code events: minted, redeemed, gone "
@@ -140,21 +118,23 @@ def _metrics(hub: Hub, service: PairService) -> None:
     stats.add_gauges("rtchub_pairs", "Pairs alive on this node.",
                      lambda: {"": float(len(service.depths))})
     stats.add_gauges("rtchub_pair_sides_connected", "Pair sides connected to this node.",
-                     lambda: {"": float(service.connected())})
+                     lambda: {"": float(service.sides_connected)})
     stats.add_gauges("rtchub_pair_mailbox_depth", "Mailbox messages waiting for a "
                      "delivered ack, over all pairs.",
                      lambda: {"": float(sum(service.depths.values()))})
 
 
-def setup(app: web.Application, hub: Hub) -> None:
-    """Register pairing's routes, metrics and janitor on ``app``."""
+def setup(app: web.Application) -> None:
+    """Mount pairing's routes, relay endpoint, metrics and janitor on ``app``."""
+    hub = app[HUB]
     limits = hub.config.limits
     settings = PairSettings(ttl=limits.room_ttl, code_digits=limits.pair_code_digits,
                             mailbox_size=limits.pair_mailbox_size,
                             redeem_failures_per_min=limits.pair_redeem_failures_per_min)
-    service = PairService(hub.backplane.store, hub.backplane.node_id, settings, hub.clock)
+    service = PairService(hub.backplane.store, hub.courier, settings, hub.clock)
     app[PAIRING] = service
-    app[PAIR_WEBSOCKET] = pair_websocket
+    app[ROUTER].add(Endpoint("/ws", (PairDialect(service, hub.stats),), selected_by="appID",
+                             parse_query=wire.parse_query))
     app.router.add_post("/rendezvous/code", mint_code)
     app.router.add_post("/rendezvous/redeem", redeem_code)
     app.router.add_route("OPTIONS", "/rendezvous/code", preflight)

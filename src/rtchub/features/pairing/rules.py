@@ -22,7 +22,7 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 
-from rtchub.cluster.events import Address
+from rtchub.base.connection import Address
 from rtchub.errors import CodeGone, CodesExhausted, InvalidField, QueueFull, SideTaken
 
 __all__ = [

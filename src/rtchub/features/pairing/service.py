@@ -16,33 +16,23 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
 
+from rtchub.base.clock import Clock
+from rtchub.base.connection import Address
 from rtchub.base.ratelimit import FixedWindow
-from rtchub.cluster.events import Address
+from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
-from rtchub.errors import CodeGone, CodesExhausted, RateLimited
+from rtchub.errors import CodeGone, CodesExhausted, PeerNotFound, RateLimited
 from rtchub.features.pairing import rules
+from rtchub.features.pairing.events import PairComplete, PairMail, PairRelay, PeerLeft
 from rtchub.features.pairing.rules import CodeEntry, CodeIndex, Mail, Pair, Side
 
-__all__ = ["Minted", "PairService", "PairSettings", "PairSink"]
+__all__ = ["Minted", "PairService", "PairSettings"]
 
 log = logging.getLogger("rtchub.pairing")
 
 _MINT_ATTEMPTS = 8
 _MAX_TELEMETRY_LABELS = 64
-
-
-class PairSink(Protocol):
-    """A connected side: takes frames for its client."""
-
-    def push(self, data: bytes) -> None:
-        """Queue a frame for the client; never blocks."""
-        ...
-
-    def push_mail(self, mail: Mail) -> None:
-        """Queue a mailbox message unless this connection already sent it."""
-        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,21 +59,21 @@ def _new_app_id() -> str:
 
 
 class PairService:
-    """Pairing on one node: rules through the store, delivery to local sides."""
+    """Pairing: rules through the store, events to the sides through the courier."""
 
-    def __init__(self, store: StateStore, node_id: str, settings: PairSettings,
-                 clock: Callable[[], float], *, rng: random.Random | None = None,
+    def __init__(self, store: StateStore, courier: Delivery, settings: PairSettings,
+                 clock: Clock, *, rng: random.Random | None = None,
                  new_app_id: Callable[[], str] = _new_app_id,
                  wall: Callable[[], float] = time.time) -> None:
         self.store = store
-        self.node_id = node_id
+        self._courier = courier
         self.settings = settings
         self.clock = clock
         self.wall = wall
         self._rng = rng if rng is not None else random.SystemRandom()
         self._new_app_id = new_app_id
         self._failures = FixedWindow(settings.redeem_failures_per_min)
-        self._sinks: dict[str, PairSink] = {}
+        self.sides_connected = 0
         # counters and gauges read at scrape time (this node's view)
         self.codes: Counter[str] = Counter()
         self.relayed: Counter[str] = Counter()
@@ -182,52 +172,43 @@ class PairService:
             self.depths[app_id] = len(pair.inboxes[0].items) + len(pair.inboxes[1].items)
         return pair, extra
 
-    def register(self, conn_id: str, sink: PairSink) -> Address:
-        """Make a local connection reachable; returns its address."""
-        self._sinks[conn_id] = sink
-        return Address(self.node_id, conn_id)
-
-    def unregister(self, conn_id: str) -> None:
-        """Forget a closed connection."""
-        self._sinks.pop(conn_id, None)
-
-    def connected(self) -> int:
-        """Pair sides connected to this node."""
-        return len(self._sinks)
-
-    def _sink(self, addr: Address | None) -> PairSink | None:
-        if addr is None or addr.node != self.node_id:
-            # a Redis backplane will publish to the node holding the other side
-            return None
-        return self._sinks.get(addr.conn)
-
     async def join(self, app_id: str, side: Side, addr: Address) -> Pair:
         """Connect ``side``; tells both sides ``room_full`` when the pair is complete."""
         now = self.clock()
         pair, _ = await self._update(app_id, lambda p: (
             rules.join(p, app_id, side, addr, now, self.settings.ttl), None))
         assert pair is not None
+        self.sides_connected += 1
+        other = pair.conn(side.other)
+        if other is not None:
+            self._courier.deliver(other, PairComplete())
+            self._courier.deliver(addr, PairComplete())
         return pair
 
     async def leave(self, app_id: str, side: Side, addr: Address) -> Pair | None:
-        """Disconnect ``side`` (if ``addr`` still holds it)."""
+        """Disconnect ``side`` (if ``addr`` still holds it); the other side is told."""
         now = self.clock()
+        self.sides_connected -= 1
         pair, _ = await self._update(app_id, lambda p: (
             rules.leave(p, side, addr, now, self.settings.ttl), None))
+        other = pair.conn(side.other) if pair is not None else None
+        if other is not None:
+            self._courier.deliver(other, PeerLeft(side))
         return pair
 
-    async def peer(self, app_id: str, side: Side) -> PairSink | None:
-        """The other side's sink, when it is connected on this node."""
+    async def relay(self, app_id: str, side: Side, kind: str, raw: bytes) -> None:
+        """Forward a signaling frame to the other side; PeerNotFound when it is absent."""
         pair = await self.store.get(rules.app_key(app_id))
         assert pair is None or isinstance(pair, Pair)
-        return None if pair is None else self._sink(pair.conn(side.other))
-
-    def sink_of(self, pair: Pair, side: Side) -> PairSink | None:
-        """The sink of ``side`` in ``pair`` when connected on this node."""
-        return self._sink(pair.conn(side))
+        other = pair.conn(side.other) if pair is not None else None
+        if other is None:
+            raise PeerNotFound(f"side {side.other.value} is not connected; {kind!r} was not "
+                               "relayed")
+        self.relayed[kind] += 1
+        self._courier.deliver(other, PairRelay(kind, raw))
 
     async def send(self, app_id: str, sender: Side, to: Side, payload: bytes) -> Mail:
-        """Queue ``payload`` for ``to`` and deliver it now if ``to`` is connected here."""
+        """Queue ``payload`` for ``to`` and deliver it now if ``to`` is connected."""
         now = self.clock()
         settings = self.settings
 
@@ -239,9 +220,9 @@ class PairService:
 
         pair, mail = await self._update(app_id, apply)
         assert pair is not None and isinstance(mail, Mail)
-        sink = self._sink(pair.conn(to))
-        if sink is not None:
-            sink.push_mail(mail)
+        recipient = pair.conn(to)
+        if recipient is not None:
+            self._courier.deliver(recipient, PairMail(mail))
         return mail
 
     async def acknowledge(self, app_id: str, side: Side, up_to: int) -> Pair:
@@ -312,7 +293,7 @@ class PairService:
     async def janitor(self, interval: float) -> None:
         """Sweep every ``interval`` seconds until cancelled."""
         while True:
-            await asyncio.sleep(interval)
+            await self.clock.sleep(interval)
             try:
                 codes, pairs = await self.sweep()
             except Exception:

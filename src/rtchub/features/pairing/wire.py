@@ -15,25 +15,41 @@ Inbound, decoded into a closed union of frozen dataclasses:
 Outbound: ``send`` ``{"seq", "from", "payload"}`` (a mailbox message),
 ``room_full`` (both sides are connected), ``peer_left`` ``{"side"}``,
 ``pong`` and ``error``.
+
+The query ``?appID=<uuid>&side=A|B`` is checked before the upgrade
+(:func:`parse_query`: a bad one is answered with HTTP 400). Refusals after it end the
+connection, each after an ``error`` frame:
+
+=========  ==================  =============================================
+close      error code          when
+=========  ==================  =============================================
+4409       side_taken          that side of the pair is already connected
+4410       code_gone           the appID is unknown or its pair expired
+=========  ==================  =============================================
 """
 
 from __future__ import annotations
 
 import re
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
 import orjson
 
-from rtchub.errors import InvalidField, MissingField, UnknownType
+from rtchub.errors import CodeGone, InvalidField, MissingField, RtcHubError, SideTaken, UnknownType
 from rtchub.features.pairing.rules import Mail, Side
 
 __all__ = [
+    "CLOSE_GONE",
+    "CLOSE_SIDE_TAKEN",
     "RELAY_TYPES",
     "TYPES",
     "Delivered",
     "Hello",
     "Inbound",
+    "PairParams",
     "Ping",
     "Relay",
     "Send",
@@ -43,12 +59,44 @@ __all__ = [
     "encode_peer_left",
     "encode_pong",
     "encode_room_full",
+    "parse_query",
+    "refusal_close_code",
 ]
 
+CLOSE_SIDE_TAKEN: Final = 4409
+CLOSE_GONE: Final = 4410
+CLOSE_SERVER_ERROR: Final = 1011
 RELAY_TYPES: Final = frozenset({"offer", "answer", "ice", "sender_ready"})
 TYPES: Final = RELAY_TYPES | {"hello", "send", "delivered", "telemetry", "ping"}
 _EVENT = re.compile(r"^[A-Za-z0-9_.:-]{1,40}$")
 _MAX_SEQ: Final = 2**53
+
+
+@dataclass(frozen=True, slots=True)
+class PairParams:
+    """The pair and side a connection speaks for, from its query string."""
+
+    app_id: str
+    side: Side
+
+
+def parse_query(query: Mapping[str, str]) -> PairParams:
+    """Validate ``?appID=<uuid>&side=A|B`` (appID normalised to lower case)."""
+    app_id = query.get("appID")
+    try:
+        parsed = str(uuid.UUID(app_id or ""))
+    except ValueError:
+        raise InvalidField(f"appID must be a UUID, got {str(app_id)[:40]!r}") from None
+    return PairParams(parsed, Side.parse(query.get("side")))
+
+
+def refusal_close_code(err: RtcHubError) -> int:
+    """The close code that ends a connection refused after the upgrade."""
+    if isinstance(err, CodeGone):
+        return CLOSE_GONE
+    if isinstance(err, SideTaken):
+        return CLOSE_SIDE_TAKEN
+    return CLOSE_SERVER_ERROR
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,29 +1,26 @@
-"""The rooms dialect on a connection: decode, drive the rooms service, render.
+"""The rooms dialect on one connection: decode with the wire module, apply through the
+rooms service, render the events it delivers.
 
-Relays and pings are handled synchronously in the frame callback (the hot
-path: no task, no await). Joins and leaves change shared state and await the
-store; while one is in flight, later frames of the same connection wait in
-order behind it, so a client may send ``join`` and its first ``offer`` back to
-back.
+Relays and pings finish at once (the hot path: no task, no await). A join or a leave
+changes shared state and returns an awaitable; the connection's serial executor applies
+later frames after it, so a client may send ``join`` and its first ``offer`` back to back.
+Closing leaves the room after any join still in flight, so no member outlives its socket.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
-from collections import deque
-from typing import Any, Final
+from collections.abc import Awaitable
+from typing import Any, Final, assert_never
 
+from rtchub.base.connection import Connection, ErrorReply
 from rtchub.base.metrics import Stats
-from rtchub.base.tasks import TaskOwner
-from rtchub.cluster.backplane import LocalCourier
-from rtchub.cluster.events import Event, Relayed, Replaced
-from rtchub.errors import AlreadyInRoom, NotInRoom, QueueFull, RtcHubError, ServerError
+from rtchub.errors import AlreadyInRoom, NotInRoom
 from rtchub.features.rooms import wire
+from rtchub.features.rooms.events import EVENTS, Relayed, Replaced, RoomEvent
 from rtchub.features.rooms.service import Membership, Rooms
-from rtchub.net.connection import CLOSE_REPLACED, Connection
-from rtchub.net.session import ErrorReply
+from rtchub.wire.webrtc import SdpLimits
 
 __all__ = ["RoomsDialect", "RoomsHandler"]
 
@@ -36,131 +33,90 @@ class RoomsDialect:
     """Seed 000's messages, spoken on ``/ws`` and ``/ws/rooms``."""
 
     types: frozenset[str] = wire.TYPES
+    events: tuple[type, ...] = EVENTS
 
-    def __init__(self, rooms: Rooms, courier: LocalCourier, tasks: TaskOwner,
-                 stats: Stats) -> None:
+    def __init__(self, rooms: Rooms, stats: Stats, sdp: SdpLimits) -> None:
         self._rooms = rooms
-        self._courier = courier
-        self._tasks = tasks
         self._stats = stats
+        self._sdp = sdp
 
-    def open(self, conn: Connection, reply_error: ErrorReply) -> RoomsHandler:
+    def open(self, conn: Connection, params: object, reply_error: ErrorReply) -> RoomsHandler:
         """State for one connection."""
-        return RoomsHandler(self._rooms, self._courier, self._tasks, self._stats, conn,
-                            reply_error)
+        return RoomsHandler(self._rooms, self._stats, self._sdp, conn)
 
 
 class RoomsHandler:
-    """One connection's membership and its ordered control operations."""
+    """One connection's membership."""
 
-    __slots__ = ("_address", "_backlog", "_conn", "_courier", "_error", "_membership",
-                 "_rooms", "_stats", "_tasks")
+    __slots__ = ("_conn", "_membership", "_rooms", "_sdp", "_stats")
 
-    def __init__(self, rooms: Rooms, courier: LocalCourier, tasks: TaskOwner, stats: Stats,
-                 conn: Connection, reply_error: ErrorReply) -> None:
+    def __init__(self, rooms: Rooms, stats: Stats, sdp: SdpLimits, conn: Connection) -> None:
         self._rooms = rooms
-        self._courier = courier
-        self._tasks = tasks
         self._stats = stats
+        self._sdp = sdp
         self._conn = conn
-        self._error = reply_error
         self._membership: Membership | None = None
-        self._backlog: deque[tuple[dict[str, Any], int]] | None = None
-        self._address = courier.register(conn.id, self)
 
-    # -- inbound -------------------------------------------------------------------------
+    def start(self) -> None:
+        """Nothing to do until the client joins."""
 
-    def handle(self, obj: dict[str, Any], received_ns: int) -> None:
-        """Handle one frame now, or queue it behind a join/leave in flight."""
-        if self._backlog is not None:
-            limit = self._rooms.limits.pending_max
-            if len(self._backlog) >= limit:
-                raise QueueFull(f"more than {limit} messages sent while a join is pending")
-            self._backlog.append((obj, received_ns))
-            return
+    def handle(self, obj: dict[str, Any], received_ns: int) -> Awaitable[None] | None:
+        """Apply one frame; a join or leave returns the awaitable that finishes it."""
         kind = obj["type"]
         if kind in wire.SIGNAL_TYPES:
-            # the hot path: validated straight into the relay, no message object (same
-            # checks in the same order as decode() then _now())
-            to, body = wire.decode_signal(obj)
-            membership = self._membership
-            if membership is None:
-                raise NotInRoom("join a room before sending signaling messages")
-            self._rooms.relay(membership, kind, to, body, received_ns)
-            return
-        msg = wire.decode(obj)
-        if type(msg) is wire.Join or type(msg) is wire.Leave:
-            self._backlog = deque()
-            self._tasks.spawn(self._control(msg), name=f"rooms-{self._conn.id}")
-        else:
-            self._now(msg, received_ns)
+            # the hot path: validated straight into the relay, no message object
+            to, body = wire.decode_signal(obj, self._sdp)
+            self._relay(kind, to, body, received_ns)
+            return None
+        msg = wire.decode(obj, self._sdp)
+        match msg:
+            case wire.Ping():
+                self._stats.frames_out["pong"] += 1
+                self._conn.send(wire.PONG)
+                return None
+            case wire.Join():
+                return self._join(msg)
+            case wire.Leave():
+                return self._leave()
+            case wire.Signal(kind=kind, to=to, body=body):
+                self._relay(kind, to, body, received_ns)
+                return None
+            case _:
+                assert_never(msg)
 
-    def _now(self, msg: wire.RoomsMessage, received_ns: int) -> None:
-        if type(msg) is wire.Signal:
-            membership = self._membership
-            if membership is None:
-                raise NotInRoom("join a room before sending signaling messages")
-            self._rooms.relay(membership, msg.kind, msg.to, msg.body, received_ns)
-        elif type(msg) is wire.Ping:
-            self._stats.frames_out["pong"] += 1
-            self._conn.send(wire.PONG)
+    def _relay(self, kind: str, to: str, body: dict[str, Any], received_ns: int) -> None:
+        membership = self._membership
+        if membership is None:
+            raise NotInRoom("join a room before sending signaling messages")
+        self._rooms.relay(membership, kind, to, body, received_ns)
 
-    async def _control(self, first: wire.RoomsMessage) -> None:
-        try:
-            await self._apply(first)
-            while self._backlog:
-                obj, received_ns = self._backlog.popleft()
-                try:
-                    msg = wire.decode(obj)
-                    if type(msg) is wire.Join or type(msg) is wire.Leave:
-                        await self._apply(msg)
-                    else:
-                        self._now(msg, received_ns)
-                except RtcHubError as err:
-                    self._error(err)
-        finally:
-            self._backlog = None
+    async def _join(self, msg: wire.Join) -> None:
+        if self._membership is not None:
+            raise AlreadyInRoom(f"already in room {self._membership.room!r}; send leave first")
+        self._membership = m = await self._rooms.join(msg.room, msg.client,
+                                                      self._conn.address, msg.token)
+        log.info("joined", extra={"room": m.room, "member": m.member, "conn": self._conn.id,
+                                  "remote": self._conn.remote, "resumed": msg.token is not None})
 
-    async def _apply(self, msg: wire.RoomsMessage) -> None:
-        try:
-            if type(msg) is wire.Join:
-                if self._membership is not None:
-                    raise AlreadyInRoom(f"already in room {self._membership.room!r}; "
-                                        "send leave first")
-                self._membership = m = await self._rooms.join(msg.room, msg.client,
-                                                              self._address, msg.token)
-                log.info("joined", extra={"room": m.room, "member": m.member,
-                                          "conn": self._conn.id, "remote": self._conn.remote,
-                                          "resumed": msg.token is not None})
-            elif type(msg) is wire.Leave:
-                membership, self._membership = self._membership, None
-                if membership is None:
-                    raise NotInRoom("not in a room")
-                await self._rooms.leave(membership)
-                log.info("left", extra={"room": membership.room, "member": membership.member,
-                                        "conn": self._conn.id})
-        except RtcHubError as err:
-            self._error(err)
-        except Exception as exc:
-            log.exception("rooms control failed on conn=%s", self._conn.id)
-            self._error(ServerError(f"Server error: {type(exc).__name__}"))
-
-    def close(self) -> None:
-        """The connection is gone: leave the room (unless a resume replaced us)."""
-        self._courier.unregister(self._conn.id)
+    async def _leave(self) -> None:
         membership, self._membership = self._membership, None
-        self._backlog = None
-        if membership is not None:
-            log.info("disconnected", extra={"room": membership.room,
-                                            "member": membership.member, "conn": self._conn.id})
-            # while shutting down the owner refuses new tasks: the store goes with the process
-            with contextlib.suppress(RuntimeError):
-                self._tasks.spawn(self._rooms.leave(membership), name="rooms-leave")
+        if membership is None:
+            raise NotInRoom("not in a room")
+        await self._rooms.leave(membership)
+        log.info("left", extra={"room": membership.room, "member": membership.member,
+                                "conn": self._conn.id})
 
-    # -- outbound ------------------------------------------------------------------------
+    def close(self) -> Awaitable[None] | None:
+        """The connection is gone: leave the room (unless a resume replaced us)."""
+        membership, self._membership = self._membership, None
+        if membership is None:
+            return None
+        log.info("disconnected", extra={"room": membership.room, "member": membership.member,
+                                        "conn": self._conn.id})
+        return self._rooms.leave(membership)
 
-    def deliver(self, event: Event) -> None:
-        """Render a core event for this client."""
+    def deliver(self, event: RoomEvent) -> None:
+        """Render a rooms event for this client."""
         if type(event) is Relayed:
             self._stats.frames_out[event.kind] += 1
             self._conn.send(wire.encode_relayed(event))
@@ -170,7 +126,7 @@ class RoomsHandler:
             return
         if type(event) is Replaced:
             self._membership = None
-            self._conn.close(CLOSE_REPLACED, "session resumed by another connection")
+            self._conn.close(wire.CLOSE_REPLACED, "session resumed by another connection")
             return
         data = wire.encode_event(event)
         if data is not None:

@@ -12,7 +12,7 @@ import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from rtchub.cluster.events import Address
+from rtchub.base.connection import Address
 from rtchub.config import Limits
 from rtchub.errors import IdTaken, RoomFull, TooManyRooms
 

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rtchub.base.connection import Address
 from rtchub.base.ids import IdFactory, random_id, random_token, validate_id
-from rtchub.cluster.events import Address, Courier, Joined, Relayed, Replaced, RoomMembers
+from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
 from rtchub.config import Limits
 from rtchub.errors import InvalidField, NotInRoom, PeerNotFound
+from rtchub.features.rooms.events import Joined, Relayed, Replaced, RoomMembers
 from rtchub.features.rooms.rules import (
     ROOM_COUNT_KEY,
     JoinDecision,
@@ -46,7 +48,7 @@ class Membership:
 class Rooms:
     """Rooms, members and signaling relay. No I/O: store and courier are injected."""
 
-    def __init__(self, store: StateStore, courier: Courier, limits: Limits, *,
+    def __init__(self, store: StateStore, courier: Delivery, limits: Limits, *,
                  id_factory: IdFactory = random_id, token_factory: IdFactory = random_token
                  ) -> None:
         self._store = store

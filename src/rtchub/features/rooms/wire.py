@@ -15,11 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Final
 
-from rtchub.cluster.events import Event, Joined, Relayed, Replaced, RoomMembers
-from rtchub.errors import InvalidField, InvalidSDP, MissingField, UnknownType
+from rtchub.errors import InvalidField, MissingField, UnknownType
+from rtchub.features.rooms.events import Joined, Relayed, Replaced, RoomEvent, RoomMembers
 from rtchub.wire.frame import dumps, require_str
+from rtchub.wire.webrtc import SdpLimits, check_candidate, check_description
 
 __all__ = [
+    "CLOSE_REPLACED",
     "PONG",
     "SIGNAL_TYPES",
     "TYPES",
@@ -36,8 +38,8 @@ __all__ = [
 
 SIGNAL_TYPES: Final = frozenset({"offer", "answer", "candidate", "hangup"})
 TYPES: Final = frozenset({"join", "leave", "ping"}) | SIGNAL_TYPES
-SDP_TYPES: Final = frozenset({"offer", "answer", "pranswer", "rollback"})
 PONG: Final = b'{"type":"pong"}'
+CLOSE_REPLACED: Final = 4001  # the identity was resumed by a newer connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,38 +76,7 @@ _LEAVE: Final = Leave()
 _PING: Final = Ping()
 
 
-def _sdp(obj: dict[str, Any]) -> dict[str, Any]:
-    sdp = obj.get("sdp")
-    if sdp is None:
-        raise MissingField(f"'{obj['type']}' needs 'sdp'")
-    if not isinstance(sdp, dict):
-        raise InvalidSDP("'sdp' must be an RTCSessionDescriptionInit object {type, sdp}")
-    kind = sdp.get("type")
-    if kind not in SDP_TYPES:
-        raise InvalidSDP("'sdp.type' must be offer, answer, pranswer or rollback")
-    text = sdp.get("sdp")
-    if kind != "rollback" and not (isinstance(text, str) and text.startswith("v=")):
-        raise InvalidSDP("'sdp.sdp' must be a session description starting with 'v='")
-    return {"sdp": sdp}
-
-
-def _candidate(obj: dict[str, Any]) -> dict[str, Any]:
-    if "candidate" not in obj:
-        raise MissingField("'candidate' needs 'candidate' (an RTCIceCandidateInit or null)")
-    cand = obj["candidate"]
-    if cand is not None:
-        if not isinstance(cand, dict) or not isinstance(cand.get("candidate", ""), str):
-            raise InvalidField("'candidate' must be an RTCIceCandidateInit object or null")
-        mid, index = cand.get("sdpMid"), cand.get("sdpMLineIndex")
-        if mid is not None and not isinstance(mid, str):
-            raise InvalidField("'candidate.sdpMid' must be a string or null")
-        if index is not None and (not isinstance(index, int) or isinstance(index, bool)
-                                  or not 0 <= index < 1024):
-            raise InvalidField("'candidate.sdpMLineIndex' must be a small integer or null")
-    return {"candidate": cand}
-
-
-def decode_signal(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+def decode_signal(obj: dict[str, Any], limits: SdpLimits) -> tuple[str, dict[str, Any]]:
     """``(to, body)`` of an offer/answer/candidate/hangup frame, validated as :func:`decode`
     does, without building a :class:`Signal`.
 
@@ -115,17 +86,19 @@ def decode_signal(obj: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     to = require_str(obj, "to")
     kind = obj["type"]
     if kind == "candidate":
-        return to, _candidate(obj)
+        if "candidate" not in obj:
+            raise MissingField("'candidate' needs 'candidate' (an RTCIceCandidateInit or null)")
+        return to, {"candidate": check_candidate(obj["candidate"], "candidate")}
     if kind == "hangup":
         return to, {}
-    return to, _sdp(obj)
+    return to, {"sdp": check_description(obj.get("sdp"), "sdp", limits)}
 
 
-def decode(obj: dict[str, Any]) -> RoomsMessage:
+def decode(obj: dict[str, Any], limits: SdpLimits) -> RoomsMessage:
     """Turn a parsed frame (see :func:`~rtchub.wire.frame.parse_frame`) into a message."""
     kind = obj["type"]
     if kind in SIGNAL_TYPES:
-        to, body = decode_signal(obj)
+        to, body = decode_signal(obj, limits)
         return Signal(kind, to, body)
     if kind == "ping":
         return _PING
@@ -149,7 +122,7 @@ def encode_relayed(event: Relayed) -> bytes:
                   "to": event.to, **event.body})
 
 
-def encode_event(event: Event) -> bytes | None:
+def encode_event(event: RoomEvent) -> bytes | None:
     """Render a core event for a rooms client (None: nothing to send)."""
     if type(event) is Relayed:
         return encode_relayed(event)

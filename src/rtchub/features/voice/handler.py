@@ -1,43 +1,45 @@
-"""The voice dialect on a connection: decode, drive :class:`VoiceService`, render.
+"""The voice dialect on one connection: a sender's or a receiver's peer connection.
 
 Every connection speaking voice is greeted with ``available_streams`` and hears
-``stream_available``/``stream_ended``. SDP work is asynchronous, so a
-connection's messages run in order on one owned task while it is busy: a client
-may send ``start_sending`` and its ``webrtc_offer`` back to back.
+``stream_available``/``stream_ended`` (it subscribes to the audience topic). SDP work
+returns an awaitable, so the connection's serial executor runs later messages after it:
+a client may send ``start_sending`` and its ``webrtc_offer`` back to back.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import enum
 import logging
 import uuid
-from collections import deque
-from typing import Any, Final
+from collections.abc import Awaitable
+from typing import Any, assert_never
 
 from aiortc.sdp import candidate_from_sdp
 
+from rtchub.base.clock import Clock, Timer
+from rtchub.base.connection import Connection, ErrorReply
 from rtchub.base.metrics import Stats
 from rtchub.base.tasks import TaskOwner
-from rtchub.errors import (
-    Conflict,
-    InvalidField,
-    QueueFull,
-    RtcHubError,
-    ServerError,
-    StreamEnded,
-)
+from rtchub.errors import Conflict, InvalidField, RtcHubError, StreamEnded
 from rtchub.features.voice import wire
+from rtchub.features.voice.events import (
+    EVENTS,
+    StreamAvailable,
+    StreamListeners,
+    VoiceEvent,
+)
+from rtchub.features.voice.events import (
+    StreamEnded as StreamEndedEvent,
+)
+from rtchub.features.voice.live import Broadcasts
 from rtchub.features.voice.service import VoiceService
 from rtchub.media.peers import ReceiverPeer, SenderPeer
-from rtchub.net.connection import Connection
-from rtchub.net.session import ErrorReply
+from rtchub.wire.webrtc import SdpLimits
 
 __all__ = ["Role", "VoiceDialect", "VoiceHandler"]
 
 log = logging.getLogger("rtchub.voice")
-
-MAX_BACKLOG: Final = 64
 
 
 class Role(enum.Enum):
@@ -54,105 +56,89 @@ class VoiceDialect:
     """Seed 002's messages, spoken on ``/ws`` and ``/ws/voice``."""
 
     types: frozenset[str] = wire.TYPES
+    events: tuple[type, ...] = EVENTS
 
-    def __init__(self, service: VoiceService, tasks: TaskOwner, stats: Stats) -> None:
-        self._service = service
-        self._tasks = tasks
-        self._stats = stats
+    def __init__(self, service: VoiceService, broadcasts: Broadcasts, tasks: TaskOwner,
+                 stats: Stats, clock: Clock, sdp: SdpLimits, answer_timeout: float) -> None:
+        self.service = service
+        self.broadcasts = broadcasts
+        self.tasks = tasks
+        self.stats = stats
+        self.clock = clock
+        self.sdp = sdp
+        self.answer_timeout = answer_timeout
 
-    def open(self, conn: Connection, reply_error: ErrorReply) -> VoiceHandler:
-        """State for one connection; greets it with the live streams."""
-        handler = VoiceHandler(self._service, self._tasks, self._stats, conn, reply_error)
-        self._service.join(handler)
-        return handler
+    def open(self, conn: Connection, params: object, reply_error: ErrorReply) -> VoiceHandler:
+        """State for one connection."""
+        return VoiceHandler(self, conn, reply_error)
 
 
 class VoiceHandler:
     """One connection's role (sender or receiver) and its peer connection."""
 
-    def __init__(self, service: VoiceService, tasks: TaskOwner, stats: Stats,
-                 conn: Connection, reply_error: ErrorReply) -> None:
-        self._service = service
-        self._tasks = tasks
-        self._stats = stats
+    def __init__(self, dialect: VoiceDialect, conn: Connection, reply_error: ErrorReply
+                 ) -> None:
+        self._d = dialect
+        self._service = dialect.service
+        self._live = dialect.broadcasts
         self._conn = conn
         self._error = reply_error
         self.connection_id = str(uuid.uuid4())
         self.role = Role.IDLE
+        self._name: str | None = None
         self._peer: SenderPeer | ReceiverPeer | None = None
         self._stream_id: str | None = None
-        self._backlog: deque[wire.VoiceMessage] | None = None
-        self._answer_timer: asyncio.TimerHandle | None = None
+        self._answer_timer: Timer | None = None
         self._ended_offer = False  # the stream offered to us ended before our answer
         self._closed = False
 
-    @property
-    def conn_id(self) -> str:
-        """The WebSocket connection's ID."""
-        return self._conn.id
-
-    def send(self, kind: str, data: bytes) -> None:
-        """Send a frame of type ``kind`` to this client."""
+    def _send(self, kind: str, data: bytes) -> None:
         if not self._closed:
-            self._stats.frames_out[kind] += 1
+            self._d.stats.frames_out[kind] += 1
             self._conn.send(data)
+
+    def start(self) -> None:
+        """Join the audience and greet with the live streams."""
+        self._service.join_audience(self._conn.id)
+        self._greet()
+
+    def _greet(self) -> None:
+        live = self._live
+        self._send("available_streams", wire.available_streams(
+            self._service.streams.all(),
+            lambda sid: live.receivers(sid) + live.mp3_listeners(sid)))
 
     # -- inbound -------------------------------------------------------------------------
 
-    def handle(self, obj: dict[str, Any], received_ns: int) -> None:
-        """Decode now; run now or in order behind the SDP work in flight."""
-        msg = wire.decode(obj)
-        if self._backlog is not None:
-            if len(self._backlog) >= MAX_BACKLOG:
-                raise QueueFull(f"more than {MAX_BACKLOG} messages sent during SDP work")
-            self._backlog.append(msg)
-            return
-        if type(msg) in (wire.WebrtcOffer, wire.WebrtcAnswer, wire.StartReceiving):
-            self._backlog = deque()
-            self._tasks.spawn(self._drain(msg), name=f"voice-{self._conn.id}")
-        else:
-            self._now(msg)
-
-    async def _drain(self, first: wire.VoiceMessage) -> None:
-        try:
-            await self._run(first)
-            while self._backlog and not self._closed:
-                await self._run(self._backlog.popleft())
-        finally:
-            self._backlog = None
-
-    async def _run(self, msg: wire.VoiceMessage) -> None:
-        try:
-            if type(msg) is wire.WebrtcOffer:
-                await self._offer(msg.sdp)
-            elif type(msg) is wire.WebrtcAnswer:
-                await self._answer(msg.sdp)
-            elif type(msg) is wire.StartReceiving:
-                await self._start_receiving(msg.stream_id)
-            else:
-                self._now(msg)
-        except RtcHubError as err:
-            self._error(err)
-        except Exception as exc:
-            log.exception("voice operation failed on conn=%s", self._conn.id)
-            self._error(ServerError(f"Server error: {type(exc).__name__}: {str(exc)[:120]}"))
-
-    def _now(self, msg: wire.VoiceMessage) -> None:
+    def handle(self, obj: dict[str, Any], received_ns: int) -> Awaitable[None] | None:
+        """Apply one message; SDP work returns the awaitable that finishes it."""
+        msg = wire.decode(obj, self._d.sdp)
         match msg:
-            case wire.StartSending():
+            case wire.StartSending(name=name):
                 self._release()
+                self._name = name
                 self.role = Role.SENDER_READY
-                self.send("sender_ready", wire.sender_ready(self.connection_id))
+                self._send("sender_ready", wire.sender_ready(self.connection_id))
+                return None
+            case wire.WebrtcOffer(sdp=sdp):
+                return self._offer(sdp)
+            case wire.StartReceiving(stream_id=stream_id):
+                return self._start_receiving(stream_id)
+            case wire.WebrtcAnswer(sdp=sdp):
+                return self._answer(sdp)
             case wire.GetAvailableStreams():
-                self.send("available_streams", wire.available_streams(self._service.streams.ids()))
+                self._greet()
+                return None
             case wire.StopStream():
                 self._release()
+                return None
             case wire.IceCandidate():
                 self._candidate(msg)
+                return None
             case wire.LocalIp():
-                pass
+                return None
             case _:
-                raise RuntimeError(f"unexpected message {msg!r}")
+                assert_never(msg)
 
     # -- sender --------------------------------------------------------------------------
 
@@ -160,15 +146,21 @@ class VoiceHandler:
         if self.role is not Role.SENDER_READY:
             raise Conflict(f"webrtc_offer needs start_sending first (expected "
                            f"{Role.SENDER_READY.value}, got {self.role.value})")
-        peer, answer = await self._service.accept_sender(sdp)
+        self._service.streams.check_room()
+        peer, answer = await self._live.accept_sender(sdp)
         if self._closed or self.role is not Role.SENDER_READY:
-            self._service.close_peer(peer)
+            self._live.close_peer(peer)
             return
         self._peer = peer
         self.role = Role.SENDING
-        self.send("webrtc_answer", wire.webrtc_answer(answer))
-        info = self._service.go_live(self.connection_id, peer)
+        self._send("webrtc_answer", wire.webrtc_answer(answer))
+        try:
+            info = self._service.go_live(self._conn.address, self.connection_id, self._name)
+        except RtcHubError:
+            self._release()
+            raise
         self._stream_id = info.stream_id
+        self._live.start(info.stream_id, peer)
         peer.pc.on("connectionstatechange", lambda: self._peer_state(peer))
 
     def _peer_state(self, peer: SenderPeer | ReceiverPeer) -> None:
@@ -178,19 +170,21 @@ class VoiceHandler:
     # -- receiver ------------------------------------------------------------------------
 
     async def _start_receiving(self, stream_id: str | None) -> None:
-        peer, info, offer = await self._service.offer_receiver(stream_id)
+        info = self._service.streams.resolve(stream_id)
+        peer, offer = await self._live.offer_receiver(info.stream_id)
         if self._closed:
-            self._service.close_peer(peer)
+            self._live.abandon(info.stream_id)
+            self._live.close_peer(peer)
             return
         self._release()
         self._peer = peer
         self._stream_id = info.stream_id
         self.role = Role.OFFERED
-        self.send("webrtc_offer", wire.webrtc_offer(offer, info.stream_id))
-        timeout = self._service.answer_timeout
-        self._answer_timer = asyncio.get_running_loop().call_later(
-            timeout, self._answer_expired, peer)
+        self._send("webrtc_offer", wire.webrtc_offer(offer, info.stream_id))
+        self._answer_timer = self._d.clock.call_later(self._d.answer_timeout,
+                                                       lambda: self._answer_expired(peer))
         peer.pc.on("connectionstatechange", lambda: self._peer_state(peer))
+        self._count(info.stream_id)
 
     def _answer_expired(self, peer: ReceiverPeer) -> None:
         self._answer_timer = None
@@ -217,22 +211,23 @@ class VoiceHandler:
             raise
         if peer is not self._peer:
             return
-        if self._answer_timer is not None:
-            self._answer_timer.cancel()
-            self._answer_timer = None
+        self._cancel_timer()
         try:
-            self._service.attach(self, stream_id, downtrack)
+            self._live.attach(stream_id, downtrack)
         except RtcHubError:
             self._release()
             raise
         self.role = Role.RECEIVING
+        self._count(stream_id)
+        uplink = self._live.uplink(stream_id)
+        if uplink is not None:
+            with contextlib.suppress(RuntimeError):
+                self._d.tasks.spawn(uplink.request_keyframe(), name="voice-keyframe")
 
-    def stream_gone(self, stream_id: str) -> None:
-        """The stream this connection receives ended: free the peer connection."""
-        if self._stream_id == stream_id and self.role in (Role.OFFERED, Role.RECEIVING):
-            offered = self.role is Role.OFFERED
-            self._release()
-            self._ended_offer = offered
+    def _count(self, stream_id: str) -> None:
+        live = self._live
+        self._service.listeners_changed(stream_id, live.receivers(stream_id),
+                                        live.mp3_listeners(stream_id))
 
     # -- both ----------------------------------------------------------------------------
 
@@ -247,31 +242,55 @@ class VoiceHandler:
             raise InvalidField("'candidate.candidate' is not an ICE candidate line") from None
         candidate.sdpMid = msg.sdp_mid
         candidate.sdpMLineIndex = msg.sdp_mline_index if msg.sdp_mline_index is not None else 0
-        self._tasks.spawn(_add_candidate(peer, candidate), name="voice-candidate")
+        with contextlib.suppress(RuntimeError):
+            self._d.tasks.spawn(_add_candidate(peer, candidate), name="voice-candidate")
+
+    def _cancel_timer(self) -> None:
+        if self._answer_timer is not None:
+            self._answer_timer.cancel()
+            self._answer_timer = None
 
     def _release(self) -> None:
         """Close this connection's peer connection (ending its stream if it sends one)."""
         self._ended_offer = False
-        if self._answer_timer is not None:
-            self._answer_timer.cancel()
-            self._answer_timer = None
+        self._cancel_timer()
         peer, self._peer = self._peer, None
         stream_id, self._stream_id = self._stream_id, None
         role, self.role = self.role, Role.IDLE
         if role is Role.SENDING and stream_id is not None:
-            self._service.end(stream_id)  # closes the sender's peer
+            self._service.end(stream_id)
+            self._live.stop(stream_id)  # closes the sender's peer
             return
-        if stream_id is not None:
-            self._service.detach(self, stream_id)
+        if role is Role.OFFERED and stream_id is not None:
+            self._live.abandon(stream_id)
         if peer is not None:
-            self._service.close_peer(peer)
+            self._live.close_peer(peer)
+        if stream_id is not None and role in (Role.OFFERED, Role.RECEIVING):
+            self._count(stream_id)
 
     def close(self) -> None:
         """The connection is gone: free everything."""
         self._closed = True
-        self._backlog = None
-        self._service.leave(self)
+        self._service.leave_audience(self._conn.id)
         self._release()
+
+    # -- outbound ------------------------------------------------------------------------
+
+    def deliver(self, event: VoiceEvent) -> None:
+        """Render a voice event; a receiver of a stream that ended frees its peer."""
+        match event:
+            case StreamAvailable(stream_id=sid, name=name, started_at=at):
+                self._send("stream_available", wire.stream_available(sid, name, at))
+            case StreamEndedEvent(stream_id=sid):
+                if self._stream_id == sid and self.role in (Role.OFFERED, Role.RECEIVING):
+                    offered = self.role is Role.OFFERED
+                    self._release()
+                    self._ended_offer = offered
+                self._send("stream_ended", wire.stream_ended(sid))
+            case StreamListeners(stream_id=sid, webrtc=webrtc, mp3=mp3):
+                self._send("stream_listeners", wire.stream_listeners(sid, webrtc, mp3))
+            case _:
+                assert_never(event)
 
 
 async def _add_candidate(peer: SenderPeer | ReceiverPeer, candidate: Any) -> None:
@@ -279,4 +298,3 @@ async def _add_candidate(peer: SenderPeer | ReceiverPeer, candidate: Any) -> Non
         await peer.pc.addIceCandidate(candidate)
     except Exception as exc:
         log.info("ignoring a candidate aiortc refused: %s", exc)
-

@@ -11,13 +11,15 @@ from __future__ import annotations
 from aiohttp import web
 
 from rtchub.errors import CapacityError, RtcHubError, StreamNotFound
+from rtchub.features.voice.live import Broadcasts
 from rtchub.features.voice.service import VoiceService
 from rtchub.hub import Lifecycle
-from rtchub.net.http import HUB, error_response
+from rtchub.net.http import HUB, error_response, json_response
 
-__all__ = ["VOICE", "WAITING_PAGE", "add_health_route", "add_stream_routes"]
+__all__ = ["BROADCASTS", "VOICE", "WAITING_PAGE", "add_health_route", "add_stream_routes"]
 
 VOICE = web.AppKey("voice", VoiceService)
+BROADCASTS = web.AppKey("broadcasts", Broadcasts)
 
 WAITING_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Waiting for a stream</title>
@@ -48,8 +50,7 @@ WAITING_PAGE = """<!doctype html>
 
 async def stream_status(request: web.Request) -> web.Response:
     """``{"active_streams": [...]}``."""
-    voice = request.app[VOICE]
-    return web.json_response({"active_streams": voice.streams.ids()})
+    return json_response({"active_streams": request.app[VOICE].streams.ids()})
 
 
 async def latest_mp3(request: web.Request) -> web.StreamResponse:
@@ -66,19 +67,21 @@ async def stream_mp3(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(request: web.Request, stream_id: str | None) -> web.StreamResponse:
-    voice = request.app[VOICE]
+    voice, live = request.app[VOICE], request.app[BROADCASTS]
     try:
-        sid, listener = voice.listen(stream_id)
-    except StreamNotFound:
+        sid = voice.streams.find(stream_id).stream_id
+        listener = live.listen(sid)
+    except (StreamNotFound, RtcHubError) as err:
+        if isinstance(err, CapacityError):
+            return error_response(err)
         if stream_id is None:
             return web.Response(text=WAITING_PAGE, content_type="text/html",
                                 headers={"Cache-Control": "no-cache"})
         return web.Response(status=404, text="Stream not found")
-    except CapacityError as err:
-        return error_response(err)
     response = web.StreamResponse(headers={"Content-Type": "audio/mpeg",
                                            "Cache-Control": "no-cache, no-store",
                                            "X-Stream-Id": sid})
+    voice.listeners_changed(sid, live.receivers(sid), live.mp3_listeners(sid))
     try:
         await response.prepare(request)
         while (chunk := await listener.read()) is not None:
@@ -86,24 +89,25 @@ async def _serve(request: web.Request, stream_id: str | None) -> web.StreamRespo
     except (ConnectionError, RtcHubError):
         pass
     finally:
-        voice.unlisten(sid, listener)
+        live.unlisten(sid, listener)
+        voice.listeners_changed(sid, live.receivers(sid), live.mp3_listeners(sid))
     return response
 
 
 async def health(request: web.Request) -> web.Response:
     """Seed 002's health JSON; 500 when unhealthy."""
     hub = request.app[HUB]
-    voice = request.app[VOICE]
-    healthy = hub.state is Lifecycle.READY and voice.webrtc_available and not voice.closed
+    voice, live = request.app[VOICE], request.app[BROADCASTS]
+    healthy = hub.state is Lifecycle.READY and live.webrtc_available and not live.closed
     body = {
         "status": "healthy" if healthy else "unhealthy",
-        "webrtc_available": voice.webrtc_available,
-        "audio_server_running": not voice.closed,
+        "webrtc_available": live.webrtc_available,
+        "audio_server_running": not live.closed,
         "active_streams": len(voice.streams),
-        "connected_clients": voice.connected,
+        "connected_clients": voice.audience,
         "uptime_seconds": int(hub.uptime()),
     }
-    return web.json_response(body, status=200 if healthy else 500)
+    return json_response(body, status=200 if healthy else 500)
 
 
 def add_stream_routes(app: web.Application) -> None:

@@ -1,20 +1,22 @@
-"""Voice broadcast streams (seed 002): which are live, which is latest, who hears about them.
+"""Voice broadcast streams (seed 002): which are live, in what order, under what limit.
 
-Pure rules, no I/O: :class:`Streams` records live streams in the order they
-went live and the voice-speaking connections that every ``stream_available``
-and ``stream_ended`` goes to. Callers deliver what the methods return.
+Pure rules, no I/O: :class:`Streams` records live streams in the order they went live.
+The service announces what changes; the media of each stream lives elsewhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
+from rtchub.base.connection import Address
 from rtchub.errors import CapacityError, Conflict, StreamEnded, StreamNotFound
 
-__all__ = ["StreamInfo", "Streams", "stream_id_for"]
+__all__ = ["ENDED", "NO_STREAM", "StreamInfo", "Streams", "stream_id_for"]
 
-NO_STREAM = "No audio stream available"
-ENDED = "Stream ended"
+NO_STREAM: Final = "No audio stream available"
+ENDED: Final = "Stream ended"
+MAX_NAME: Final = 64
 
 
 def stream_id_for(connection_id: str) -> str:
@@ -24,48 +26,35 @@ def stream_id_for(connection_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class StreamInfo:
-    """A live stream: its ID, the connection sending it, when it went live."""
+    """A live stream: its ID, its sender's connection, its label, when it went live."""
 
     stream_id: str
-    owner: str
-    started: float
+    owner: Address
+    name: str
+    started: float      # hub clock
+    started_at: float   # Unix time
 
 
 class Streams:
-    """Live streams (oldest first) and the audience told about them."""
+    """Live streams, oldest first, at most ``max_streams``."""
 
     def __init__(self, max_streams: int) -> None:
         if max_streams <= 0:
             raise ValueError(f"max_streams must be positive, got {max_streams}")
         self._max = max_streams
         self._live: dict[str, StreamInfo] = {}
-        self._audience: set[str] = set()
 
-    # -- audience ------------------------------------------------------------------------
-
-    def join_audience(self, conn_id: str) -> None:
-        """``conn_id`` speaks voice: it hears every stream_available/stream_ended."""
-        self._audience.add(conn_id)
-
-    def leave_audience(self, conn_id: str) -> None:
-        """``conn_id`` is gone."""
-        self._audience.discard(conn_id)
-
-    def audience(self) -> tuple[str, ...]:
-        """A snapshot of who to tell."""
-        return tuple(self._audience)
-
-    # -- streams -------------------------------------------------------------------------
-
-    def go_live(self, owner: str, when: float) -> StreamInfo:
-        """``owner``'s stream is live; raises if it already is or the limit is reached."""
-        stream_id = stream_id_for(owner)
-        if stream_id in self._live:
-            raise Conflict(f"stream {stream_id} is already live")
+    def check_room(self) -> None:
+        """Raise :class:`CapacityError` when no other stream may go live."""
         if len(self._live) >= self._max:
             raise CapacityError(f"too many live streams (limit {self._max})")
-        info = StreamInfo(stream_id, owner, when)
-        self._live[stream_id] = info
+
+    def go_live(self, info: StreamInfo) -> StreamInfo:
+        """Record ``info``; raises if it is already live or the limit is reached."""
+        if info.stream_id in self._live:
+            raise Conflict(f"stream {info.stream_id} is already live")
+        self.check_room()
+        self._live[info.stream_id] = info
         return info
 
     def end(self, stream_id: str) -> StreamInfo | None:
@@ -79,6 +68,10 @@ class Streams:
     def ids(self) -> list[str]:
         """Live stream IDs, oldest first."""
         return list(self._live)
+
+    def all(self) -> list[StreamInfo]:
+        """Live streams, oldest first."""
+        return list(self._live.values())
 
     def __len__(self) -> int:
         return len(self._live)
@@ -101,4 +94,16 @@ class Streams:
             if not self._live:
                 raise StreamNotFound(NO_STREAM)
             raise StreamEnded(ENDED)
+        return info
+
+    def find(self, stream_id: str | None) -> StreamInfo:
+        """The stream an MP3 listener asked for (latest when None); StreamNotFound else."""
+        if stream_id is None:
+            info = self.latest()
+            if info is None:
+                raise StreamNotFound(NO_STREAM)
+            return info
+        info = self._live.get(stream_id)
+        if info is None:
+            raise StreamNotFound("Stream not found")
         return info

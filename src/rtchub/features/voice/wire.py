@@ -2,14 +2,18 @@
 
 Wire format (docs/voice.md has an example of every message)::
 
-    client -> server   start_sending | webrtc_offer {offer: {sdp, type}}
+    client -> server   start_sending {name?} | webrtc_offer {offer: {sdp, type}}
                        start_receiving {stream_id?} | webrtc_answer {answer: {sdp, type}}
                        ice_candidate {candidate} | get_available_streams | stop_stream
                        local_ip {ip}  (accepted and ignored)
-    server -> client   available_streams {streams} | sender_ready {connection_id}
-                       webrtc_answer {answer} | webrtc_offer {offer}
-                       stream_available {stream_id} | stream_ended {stream_id}
+    server -> client   available_streams {streams, details} | sender_ready {connection_id}
+                       webrtc_answer {answer} | webrtc_offer {offer, stream_id}
+                       stream_available {stream_id, name, started_at}
+                       stream_ended {stream_id} | stream_listeners {stream_id, webrtc, mp3}
                        error {code, error, message}
+
+``details``, ``name``, ``started_at`` and ``stream_listeners`` are rtchub's additions for
+its voice page; seed 002's clients ignore them.
 
 The type names do not collide with the rooms protocol's, so both are spoken on
 ``/ws``; ``/ws/voice`` speaks only this one.
@@ -17,12 +21,14 @@ The type names do not collide with the rooms protocol's, so both are spoken on
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from rtchub.errors import InvalidField, InvalidSDP, MissingField, UnknownType
+from rtchub.errors import InvalidField, UnknownType
+from rtchub.features.voice.rules import MAX_NAME, StreamInfo
 from rtchub.wire.frame import dumps
+from rtchub.wire.webrtc import SdpLimits, check_candidate, check_description
 
 __all__ = [
     "TYPES",
@@ -40,6 +46,7 @@ __all__ = [
     "sender_ready",
     "stream_available",
     "stream_ended",
+    "stream_listeners",
     "webrtc_answer",
     "webrtc_offer",
 ]
@@ -48,12 +55,17 @@ TYPES: Final = frozenset({"start_sending", "start_receiving", "webrtc_offer", "w
                           "ice_candidate", "get_available_streams", "stop_stream",
                           "local_ip"})
 MAX_STREAM_ID: Final = 128
-MAX_SDP: Final = 64 * 1024
 
 
 @dataclass(frozen=True, slots=True)
 class StartSending:
-    """Register as the sender of a new stream."""
+    """Register as the sender of a new stream, labelled ``name`` (optional)."""
+
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.name is not None and len(self.name) > MAX_NAME:
+            raise InvalidField(f"'name' must be at most {MAX_NAME} characters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,62 +120,48 @@ class LocalIp:
 VoiceMessage = (StartSending | StartReceiving | WebrtcOffer | WebrtcAnswer | IceCandidate
                 | GetAvailableStreams | StopStream | LocalIp)
 
-_START_SENDING: Final = StartSending()
 _GET: Final = GetAvailableStreams()
 _STOP: Final = StopStream()
 _LOCAL_IP: Final = LocalIp()
 
 
-def _description(obj: dict[str, Any], field: str, kind: str) -> str:
-    desc = obj.get(field)
-    if desc is None:
-        raise MissingField(f"'{obj['type']}' needs '{field}' ({{sdp, type}})")
-    if not isinstance(desc, dict):
-        raise InvalidSDP(f"'{field}' must be an object {{sdp, type}}")
-    sdp_type = desc.get("type", kind)
-    if sdp_type != kind:
-        raise InvalidSDP(f"'{field}.type' must be {kind!r}, got {str(sdp_type)[:20]!r}")
-    sdp = desc.get("sdp")
-    if not isinstance(sdp, str) or not sdp.startswith("v="):
-        raise InvalidSDP(f"'{field}.sdp' must be a session description starting with 'v='")
-    if len(sdp) > MAX_SDP:
-        raise InvalidSDP(f"'{field}.sdp' is {len(sdp)} characters; the limit is {MAX_SDP}")
+def _description(obj: dict[str, Any], field: str, kind: str, limits: SdpLimits) -> str:
+    desc = check_description(obj.get(field), field, limits, kinds=frozenset({kind}),
+                             default=kind)
+    sdp: str = desc["sdp"]
     return sdp
 
 
 def _candidate(obj: dict[str, Any]) -> IceCandidate:
     cand = obj.get("candidate")
-    if cand is None:
-        return IceCandidate(None, None, None)
     if isinstance(cand, str):
+        if len(cand) > 4096:
+            raise InvalidField("'candidate' must be at most 4096 characters")
         return IceCandidate(cand or None, None, 0)
-    if not isinstance(cand, dict):
-        raise InvalidField("'candidate' must be an RTCIceCandidateInit object, a string or null")
-    text, mid, index = cand.get("candidate"), cand.get("sdpMid"), cand.get("sdpMLineIndex")
-    if text is not None and not isinstance(text, str):
-        raise InvalidField("'candidate.candidate' must be a string")
-    if mid is not None and not isinstance(mid, str):
-        raise InvalidField("'candidate.sdpMid' must be a string or null")
-    if index is not None and (not isinstance(index, int) or isinstance(index, bool)
-                              or not 0 <= index < 1024):
-        raise InvalidField("'candidate.sdpMLineIndex' must be a small integer or null")
-    return IceCandidate(text or None, mid, index)
+    init = check_candidate(cand, "candidate")
+    if init is None:
+        return IceCandidate(None, None, None)
+    return IceCandidate(init.get("candidate") or None, init.get("sdpMid"),
+                        init.get("sdpMLineIndex"))
 
 
-def decode(obj: dict[str, Any]) -> VoiceMessage:
+def decode(obj: dict[str, Any], limits: SdpLimits) -> VoiceMessage:
     """Turn a parsed frame into a voice message; raises the one error vocabulary."""
     kind = obj["type"]
     if kind == "start_sending":
-        return _START_SENDING
+        name = obj.get("name")
+        if name is not None and not isinstance(name, str):
+            raise InvalidField("'name' must be a string")
+        return StartSending(name.strip() or None if name is not None else None)
     if kind == "start_receiving":
         stream_id = obj.get("stream_id")
         if stream_id is not None and not isinstance(stream_id, str):
             raise InvalidField("'stream_id' must be a string")
         return StartReceiving(stream_id or None)
     if kind == "webrtc_offer":
-        return WebrtcOffer(_description(obj, "offer", "offer"))
+        return WebrtcOffer(_description(obj, "offer", "offer", limits))
     if kind == "webrtc_answer":
-        return WebrtcAnswer(_description(obj, "answer", "answer"))
+        return WebrtcAnswer(_description(obj, "answer", "answer", limits))
     if kind == "ice_candidate":
         return _candidate(obj)
     if kind == "get_available_streams":
@@ -175,9 +173,13 @@ def decode(obj: dict[str, Any]) -> VoiceMessage:
     raise UnknownType(f"unknown message type {kind[:40]!r}")
 
 
-def available_streams(streams: Sequence[str]) -> bytes:
-    """``available_streams {streams}``."""
-    return dumps({"type": "available_streams", "streams": list(streams)})
+def available_streams(streams: Sequence[StreamInfo],
+                      listeners: Callable[[str], int]) -> bytes:
+    """``available_streams {streams, details}``: seed 002's ID list, and rtchub's details."""
+    return dumps({"type": "available_streams", "streams": [s.stream_id for s in streams],
+                  "details": [{"stream_id": s.stream_id, "name": s.name,
+                               "started_at": s.started_at, "listeners": listeners(s.stream_id)}
+                              for s in streams]})
 
 
 def sender_ready(connection_id: str) -> bytes:
@@ -196,11 +198,18 @@ def webrtc_offer(sdp: str, stream_id: str) -> bytes:
                   "stream_id": stream_id})
 
 
-def stream_available(stream_id: str) -> bytes:
+def stream_available(stream_id: str, name: str, started_at: float) -> bytes:
     """Broadcast: a stream went live."""
-    return dumps({"type": "stream_available", "stream_id": stream_id})
+    return dumps({"type": "stream_available", "stream_id": stream_id, "name": name,
+                  "started_at": started_at})
 
 
 def stream_ended(stream_id: str) -> bytes:
     """Broadcast: a stream ended."""
     return dumps({"type": "stream_ended", "stream_id": stream_id})
+
+
+def stream_listeners(stream_id: str, webrtc: int, mp3: int) -> bytes:
+    """To a sender: how many listen now."""
+    return dumps({"type": "stream_listeners", "stream_id": stream_id, "webrtc": webrtc,
+                  "mp3": mp3})

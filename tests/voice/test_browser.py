@@ -9,9 +9,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.media.audio import mono_samples
-from tests.media.voiceclients import read_mp3, start_receiver, start_sender
 from tests.support import TIMEOUT, Running, WsClient, running
+from tests.voice.audio import mono_samples
+from tests.voice.voiceclients import read_mp3, start_receiver, start_sender
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 

@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
-from rtchub.features.voice.http import VOICE
-from rtchub.features.voice.service import VoiceService
+from rtchub.features.voice.events import AUDIENCE
 from rtchub.media import aiortc_adapter
-from tests.media.voiceclients import (
+from tests.support import TIMEOUT, Running, WsClient, running
+from tests.voice.voiceclients import (
     eventually,
     mp3_frequency,
     read_mp3,
     start_receiver,
     start_sender,
 )
-from tests.support import TIMEOUT, Running, WsClient, running
 
 pytestmark = pytest.mark.webrtc
 
@@ -31,9 +30,6 @@ async def voice() -> AsyncIterator[Running]:
         yield srv
 
 
-def service(srv: Running) -> VoiceService:
-    return srv.server._listeners[0].app[VOICE]
-
 
 async def test_tone_reaches_every_receiver_and_mp3(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
@@ -42,7 +38,8 @@ async def test_tone_reaches_every_receiver_and_mp3(voice: Running) -> None:
         freqs = await asyncio.gather(*(r.frequency() for r in receivers))
         assert freqs == [440.0, 440.0, 440.0]
         assert {r.stream_id for r in receivers} == {sender.stream_id}
-        mp3 = service(voice).mp3(None)[1]
+        mp3 = voice.broadcasts.mp3(sender.stream_id)
+        assert mp3 is not None
         assert not mp3.encoding  # nothing is encoded without a listener
         async with aiohttp.ClientSession() as http:
             data, headers = await read_mp3(http, f"{voice.url}/stream/latest.mp3", 8000)
@@ -52,7 +49,7 @@ async def test_tone_reaches_every_receiver_and_mp3(voice: Running) -> None:
             data, _ = await read_mp3(http, f"{voice.url}/stream/{sender.stream_id}.mp3", 8000)
             assert mp3_frequency(data)[0] == 440.0
         await eventually(voice.hub, lambda: not mp3.encoding)
-        media = service(voice).media
+        media = voice.broadcasts.media
         assert media.packets_forwarded >= 3 * 10
         assert media.bytes_in > 0
     finally:
@@ -71,7 +68,7 @@ async def test_switching_streams(voice: Running) -> None:
         again = await start_receiver(voice.ws_url, low.stream_id, ws=receiver.ws)
         assert again.stream_id == low.stream_id
         assert await again.frequency() == 440.0
-        await eventually(voice.hub, lambda: service(voice).receivers() == 1)
+        await eventually(voice.hub, lambda: voice.broadcasts.receivers() == 1)
         await again.pc.close()
     finally:
         await receiver.close()
@@ -82,20 +79,24 @@ async def test_switching_streams(voice: Running) -> None:
 async def test_stop_stream_keeps_the_websocket(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
     receiver = await start_receiver(voice.ws_url)
-    svc = service(voice)
+    svc = voice.broadcasts
     try:
         await eventually(voice.hub, lambda: svc.receivers() == 1)
         await receiver.ws.send({"type": "stop_stream"})
         await receiver.ws.send({"type": "get_available_streams"})
         assert (await receiver.ws.expect("available_streams"))["streams"] == [sender.stream_id]
         assert svc.receivers() == 0
+        # the sender heard how many listen (later changes come at most once a second)
+        count = await sender.ws.expect("stream_listeners")
+        assert (count["stream_id"], count["webrtc"], count["mp3"]) == (sender.stream_id, 1, 0)
         await eventually(voice.hub, lambda: svc.peers.open_peers == 1)  # only the sender's is left
         # the sender stops: everyone hears stream_ended, the WebSocket stays open
         await sender.ws.send({"type": "stop_stream"})
         for ws in (sender.ws, receiver.ws):
-            assert await ws.expect("stream_ended") == {"type": "stream_ended",
-                                                       "stream_id": sender.stream_id}
-        assert svc.streams.ids() == []
+            while (msg := await ws.recv())["type"] == "stream_listeners":
+                pass  # the count after the receiver left, if it fell due meanwhile
+            assert msg == {"type": "stream_ended", "stream_id": sender.stream_id}
+        assert voice.voice.streams.ids() == []
         await eventually(voice.hub, lambda: svc.peers.open_peers == 0)
         await sender.ws.send({"type": "get_available_streams"})
         assert (await sender.ws.expect("available_streams"))["streams"] == []
@@ -108,7 +109,7 @@ async def test_sender_disconnect_ends_stream_for_all(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
     receiver = await start_receiver(voice.ws_url)
     bystander = await WsClient.connect(voice.ws_url)
-    svc = service(voice)
+    svc = voice.broadcasts
     async with (aiohttp.ClientSession() as http,
                 http.get(f"{voice.url}/stream/latest.mp3") as resp):
         await asyncio.wait_for(resp.content.readexactly(1000), TIMEOUT)
@@ -128,13 +129,13 @@ async def test_sender_disconnect_ends_stream_for_all(voice: Running) -> None:
 async def test_receiver_disconnect_frees_everything(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
     receiver = await start_receiver(voice.ws_url)
-    svc = service(voice)
+    svc = voice.broadcasts
     try:
         await eventually(voice.hub, lambda: svc.receivers() == 1)
         assert svc.peers.open_peers == 2
         await receiver.close()
         await eventually(voice.hub, lambda: svc.receivers() == 0 and svc.peers.open_peers == 1)
-        assert svc.streams.ids() == [sender.stream_id]
+        assert voice.voice.streams.ids() == [sender.stream_id]
     finally:
         await sender.close()
 
@@ -142,7 +143,7 @@ async def test_receiver_disconnect_frees_everything(voice: Running) -> None:
 async def test_feedback_nack_answered_from_cache_and_pli_throttled(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
     receiver = await start_receiver(voice.ws_url)
-    svc = service(voice)
+    svc = voice.broadcasts
     media = svc.media
     try:
         await receiver.frequency(0.1)
@@ -176,7 +177,7 @@ async def test_feedback_nack_answered_from_cache_and_pli_throttled(voice: Runnin
 
 
 async def test_no_leaks_over_many_cycles(voice: Running) -> None:
-    svc = service(voice)
+    svc = voice.broadcasts
     tasks_before = len(voice.hub.tasks)  # long-lived service tasks (the pairing janitor)
     fds_before = len(os.listdir("/proc/self/fd"))
     sender = await start_sender(voice.ws_url, 440)
@@ -186,7 +187,7 @@ async def test_no_leaks_over_many_cycles(voice: Running) -> None:
     await sender.close()
     await eventually(voice.hub, lambda: not voice.hub.connections)
     await eventually(voice.hub, lambda: svc.peers.open_peers == 0 and svc.peer_connections == 0)
-    assert svc.streams.ids() == [] and svc.connected == 0 and svc.receivers() == 0
+    assert voice.voice.streams.ids() == [] and voice.voice.audience == 0 and svc.receivers() == 0
     await eventually(voice.hub, lambda: len(voice.hub.tasks) == tasks_before)
     assert len(os.listdir("/proc/self/fd")) <= fds_before + 2
 
@@ -194,7 +195,7 @@ async def test_no_leaks_over_many_cycles(voice: Running) -> None:
 async def test_sender_reports_match_what_was_forwarded(voice: Running) -> None:
     sender = await start_sender(voice.ws_url, 440)
     receiver = await start_receiver(voice.ws_url)
-    svc = service(voice)
+    svc = voice.broadcasts
     try:
         await receiver.frequency(0.1)
 
@@ -222,7 +223,7 @@ async def test_sender_reports_match_what_was_forwarded(voice: Running) -> None:
 
 
 async def test_many_voice_connections_leave_nothing_behind(voice: Running) -> None:
-    svc = service(voice)
+    svc = voice.broadcasts
     tasks_before = len(voice.hub.tasks)
     for i in range(200):
         ws = await WsClient.connect(voice.ws_url if i % 2 else voice.ws_url + "/voice")
@@ -233,6 +234,6 @@ async def test_many_voice_connections_leave_nothing_behind(voice: Running) -> No
             assert (await ws.expect("error"))["message"] == "No audio stream available"
         await ws.close()
     await eventually(voice.hub, lambda: not voice.hub.connections)
-    assert svc.connected == 0 and svc.streams.audience() == ()
+    assert voice.voice.audience == 0 and voice.hub.courier.subscribers(AUDIENCE) == 0
     await eventually(voice.hub,
                      lambda: len(voice.hub.tasks) == tasks_before and svc.peers.open_peers == 0)

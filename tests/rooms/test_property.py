@@ -173,7 +173,7 @@ async def _scenario(steps: list[Action]) -> None:
                     # other-room frames would show up here as unexpected frames
                     _check(i, got, expect[i])
                 for room in ROOMS:
-                    assert list(srv.hub.rooms.members(room)) == model.ids(room)
+                    assert list(srv.rooms.members(room)) == model.ids(room)
         finally:
             await asyncio.gather(*(c.close() for c in conns), return_exceptions=True)
 

@@ -13,7 +13,7 @@ import aiohttp
 import pytest
 
 from rtchub.config import ConfigError, load
-from tests.pairing_support import mint, pairing_server, post, side
+from tests.pairing.support import mint, pairing_server, post, side
 from tests.support import WsClient, make_config, running, self_signed
 
 
@@ -69,19 +69,25 @@ async def test_mailbox_is_bounded() -> None:
         await a.close()
 
 
-async def test_bad_queries_are_refused_with_an_error_and_a_close_code() -> None:
+async def test_bad_queries_are_refused_before_the_upgrade() -> None:
     async with pairing_server() as (srv, _):
         app_id = (await mint(srv))["appID"]
-        cases = [(f"appID={app_id}&side=C", "invalid_field", 4400),
-                 ("appID=not-a-uuid&side=A", "invalid_field", 4400),
-                 (f"appID={app_id}", "invalid_field", 4400),
-                 (f"appID={uuid.uuid4()}&side=A", "code_gone", 4410)]
-        for query, code, close in cases:
-            ws = await WsClient.connect(f"{srv.ws_url}?{query}")
-            err = await ws.expect("error")
-            assert err["code"] == code, query
-            assert (await ws.closed())[0] == close, query
-            await ws.close()
+        # seed 004's server answers a bad appID or side with HTTP 400, on both HTTP stacks
+        for query in (f"appID={app_id}&side=C", "appID=not-a-uuid&side=A", f"appID={app_id}",
+                      "appID", "appID=&side=A"):
+            for kept_alive in (False, True):
+                async with aiohttp.ClientSession() as http:
+                    if kept_alive:  # the socket's second request: served by aiohttp
+                        async with http.get(f"{srv.url}/healthz") as resp:
+                            assert resp.status == 200
+                    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                        await http.ws_connect(f"{srv.ws_url}?{query}")
+                    assert refused.value.status == 400, (query, kept_alive)
+        # a well-formed query for an unknown pair is refused after it, with a close code
+        ws = await WsClient.connect(f"{srv.ws_url}?appID={uuid.uuid4()}&side=A")
+        assert (await ws.expect("error"))["code"] == "code_gone"
+        assert (await ws.closed())[0] == 4410
+        await ws.close()
 
 
 async def test_second_connection_for_a_side_is_refused_and_the_first_keeps_working() -> None:

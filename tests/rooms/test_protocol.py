@@ -60,7 +60,7 @@ async def test_ping_pong_and_leave(server: Running) -> None:
         assert await b.sync() == []
         await a.send({"type": "leave"})
         assert await a.sync() == []
-        assert server.hub.rooms.room_ids() == ()
+        assert server.rooms.room_ids() == ()
 
 
 async def test_disconnect_leaves_and_last_member_deletes_room(server: Running) -> None:
@@ -130,7 +130,7 @@ async def test_stale_connection_close_does_not_remove_the_resumed_member(server:
         await a.close()
         assert (await b.expect("room_members"))["members"] == ["alice", "bob"]
         assert await b.sync() == []
-        assert server.hub.rooms.members("r") == ("alice", "bob")
+        assert server.rooms.members("r") == ("alice", "bob")
 
 
 ERROR_CASES = [
@@ -175,7 +175,7 @@ async def test_malformed_frames_get_errors_and_change_nothing(server: Running, f
         # the connection survives and the bystander saw nothing
         assert await bad.sync() == []
         assert await good.sync() == []
-        assert server.hub.rooms.members("r") == ("good",)
+        assert server.rooms.members("r") == ("good",)
 
 
 async def test_binary_and_invalid_utf8_frames(server: Running) -> None:

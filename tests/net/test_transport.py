@@ -14,7 +14,15 @@ import pytest
 from rtchub.config import ListenAddress, OriginPolicy
 from tests.rawws import RawWs
 from tests.rawws import frame as raw_frame
-from tests.support import WsClient, clients, make_config, running, self_signed
+from tests.support import (
+    FakeClock,
+    Running,
+    WsClient,
+    clients,
+    make_config,
+    running,
+    self_signed,
+)
 
 
 async def test_plain_get_ws_is_426_and_broken_upgrade_is_400() -> None:
@@ -114,7 +122,7 @@ async def test_fragmented_messages_are_reassembled_and_bounded() -> None:
 
 
 async def test_stalled_client_is_dropped_and_nobody_else_waits() -> None:
-    async with running(send_buffer=8, write_buffer=4096) as srv:
+    async with running(send_buffer=8, write_buffer=4096, sdp_max_bytes=1 << 20) as srv:
         staller, _ = await RawWs.open(srv.port, rcvbuf=4096)
         staller.send_nowait(0x1, b'{"type":"join","room":"r","from":"slow"}')
         async with clients(srv.ws_url, 3) as (sender, c, d):
@@ -131,54 +139,77 @@ async def test_stalled_client_is_dropped_and_nobody_else_waits() -> None:
                 await c.send({"type": "hangup", "to": "d"})
                 assert (await d.recv())["type"] == "hangup"
                 for msg in await sender.sync():
-                    if msg["type"] == "room_members" and msg["members"] == ["fast"]:
-                        stalled.set_result(True)
-                    elif msg["type"] == "error":
+                    if msg["type"] == "error":
                         assert msg["code"] == "peer_not_found"
+                    if (msg["type"] == "error" or msg["members"] == ["fast"]
+                            ) and not stalled.done():
                         stalled.set_result(True)
         assert srv.hub.stats.closes["policy"] == 1
         staller.close()
 
 
 async def test_send_timeout_drops_a_client_that_stops_reading() -> None:
-    async with running(send_buffer=10_000, write_buffer=4096, send_timeout=0.3) as srv:
+    clock = FakeClock()
+    async with running(clock=clock, send_buffer=10_000, write_buffer=4096,
+                       sdp_max_bytes=1 << 20) as srv:
         staller, _ = await RawWs.open(srv.port, rcvbuf=4096)
         staller.send_nowait(0x1, b'{"type":"join","room":"r","from":"slow"}')
         async with clients(srv.ws_url, 1) as (sender,):
             await sender.join("r", "fast")
             sdp = {"type": "offer", "sdp": "v=0\r\n" + "a=x\r\n" * 20000}
-            while True:
+            gateway = srv.server.gateway
+            for _ in range(200):  # until the staller's socket pushes back
                 await sender.send({"type": "offer", "to": "slow", "sdp": sdp})
-                members = [m for m in await sender.sync() if m["type"] == "room_members"]
-                if members and members[-1]["members"] == ["fast"]:
+                await sender.sync()
+                if any(c.queued for c in gateway.connections.values()):
                     break
+            else:
+                raise AssertionError("the staller's socket never pushed back")
+            assert srv.hub.stats.closes["policy"] == 0
+            clock.advance(srv.hub.config.limits.send_timeout - 0.01)
+            await sender.sync()
+            assert srv.hub.stats.closes["policy"] == 0   # not yet
+            clock.advance(0.02)
+            members = await sender.expect("room_members")
+            assert members["members"] == ["fast"]
         assert srv.hub.stats.closes["policy"] == 1
         staller.close()
 
 
+async def heartbeat_round(srv: Running, clock: FakeClock) -> None:
+    """Move the fake clock one heartbeat period and wait for that sweep to be done."""
+    beat = srv.server.gateway.heartbeat
+    await srv.hub.changes.wait_for(lambda: beat.waiting, 5)
+    done = beat.rounds
+    clock.advance(beat.period)
+    await srv.hub.changes.wait_for(lambda: beat.rounds > done, 5)
+
+
 async def test_heartbeat_drops_a_client_that_never_answers() -> None:
-    async with running(heartbeat=0.2) as srv, aiohttp.ClientSession() as http:
-        ws = await http.ws_connect(srv.ws_url, autoping=False)
-        pinged = False
-        while True:
-            msg = await ws.receive(5)
-            if msg.type == aiohttp.WSMsgType.PING:
-                pinged = True
-                continue
-            if msg.type == aiohttp.WSMsgType.TEXT:  # the available_streams greeting
-                continue
-            break
-        assert pinged and msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
-                                       aiohttp.WSMsgType.CLOSING)
-        assert srv.hub.stats.closes["heartbeat"] == 1
-        # a client that answers survives several heartbeat rounds
+    clock = FakeClock()
+    async with running(clock=clock) as srv, aiohttp.ClientSession() as http:
+        silent = await http.ws_connect(srv.ws_url, autoping=False)
+        assert (await silent.receive(5)).type == aiohttp.WSMsgType.TEXT  # the greeting
         alive = await http.ws_connect(srv.ws_url + "/rooms", autoping=False)
-        for _ in range(3):
+        await heartbeat_round(srv, clock)  # both were heard from in this period
+        await heartbeat_round(srv, clock)  # silent for a whole period: pinged
+        for ws in (silent, alive):
+            assert (await ws.receive(5)).type == aiohttp.WSMsgType.PING
+        await alive.pong(b"")
+        await alive.send_str('{"type": "ping"}')
+        assert (await alive.receive(5)).data == '{"type":"pong"}'
+        await heartbeat_round(srv, clock)  # no answer to the ping: dropped
+        msg = await silent.receive(5)
+        assert (msg.type, msg.data) == (aiohttp.WSMsgType.CLOSE, 1001)
+        assert srv.hub.stats.closes["heartbeat"] == 1
+        for _ in range(3):  # a client that answers survives round after round
+            await heartbeat_round(srv, clock)  # silent since the last round: pinged
             msg = await alive.receive(5)
             assert msg.type == aiohttp.WSMsgType.PING
             await alive.pong(msg.data)
-        await alive.send_str('{"type": "ping"}')
-        assert (await alive.receive(5)).data == '{"type":"pong"}'
+            await alive.send_str('{"type": "ping"}')  # the server has read the pong
+            assert (await alive.receive(5)).data == '{"type":"pong"}'
+            await heartbeat_round(srv, clock)  # heard from: nothing happens
         await alive.close()
 
 
@@ -239,6 +270,6 @@ async def test_heartbeat_runs_no_task_per_connection() -> None:
         async with clients(srv.ws_url + "/rooms", 20) as conns:
             await conns[-1].send({"type": "ping"})
             assert await conns[-1].recv() == {"type": "pong"}
-            assert len(srv.server.heartbeat) == 20
+            assert len(srv.server.gateway.heartbeat) == 20
             # picows' own auto-ping would add one task per connection
             assert len(asyncio.all_tasks()) - before < 5

@@ -114,7 +114,7 @@ def test_cli_help_documents_alias_precedence() -> None:
 
 
 def test_configuration_doc_lists_every_setting() -> None:
-    doc = (Path(__file__).resolve().parent.parent / "docs" / "configuration.md").read_text()
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
     table = doc.split("<!-- settings-table:start -->\n", 1)[1].split(
         "\n<!-- settings-table:end -->", 1)[0]
     proc = subprocess.run([sys.executable, "-m", "rtchub", "config", "--markdown"],

@@ -8,7 +8,7 @@ import re
 import uuid
 
 from rtchub.config import OriginPolicy
-from tests.pairing_support import mint, pairing_server, post, side
+from tests.pairing.support import mint, pairing_server, post, side
 from tests.support import FakeClock
 
 

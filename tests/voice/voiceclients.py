@@ -14,8 +14,8 @@ from aiortc import MediaStreamTrack, RTCConfiguration, RTCPeerConnection, RTCSes
 
 from rtchub.hub import Hub
 from rtchub.media import aiortc_adapter
-from tests.media.audio import ToneTrack, dominant_frequency, mono_samples
 from tests.support import TIMEOUT, WsClient
+from tests.voice.audio import ToneTrack, dominant_frequency, mono_samples
 
 LOOPBACK = ["127.0.0.1"]
 

@@ -26,8 +26,8 @@ from aiortc import RTCConfiguration, RTCDataChannel, RTCPeerConnection, rtcsctpt
 from rtchub.client import sctp_tuning
 from rtchub.client.sctp_tuning import STOCK_PACKET, WIDE_PACKET, Tuning, negotiate
 from rtchub.media.aiortc_adapter import configure_ice
+from tests.client.test_cli import _env, _finish, _read_code, _spawn
 from tests.support import running
-from tests.test_pairing_cli import _env, _finish, _read_code, _spawn
 
 TIMEOUT = 60.0
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from rtchub.base.clientip import client_ip
+from rtchub.base.connection import Address
 from rtchub.base.ratelimit import FixedWindow
-from rtchub.cluster.events import Address
 from rtchub.config import Limits, OriginPolicy
 from rtchub.errors import IdTaken, RoomFull, TooManyRooms, all_codes
 from rtchub.features.rooms.rules import (
@@ -15,7 +16,6 @@ from rtchub.features.rooms.rules import (
     decide_leave,
     hash_token,
 )
-from rtchub.net.clientip import client_ip
 
 A1, A2 = Address("n", "c1"), Address("n", "c2")
 

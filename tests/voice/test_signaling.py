@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpSender, RTCSessionDescription
 
-from rtchub.features.voice.http import VOICE
-from tests.media.audio import ToneTrack
-from tests.media.voiceclients import client_pc, set_local, start_sender
 from tests.support import Running, WsClient, running
+from tests.voice.audio import ToneTrack
+from tests.voice.voiceclients import client_pc, set_local, start_sender
 
 
 @pytest.fixture
@@ -43,11 +42,10 @@ async def test_greeting_and_stream_list_on_both_paths(voice: Running) -> None:
     a = await WsClient.connect(voice.ws_url)
     b = await voice_ws(voice)
     try:
-        assert a.greeting == {"type": "available_streams", "streams": []}
-        assert b.greeting == {"type": "available_streams", "streams": []}
+        empty = {"type": "available_streams", "streams": [], "details": []}
+        assert a.greeting == b.greeting == empty
         await b.send({"type": "get_available_streams"})
-        assert await b.expect("available_streams") == {"type": "available_streams",
-                                                       "streams": []}
+        assert await b.expect("available_streams") == empty
     finally:
         await a.close()
         await b.close()
@@ -145,7 +143,7 @@ async def test_offer_without_audio_is_refused(voice: Running) -> None:
         await ws.expect("sender_ready")
         await ws.send({"type": "webrtc_offer", "offer": {"sdp": sdp, "type": "offer"}})
         assert_error(await ws.recv(), "codec_not_supported")
-        assert len(voice.server._listeners[0].app[VOICE].streams) == 0
+        assert len(voice.voice.streams) == 0
     finally:
         await pc.close()
         await ws.close()
@@ -220,7 +218,7 @@ async def test_server_error_when_no_udp_port_is_free() -> None:
                 assert_error(msg, "server_error")
                 assert msg["message"].startswith("Server error: no ICE candidate")
                 assert f"RTC_UDP_PORTS={port}-{port}" in msg["message"]
-                assert srv.server._listeners[0].app[VOICE].peers.open_peers == 0
+                assert srv.broadcasts.peers.open_peers == 0
             finally:
                 await pc.close()
                 await ws.close()
@@ -240,7 +238,7 @@ async def test_offer_without_opus_is_refused(voice: Running) -> None:
         await ws.expect("sender_ready")
         await ws.send({"type": "webrtc_offer", "offer": {"sdp": sdp, "type": "offer"}})
         assert_error(await ws.recv(), "codec_not_supported")
-        assert voice.server._listeners[0].app[VOICE].peers.open_peers == 0
+        assert voice.broadcasts.peers.open_peers == 0
     finally:
         await pc.close()
         await ws.close()

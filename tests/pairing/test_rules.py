@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from rtchub.cluster.events import Address
+from rtchub.base.connection import Address
 from rtchub.errors import CodeGone, CodesExhausted, InvalidField, QueueFull, SideTaken
 from rtchub.features.pairing import rules
 from rtchub.features.pairing.rules import CodeIndex, Side

@@ -10,11 +10,10 @@ import aiohttp
 import pytest
 
 from rtchub.config import ListenAddress
-from rtchub.features.voice.http import VOICE
 from rtchub.features.voice.service import VoiceService
 from rtchub.media.mp3 import Mp3Listener
-from tests.media.voiceclients import eventually, mp3_frequency, read_mp3, start_sender
 from tests.support import TIMEOUT, Running, WsClient, running
+from tests.voice.voiceclients import eventually, mp3_frequency, read_mp3, start_sender
 
 
 @pytest.fixture
@@ -25,7 +24,7 @@ async def voice() -> AsyncIterator[Running]:
 
 
 def service(srv: Running) -> VoiceService:
-    return srv.server._listeners[0].app[VOICE]
+    return srv.voice
 
 
 def stream_url(srv: Running) -> str:
@@ -75,7 +74,7 @@ async def test_mp3_on_the_stream_listener(voice: Running) -> None:
 
 @pytest.mark.webrtc
 async def test_health_and_json_metrics(voice: Running) -> None:
-    svc = service(voice)
+    svc = voice.broadcasts
     sender = await start_sender(voice.ws_url, 440)
     other = await WsClient.connect(voice.ws_url)
     try:
