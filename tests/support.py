@@ -156,6 +156,15 @@ def self_signed(tmp: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+async def heartbeat_round(srv: Running, clock: FakeClock) -> None:
+    """Move ``clock`` one heartbeat period and wait until that sweep is done."""
+    beat = srv.server.gateway.heartbeat
+    await srv.hub.changes.wait_for(lambda: beat.waiting, TIMEOUT)
+    done = beat.rounds
+    clock.advance(beat.period)
+    await srv.hub.changes.wait_for(lambda: beat.rounds > done, TIMEOUT)
+
+
 @asynccontextmanager
 async def running(config: Config | None = None, clock: FakeClock | None = None,
                   **overrides: Any) -> AsyncIterator[Running]:

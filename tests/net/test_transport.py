@@ -16,9 +16,9 @@ from tests.rawws import RawWs
 from tests.rawws import frame as raw_frame
 from tests.support import (
     FakeClock,
-    Running,
     WsClient,
     clients,
+    heartbeat_round,
     make_config,
     running,
     self_signed,
@@ -174,15 +174,6 @@ async def test_send_timeout_drops_a_client_that_stops_reading() -> None:
             assert members["members"] == ["fast"]
         assert srv.hub.stats.closes["policy"] == 1
         staller.close()
-
-
-async def heartbeat_round(srv: Running, clock: FakeClock) -> None:
-    """Move the fake clock one heartbeat period and wait for that sweep to be done."""
-    beat = srv.server.gateway.heartbeat
-    await srv.hub.changes.wait_for(lambda: beat.waiting, 5)
-    done = beat.rounds
-    clock.advance(beat.period)
-    await srv.hub.changes.wait_for(lambda: beat.rounds > done, 5)
 
 
 async def test_heartbeat_drops_a_client_that_never_answers() -> None:

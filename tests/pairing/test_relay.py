@@ -14,7 +14,7 @@ import pytest
 
 from rtchub.config import ConfigError, load
 from tests.pairing.support import mint, pairing_server, post, side
-from tests.support import WsClient, make_config, running, self_signed
+from tests.support import FakeClock, WsClient, heartbeat_round, make_config, running, self_signed
 
 
 async def test_mailbox_survives_a_reconnect_without_loss_or_duplicates() -> None:
@@ -253,13 +253,18 @@ async def test_tls_refuses_untrusted_and_serves_trusted(tmp_path: Path) -> None:
 
 
 async def test_heartbeat_drops_a_side_that_stops_answering() -> None:
-    async with pairing_server(heartbeat=0.2) as (srv, _):
+    clock = FakeClock()
+    async with pairing_server(clock) as (srv, _):
         app_id = (await mint(srv))["appID"]
         a = await side(srv, app_id, "A")
         url = f"{srv.ws_url}?appID={app_id}&side=B"
         async with aiohttp.ClientSession() as session, session.ws_connect(url, autoping=False):
             await a.expect("room_full")
-            # B never answers the server's pings: it is dropped and A is told
+            for _ in range(3):  # heard from, then pinged, then silent after the ping
+                await a.send({"type": "ping"})  # A keeps talking
+                await a.expect("pong")
+                await heartbeat_round(srv, clock)
+            # B never answered the server's ping: it is dropped and A is told
             assert await a.recv() == {"type": "peer_left", "side": "B"}
         await a.close()
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiortc import RTCRtpSender, RTCSessionDescription
 
-from tests.support import Running, WsClient, running
+from tests.support import FakeClock, Running, WsClient, running
 from tests.voice.audio import ToneTrack
 from tests.voice.voiceclients import client_pc, set_local, start_sender
 
@@ -182,13 +182,17 @@ async def test_stream_limit() -> None:
 
 
 async def test_unanswered_offer_expires() -> None:
-    async with running(node_ips=("127.0.0.1",), voice_answer_timeout=0.2) as srv:
+    clock = FakeClock()
+    async with running(clock=clock, node_ips=("127.0.0.1",)) as srv:
         sender = await start_sender(srv.ws_url, 440)
         ws = await WsClient.connect(srv.ws_url)
         try:
             await ws.send({"type": "start_receiving"})
             offer = await ws.expect("webrtc_offer")
             assert offer["stream_id"] == sender.stream_id
+            clock.advance(srv.hub.config.limits.voice_answer_timeout - 0.01)
+            assert await ws.sync() == []
+            clock.advance(0.01)
             assert_error(await ws.recv(), "conflict")
             pc = client_pc()
             await pc.setRemoteDescription(RTCSessionDescription(**offer["offer"]))

@@ -3,20 +3,21 @@
 Every feature hands its events to the :class:`Courier`: to one connection by
 :class:`~rtchub.base.connection.Address` (a relay, a mailbox message, a match) or to every
 subscriber of a topic (voice's stream announcements). Local recipients get the event
-directly; others through the backplane, once per node. Each connection registers one
-sink, which renders the event in that connection's own dialect. No feature keeps sinks
-or listener lists of its own.
+directly; others through the backplane, once per node. Each connection registers, once,
+the sink of each event class it renders (the dialect that speaks it on that connection),
+so delivery is two lookups and one call. No feature keeps sinks or listener lists of its
+own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Protocol
 
 from rtchub.base.connection import Address
 from rtchub.cluster.backplane import Backplane
 
-__all__ = ["Courier", "Delivery", "EventSink", "Topics"]
+__all__ = ["Courier", "Delivery", "EventSink", "Routes", "Topics"]
 
 
 class Delivery(Protocol):
@@ -51,6 +52,10 @@ class EventSink(Protocol):
         ...
 
 
+# a connection's sinks, by the class of event each renders
+Routes = Mapping[type, EventSink]
+
+
 class Courier:
     """Delivers to local connections directly and to other nodes through the backplane."""
 
@@ -59,8 +64,8 @@ class Courier:
     def __init__(self, backplane: Backplane) -> None:
         self._backplane = backplane
         self._node = backplane.node_id
-        self._sinks: dict[str, EventSink] = {}
-        self._topics: dict[str, dict[str, EventSink]] = {}
+        self._sinks: dict[str, Routes] = {}
+        self._topics: dict[str, dict[str, Routes]] = {}
         self._subscribed: dict[str, set[str]] = {}  # conn -> its topics
         backplane.on_remote(self._from_remote, self._from_topic)
 
@@ -69,9 +74,10 @@ class Courier:
         """This node's ID."""
         return self._node
 
-    def register(self, conn: str, sink: EventSink) -> Address:
-        """Make a local connection reachable; returns its address."""
-        self._sinks[conn] = sink
+    def register(self, conn: str, routes: Routes) -> Address:
+        """Make a local connection reachable; ``routes`` names the sink of each event
+        class it renders. Returns its address."""
+        self._sinks[conn] = routes
         return Address(self._node, conn)
 
     def unregister(self, conn: str) -> None:
@@ -86,10 +92,10 @@ class Courier:
 
     def subscribe(self, topic: str, conn: str) -> None:
         """Deliver ``topic``'s broadcasts to the registered connection ``conn``."""
-        sink = self._sinks.get(conn)
-        if sink is None:
+        routes = self._sinks.get(conn)
+        if routes is None:
             raise LookupError(f"connection {conn!r} is not registered")
-        self._topics.setdefault(topic, {})[conn] = sink
+        self._topics.setdefault(topic, {})[conn] = routes
         self._subscribed.setdefault(conn, set()).add(topic)
 
     def unsubscribe(self, topic: str, conn: str) -> None:
@@ -106,9 +112,11 @@ class Courier:
     def deliver(self, to: Address, event: object) -> None:
         """Deliver to ``to`` wherever it lives; a vanished local connection is skipped."""
         if to.node == self._node:
-            sink = self._sinks.get(to.conn)
-            if sink is not None:
-                sink.deliver(event)
+            routes = self._sinks.get(to.conn)
+            if routes is not None:
+                sink = routes.get(type(event))
+                if sink is not None:
+                    sink.deliver(event)
         else:
             self._backplane.publish(to, event)
 
@@ -129,11 +137,15 @@ class Courier:
     def _local_topic(self, topic: str, event: object) -> None:
         members = self._topics.get(topic)
         if members:
-            for sink in tuple(members.values()):  # a snapshot: a sink may unsubscribe
-                sink.deliver(event)
+            kind = type(event)
+            for routes in tuple(members.values()):  # a snapshot: a sink may unsubscribe
+                sink = routes.get(kind)
+                if sink is not None:
+                    sink.deliver(event)
 
     def _from_remote(self, to: Address, event: object) -> None:
-        sink = self._sinks.get(to.conn)
+        routes = self._sinks.get(to.conn)
+        sink = routes.get(type(event)) if routes is not None else None
         if sink is not None:
             sink.deliver(event)
 

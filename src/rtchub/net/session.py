@@ -4,8 +4,9 @@
 names do not collide: each text frame is parsed once and routed by its ``type`` to the
 dialect that owns it, through the connection's one :class:`SerialExecutor`. Events the
 courier delivers to the connection are routed by their class to the dialect that renders
-them. Opening registers the connection with the courier; closing unregisters it and
-releases every dialect, once, after the operation in flight.
+them (the session registers that table with the courier). Opening registers the
+connection; closing unregisters it and releases every dialect, once, after the operation
+in flight.
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ class Session:
         self._events: dict[type, DialectHandler] = {}
         self._handlers: list[DialectHandler] = []
         self._executor = SerialExecutor(spawn, self._op_failed, pending_max, conn.id)
-        conn.address = courier.register(conn.id, self)
+        # the courier delivers each event class straight to the dialect that renders it
+        conn.address = courier.register(conn.id, self._events)
         stats.connections_total += 1
         stats.connections_open += 1
         for dialect in dialects:
@@ -121,14 +123,6 @@ class Session:
         """Binary frames are not part of any JSON dialect."""
         self._stats.frames_in["binary"] += 1
         self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
-
-    def deliver(self, event: object) -> None:
-        """The courier's entry: hand ``event`` to the dialect that renders its class."""
-        handler = self._events.get(type(event))
-        if handler is not None:
-            handler.deliver(event)
-        else:
-            log.debug("no dialect on conn=%s renders %s", self._conn.id, type(event).__name__)
 
     def on_close(self) -> None:
         """The socket is gone: unregister, then release every dialect after the operation

@@ -58,15 +58,15 @@ class _Client:
         self.closed = False
         self._writing = False
         self.outbox: deque[tuple[str, Any]] = deque()
-        self.session = MatchSession(sid, hub.courier.register(sid, self), server.matchmaker,
-                                    self.emit, hub.stats)
+        self.session = MatchSession(sid, hub.courier.register(sid, dict.fromkeys(EVENTS, self)),
+                                    server.matchmaker, self.emit, hub.stats)
         self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
                                        hub.config.limits.pending_max, sid)
 
     def deliver(self, event: object) -> None:
-        """The courier's entry."""
-        if isinstance(event, EVENTS):
-            self.session.deliver(event)
+        """The courier's entry (it routes only matchmaking events here)."""
+        assert isinstance(event, EVENTS)
+        self.session.deliver(event)
 
     def _failed(self, err: RtcHubError, event: object) -> None:
         self.session.reply_error(err, event if isinstance(event, str) else None)

@@ -143,8 +143,7 @@ def _room(obj: Mapping[str, Any], *, required: bool) -> str | None:
 
 def _description(obj: Mapping[str, Any], key: str, kind: str, limits: Limits
                  ) -> Mapping[str, Any]:
-    value = check_description(obj.get(key), key, SdpLimits(limits.sdp_max_bytes,
-                                                           limits.sdp_max_media),
+    value = check_description(obj.get(key), key, SdpLimits(limits.sdp_max_bytes, None),
                               kinds=frozenset({kind}))
     return {"type": kind, "sdp": value["sdp"]}
 

@@ -66,7 +66,10 @@ class RoomsHandler:
         if kind in wire.SIGNAL_TYPES:
             # the hot path: validated straight into the relay, no message object
             to, body = wire.decode_signal(obj, self._sdp)
-            self._relay(kind, to, body, received_ns)
+            membership = self._membership
+            if membership is None:
+                raise NotInRoom("join a room before sending signaling messages")
+            self._rooms.relay(membership, kind, to, body, received_ns)
             return None
         msg = wire.decode(obj, self._sdp)
         match msg:

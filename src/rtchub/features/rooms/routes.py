@@ -25,8 +25,8 @@ def setup(app: web.Application) -> None:
     limits = hub.config.limits
     rooms = Rooms(hub.backplane.store, hub.courier, limits)
     app[ROOMS] = rooms
-    dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes,
-                                                       limits.sdp_max_media))
+    # a relay never parses the description: its size is bounded, its sections not counted
+    dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes, None))
     router = app[ROUTER]
     router.speak("/ws", dialect)
     router.speak("/ws/rooms", dialect)
