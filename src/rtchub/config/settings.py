@@ -275,7 +275,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MATCH_MAX_MESSAGE", "--match-max-message", _int(1, 1 << 20), "1000",
             "Longest chat message (characters).", "match"),
     Setting("MATCH_MAX_IMAGE", "--match-max-image", _bounded_size(64), "32KiB",
-            "Largest userImage data: URL (bytes of the whole URL).", "match"),
+            "Longest userImage (characters); any string, passed to the partner as sent.", "match"),
     Setting("MATCH_MAX_QUEUE", "--match-max-queue", _int(1), "10000",
             "Users waiting for a match at once; more get queue_full.", "match"),
     # voice broadcast (seed 002)

@@ -30,10 +30,10 @@ from rtchub.features.match import wire
 from rtchub.features.match.events import EVENTS
 from rtchub.features.match.handler import MatchSession
 from rtchub.features.match.service import Matchmaker
-from rtchub.features.site.routes import WEB_DIR
 from rtchub.hub import Drainable, Hub, Lifecycle
 from rtchub.net.executor import SerialExecutor
 from rtchub.net.http import HUB, json_response, remote_of
+from rtchub.web import WEB_DIR
 
 __all__ = ["MATCH", "MatchServer", "setup"]
 

@@ -8,16 +8,14 @@ should use (``RTC_CONFIG_JSON``).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Final
 
 from aiohttp import web
 
 from rtchub.net.http import HUB, json_response, prefers_json
+from rtchub.web import WEB_DIR
 
-__all__ = ["WEB_DIR", "add_asset_route", "setup"]
-
-WEB_DIR: Final = Path(__file__).resolve().parents[2] / "web"
+__all__ = ["add_asset_route", "setup"]
 _ASSET = re.compile(r"^(styles\.css|app(\.[A-Za-z0-9_-]+)?\.js|[A-Za-z0-9_.-]+\.(svg|png|ico|"
                     r"d\.ts|css|js|html))$")
 _TYPES: Final = {".js": "text/javascript", ".css": "text/css", ".html": "text/html",
