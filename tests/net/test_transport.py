@@ -12,6 +12,7 @@ import aiohttp
 import pytest
 
 from rtchub.config import ListenAddress, OriginPolicy
+from rtchub.net.fastws import check_picows
 from tests.rawws import RawWs
 from tests.rawws import frame as raw_frame
 from tests.support import (
@@ -264,3 +265,9 @@ async def test_heartbeat_runs_no_task_per_connection() -> None:
             assert len(srv.server.gateway.heartbeat) == 20
             # picows' own auto-ping would add one task per connection
             assert len(asyncio.all_tasks()) - before < 5
+
+
+def test_picows_still_builds_its_protocol_the_way_the_fast_path_does() -> None:
+    # the fast path builds picows' private WSProtocol with the arguments picows' own
+    # server factory passes; an upgrade that changes them turns the fast path off, loudly
+    check_picows()

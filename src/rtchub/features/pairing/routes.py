@@ -20,7 +20,7 @@ from rtchub.features.pairing import wire
 from rtchub.features.pairing.handler import PairDialect
 from rtchub.features.pairing.service import PairService, PairSettings
 from rtchub.hub import Hub
-from rtchub.net.http import HUB, error_response, remote_of
+from rtchub.net.http import HUB, error_response, json_response, remote_of
 from rtchub.net.router import ROUTER, Endpoint
 
 __all__ = ["PAIRING", "setup"]
@@ -34,10 +34,6 @@ def rfc3339(ts: float) -> str:
     """A Unix timestamp as RFC 3339 UTC with millisecond precision."""
     return (dt.datetime.fromtimestamp(ts, dt.UTC).isoformat(timespec="milliseconds")
             .replace("+00:00", "Z"))
-
-
-def _json(body: dict[str, str]) -> web.Response:
-    return web.Response(body=orjson.dumps(body), content_type="application/json")
 
 
 def _check_origin(request: web.Request) -> None:
@@ -56,7 +52,7 @@ async def mint_code(request: web.Request) -> web.Response:
         minted = await service.mint()
     except RtcHubError as err:
         return error_response(err)
-    return _json({"code": minted.code, "appID": minted.app_id,
+    return json_response({"code": minted.code, "appID": minted.app_id,
                   "expiresAt": rfc3339(service.wall_time(minted.expires_at))})
 
 
@@ -78,7 +74,7 @@ async def redeem_code(request: web.Request) -> web.Response:
         entry = await service.redeem(code.strip(), remote)
     except RtcHubError as err:
         return error_response(err)
-    return _json({"appID": entry.app_id,
+    return json_response({"appID": entry.app_id,
                   "expiresAt": rfc3339(service.wall_time(entry.expires_at))})
 
 
