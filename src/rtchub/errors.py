@@ -34,7 +34,8 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   ├── RoomFull                 room_full               503   (ErrRoomFull)
     │   ├── TooManyRooms             too_many_rooms          503
     │   ├── QueueFull                queue_full              503
-    │   └── CodesExhausted           codes_exhausted         503
+    │   ├── CodesExhausted           codes_exhausted         503
+    │   └── ClusterUnavailable       cluster_unavailable     503
     ├── SignalingFailed              signaling_failed        502   (ErrSignalingFailed)
     │   └── SignalingTimeout         signaling_timeout       504   (ErrSignalingTimeout)
     ├── ConnectionFailed             connection_failed       502   (ErrConnectionFailed)
@@ -50,6 +51,7 @@ from typing import ClassVar
 __all__ = [
     "AlreadyInRoom",
     "CapacityError",
+    "ClusterUnavailable",
     "CodeGone",
     "CodecNotSupported",
     "CodesExhausted",
@@ -296,6 +298,13 @@ class CodesExhausted(CapacityError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ClusterUnavailable(CapacityError):
+    """The shared store or another node cannot be reached now (the Redis backplane is
+    down): what needs the cluster is refused until it is back."""
+
+    code = "cluster_unavailable"
 
 
 class SignalingFailed(RtcHubError):

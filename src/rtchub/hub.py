@@ -15,17 +15,24 @@ from collections.abc import Callable
 
 from rtchub.base.changes import Changes
 from rtchub.base.clientip import client_ip
-from rtchub.base.clock import Clock, LoopClock
+from rtchub.base.clock import Clock, LoopClock, WallClock
 from rtchub.base.metrics import Stats
 from rtchub.base.ratelimit import FixedWindow
 from rtchub.base.tasks import TaskOwner
-from rtchub.cluster.backplane import Backplane
+from rtchub.cluster.backplane import Backplane, NodeFigures
+from rtchub.cluster.codec import Codec
 from rtchub.cluster.courier import Courier
 from rtchub.cluster.factory import create_backplane
 from rtchub.config import Config
 from rtchub.errors import CapacityError, OriginNotAllowed, RateLimited
 
-__all__ = ["Drainable", "Hub", "Lifecycle"]
+__all__ = ["NODE_FIGURES", "Drainable", "Hub", "Lifecycle"]
+
+# the gauges each node reports with its heartbeat (summed over the cluster in /api/status)
+NODE_FIGURES = {"rtchub_match_sockets": "match_sockets",
+                "rtchub_pair_sides_connected": "pair_sides",
+                "rtchub_voice_receivers": "voice_receivers",
+                "rtchub_mp3_listeners": "mp3_listeners"}
 
 
 class Lifecycle(enum.Enum):
@@ -61,10 +68,17 @@ class Hub:
     def __init__(self, config: Config, *, backplane: Backplane | None = None,
                  clock: Clock | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock if clock is not None else LoopClock()
+        if clock is None:   # nodes that share state compare instants: Unix time
+            clock = WallClock() if config.redis_url else LoopClock()
+        self.clock: Clock = clock
         self.started_at = self.clock()
         self.stats = Stats()
-        self.backplane = backplane if backplane is not None else create_backplane(config)
+        # every type a feature stores or sends registers here (features' setup)
+        self.codec = Codec()
+        self.backplane = backplane if backplane is not None else create_backplane(
+            config, self.clock, self.codec)
+        self.backplane.set_figures(self.figures)
+        self._cluster_metrics()
         # poked whenever observable state changes (tasks end, connections go, media moves)
         self.changes = Changes()
         self.tasks = TaskOwner("hub", self.changes.notify)
@@ -130,6 +144,43 @@ class Hub:
     def uptime(self) -> float:
         """Seconds since the hub was built."""
         return self.clock() - self.started_at
+
+    def figures(self) -> NodeFigures:
+        """What this node reports to the cluster: its connections and the load gauges."""
+        figures = {"connections": float(self.stats.connections_open)}
+        for name, value in self.stats.gauge_values(NODE_FIGURES).items():
+            key = NODE_FIGURES.get(name)
+            if key is not None:
+                figures[key] = value
+        return figures
+
+    def _cluster_metrics(self) -> None:
+        stats, backplane = self.stats, self.backplane
+        stats.add_gauges("rtchub_cluster_nodes", "Live nodes in the cluster (1 without Redis).",
+                         lambda: {"": float(len(backplane.cluster().nodes))})
+        stats.add_gauges("rtchub_cluster_connections",
+                         "WebSocket connections open over every live node.",
+                         lambda: {"": backplane.cluster().total("connections")})
+        stats.add_gauges("rtchub_backplane_up",
+                         "1 while the backplane is reachable (always 1 without Redis).",
+                         lambda: {"": float(backplane.healthy)})
+        stats.add_counters("rtchub_backplane_events", "Backplane events: messages published "
+                           "and received, events dropped, reconnects, store transactions and "
+                           "conflicts, lost nodes swept.", "event", backplane.counters)
+
+    def cluster_status(self) -> dict[str, object]:
+        """This node and the cluster as last seen (``/api/status``)."""
+        view = self.backplane.cluster()
+        totals: dict[str, float] = {}
+        for _, figures in view.nodes:
+            for key, value in figures.items():
+                totals[key] = totals.get(key, 0.0) + value
+        return {
+            "node": {"id": view.node, **{k: round(v) for k, v in self.figures().items()}},
+            "cluster": {"backplane": "memory" if not self.config.redis_url else "redis",
+                        "connected": view.connected, "nodes": len(view.nodes),
+                        **{k: round(v) for k, v in totals.items()}},
+        }
 
     # -- connections ---------------------------------------------------------------------
 

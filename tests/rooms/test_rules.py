@@ -8,7 +8,7 @@ from rtchub.base.clientip import client_ip
 from rtchub.base.connection import Address
 from rtchub.base.ratelimit import FixedWindow
 from rtchub.config import Limits, OriginPolicy
-from rtchub.errors import IdTaken, RoomFull, TooManyRooms, all_codes
+from rtchub.errors import IdTaken, RoomFull, all_codes
 from rtchub.features.rooms.rules import (
     MemberRecord,
     RoomRecord,
@@ -26,16 +26,14 @@ def member(mid: str, addr: Address, token: str = "t") -> MemberRecord:
 
 def test_join_creates_respects_limits_and_resumes() -> None:
     limits = Limits(max_rooms=1, max_room_members=2)
-    first = decide_join(None, 0, "r", member("a", A1), None, limits)
+    first = decide_join(None, "r", member("a", A1), None, limits)
     assert first.created and first.room.member_ids == ("a",)
-    with pytest.raises(TooManyRooms):
-        decide_join(None, 1, "q", member("a", A1), None, limits)
-    room = decide_join(first.room, 1, "r", member("b", A2), None, limits).room
+    room = decide_join(first.room, "r", member("b", A2), None, limits).room
     with pytest.raises(RoomFull):
-        decide_join(room, 1, "r", member("c", Address("n", "c3")), None, limits)
+        decide_join(room, "r", member("c", Address("n", "c3")), None, limits)
     with pytest.raises(IdTaken):
-        decide_join(room, 1, "r", member("a", A2), "wrong", limits)
-    resumed = decide_join(room, 1, "r", member("a", Address("n", "c9")), "t", limits)
+        decide_join(room, "r", member("a", A2), "wrong", limits)
+    resumed = decide_join(room, "r", member("a", Address("n", "c9")), "t", limits)
     assert resumed.replaced == room.members[0]
     assert resumed.room.member_ids == ("a", "b")
     assert resumed.room.members[0].address == Address("n", "c9")

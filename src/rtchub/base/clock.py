@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-__all__ = ["Clock", "LoopClock", "Timer"]
+__all__ = ["Clock", "LoopClock", "Timer", "WallClock"]
 
 
 class Timer(Protocol):
@@ -56,3 +56,18 @@ class LoopClock:
     async def sleep(self, delay: float) -> None:
         """``asyncio.sleep``."""
         await asyncio.sleep(delay)
+
+
+class WallClock(LoopClock):
+    """Unix time with the event loop's timers: the clock of nodes that share state.
+
+    Several nodes compare the instants they store (a pairing's expiry) with their own
+    clocks, and monotonic clocks of different machines share no origin; wall clocks do
+    (keep them in step with NTP). Timers still run on the loop's monotonic clock.
+    """
+
+    __slots__ = ()
+
+    def __call__(self) -> float:
+        """Now, in Unix seconds."""
+        return time.time()

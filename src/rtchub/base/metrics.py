@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -84,6 +84,17 @@ class Stats:
                      read: Callable[[], dict[str, float]]) -> None:
         """Register a counter family read at scrape time, labelled by ``label``."""
         self._counters.append((name, doc, label, read))
+
+    def gauge_values(self, names: Collection[str]) -> dict[str, float]:
+        """The current value of the unlabelled gauges named ``names``, by name."""
+        values: dict[str, float] = {}
+        for name, _, read in self._gauges:
+            if name not in names:
+                continue
+            read_values = read()
+            if "" in read_values:
+                values[name] = float(read_values[""])
+        return values
 
     def collect(self) -> Iterator[Metric]:
         """The prometheus-client collector protocol."""

@@ -23,8 +23,9 @@ __all__ = ["Courier", "Delivery", "EventSink", "Routes", "Topics"]
 class Delivery(Protocol):
     """What a feature's service needs of the courier to reach one connection."""
 
-    def deliver(self, to: Address, event: object) -> None:
-        """Hand ``event`` to the connection at ``to``; never blocks, never raises."""
+    def deliver(self, to: Address, event: object) -> bool:
+        """Hand ``event`` to the connection at ``to``; never blocks, never raises. False
+        when it cannot reach ``to``'s node now (the backplane is unreachable)."""
         ...
 
 
@@ -67,7 +68,7 @@ class Courier:
         self._sinks: dict[str, Routes] = {}
         self._topics: dict[str, dict[str, Routes]] = {}
         self._subscribed: dict[str, set[str]] = {}  # conn -> its topics
-        backplane.on_remote(self._from_remote, self._from_topic)
+        backplane.on_remote(self._from_remote, self._from_topic, self.has)
 
     @property
     def node(self) -> str:
@@ -89,13 +90,26 @@ class Courier:
                 members.pop(conn, None)
                 if not members:
                     del self._topics[topic]
+                    self._backplane.unlisten(topic)
+
+    def has(self, conn: str) -> bool:
+        """True while the local connection ``conn`` is registered."""
+        return conn in self._sinks
+
+    def alive(self, address: Address) -> bool:
+        """True while ``address`` is an open connection of this node."""
+        return address.node == self._node and address.conn in self._sinks
 
     def subscribe(self, topic: str, conn: str) -> None:
         """Deliver ``topic``'s broadcasts to the registered connection ``conn``."""
         routes = self._sinks.get(conn)
         if routes is None:
             raise LookupError(f"connection {conn!r} is not registered")
-        self._topics.setdefault(topic, {})[conn] = routes
+        members = self._topics.get(topic)
+        if members is None:
+            members = self._topics[topic] = {}
+            self._backplane.listen(topic)
+        members[conn] = routes
         self._subscribed.setdefault(conn, set()).add(topic)
 
     def unsubscribe(self, topic: str, conn: str) -> None:
@@ -105,20 +119,22 @@ class Courier:
             members.pop(conn, None)
             if not members:
                 del self._topics[topic]
+                self._backplane.unlisten(topic)
         topics = self._subscribed.get(conn)
         if topics is not None:
             topics.discard(topic)
 
-    def deliver(self, to: Address, event: object) -> None:
-        """Deliver to ``to`` wherever it lives; a vanished local connection is skipped."""
+    def deliver(self, to: Address, event: object) -> bool:
+        """Deliver to ``to`` wherever it lives; a vanished local connection is skipped.
+        False when ``to`` is on another node and the backplane cannot send now."""
         if to.node == self._node:
             routes = self._sinks.get(to.conn)
             if routes is not None:
                 sink = routes.get(type(event))
                 if sink is not None:
                     sink.deliver(event)
-        else:
-            self._backplane.publish(to, event)
+            return True
+        return self._backplane.publish(to, event)
 
     def deliver_all(self, recipients: Iterable[Address], event: object) -> None:
         """Deliver one event to several addresses."""

@@ -222,6 +222,7 @@ class Config:
     log_format: str = "text"
     metrics_route: str = "/metrics"
     redis_url: str | None = None
+    cluster_node_ttl: float = 15.0
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
@@ -356,4 +357,5 @@ def load(environ: Mapping[str, str] | None = None,
         log_format=v["LOG_FORMAT"],
         metrics_route=v["METRICS_ROUTE"],
         redis_url=v["REDIS_URL"] or None,
+        cluster_node_ttl=v["CLUSTER_NODE_TTL"],
     )

@@ -302,4 +302,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("REDIS_URL", "--redis-url", _text, "",
             "redis:// URL of the backplane shared by several nodes; empty: in-memory.",
             "cluster"),
+    Setting("CLUSTER_NODE_TTL", "--cluster-node-ttl", _positive_duration, "15s",
+            "With REDIS_URL: a node that sent no heartbeat for this long is lost, and what "
+            "its connections held is swept (heartbeats every third of it).", "cluster"),
 )

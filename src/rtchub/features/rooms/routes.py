@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from rtchub.features.rooms.events import EVENTS
 from rtchub.features.rooms.handler import RoomsDialect
+from rtchub.features.rooms.rules import RECORDS
 from rtchub.features.rooms.service import Rooms
 from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
@@ -23,7 +25,9 @@ def setup(app: web.Application) -> None:
     """Mount the rooms feature on ``app``."""
     hub = app[HUB]
     limits = hub.config.limits
+    hub.codec.register(*RECORDS, *EVENTS)
     rooms = Rooms(hub.backplane.store, hub.courier, limits)
+    hub.backplane.on_sweep(rooms.sweep)
     app[ROOMS] = rooms
     # a relay never parses the description: its size is bounded, its sections not counted
     dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes, None))

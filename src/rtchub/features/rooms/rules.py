@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from rtchub.base.connection import Address
@@ -17,6 +16,8 @@ from rtchub.config import Limits
 from rtchub.errors import IdTaken, RoomFull, TooManyRooms
 
 __all__ = [
+    "RECORDS",
+    "ROOM_COUNT_KEY",
     "JoinDecision",
     "MemberRecord",
     "RoomRecord",
@@ -24,14 +25,17 @@ __all__ = [
     "decide_leave",
     "hash_token",
     "room_key",
+    "too_many_rooms",
 ]
 
+# a counter (StateStore.count): rooms open in the whole deployment, capped at MAX_ROOMS
 ROOM_COUNT_KEY = "rooms:count"
+ROOM_PREFIX = "room:"
 
 
 def room_key(room_id: str) -> str:
     """The state-store key of one room."""
-    return f"room:{room_id}"
+    return f"{ROOM_PREFIX}{room_id}"
 
 
 def hash_token(token: str) -> str:
@@ -77,19 +81,18 @@ class JoinDecision:
     created: bool
 
 
-def decide_join(room: RoomRecord | None, room_count: int, room_id: str, member: MemberRecord,
+def decide_join(room: RoomRecord | None, room_id: str, member: MemberRecord,
                 token: str | None, limits: Limits) -> JoinDecision:
     """Decide a join.
 
-    * A new room needs a free slot under ``limits.max_rooms``.
+    * A new room is ``created``: it needs a slot under ``limits.max_rooms``, which the
+      service reserves on the room counter (``ROOM_COUNT_KEY``) before it writes it.
     * A member ID held by another connection is taken, unless ``token`` is that
       member's resume token: then the newcomer takes its place (the old
       connection is ``replaced``) without changing the member order.
     * A full room refuses newcomers; resuming into a full room is allowed.
     """
     if room is None:
-        if room_count >= limits.max_rooms:
-            raise TooManyRooms(f"the server holds the maximum of {limits.max_rooms} rooms")
         return JoinDecision(RoomRecord(room_id, (member,)), None, created=True)
     existing = room.member(member.id)
     if existing is not None:
@@ -119,7 +122,10 @@ def decide_leave(room: RoomRecord | None, member_id: str, address: Address
     return RoomRecord(room.id, kept)
 
 
-def room_count_of(values: Mapping[str, object | None]) -> int:
-    """Read the room counter from a transaction's values."""
-    count = values.get(ROOM_COUNT_KEY)
-    return count if isinstance(count, int) else 0
+def too_many_rooms(limits: Limits) -> TooManyRooms:
+    """The refusal of a new room when every slot is taken."""
+    return TooManyRooms(f"the server holds the maximum of {limits.max_rooms} rooms")
+
+
+# what the store holds for rooms (registered with the codec that carries it across nodes)
+RECORDS = (RoomRecord,)

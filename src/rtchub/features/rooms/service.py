@@ -1,14 +1,18 @@
 """The rooms service: join, leave and relay for mesh signaling (seed 000).
 
 State changes go through the state store atomically (rules in
-:mod:`rtchub.features.rooms.rules`); relays are decided synchronously against a local
-view of each room, kept current by every change this node makes and, in a
-cluster, by :meth:`Rooms.apply_view` for changes other nodes make.
+:mod:`rtchub.features.rooms.rules`); relays are decided synchronously against a
+node-local view of each room. The views follow the store's change feed
+(:meth:`~rtchub.cluster.store.StateStore.follow`), which reports every committed change
+of a room, this node's and other nodes', in commit order and before the join or leave
+that made it returns here: a member told ``room_members`` may relay at once. The number
+of rooms is a store counter (one atomic step, not a key every join must watch), so a
+room's transactions touch that room's key only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,23 +21,25 @@ from rtchub.base.ids import IdFactory, random_id, random_token, validate_id
 from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
 from rtchub.config import Limits
-from rtchub.errors import InvalidField, NotInRoom, PeerNotFound
+from rtchub.errors import ClusterUnavailable, InvalidField, NotInRoom, PeerNotFound, RtcHubError
 from rtchub.features.rooms.events import Joined, Relayed, Replaced, RoomMembers
 from rtchub.features.rooms.rules import (
     ROOM_COUNT_KEY,
+    ROOM_PREFIX,
     JoinDecision,
     MemberRecord,
     RoomRecord,
     decide_join,
     decide_leave,
     hash_token,
-    room_count_of,
     room_key,
+    too_many_rooms,
 )
 
 __all__ = ["Membership", "Rooms"]
 
 MAX_TOKEN_LENGTH = 128
+Alive = Callable[[Address], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +63,9 @@ class Rooms:
         self._new_id = id_factory
         self._new_token = token_factory
         self._views: dict[str, dict[str, MemberRecord]] = {}
+        # this node's memberships (restored after the store lost them): address -> record
+        self._local: dict[Address, tuple[Membership, MemberRecord]] = {}
+        store.follow(ROOM_PREFIX, _ViewFollower(self))
 
     @property
     def limits(self) -> Limits:
@@ -82,48 +91,94 @@ class Rooms:
                                f"{MAX_TOKEN_LENGTH} characters")
         issued = token if token is not None else self._new_token()
         record = MemberRecord(member, address, hash_token(issued))
+        decision = await self._write_join(room, record, token if isinstance(token, str)
+                                          else None)
+        membership = Membership(room, member, address)
+        self._local[address] = (membership, record)
+        if decision.replaced is not None:
+            self._local.pop(decision.replaced.address, None)
+            self._courier.deliver(decision.replaced.address, Replaced(room, member))
+        self._courier.deliver(address, Joined(room, member, decision.room.member_ids, issued))
+        self._broadcast_members(decision.room)
+        return membership
+
+    async def _write_join(self, room: str, record: MemberRecord, token: str | None
+                          ) -> JoinDecision:
+        """Apply a join; a new room first takes a slot on the room counter."""
         limits = self._limits
+        reserved = False
 
         def mutate(values: Mapping[str, object | None]
                    ) -> tuple[Mapping[str, object | None], JoinDecision]:
             current = values.get(room_key(room))
-            count = room_count_of(values)
             decision = decide_join(current if isinstance(current, RoomRecord) else None,
-                                   count, room, record, token if isinstance(token, str)
-                                   else None, limits)
-            updates: dict[str, object | None] = {room_key(room): decision.room}
-            if decision.created:
-                updates[ROOM_COUNT_KEY] = count + 1
-            return updates, decision
+                                   room, record, token, limits)
+            if decision.created and not reserved:
+                return {}, decision   # take a slot first, then try again
+            return {room_key(room): decision.room}, decision
 
-        decision = await self._store.transact((room_key(room), ROOM_COUNT_KEY), mutate)
-        self.apply_view(room, decision.room)
-        if decision.replaced is not None:
-            self._courier.deliver(decision.replaced.address, Replaced(room, member))
-        self._courier.deliver(address, Joined(room, member, decision.room.member_ids, issued))
-        self._broadcast_members(decision.room)
-        return Membership(room, member, address)
+        try:
+            while True:
+                decision = await self._store.transact((room_key(room),), mutate)
+                if not decision.created or reserved:
+                    break
+                if await self._store.count(ROOM_COUNT_KEY, 1, limits.max_rooms) is None:
+                    raise too_many_rooms(limits)
+                reserved = True
+        except BaseException:
+            if reserved:
+                await self._store.count(ROOM_COUNT_KEY, -1)
+            raise
+        if reserved and not decision.created:   # someone else created it meanwhile
+            await self._store.count(ROOM_COUNT_KEY, -1)
+        return decision
 
     async def leave(self, membership: Membership) -> None:
         """Leave the room; the last member out deletes it. Idempotent."""
         room_id, member_id, address = membership.room, membership.member, membership.address
+        if self._local.get(address, (None,))[0] == membership:
+            del self._local[address]
 
         def mutate(values: Mapping[str, object | None]
-                   ) -> tuple[Mapping[str, object | None], RoomRecord | None]:
+                   ) -> tuple[Mapping[str, object | None], tuple[RoomRecord | None, bool]]:
             current = values.get(room_key(room_id))
             before = current if isinstance(current, RoomRecord) else None
             after = decide_leave(before, member_id, address)
             if after is before:
-                return {}, before
+                return {}, (before, False)
             if after is None or not after.members:
-                return {room_key(room_id): None,
-                        ROOM_COUNT_KEY: max(room_count_of(values) - 1, 0)}, None
-            return {room_key(room_id): after}, after
+                return {room_key(room_id): None}, (None, True)
+            return {room_key(room_id): after}, (after, False)
 
-        remaining = await self._store.transact((room_key(room_id), ROOM_COUNT_KEY), mutate)
-        self.apply_view(room_id, remaining)
+        remaining, deleted = await self._store.transact((room_key(room_id),), mutate)
+        if deleted:
+            await self._store.count(ROOM_COUNT_KEY, -1)
         if remaining is not None:
             self._broadcast_members(remaining)
+
+    async def sweep(self, node: str, alive: Alive) -> None:
+        """Remove the members of ``node`` whose connection is gone (a lost node: all of
+        them), telling each room; on this node, put back members the store lost."""
+        gone = [Membership(room_id, m.id, m.address)
+                for room_id, members in list(self._views.items())
+                for m in members.values() if m.address.node == node and not alive(m.address)]
+        for membership in gone:
+            await self.leave(membership)
+        for address, (membership, record) in list(self._local.items()):
+            if address.node != node or not alive(address):
+                continue
+            view = self._views.get(membership.room, {})
+            if membership.member in view:
+                continue
+            try:   # the store lost it (Redis restarted empty, or this node was swept)
+                decision = await self._write_join(membership.room, record, None)
+            except ClusterUnavailable:
+                raise
+            except RtcHubError:   # full, or the ID was taken meanwhile: close it
+                self._local.pop(address, None)
+                self._courier.deliver(address, Replaced(membership.room, membership.member))
+                continue
+            self._broadcast_members(decision.room)
 
     def apply_view(self, room_id: str, room: RoomRecord | None) -> None:
         """Replace this node's view of one room (None: the room is gone)."""
@@ -131,6 +186,11 @@ class Rooms:
             self._views.pop(room_id, None)
         else:
             self._views[room_id] = {m.id: m for m in room.members}
+
+    def reset_views(self, rooms: Iterable[RoomRecord]) -> None:
+        """Replace every view (the store was re-read)."""
+        self._views = {room.id: {m.id: m for m in room.members} for room in rooms
+                       if room.members}
 
     # -- signaling -----------------------------------------------------------------------
 
@@ -154,8 +214,10 @@ class Rooms:
             raise PeerNotFound(f"peer {to[:80]!r} is not in room {room_id!r}")
         if target is sender:
             raise InvalidField("'to' names yourself")
-        self._courier.deliver(target.address, Relayed(kind, room_id, membership.member, to,
-                                                      body, received_ns))
+        if not self._courier.deliver(target.address, Relayed(kind, room_id, membership.member,
+                                                             to, body, received_ns)):
+            raise ClusterUnavailable(f"peer {to[:80]!r} is on another node, which cannot be "
+                                     "reached now (the cluster backplane is down)")
 
     # -- queries -------------------------------------------------------------------------
 
@@ -175,3 +237,19 @@ class Rooms:
         event = RoomMembers(room.id, room.member_ids)
         for m in room.members:
             self._courier.deliver(m.address, event)
+
+
+class _ViewFollower:
+    """Feeds the store's change feed of rooms into the service's views."""
+
+    __slots__ = ("_rooms",)
+
+    def __init__(self, rooms: Rooms) -> None:
+        self._rooms = rooms
+
+    def changed(self, key: str, value: object | None) -> None:
+        self._rooms.apply_view(key[len(ROOM_PREFIX):],
+                               value if isinstance(value, RoomRecord) else None)
+
+    def reset(self, items: Mapping[str, object]) -> None:
+        self._rooms.reset_views(v for v in items.values() if isinstance(v, RoomRecord))
