@@ -41,13 +41,14 @@ class Views:
         self.room: dict[str, str | None] = {}
         self.gone: set[str] = set()
 
-    def deliver(self, to: Address, event: object) -> None:
+    def deliver(self, to: Address, event: object) -> bool:
         assert isinstance(event, EVENTS)
         assert to.conn not in self.gone, f"event {event} delivered to departed {to.conn}"
         if type(event) is Matched:
             self.room[to.conn] = event.room
         elif type(event) is Unmatched and self.room.get(to.conn) == event.room:
             self.room[to.conn] = None
+        return True
 
 
 async def check(store: MemoryStore, views: Views, online: set[str]) -> None:
@@ -87,7 +88,7 @@ def test_invariants_hold(steps: list[Op]) -> None:
 
 
 async def run(steps: list[Op]) -> None:
-    store, views = MemoryStore(), Views()
+    store, views = MemoryStore(lambda: 0.0), Views()
     counter = iter(range(10_000))
     mm = Matchmaker(store, views, Limits(), clock=lambda: 0.0,
                     room_ids=lambda: f"r{next(counter)}")

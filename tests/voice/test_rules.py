@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rtchub.base.connection import Address
+from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
 from rtchub.errors import CapacityError, Conflict, StreamEnded, StreamNotFound
 from rtchub.features.voice.events import AUDIENCE, StreamAvailable, StreamListeners
@@ -66,8 +67,9 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, object]] = []
 
-    def deliver(self, to: Address, event: object) -> None:
+    def deliver(self, to: Address, event: object) -> bool:
         self.sent.append((to.conn, event))
+        return True
 
     def broadcast(self, topic: str, event: object) -> None:
         self.sent.append((topic, event))
@@ -79,10 +81,11 @@ class Recorder:
         self.sent.append(("unsubscribe", conn))
 
 
-def test_service_announces_and_throttles_listener_counts() -> None:
+async def test_service_announces_and_throttles_listener_counts() -> None:
     clock, courier = FakeClock(), Recorder()
-    service = VoiceService(courier, Limits(voice_max_streams=2), clock, wall=lambda: 1.7e9)
-    info = service.go_live(Address("n", "c1"), "abc", " Kitchen ")
+    service = VoiceService(courier, Limits(voice_max_streams=2), clock, MemoryStore(clock), "n",
+                           wall=lambda: 1.7e9)
+    info = await service.go_live(Address("n", "c1"), "abc", " Kitchen ")
     assert (info.stream_id, info.name, info.started_at) == ("stream_abc", "Kitchen", 1.7e9)
     assert courier.sent == [(AUDIENCE, StreamAvailable("stream_abc", "Kitchen", 1.7e9))]
     courier.sent.clear()
@@ -97,9 +100,9 @@ def test_service_announces_and_throttles_listener_counts() -> None:
     assert courier.sent[1:] == [("c1", StreamListeners("stream_abc", 2, 3))]
     assert service.listeners("stream_abc") == (2, 3)
     service.listeners_changed("stream_abc", 0, 0)      # pending when the stream ends: dropped
-    assert service.end("stream_abc") == info
-    assert service.end("stream_abc") is None
+    assert await service.end("stream_abc") == info
+    assert await service.end("stream_abc") is None
     clock.advance(5)
     assert courier.sent[2:] == [(AUDIENCE, StreamEndedEvent("stream_abc"))]
-    other = service.go_live(Address("n", "c2"), "def", None)
+    other = await service.go_live(Address("n", "c2"), "def", None)
     assert other.name == "Stream 1"  # numbered among the streams live now

@@ -44,13 +44,14 @@ class MemoryStore:
     async def transact(self, keys: Sequence[str], fn: Mutation[R]) -> R:
         """Apply ``fn`` to the current values of ``keys``."""
         updates, result = fn({k: self._read(k) for k in keys})
-        for key, value in updates.items():
+        for key, update in updates.items():
             if key not in keys:
                 raise ValueError(f"a mutation updated {key!r}, which it did not read")
             self._expiry.pop(key, None)
-            if isinstance(value, Expiring):
-                self._expiry[key] = self._clock() + value.ttl
-                value = value.value
+            value = update
+            if isinstance(update, Expiring):
+                self._expiry[key] = self._clock() + update.ttl
+                value = update.value
             if value is None:
                 self._data.pop(key, None)
             else:

@@ -58,7 +58,6 @@ class MatchSession:
                 mm.candidate(self.view, self.user, to, candidate)
                 return None
             case wire.RequestRoom():
-                mm.check_request_rate(self.user)
                 self.name = msg.name
                 self.view = None
                 return self._request(msg)
@@ -80,6 +79,7 @@ class MatchSession:
                 assert_never(msg)
 
     async def _request(self, msg: wire.RequestRoom) -> None:
+        await self._mm.check_request_rate(self.user)
         await self._mm.request(self.user, self.address, msg.name, msg.user_image, msg.room_id)
 
     async def _stop(self) -> None:

@@ -29,6 +29,7 @@ from rtchub.errors import RtcHubError
 from rtchub.features.match import wire
 from rtchub.features.match.events import EVENTS
 from rtchub.features.match.handler import MatchSession
+from rtchub.features.match.rules import RECORDS
 from rtchub.features.match.service import Matchmaker
 from rtchub.hub import Drainable, Hub, Lifecycle
 from rtchub.net.executor import SerialExecutor
@@ -117,7 +118,9 @@ class MatchServer:
         limits = hub.config.limits
         self.tasks = TaskOwner("match")
         self.send_buffer = limits.send_buffer
+        hub.codec.register(*RECORDS, *EVENTS)
         self.matchmaker = Matchmaker(hub.backplane.store, hub.courier, limits, clock=hub.clock)
+        hub.backplane.on_sweep(self.matchmaker.sweep_node)
         self.clients: dict[str, _Client] = {}
         self._closing_all = False
         origins = hub.config.origins
@@ -213,6 +216,7 @@ class MatchServer:
             "queue": {"size": s.queue_size, "users": list(s.queue_users)},
             "rooms": {"active": s.rooms_active, "total": s.rooms_total},
             "timestamp": now.replace("+00:00", "Z"),
+            **self.hub.cluster_status(),
         })
 
     def close_all(self) -> None:

@@ -34,6 +34,8 @@ from rtchub.errors import QueueFull
 __all__ = [
     "COUNTS_KEY",
     "QUEUE_KEY",
+    "RECORDS",
+    "ROOM_PREFIX",
     "Busy",
     "MatchCounts",
     "MatchQueue",
@@ -56,6 +58,7 @@ __all__ = [
 
 QUEUE_KEY = "match:queue"
 COUNTS_KEY = "match:counts"
+ROOM_PREFIX = "match:room:"
 
 Values = Mapping[str, object | None]
 Updates = dict[str, object | None]
@@ -68,7 +71,7 @@ def user_key(user: str) -> str:
 
 def room_key(room: str) -> str:
     """Store key of a live room."""
-    return f"match:room:{room}"
+    return f"{ROOM_PREFIX}{room}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,3 +280,7 @@ def decide_leave(values: Values, user: str) -> tuple[Updates, UserRecord]:
     if queue.index(user) >= 0:
         updates[QUEUE_KEY] = queue.without(user).stored()
     return updates, _user_of(values, user)
+
+
+# what the store holds for matchmaking (registered with the codec that carries it)
+RECORDS = (MatchQueue, Pairing, UserRecord, MatchCounts)

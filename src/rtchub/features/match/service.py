@@ -19,7 +19,14 @@ from rtchub.base.ratelimit import FixedWindow
 from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
 from rtchub.config import Limits
-from rtchub.errors import InvalidField, NotInRoom, PeerNotFound, RateLimited, ServerError
+from rtchub.errors import (
+    ClusterUnavailable,
+    InvalidField,
+    NotInRoom,
+    PeerNotFound,
+    RateLimited,
+    ServerError,
+)
 from rtchub.features.match.events import (
     MatchAnswer,
     MatchCandidate,
@@ -31,6 +38,7 @@ from rtchub.features.match.events import (
 from rtchub.features.match.rules import (
     COUNTS_KEY,
     QUEUE_KEY,
+    ROOM_PREFIX,
     Busy,
     MatchCounts,
     MatchQueue,
@@ -53,6 +61,7 @@ from rtchub.features.match.rules import (
 __all__ = ["MatchStatus", "Matchmaker"]
 
 MAX_ATTEMPTS = 32
+Alive = Callable[[Address], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,9 +77,11 @@ class MatchStatus:
 class Matchmaker:
     """Fair random pairing of users into rooms of two. No I/O: store and courier injected.
 
-    ``clock`` drives the per-user rate limits (``MATCH_REQUEST_RATE``,
-    ``MATCH_MESSAGE_RATE``); ``room_ids`` makes room IDs. ``pairs_made`` counts the
-    pairs this instance made.
+    ``clock`` drives the per-user rate limits: ``MATCH_REQUEST_RATE`` is a window in the
+    store (cluster-wide), ``MATCH_MESSAGE_RATE`` a window of this node (a Socket.IO socket
+    and its chat live on one node, so its count is whole here, with no round trip on the
+    relay path). ``room_ids`` makes room IDs. ``pairs_made`` counts the pairs this
+    instance made.
     """
 
     def __init__(self, store: StateStore, courier: Delivery, limits: Limits, *,
@@ -91,9 +102,16 @@ class Matchmaker:
 
     # -- rate limits ---------------------------------------------------------------------
 
-    def check_request_rate(self, user: str) -> None:
-        """Count one ``request-room``; raise :class:`RateLimited` past MATCH_REQUEST_RATE."""
-        self._hit(self._request_limit, "request-room", user)
+    async def check_request_rate(self, user: str) -> None:
+        """Count one ``request-room`` in the store's window (cluster-wide); raise
+        :class:`RateLimited` past MATCH_REQUEST_RATE."""
+        window = self._request_limit
+        if window.limit <= 0:
+            return
+        hits, left = await self._store.hit(f"rl:match-request:{user}", window.window)
+        if hits > window.limit:
+            raise RateLimited(f"request-room is limited to {window.limit} per "
+                              f"{window.window:g}s; retry in {left:.1f}s", max(left, 0.001))
 
     def check_message_rate(self, user: str) -> None:
         """Count one ``newMessage``; raise :class:`RateLimited` past MATCH_MESSAGE_RATE."""
@@ -220,25 +238,47 @@ class Matchmaker:
               offer: Mapping[str, Any]) -> None:
         """Relay an offer to the sender's partner only."""
         v = self._partner(view, sender, to, room_id)
-        self._courier.deliver(v.partner_address, MatchOffer(v.room, sender, name, offer))
+        self._send(v, MatchOffer(v.room, sender, name, offer))
 
     def answer(self, view: Matched | None, sender: str, name: str, to: str, room_id: str,
                ans: Mapping[str, Any]) -> None:
         """Relay an answer to the sender's partner only."""
         v = self._partner(view, sender, to, room_id)
-        self._courier.deliver(v.partner_address, MatchAnswer(v.room, sender, name, ans))
+        self._send(v, MatchAnswer(v.room, sender, name, ans))
 
     def candidate(self, view: Matched | None, sender: str, to: str,
                   candidate: Mapping[str, Any] | None) -> None:
         """Relay an ICE candidate to the sender's partner only (the hot path)."""
         v = self._partner(view, sender, to, None)
-        self._courier.deliver(v.partner_address, MatchCandidate(v.room, sender, candidate))
+        self._send(v, MatchCandidate(v.room, sender, candidate))
 
     def chat(self, view: Matched | None, sender: str, to: str, room_id: str | None,
              message: str) -> None:
         """Relay a chat message to the sender's partner only."""
         v = self._partner(view, sender, to, room_id)
-        self._courier.deliver(v.partner_address, MatchChat(v.room, sender, message))
+        self._send(v, MatchChat(v.room, sender, message))
+
+    def _send(self, view: Matched, event: object) -> None:
+        if not self._courier.deliver(view.partner_address, event):
+            raise ClusterUnavailable("your partner is on another node, which cannot be "
+                                     "reached now (the cluster backplane is down)")
+
+    # -- lost nodes ----------------------------------------------------------------------
+
+    async def sweep_node(self, node: str, alive: Alive) -> None:
+        """Users of ``node`` whose socket is gone leave: out of the queue, their rooms
+        ended (the partner is told)."""
+        def gone(seeker: Seeker) -> bool:
+            return seeker.address.node == node and not alive(seeker.address)
+
+        queue = await self._store.get(QUEUE_KEY)
+        users = {e.user for e in queue.entries if gone(e)} \
+            if isinstance(queue, MatchQueue) else set()
+        for value in (await self._store.scan(ROOM_PREFIX)).values():
+            if isinstance(value, Pairing):
+                users.update(s.user for s in (value.first, value.second) if gone(s))
+        for user in users:
+            await self.leave(user)
 
     # -- queries -------------------------------------------------------------------------
 

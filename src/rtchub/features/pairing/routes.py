@@ -17,7 +17,9 @@ from aiohttp import hdrs, web
 
 from rtchub.errors import InvalidField, OriginNotAllowed, RtcHubError
 from rtchub.features.pairing import wire
+from rtchub.features.pairing.events import EVENTS
 from rtchub.features.pairing.handler import PairDialect
+from rtchub.features.pairing.rules import RECORDS
 from rtchub.features.pairing.service import PairService, PairSettings
 from rtchub.hub import Hub
 from rtchub.net.http import HUB, error_response, json_response, remote_of
@@ -69,7 +71,7 @@ async def redeem_code(request: web.Request) -> web.Response:
             body = None
         code = body.get("code") if isinstance(body, dict) else None
         if not isinstance(code, str) or not re.fullmatch(rf"[0-9]{{{digits}}}", code.strip()):
-            service.fail_redeem(remote)
+            await service.fail_redeem(remote)
             raise InvalidField(f'expected a JSON body {{"code": "<{digits} digits>"}}')
         entry = await service.redeem(code.strip(), remote)
     except RtcHubError as err:
@@ -127,7 +129,9 @@ def setup(app: web.Application) -> None:
     settings = PairSettings(ttl=limits.room_ttl, code_digits=limits.pair_code_digits,
                             mailbox_size=limits.pair_mailbox_size,
                             redeem_failures_per_min=limits.pair_redeem_failures_per_min)
+    hub.codec.register(*RECORDS, *EVENTS)
     service = PairService(hub.backplane.store, hub.courier, settings, hub.clock)
+    hub.backplane.on_sweep(service.sweep_node)
     app[PAIRING] = service
     app[ROUTER].add(Endpoint("/ws", (PairDialect(service, hub.stats),), selected_by="appID",
                              parse_query=wire.parse_query))

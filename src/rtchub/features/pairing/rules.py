@@ -27,7 +27,9 @@ from rtchub.errors import CodeGone, CodesExhausted, InvalidField, QueueFull, Sid
 
 __all__ = [
     "APPS_KEY",
+    "APP_PREFIX",
     "CODES_KEY",
+    "RECORDS",
     "CodeEntry",
     "CodeIndex",
     "Inbox",
@@ -47,6 +49,7 @@ __all__ = [
 
 CODES_KEY = "pair:codes"
 APPS_KEY = "pair:apps"
+APP_PREFIX = "pair:app:"
 _RANDOM_TRIES = 32
 _ENUMERATE_LIMIT = 1_000_000
 
@@ -58,7 +61,7 @@ def code_key(code: str) -> str:
 
 def app_key(app_id: str) -> str:
     """Store key of one pair."""
-    return f"pair:app:{app_id}"
+    return f"{APP_PREFIX}{app_id}"
 
 
 class Side(enum.Enum):
@@ -261,3 +264,7 @@ def acknowledge(pair: Pair, side: Side, up_to: int) -> Pair:
     if not box.items or box.items[0].seq > up_to:
         return pair
     return pair.with_inbox(side, Inbox(box.next_seq, box.after(up_to)))
+
+
+# what the store holds for pairing (registered with the codec that carries it)
+RECORDS = (CodeIndex, CodeEntry, Pair)

@@ -19,10 +19,9 @@ from dataclasses import dataclass
 
 from rtchub.base.clock import Clock
 from rtchub.base.connection import Address
-from rtchub.base.ratelimit import FixedWindow
 from rtchub.cluster.courier import Delivery
-from rtchub.cluster.store import StateStore
-from rtchub.errors import CodeGone, CodesExhausted, PeerNotFound, RateLimited
+from rtchub.cluster.store import Expiring, StateStore
+from rtchub.errors import ClusterUnavailable, CodeGone, CodesExhausted, PeerNotFound, RateLimited
 from rtchub.features.pairing import rules
 from rtchub.features.pairing.events import PairComplete, PairMail, PairRelay, PeerLeft
 from rtchub.features.pairing.rules import CodeEntry, CodeIndex, Mail, Pair, Side
@@ -33,6 +32,16 @@ log = logging.getLogger("rtchub.pairing")
 
 _MINT_ATTEMPTS = 8
 _MAX_TELEMETRY_LABELS = 64
+_REDEEM_WINDOW = 60.0
+Alive = Callable[[Address], bool]
+
+
+def _stored(pair: Pair | None, now: float) -> object | None:
+    """A pair as the store keeps it: nobody connected, it expires with the pair (in Redis,
+    as the key's expiry), so a mailbox outlives every node but not its TTL."""
+    if pair is None or pair.conns != (None, None):
+        return pair
+    return Expiring(pair, max(pair.expires_at - now, 0.001))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +81,6 @@ class PairService:
         self.wall = wall
         self._rng = rng if rng is not None else random.SystemRandom()
         self._new_app_id = new_app_id
-        self._failures = FixedWindow(settings.redeem_failures_per_min)
         self.sides_connected = 0
         # counters and gauges read at scrape time (this node's view)
         self.codes: Counter[str] = Counter()
@@ -111,8 +119,9 @@ class PairService:
                 new_index, entry, pair = rules.mint(idx, code, app_id, now, settings.ttl)
                 apps = v[rules.APPS_KEY]
                 assert apps is None or isinstance(apps, frozenset)
-                return ({rules.CODES_KEY: new_index, rules.code_key(code): entry,
-                         rules.app_key(app_id): pair,
+                return ({rules.CODES_KEY: new_index,
+                         rules.code_key(code): Expiring(entry, settings.ttl),
+                         rules.app_key(app_id): _stored(pair, now),
                          rules.APPS_KEY: (apps or frozenset()) | {app_id}},
                         Minted(code, app_id, entry.expires_at))
 
@@ -126,12 +135,16 @@ class PairService:
         raise CodesExhausted("could not reserve a pairing code; retry", 1.0)
 
     async def redeem(self, code: str, remote: str) -> CodeEntry:
-        """Consume ``code`` once. Failed attempts count against ``remote``'s window."""
+        """Consume ``code`` once. Failed attempts count against ``remote``'s window (in
+        the store: one window for the whole cluster)."""
         now = self.clock()
-        blocked = self._failures.check(remote, now)
-        if blocked is not None:
-            self.codes["rate_limited"] += 1
-            raise RateLimited(f"too many failed redeems from {remote}", blocked)
+        limit = self.settings.redeem_failures_per_min
+        if limit > 0:
+            failures, left = await self.store.hit(self._failure_key(remote), _REDEEM_WINDOW,
+                                                  0)
+            if failures >= limit:
+                self.codes["rate_limited"] += 1
+                raise RateLimited(f"too many failed redeems from {remote}", max(left, 0.001))
         key = rules.code_key(code)
 
         def apply(v: Mapping[str, object | None]) -> tuple[dict[str, object | None], CodeEntry]:
@@ -145,14 +158,19 @@ class PairService:
             entry = await self.store.transact([key, rules.CODES_KEY], apply)
         except CodeGone:
             self.codes["gone"] += 1
-            self.fail_redeem(remote)
+            await self.fail_redeem(remote)
             raise
         self.codes["redeemed"] += 1
         return entry
 
-    def fail_redeem(self, remote: str) -> None:
+    async def fail_redeem(self, remote: str) -> None:
         """Count a failed or malformed redeem against ``remote``'s window."""
-        self._failures.hit(remote, self.clock())
+        if self.settings.redeem_failures_per_min > 0:
+            await self.store.hit(self._failure_key(remote), _REDEEM_WINDOW)
+
+    @staticmethod
+    def _failure_key(remote: str) -> str:
+        return f"rl:pair-redeem:{remote}"
 
     # -- pairs ---------------------------------------------------------------------------
 
@@ -160,12 +178,14 @@ class PairService:
                       ) -> tuple[Pair | None, object]:
         key = rules.app_key(app_id)
 
+        now = self.clock()
+
         def apply(v: Mapping[str, object | None]
                   ) -> tuple[dict[str, object | None], tuple[Pair | None, object]]:
             pair = v[key]
             assert pair is None or isinstance(pair, Pair)
             new, extra = fn(pair)
-            return ({key: new} if new is not pair else {}), (new, extra)
+            return ({key: _stored(new, now)} if new is not pair else {}), (new, extra)
 
         pair, extra = await self.store.transact([key], apply)
         if pair is not None:
@@ -187,8 +207,11 @@ class PairService:
 
     async def leave(self, app_id: str, side: Side, addr: Address) -> Pair | None:
         """Disconnect ``side`` (if ``addr`` still holds it); the other side is told."""
-        now = self.clock()
         self.sides_connected -= 1
+        return await self._disconnect(app_id, side, addr)
+
+    async def _disconnect(self, app_id: str, side: Side, addr: Address) -> Pair | None:
+        now = self.clock()
         pair, _ = await self._update(app_id, lambda p: (
             rules.leave(p, side, addr, now, self.settings.ttl), None))
         other = pair.conn(side.other) if pair is not None else None
@@ -205,7 +228,9 @@ class PairService:
             raise PeerNotFound(f"side {side.other.value} is not connected; {kind!r} was not "
                                "relayed")
         self.relayed[kind] += 1
-        self._courier.deliver(other, PairRelay(kind, raw))
+        if not self._courier.deliver(other, PairRelay(kind, raw)):
+            raise ClusterUnavailable(f"side {side.other.value} is on another node, which "
+                                     "cannot be reached now (the cluster backplane is down)")
 
     async def send(self, app_id: str, sender: Side, to: Side, payload: bytes) -> Mail:
         """Queue ``payload`` for ``to`` and deliver it now if ``to`` is connected."""
@@ -241,6 +266,17 @@ class PairService:
         if event not in self.telemetry and len(self.telemetry) >= _MAX_TELEMETRY_LABELS:
             event = "other"
         self.telemetry[event] += 1
+
+    async def sweep_node(self, node: str, alive: Alive) -> None:
+        """Sides connected to ``node`` whose connection is gone are disconnected (the
+        other side is told); their mailboxes stay, and expire with the pair."""
+        for value in (await self.store.scan(rules.APP_PREFIX)).values():
+            if not isinstance(value, Pair):
+                continue
+            for side in (Side.A, Side.B):
+                addr = value.conn(side)
+                if addr is not None and addr.node == node and not alive(addr):
+                    await self._disconnect(value.app_id, side, addr)
 
     # -- janitor -------------------------------------------------------------------------
 

@@ -27,7 +27,7 @@ def setup(app: web.Application) -> None:
     limits = hub.config.limits
     hub.codec.register(*RECORDS, *EVENTS)
     rooms = Rooms(hub.backplane.store, hub.courier, limits)
-    hub.backplane.on_sweep(rooms.sweep)
+    hub.backplane.on_sweep(rooms.sweep_node)
     app[ROOMS] = rooms
     # a relay never parses the description: its size is bounded, its sections not counted
     dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes, None))

@@ -156,7 +156,7 @@ class Rooms:
         if remaining is not None:
             self._broadcast_members(remaining)
 
-    async def sweep(self, node: str, alive: Alive) -> None:
+    async def sweep_node(self, node: str, alive: Alive) -> None:
         """Remove the members of ``node`` whose connection is gone (a lost node: all of
         them), telling each room; on this node, put back members the store lost."""
         gone = [Membership(room_id, m.id, m.address)

@@ -33,6 +33,7 @@ from rtchub.features.voice.events import (
     StreamEnded as StreamEndedEvent,
 )
 from rtchub.features.voice.live import Broadcasts
+from rtchub.features.voice.rules import stream_id_for
 from rtchub.features.voice.service import VoiceService
 from rtchub.media.peers import ReceiverPeer, SenderPeer
 from rtchub.wire.webrtc import SdpLimits
@@ -115,7 +116,7 @@ class VoiceHandler:
         msg = wire.decode(obj, self._d.sdp)
         match msg:
             case wire.StartSending(name=name):
-                self._release()
+                self._spawn_end(self._release())
                 self._name = name
                 self.role = Role.SENDER_READY
                 self._send("sender_ready", wire.sender_ready(self.connection_id))
@@ -130,7 +131,7 @@ class VoiceHandler:
                 self._greet()
                 return None
             case wire.StopStream():
-                self._release()
+                self._spawn_end(self._release())
                 return None
             case wire.IceCandidate():
                 self._candidate(msg)
@@ -154,29 +155,33 @@ class VoiceHandler:
         self._peer = peer
         self.role = Role.SENDING
         self._send("webrtc_answer", wire.webrtc_answer(answer))
-        try:
-            info = self._service.go_live(self._conn.address, self.connection_id, self._name)
-        except RtcHubError:
-            self._release()
-            raise
-        self._stream_id = info.stream_id
-        self._live.start(info.stream_id, peer)
+        # the media is ready before the stream is listed: a node may ask for it at once
+        self._stream_id = stream_id = stream_id_for(self.connection_id)
+        self._live.start(stream_id, peer)
         peer.pc.on("connectionstatechange", lambda: self._peer_state(peer))
+        try:
+            await self._service.go_live(self._conn.address, self.connection_id, self._name)
+        except RtcHubError:
+            self._spawn_end(self._release())
+            raise
+        if self._stream_id != stream_id:   # released while it was being listed
+            await self._service.end(stream_id)
 
     def _peer_state(self, peer: SenderPeer | ReceiverPeer) -> None:
         if peer is self._peer and peer.pc.connectionState in ("failed", "closed"):
-            self._release()
+            self._spawn_end(self._release())
 
     # -- receiver ------------------------------------------------------------------------
 
     async def _start_receiving(self, stream_id: str | None) -> None:
         info = self._service.streams.resolve(stream_id)
+        self._live.ensure(info)   # a stream of another node is relayed here
         peer, offer = await self._live.offer_receiver(info.stream_id)
         if self._closed:
             self._live.abandon(info.stream_id)
             self._live.close_peer(peer)
             return
-        self._release()
+        self._spawn_end(self._release())
         self._peer = peer
         self._stream_id = info.stream_id
         self.role = Role.OFFERED
@@ -189,7 +194,7 @@ class VoiceHandler:
     def _answer_expired(self, peer: ReceiverPeer) -> None:
         self._answer_timer = None
         if peer is self._peer and self.role is Role.OFFERED:
-            self._release()
+            self._spawn_end(self._release())
             self._error(Conflict("no webrtc_answer within VOICE_ANSWER_TIMEOUT; "
                                  "send start_receiving again"))
 
@@ -207,7 +212,7 @@ class VoiceHandler:
         try:
             downtrack = await peer.answer(sdp)
         except RtcHubError:
-            self._release()
+            self._spawn_end(self._release())
             raise
         if peer is not self._peer:
             return
@@ -215,7 +220,7 @@ class VoiceHandler:
         try:
             self._live.attach(stream_id, downtrack)
         except RtcHubError:
-            self._release()
+            self._spawn_end(self._release())
             raise
         self.role = Role.RECEIVING
         self._count(stream_id)
@@ -250,29 +255,45 @@ class VoiceHandler:
             self._answer_timer.cancel()
             self._answer_timer = None
 
-    def _release(self) -> None:
-        """Close this connection's peer connection (ending its stream if it sends one)."""
+    def _release(self) -> Awaitable[None] | None:
+        """Close this connection's peer connection; a sender's stream ends (the returned
+        awaitable takes it out of the directory: await it, or :meth:`_spawn_end`)."""
         self._ended_offer = False
         self._cancel_timer()
         peer, self._peer = self._peer, None
         stream_id, self._stream_id = self._stream_id, None
         role, self.role = self.role, Role.IDLE
         if role is Role.SENDING and stream_id is not None:
-            self._service.end(stream_id)
             self._live.stop(stream_id)  # closes the sender's peer
-            return
+            return self._end(stream_id)
         if role is Role.OFFERED and stream_id is not None:
             self._live.abandon(stream_id)
         if peer is not None:
             self._live.close_peer(peer)
         if stream_id is not None and role in (Role.OFFERED, Role.RECEIVING):
             self._count(stream_id)
+        return None
 
-    def close(self) -> None:
-        """The connection is gone: free everything."""
+    async def _end(self, stream_id: str) -> None:
+        await self._service.end(stream_id)
+
+    def _spawn_end(self, work: Awaitable[None] | None) -> None:
+        if work is None:
+            return
+
+        async def run() -> None:
+            await work
+
+        # shutting down (RuntimeError): the node's sweep removes the stream
+        with contextlib.suppress(RuntimeError):
+            self._d.tasks.spawn(run(), name="voice-end")
+
+    def close(self) -> Awaitable[None] | None:
+        """The connection is gone: free everything (a sender's stream leaves the
+        directory before the connection is forgotten)."""
         self._closed = True
         self._service.leave_audience(self._conn.id)
-        self._release()
+        return self._release()
 
     # -- outbound ------------------------------------------------------------------------
 
@@ -284,7 +305,7 @@ class VoiceHandler:
             case StreamEndedEvent(stream_id=sid):
                 if self._stream_id == sid and self.role in (Role.OFFERED, Role.RECEIVING):
                     offered = self.role is Role.OFFERED
-                    self._release()
+                    self._spawn_end(self._release())
                     self._ended_offer = offered
                 self._send("stream_ended", wire.stream_ended(sid))
             case StreamListeners(stream_id=sid, webrtc=webrtc, mp3=mp3):

@@ -69,7 +69,9 @@ async def stream_mp3(request: web.Request) -> web.StreamResponse:
 async def _serve(request: web.Request, stream_id: str | None) -> web.StreamResponse:
     voice, live = request.app[VOICE], request.app[BROADCASTS]
     try:
-        sid = voice.streams.find(stream_id).stream_id
+        info = voice.streams.find(stream_id)
+        sid = info.stream_id
+        live.ensure(info)   # a stream of another node is relayed here
         listener = live.listen(sid)
     except (StreamNotFound, RtcHubError) as err:
         if isinstance(err, CapacityError):

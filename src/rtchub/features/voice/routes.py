@@ -8,12 +8,16 @@ of ``/metrics``; the Prometheus series; and every peer connection closed on shut
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from aiohttp import web
 
+from rtchub.base.connection import Address
+from rtchub.features.voice.events import EVENTS, MEDIA, NODE_EVENTS
 from rtchub.features.voice.handler import VoiceDialect
 from rtchub.features.voice.http import BROADCASTS, VOICE, add_health_route, add_stream_routes
-from rtchub.features.voice.live import Broadcasts
+from rtchub.features.voice.live import Broadcasts, NodeRelay
+from rtchub.features.voice.rules import RECORDS
 from rtchub.features.voice.service import VoiceService
 from rtchub.media import aiortc_adapter
 from rtchub.net.http import HUB, rate_limit
@@ -30,8 +34,19 @@ def setup(app: web.Application) -> None:
     """Mount the voice feature on ``app``."""
     hub = app[HUB]
     limits = hub.config.limits
-    service = VoiceService(hub.courier, limits, hub.clock)
-    live = Broadcasts(hub.config, hub.changes.notify)
+    courier = hub.courier
+    hub.codec.register(*RECORDS, *EVENTS, *NODE_EVENTS)
+    service = VoiceService(courier, limits, hub.clock, hub.backplane.store, courier.node)
+    live = Broadcasts(hub.config, hub.changes.notify, courier, courier.node)
+    service.on_ended = live.drop_relayed
+    # other nodes' voice reaches this node at (node, MEDIA): demands, packets, counts
+    courier.register(MEDIA, dict.fromkeys(NODE_EVENTS, NodeRelay(service, live)))
+
+    async def sweep_node(node: str, alive: Callable[[Address], bool]) -> None:
+        live.forget_node(node)
+        await service.sweep_node(node, alive)
+
+    hub.backplane.on_sweep(sweep_node)
     app[VOICE] = service
     app[BROADCASTS] = live
     dialect = VoiceDialect(service, live, hub.tasks, hub.stats, hub.clock,
@@ -66,6 +81,9 @@ def _metrics(app: web.Application, service: VoiceService, live: Broadcasts) -> N
                      lambda: {"": float(live.peers.open_peers)})
     stats.add_gauges("rtchub_mp3_listeners", "HTTP MP3 listeners.",
                      lambda: {"": float(live.mp3_listeners())})
+    stats.add_counters("rtchub_voice_relayed_packets", "RTP packets of voice streams "
+                       "relayed between nodes, by direction.", "direction",
+                       lambda: {"in": float(live.relayed_in), "out": float(live.relayed_out)})
     stats.add_counters("rtchub_media_packets", "RTP packets by stage.", "stage",
                        lambda: {"received": float(media.packets_in),
                                 "forwarded": float(media.packets_forwarded),

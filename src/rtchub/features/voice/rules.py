@@ -12,11 +12,14 @@ from typing import Final
 from rtchub.base.connection import Address
 from rtchub.errors import CapacityError, Conflict, StreamEnded, StreamNotFound
 
-__all__ = ["ENDED", "NO_STREAM", "StreamInfo", "Streams", "stream_id_for"]
+__all__ = ["DIRECTORY_KEY", "ENDED", "NO_STREAM", "RECORDS", "StreamDirectory", "StreamInfo",
+           "Streams", "add_stream", "remove_stream", "stream_id_for"]
 
 NO_STREAM: Final = "No audio stream available"
 ENDED: Final = "Stream ended"
 MAX_NAME: Final = 64
+# the store key of the live streams of every node (a StreamDirectory)
+DIRECTORY_KEY: Final = "voice:streams"
 
 
 def stream_id_for(connection_id: str) -> str:
@@ -35,8 +38,39 @@ class StreamInfo:
     started_at: float   # Unix time
 
 
+@dataclass(frozen=True, slots=True)
+class StreamDirectory:
+    """The live streams of the whole deployment, oldest first (what the store holds)."""
+
+    streams: tuple[StreamInfo, ...] = ()
+
+
+def add_stream(directory: StreamDirectory | None, info: StreamInfo, max_streams: int
+               ) -> StreamDirectory:
+    """The directory with ``info`` live; Conflict when it is already, CapacityError at
+    ``max_streams`` live streams."""
+    streams = directory.streams if directory is not None else ()
+    if any(s.stream_id == info.stream_id for s in streams):
+        raise Conflict(f"stream {info.stream_id} is already live")
+    if len(streams) >= max_streams:
+        raise CapacityError(f"too many live streams (limit {max_streams})")
+    return StreamDirectory((*streams, info))
+
+
+def remove_stream(directory: StreamDirectory | None, stream_id: str
+                  ) -> tuple[StreamDirectory | None, StreamInfo | None]:
+    """The directory without ``stream_id`` (None when empty) and the stream removed."""
+    streams = directory.streams if directory is not None else ()
+    gone = next((s for s in streams if s.stream_id == stream_id), None)
+    if gone is None:
+        return directory, None
+    kept = tuple(s for s in streams if s.stream_id != stream_id)
+    return (StreamDirectory(kept) if kept else None), gone
+
+
 class Streams:
-    """Live streams, oldest first, at most ``max_streams``."""
+    """Live streams, oldest first, at most ``max_streams``: this node's copy of the
+    directory (the service keeps it in step with the store)."""
 
     def __init__(self, max_streams: int) -> None:
         if max_streams <= 0:
@@ -60,6 +94,10 @@ class Streams:
     def end(self, stream_id: str) -> StreamInfo | None:
         """Remove a stream; returns it if it was live."""
         return self._live.pop(stream_id, None)
+
+    def replace(self, streams: tuple[StreamInfo, ...]) -> None:
+        """Hold exactly ``streams`` (the directory as the store has it now)."""
+        self._live = {s.stream_id: s for s in streams}
 
     def get(self, stream_id: str) -> StreamInfo | None:
         """A live stream by ID."""
@@ -107,3 +145,7 @@ class Streams:
         if info is None:
             raise StreamNotFound("Stream not found")
         return info
+
+
+# what the store holds for voice (registered with the codec that carries it)
+RECORDS = (StreamDirectory,)
