@@ -128,6 +128,7 @@ class Membership:
             await self._client.zrem(self._layout.nodes, node)
             await self._client.delete(self._layout.node_info(node))
             self.nodes_lost += 1
+            log.warning("swept lost node %s", node)
         finally:
             self._sweeping.discard(node)
 

@@ -47,6 +47,7 @@ from rtchub.cluster.codec import Codec, CodecError
 from rtchub.cluster.keys import KeyLayout
 from rtchub.cluster.membership import Membership
 from rtchub.cluster.redis_store import REDIS_ERRORS, Health, RedisStore
+from rtchub.errors import ClusterUnavailable
 
 __all__ = ["OUTBOX_LIMIT", "RedisBackplane"]
 
@@ -211,13 +212,17 @@ class RedisBackplane:
                       "and keeps trying")
 
     async def close(self) -> None:
-        """Send what is queued, leave the cluster, stop every task, close the pool."""
+        """Send what is queued, sweep what this node's connections still hold (a leave
+        that failed), leave the cluster, stop every task, close the pool."""
         self._closing = True
         if self._health.up:
             with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
                 await asyncio.wait_for(self._flush(), 2.0)
-            with contextlib.suppress(*REDIS_ERRORS, TimeoutError):
-                await asyncio.wait_for(self._membership.leave(), 2.0)
+            with contextlib.suppress(TimeoutError):
+                if await asyncio.wait_for(self._membership.run_sweeps(
+                        self._node, lambda address: False), 5.0):
+                    with contextlib.suppress(*REDIS_ERRORS):
+                        await asyncio.wait_for(self._membership.leave(), 2.0)
         await self._tasks.close()
         with contextlib.suppress(*REDIS_ERRORS):
             await self._client.aclose()
@@ -264,6 +269,8 @@ class RedisBackplane:
 
     async def _reconnected(self) -> None:
         """Subscribed again: re-read followed state, sweep this node, report healthy."""
+        # idle pooled connections may still point at a Redis that died: drop them
+        await self._pool.disconnect(inuse_connections=False)
         self._health.up = True
         try:
             await self._store.resync()
@@ -275,6 +282,8 @@ class RedisBackplane:
         except REDIS_ERRORS as exc:
             self._health.lost(exc)
             return
+        except ClusterUnavailable:
+            return      # lost again meanwhile: the next connection resynchronises
         except Exception:
             log.exception("resynchronising with Redis failed")
         log.info("backplane connected to Redis as node %s", self._node)

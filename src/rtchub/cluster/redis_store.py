@@ -309,7 +309,7 @@ class RedisStore:
             for prefix, follower in self._followers:
                 follower.reset(await self.scan(prefix))
         finally:
-            held, self._buffer = self._buffer, None
+            held, self._buffer = self._buffer or [], None
             for data in held:
                 self._apply(data)
 
