@@ -151,7 +151,7 @@ class Cluster:
 
 
 @asynccontextmanager
-async def cluster(directory: Path, persistence: bool = False, **env: str
+async def cluster(directory: Path, *, persistence: bool = False, **env: str
                   ) -> AsyncIterator[Cluster]:
     """A redis-server and an empty cluster on it (add nodes with ``add``)."""
     async with redis_server(directory, persistence) as redis:
