@@ -52,7 +52,7 @@ class Node:
     def start(self) -> None:
         """Start and return once the node logs that it is ready."""
         mark = len(self.lines)
-        self.proc = subprocess.Popen([sys.executable, "-m", "rtchub", "serve"], env=self.env,
+        self.proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "rtchub", "serve"], env=self.env,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
@@ -114,8 +114,10 @@ class Node:
         try:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            proc.send_signal(signal.SIGABRT)   # faulthandler prints every thread's stack
             proc.wait()
+            if self._reader is not None:
+                self._reader.join(timeout=10)
             raise AssertionError(f"{self.name} did not stop on signal {sig}: "
                                  f"{self.tail()}") from None
         if self._reader is not None:

@@ -102,7 +102,10 @@ class Membership:
                 data = {}
             nodes.append((node, {k: float(v) for k, v in data.items()
                                  if isinstance(v, int | float)}))
+        before = {node for node, _ in self.view.nodes}
         self.view = ClusterView(self._node, tuple(sorted(nodes)), True)
+        if set(live) != before:
+            log.info("cluster: %d nodes live (%s)", len(live), ", ".join(sorted(live)))
         for node in lost:
             if node != self._node and node not in self._sweeping:
                 self._sweeping.add(node)

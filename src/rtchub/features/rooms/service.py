@@ -188,9 +188,21 @@ class Rooms:
             self._views[room_id] = {m.id: m for m in room.members}
 
     def reset_views(self, rooms: Iterable[RoomRecord]) -> None:
-        """Replace every view (the store was re-read)."""
+        """Replace every view (the store was re-read after a reconnect): this node's
+        members of a room that changed meanwhile get ``room_members`` (what other nodes
+        sent while this one was away is lost)."""
+        before = self._views
         self._views = {room.id: {m.id: m for m in room.members} for room in rooms
                        if room.members}
+        for room_id, view in self._views.items():
+            old = before.get(room_id)
+            if old is not None and tuple(old) == tuple(view) and all(
+                    old[k].address == view[k].address for k in view):
+                continue
+            local = [m.address for m in view.values() if m.address in self._local]
+            event = RoomMembers(room_id, tuple(view))
+            for address in local:
+                self._courier.deliver(address, event)
 
     # -- signaling -----------------------------------------------------------------------
 
