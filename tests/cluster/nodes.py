@@ -52,8 +52,10 @@ class Node:
     def start(self) -> None:
         """Start and return once the node logs that it is ready."""
         mark = len(self.lines)
-        self.proc = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "rtchub", "serve"], env=self.env,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        # faulthandler: a node that hangs on SIGTERM prints its stack on SIGABRT
+        self.proc = subprocess.Popen(
+            [sys.executable, "-X", "faulthandler", "-m", "rtchub", "serve"], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
         self.wait_for("rtchub ready", mark, START_TIMEOUT)
