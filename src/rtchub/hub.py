@@ -23,6 +23,7 @@ from rtchub.cluster.backplane import Backplane, NodeFigures
 from rtchub.cluster.codec import Codec
 from rtchub.cluster.courier import Courier
 from rtchub.cluster.factory import create_backplane
+from rtchub.cluster.placement import RECORDS as PLACEMENT_RECORDS
 from rtchub.config import Config
 from rtchub.errors import CapacityError, OriginNotAllowed, RateLimited
 
@@ -75,6 +76,7 @@ class Hub:
         self.stats = Stats()
         # every type a feature stores or sends registers here (features' setup)
         self.codec = Codec()
+        self.codec.register(*PLACEMENT_RECORDS)   # call rooms' placement (cluster/placement.py)
         self.backplane = backplane if backplane is not None else create_backplane(
             config, self.clock, self.codec)
         self.backplane.set_figures(self.figures)

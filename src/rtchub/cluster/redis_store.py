@@ -12,8 +12,11 @@
   :class:`~rtchub.errors.ClusterUnavailable` at once; a connection error on a call marks
   it unreachable and raises the same.
 
-The backplane (:mod:`rtchub.cluster.redis_backplane`) owns the connections' health and the
-subscriber, and hands feed messages to :meth:`RedisStore.on_feed`.
+A node publishes the changes of the prefixes it follows itself: every node runs the same
+features, which follow the same prefixes (rooms, the voice directory), so every change
+that any node's views need is on the feed. The backplane
+(:mod:`rtchub.cluster.redis_backplane`) owns the connections' health and the subscriber,
+and hands feed messages to :meth:`RedisStore.on_feed`.
 """
 
 from __future__ import annotations
