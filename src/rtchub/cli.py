@@ -88,7 +88,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from rtchub.app import run
 
-    run(config)
+    try:
+        run(config)
+    except ConfigError as exc:  # what only start-up finds out: a taken port, a bad key...
+        print(f"rtchub: cannot start: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

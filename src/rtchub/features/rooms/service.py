@@ -18,7 +18,14 @@ from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
 from rtchub.config import Limits
 from rtchub.errors import InvalidField, NotInRoom, PeerNotFound
-from rtchub.features.rooms.events import Joined, Relayed, Replaced, RoomMembers
+from rtchub.features.rooms.events import (
+    Joined,
+    Probe,
+    ProbeAnswer,
+    Relayed,
+    Replaced,
+    RoomMembers,
+)
 from rtchub.features.rooms.rules import (
     ROOM_COUNT_KEY,
     JoinDecision,
@@ -66,11 +73,12 @@ class Rooms:
     # -- state changes -------------------------------------------------------------------
 
     async def join(self, room_id: object, member_id: object, address: Address,
-                   token: object = None) -> Membership:
+                   token: object = None, take_over: Address | None = None) -> Membership:
         """Join ``room_id`` as ``member_id`` (a fresh random ID when None).
 
         Delivers ``Joined`` to the joiner and ``RoomMembers`` to everyone in the
-        room; a resumed identity's old connection gets ``Replaced``.
+        room; a resumed identity's old connection gets ``Replaced``. ``take_over`` is a
+        holder of the ID that did not answer a probe: the newcomer takes its place.
         """
         limit = self._limits.max_id_length
         room = validate_id("room", room_id, limit)
@@ -90,7 +98,7 @@ class Rooms:
             count = room_count_of(values)
             decision = decide_join(current if isinstance(current, RoomRecord) else None,
                                    count, room, record, token if isinstance(token, str)
-                                   else None, limits)
+                                   else None, limits, take_over)
             updates: dict[str, object | None] = {room_key(room): decision.room}
             if decision.created:
                 updates[ROOM_COUNT_KEY] = count + 1
@@ -99,7 +107,9 @@ class Rooms:
         decision = await self._store.transact((room_key(room), ROOM_COUNT_KEY), mutate)
         self.apply_view(room, decision.room)
         if decision.replaced is not None:
-            self._courier.deliver(decision.replaced.address, Replaced(room, member))
+            reason = ("client ID taken over: this connection did not answer a ping"
+                      if take_over is not None else "session resumed by another connection")
+            self._courier.deliver(decision.replaced.address, Replaced(room, member, reason))
         self._courier.deliver(address, Joined(room, member, decision.room.member_ids, issued))
         self._broadcast_members(decision.room)
         return Membership(room, member, address)
@@ -124,6 +134,14 @@ class Rooms:
         self.apply_view(room_id, remaining)
         if remaining is not None:
             self._broadcast_members(remaining)
+
+    def probe(self, holder: Address, probe: Probe) -> None:
+        """Ask the connection holding an ID whether it is alive."""
+        self._courier.deliver(holder, probe)
+
+    def answer(self, to: Address, answer: ProbeAnswer) -> None:
+        """Answer a probe."""
+        self._courier.deliver(to, answer)
 
     def apply_view(self, room_id: str, room: RoomRecord | None) -> None:
         """Replace this node's view of one room (None: the room is gone)."""
