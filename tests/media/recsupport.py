@@ -101,6 +101,21 @@ class VideoSender:
         self.keyframe_wanted = False
         self.sent: list[Sent] = []
 
+    def padding(self, timestamp: int) -> RtpPacket:
+        """A padding-only packet on the media SSRC (what a sender probes bandwidth with):
+        it takes a sequence number and carries no payload."""
+        packet = self._rtp.packets([b""], timestamp, marker_last=False)[0]
+        packet.padding_size = 200
+        return packet
+
+    def rtx(self, packet: RtpPacket) -> RtpPacket:
+        """An RFC 4588 retransmission of ``packet`` on the RTX SSRC and payload type."""
+        self._rtx_seq = (getattr(self, "_rtx_seq", 0) + 1) & 0xFFFF
+        return RtpPacket(payload_type=97, sequence_number=self._rtx_seq,
+                         timestamp=packet.timestamp, ssrc=self._rtp.ssrc + 1,
+                         payload=packet.sequence_number.to_bytes(2, "big") + packet.payload,
+                         marker=packet.marker)
+
     def restart(self, ssrc: int, first_seq: int, first_ts: int) -> None:
         """A new SSRC, sequence and timestamp origin (the sender restarted)."""
         self._rtp = _Rtp(ssrc, first_seq, first_ts, 96)

@@ -9,6 +9,7 @@ the sender's RTP time line, and agree with the manifest.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -176,6 +177,28 @@ async def test_a_recording_that_starts_mid_stream_waits_for_the_key_frame_it_ask
     entry = track(status, "cam")
     assert entry.start_offset == pytest.approx(first_recorded.index / 30 - 1.0, abs=0.001)
     assert_holds(read(status, "cam"), "VP8", kept, 90000)
+
+
+async def test_retransmissions_and_padding_are_not_media(tmp_path: Path) -> None:
+    clock = FakeClock()
+    rec = recording(tmp_path, clock)
+    sender = VideoSender("VP8")
+    stream = Stream(sender)
+    rec.add_track("cam", participant="fay", codec="video/VP8", source=stream.feed,
+                  payload_type=96)
+    await rec.start()
+    for index in range(60):
+        clock.now = 500.0 + index / 30
+        sent = sender.next()
+        for packet in sent.packets:
+            stream.feed.deliver(packet)
+            stream.feed.deliver(sender.rtx(packet))  # a retransmission nobody asked for
+        stream.feed.deliver(sender.padding(sent.timestamp))  # probing between frames
+        await asyncio.sleep(0)
+    status = await rec.stop()
+    entry = track(status, "cam")
+    assert (entry.packets_lost, entry.frames_dropped, entry.keyframe_requests) == (0, 0, 0)
+    assert_holds(read(status, "cam"), "VP8", sender.sent, 90000)
 
 
 async def test_a_sender_restart_continues_the_file_on_the_arrival_clock(

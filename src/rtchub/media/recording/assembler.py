@@ -60,6 +60,8 @@ class FrameAssembler:
         out: list[Frame] = []
         if lost:
             self.reset()
+        if not payload:  # padding only (bandwidth probing): it holds a sequence number, no data
+            return out
         try:
             fragment = self._codec.parse(payload)
         except MalformedPayload:

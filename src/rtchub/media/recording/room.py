@@ -104,13 +104,14 @@ class _Track:
     """One recorded track: its recorder, its file and its entry in the manifest."""
 
     def __init__(self, index: int, track_id: str, participant: str, mime_type: str,
-                 source: PacketSource) -> None:
+                 source: PacketSource, payload_type: int | None) -> None:
         self.index = index
         self.key = f"track {track_id!r}"
         self.track_id = track_id
         self.participant = participant
         self.codec = recorded_codec(mime_type)
         self.source = source
+        self.payload_type = payload_type
         self.file: TrackFile | None = None
         self.recorder: TrackRecorder | None = None
         self.listening = False
@@ -295,11 +296,14 @@ class RoomRecording:
     # -- tracks --------------------------------------------------------------------------
 
     def add_track(self, track_id: str, *, participant: str, codec: str,
-                  source: PacketSource) -> None:
+                  source: PacketSource, payload_type: int | None = None) -> None:
         """Record ``source``'s packets as track ``track_id`` of ``participant``.
 
         ``codec`` is the negotiated MIME type (``video/VP8``, ``video/VP9``,
         ``video/H264``, ``audio/opus``); any other raises ``CodecNotSupported``.
+        ``payload_type``, the one negotiated for ``codec``, keeps out every other
+        packet the source may carry (RTX retransmissions and padding, FEC, comfort
+        noise): give it whenever the SDP says it.
         """
         require("add a track to", self.room_id, self._state,
                 (RecordingState.IDLE, RecordingState.RECORDING, RecordingState.PAUSED))
@@ -309,7 +313,8 @@ class RoomRecording:
         if len(self._active) >= self.limits.max_tracks:
             raise CapacityError(f"the recording of room {self.room_id!r} already has "
                                 f"{len(self._active)} tracks (max_tracks)")
-        track = _Track(len(self._tracks) + 1, track_id, participant, codec, source)
+        track = _Track(len(self._tracks) + 1, track_id, participant, codec, source,
+                       payload_type)
         self._tracks.append(track)
         self._active[track_id] = track
         if self._state is not RecordingState.IDLE:
@@ -338,7 +343,8 @@ class RoomRecording:
         track.file = TrackFile(self._directory / name)
         track.recorder = TrackRecorder(track.codec, _FileSink(self, track, track.file),
                                        self.limits, self._clock,
-                                       partial(self._request_keyframe, track))
+                                       partial(self._request_keyframe, track),
+                                       track.payload_type)
         track.source.listen(id(track), track.recorder.feed)
         track.listening = True
 

@@ -33,6 +33,8 @@ class RtpLike(Protocol):
     @property
     def ssrc(self) -> int: ...
     @property
+    def payload_type(self) -> int: ...
+    @property
     def sequence_number(self) -> int: ...
     @property
     def timestamp(self) -> int: ...
@@ -62,8 +64,10 @@ class TrackRecorder:
     """One track's packets to its file's frames (bounded memory, no I/O)."""
 
     def __init__(self, codec: RecordedCodec, sink: FrameSink, limits: RecordingLimits,
-                 clock: Callable[[], float], request_keyframe: Callable[[], None]) -> None:
+                 clock: Callable[[], float], request_keyframe: Callable[[], None],
+                 payload_type: int | None = None) -> None:
         self.codec = codec
+        self._payload_type = payload_type
         self._sink = sink
         self._limits = limits
         self._clock = clock
@@ -83,6 +87,7 @@ class TrackRecorder:
         self.frames = 0
         self.bytes = 0
         self.refused = 0  # frames the file thread's backlog had no room for
+        self.ignored = 0  # packets of another payload type (RTX, FEC, comfort noise)
         self.keyframe_requests = 0
 
     @property
@@ -103,6 +108,9 @@ class TrackRecorder:
     def feed(self, packet: RtpLike) -> None:
         """Take one forwarded packet (the Uplink listener)."""
         if self.paused or self.finished:
+            return
+        if self._payload_type is not None and packet.payload_type != self._payload_type:
+            self.ignored += 1  # not the media itself (e.g. RTX has its own SSRC and type)
             return
         now = self._clock()
         self.packets += 1
