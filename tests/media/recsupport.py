@@ -357,6 +357,7 @@ class Probe:
     keyframes: list[bool]
     decoded: int
     decoded_pts: list[float]  # seconds
+    sizes: list[tuple[int, int]]  # of the decoded pictures
     samples: int
     errors: list[str]
     duration: float  # seconds, as the container says
@@ -371,7 +372,7 @@ def probe(path: Path) -> Probe:
         with av.logging.Capture() as logs, av.open(str(path)) as container:
             stream = container.streams[0]
             codec: Any = stream.codec_context
-            packets, pts, keys, decoded_pts = [], [], [], []
+            packets, pts, keys, decoded_pts, sizes = [], [], [], [], []
             decoded = samples = 0
             for packet in container.demux(stream):
                 if packet.size == 0:
@@ -384,11 +385,13 @@ def probe(path: Path) -> Probe:
                         decoded += 1
                         decoded_pts.append(float(frame.pts * frame.time_base))
                         samples += getattr(frame, "samples", 0)
+                        if stream.type == "video":
+                            sizes.append((frame.width, frame.height))
                 except av.error.FFmpegError as exc:
                     errors.append(f"decode: {exc}")
             result = Probe(codec.name, codec.width if stream.type == "video" else 0,
                            codec.height if stream.type == "video" else 0, packets, pts, keys,
-                           decoded, decoded_pts, samples, errors,
+                           decoded, decoded_pts, sizes, samples, errors,
                            float(container.duration or 0) / 1_000_000)
         errors.extend(f"libav: {message.strip()}" for level, _, message in logs
                       if level <= av.logging.ERROR)

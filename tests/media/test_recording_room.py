@@ -201,6 +201,27 @@ async def test_retransmissions_and_padding_are_not_media(tmp_path: Path) -> None
     assert_holds(read(status, "cam"), "VP8", sender.sent, 90000)
 
 
+@pytest.mark.parametrize("codec", ["VP8", "H264"])
+async def test_a_resolution_change_stays_in_the_file_and_decodes(tmp_path: Path,
+                                                                 codec: str) -> None:
+    clock = FakeClock()
+    rec = recording(tmp_path, clock)
+    session = Session(clock)
+    sender = VideoSender(codec)
+    stream = session.add(Stream(sender))
+    rec.add_track("cam", participant="gus", codec=f"video/{codec}", source=stream.feed)
+    await rec.start()
+    await session.run_until(1.0)
+    sender.width, sender.height = 320, 240  # as Chromium ramps up its resolution
+    await session.run_until(2.0)
+    status = await rec.stop()
+    assert track(status, "cam").width == 160  # the header has the first size
+    result = read(status, "cam")
+    assert_holds(result, codec, sender.sent, 90000)
+    assert result.sizes == [(160, 96)] * 30 + [(320, 240)] * 30
+    assert result.keyframes[30]  # the encoder restarted with a key frame at the new size
+
+
 async def test_a_sender_restart_continues_the_file_on_the_arrival_clock(
         tmp_path: Path) -> None:
     clock = FakeClock()

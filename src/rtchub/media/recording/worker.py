@@ -156,6 +156,8 @@ class FileWorker:
             self.batches += 1
             try:
                 results = await loop.run_in_executor(self._executor, _run_batch, batch)
+            except Exception as exc:  # the thread itself is gone: every job failed with it
+                results = [(None, exc)] * len(batch)
             finally:
                 self._running_jobs = 0
                 self._bytes -= sum(job.size for job in batch)
