@@ -104,8 +104,10 @@ async def test_participants_join_leave_and_rejoin_while_recording(tmp_path: Path
     keyframe_at = bob_cam.feed.requested_at[0]
     assert first_cam.start_offset == pytest.approx(keyframe_at / 30, abs=0.001)
     assert first_cam.start_offset is not None and 1.0 < first_cam.start_offset < 1.3
-    assert (mic.start_offset, first_cam.end_offset, mic.end_offset) == (1.0, 2.0, 2.0)
-    assert (second_cam.start_offset, second_cam.end_offset) == (2.5, 3.0)
+    assert (mic.start_offset, first_cam.end_offset, mic.end_offset) == pytest.approx(
+        (1.0, 2.0, 2.0), abs=1e-9)
+    assert (second_cam.start_offset, second_cam.end_offset) == pytest.approx((2.5, 3.0),
+                                                                             abs=1e-9)
     assert back.feed.requests == 0  # a new sender starts with a key frame
     assert_holds(read(status, "bob-mic"), "opus", bob_mic.sender.sent[50:100], 48000)
     assert status.directory is not None
@@ -148,21 +150,47 @@ async def test_transitions_are_checked_and_say_what_was_expected(tmp_path: Path)
 async def test_tracks_added_before_the_start_and_codecs_refused(tmp_path: Path) -> None:
     clock = FakeClock()
     rec = RoomRecording("r", tmp_path, clock=clock, wall=lambda: WALL,
-                        limits=RecordingLimits(max_tracks=1))
+                        limits=RecordingLimits(max_tracks=2))
     session = Session(clock)
     stream = session.add(Stream(AudioSender()))
     with pytest.raises(CodecNotSupported, match="cannot record 'audio/PCMU'"):
         rec.add_track("t", participant="p", codec="audio/PCMU", source=stream.feed)
+    rec.add_track("gone", participant="p", codec="audio/opus", source=stream.feed)
     rec.add_track("t", participant="p", codec="audio/opus", source=stream.feed)
-    with pytest.raises(CapacityError, match="already has 1 tracks"):
+    with pytest.raises(CapacityError, match="already has 2 tracks"):
         rec.add_track("u", participant="p", codec="audio/opus", source=stream.feed)
+    rec.remove_track("gone")  # before the start: as if never added
+    other = session.add(Stream(AudioSender(ssrc=77)))
+    rec.add_track("u", participant="q", codec="audio/opus", source=other.feed)
     await session.run_until(0.5)
     assert stream.feed.listeners == {}  # nothing is taken before the start
     await rec.start()
     await session.run_until(1.0)
     status = await rec.stop()
-    assert track(status, "t").frames == 25
+    assert [(t.track_id, t.frames) for t in status.tracks] == [("t", 25), ("u", 25)]
+    assert [t.file for t in status.tracks] == ["r_20251009T085320Z_02_p_audio.webm",
+                                               "r_20251009T085320Z_03_q_audio.webm"]
     assert stream.feed.listeners == {}  # and nothing after the stop
+
+
+async def test_while_starting(tmp_path: Path) -> None:
+    clock = FakeClock()
+    rec = recording(tmp_path, clock, room="r")
+    session = Session(clock)
+    stream = session.add(Stream(AudioSender()))
+    starting = asyncio.create_task(rec.start())
+    await asyncio.sleep(0)  # start() runs to its first wait: the file thread
+    assert rec.state is RecordingState.STARTING
+    with pytest.raises(RecordingStateError, match="expected idle, got starting"):
+        await rec.start()
+    with pytest.raises(RecordingStateError, match="expected recording, got starting"):
+        await rec.pause()
+    rec.add_track("t", participant="p", codec="audio/opus", source=stream.feed)
+    assert stream.feed.listeners == {}
+    status = await rec.close()  # waits for the start, then stops
+    assert starting.done() and starting.exception() is None
+    assert status.state is RecordingState.STOPPED
+    assert [t.track_id for t in status.tracks] == ["t"]
 
 
 async def test_the_same_room_and_second_get_separate_directories(tmp_path: Path) -> None:
@@ -275,3 +303,18 @@ async def test_frames_the_disk_has_no_room_for_are_dropped_and_video_waits_for_a
     assert [f.data for f in disk.frames] == [s.frame for s in sent[:15]] + [
         s.frame for s in sent[31:]]
     assert disk.info is not None and (disk.info.width, disk.info.height) == (160, 96)
+
+
+async def test_a_sender_that_catches_up_does_not_shift_its_file_late() -> None:
+    clock = FakeClock(100.0)
+    sender = AudioSender()
+    disk = _Disk()
+    recorder = TrackRecorder(recorded_codec("audio/opus"), disk,
+                             RecordingLimits(reorder_delay=0.0), clock, lambda: None)
+    for index in range(20):
+        # the first ten packets come 150 ms late, then the sender has caught up
+        clock.now = 100.0 + index * 0.02 + (0.15 if index < 10 else 0.0)
+        for packet in sender.next().packets:
+            recorder.feed(packet)
+    assert recorder.started_at == pytest.approx(100.0)
+    assert [f.pts for f in disk.frames] == [20 * i for i in range(20)]

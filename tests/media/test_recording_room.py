@@ -113,7 +113,8 @@ async def test_each_codec_is_written_as_it_was_sent(tmp_path: Path, codec: str) 
     assert abs(audio_file.samples - 150 * 960) <= 960  # the encoder's pre-skip aside
     # both began with the recording and ran to its end: the manifest lines them up
     for entry, result in ((cam, video_file), (mic, audio_file)):
-        assert entry.start_offset == 0.0 and entry.end_offset == pytest.approx(3.0)
+        assert entry.start_offset == pytest.approx(0.0, abs=1e-9)
+        assert entry.end_offset == pytest.approx(3.0)
         assert result.duration == pytest.approx(span(entry), abs=0.05)
     assert_manifest_matches(status)
 

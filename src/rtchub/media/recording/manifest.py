@@ -1,10 +1,11 @@
 """A recording's status, and the JSON manifest beside its files that writes it down.
 
 Times in a manifest are seconds of *recording time*: 0 is when the recording
-started, and it runs on through pauses. A track's file starts at its
-``start_offset`` (the arrival of its first key frame) and its own time line
-follows the sender's RTP clock, so media time ``t`` of a file is recording time
-``start_offset + t``: that is all it takes to line files up. A pause leaves a
+started, and it runs on through pauses. A track's file follows the sender's RTP
+clock from its first frame, and its ``start_offset`` is the recording time of that
+media time 0 (from the least-delayed frame: its arrival less its media time), so
+media time ``t`` of a file is recording time ``start_offset + t``: that is all it
+takes to line files up. A pause leaves a
 gap in every file that was open across it; ``pauses`` lists them (per track,
 the ones that fall within its life).
 
@@ -127,7 +128,7 @@ class RecordingStatus:
 
 
 def _seconds(value: float | None) -> float | None:
-    return None if value is None else round(value, 3)
+    return None if value is None else round(value, 3) + 0.0  # never -0.0
 
 
 def _pause(pause: Pause) -> dict[str, float | None]:

@@ -123,27 +123,30 @@ class _Track:
 class _FileSink:
     """A track's frames into its file, through the recording's file thread."""
 
-    __slots__ = ("_file", "_recording", "_track")
+    __slots__ = ("_file", "_key", "_opened", "_worker")
 
-    def __init__(self, recording: RoomRecording, track: _Track, file: TrackFile) -> None:
-        self._recording = recording
-        self._track = track
+    def __init__(self, worker: FileWorker, key: str, file: TrackFile,
+                 opened: Callable[[], None]) -> None:
+        self._worker = worker
+        self._key = key
         self._file = file
+        self._opened = opened
 
     def open(self, info: StreamInfo) -> bool:
-        opened = self._recording._worker.submit(self._track.key, partial(self._file.open, info),
-                                                control=True)
-        if opened:
-            self._recording._save_manifest()
-            self._recording._changed()
-        return opened
+        """Queue the file's creation; the manifest then names it."""
+        if not self._worker.submit(self._key, partial(self._file.open, info), control=True):
+            return False
+        self._opened()
+        return True
 
     def write(self, frame: TimedFrame) -> bool:
-        return self._recording._worker.submit(self._track.key,
-                                              partial(self._file.write, frame), len(frame.data))
+        """Queue one frame; False when the backlog has no room for it."""
+        return self._worker.submit(self._key, partial(self._file.write, frame),
+                                   len(frame.data))
 
     def close(self) -> None:
-        self._recording._worker.submit(self._track.key, self._file.close, control=True)
+        """Queue the file's trailer and close."""
+        self._worker.submit(self._key, self._file.close, control=True)
 
 
 class RoomRecording:
@@ -170,8 +173,10 @@ class RoomRecording:
         self._pauses: list[Pause] = []
         self._tracks: list[_Track] = []
         self._active: dict[str, _Track] = {}
+        self._added = 0  # tracks ever added: numbers their files
         self._worker = FileWorker(f"rtchub-rec-{_safe(room_id, 16)}", self.limits.backlog_jobs,
                                   self.limits.backlog_bytes, self._job_failed)
+        self._start_done = asyncio.Event()  # start() returned or raised
         self._finished = asyncio.Event()  # stopped, or failed and cleaned up
         self._cleanup: asyncio.Task[None] | None = None
 
@@ -199,7 +204,7 @@ class RoomRecording:
         Raises :class:`RecordingOutputError` (and the recording is ``failed``) when the
         output directory cannot be created or written.
         """
-        target = transition("start", self.room_id, self._state)
+        self._set_state(transition("start", self.room_id, self._state))
         self._worker.start()
         self._started_wall = self._wall()
         self._stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(self._started_wall))
@@ -208,7 +213,7 @@ class RoomRecording:
             self._directory = await self._worker.call(
                 _RECORDING, partial(_make_directory, self.output_dir, name))
             self._started = self._clock()
-            self._state = target
+            self._state = RecordingState.RECORDING
             await self._worker.call(_RECORDING, partial(
                 write_manifest, self._directory / MANIFEST_NAME, self.status().manifest_json()))
         except OSError as exc:
@@ -217,10 +222,12 @@ class RoomRecording:
             self._ended = self._clock()
             await self._worker.close()
             self._finished.set()
+            self._start_done.set()
             self._changed()
             raise RecordingOutputError(self._reason) from None
         for track in self._tracks:
             self._attach(track)
+        self._start_done.set()
         self._changed()
         return self.status()
 
@@ -265,13 +272,15 @@ class RoomRecording:
                 await self._worker.call(_RECORDING, partial(
                     write_manifest, self._manifest_path(), self.status().manifest_json()))
             except OSError as exc:
-                self._fail(f"cannot write the manifest: {exc}")
+                self._fail(f"cannot write the manifest: {exc}", release=False)
         await self._release()
         self._changed()
         return self.status()
 
     async def close(self) -> RecordingStatus:
         """Stop if recording or paused, and wait until every file is closed (any state)."""
+        if self._state is RecordingState.STARTING:
+            await self._start_done.wait()
         if self._state in (RecordingState.RECORDING, RecordingState.PAUSED):
             return await self.stop()
         cleanup = self._cleanup
@@ -306,19 +315,20 @@ class RoomRecording:
         noise): give it whenever the SDP says it.
         """
         require("add a track to", self.room_id, self._state,
-                (RecordingState.IDLE, RecordingState.RECORDING, RecordingState.PAUSED))
+                (RecordingState.IDLE, RecordingState.STARTING, RecordingState.RECORDING,
+                 RecordingState.PAUSED))
         if track_id in self._active:
             raise TrackAlreadyRecorded(f"track {track_id!r} is already recorded in room "
                                        f"{self.room_id!r}")
         if len(self._active) >= self.limits.max_tracks:
             raise CapacityError(f"the recording of room {self.room_id!r} already has "
                                 f"{len(self._active)} tracks (max_tracks)")
-        track = _Track(len(self._tracks) + 1, track_id, participant, codec, source,
-                       payload_type)
+        track = _Track(self._added + 1, track_id, participant, codec, source, payload_type)
+        self._added += 1
         self._tracks.append(track)
         self._active[track_id] = track
-        if self._state is not RecordingState.IDLE:
-            self._attach(track)
+        if self._state in (RecordingState.RECORDING, RecordingState.PAUSED):
+            self._attach(track)  # before the start, the start attaches it
             if self._state is RecordingState.PAUSED and track.recorder is not None:
                 track.recorder.pause()
         self._changed()
@@ -328,9 +338,10 @@ class RoomRecording:
         track = self._active.get(track_id)
         if track is None:
             raise TrackNotFound(f"track {track_id!r} is not recorded in room {self.room_id!r}")
-        if self._state is RecordingState.IDLE:
+        if track.recorder is None:  # not attached yet: as if never added
             self._active.pop(track_id)
             self._tracks.remove(track)
+            self._changed()
             return
         self._end(track)
         self._save_manifest()
@@ -341,7 +352,8 @@ class RoomRecording:
         name = (f"{_safe(self.room_id)}_{self._stamp}_{track.index:02d}_"
                 f"{_safe(track.participant, 24)}_{track.codec.kind}.{track.codec.extension}")
         track.file = TrackFile(self._directory / name)
-        track.recorder = TrackRecorder(track.codec, _FileSink(self, track, track.file),
+        sink = _FileSink(self._worker, track.key, track.file, self._file_opened)
+        track.recorder = TrackRecorder(track.codec, sink,
                                        self.limits, self._clock,
                                        partial(self._request_keyframe, track),
                                        track.payload_type)
@@ -380,6 +392,10 @@ class RoomRecording:
 
     # -- files ---------------------------------------------------------------------------
 
+    def _file_opened(self) -> None:
+        self._save_manifest()
+        self._changed()
+
     def _manifest_path(self) -> Path:
         assert self._directory is not None
         return self._directory / MANIFEST_NAME
@@ -394,13 +410,13 @@ class RoomRecording:
         if self._state is RecordingState.FAILED:
             return  # files closing after the failure fail too
         what = "the manifest" if key == _RECORDING else f"the file of {key}"
+        release = self._state is not RecordingState.STOPPING  # else stop() releases
         if isinstance(exc, OSError):
-            self._fail(f"cannot write {what}: {exc}")
+            self._fail(f"cannot write {what}: {exc}", release=release)
         else:  # the muxer refused data: a bug, but not one to take the media plane down
-            self._fail(f"writing {what} failed: {type(exc).__name__}: {exc}")
+            self._fail(f"writing {what} failed: {type(exc).__name__}: {exc}", release=release)
 
-    def _fail(self, reason: str) -> None:
-        stopping = self._state is RecordingState.STOPPING
+    def _fail(self, reason: str, *, release: bool) -> None:
         self._reason = reason
         self._end_pause()
         for track in list(self._active.values()):
@@ -412,7 +428,7 @@ class RoomRecording:
             if track.file is not None:
                 self._worker.submit(track.key, track.file.close, control=True)
         self._save_manifest()  # best effort: the disk may be what failed
-        if not stopping:  # stop() is releasing everything itself
+        if release:
             self._cleanup = asyncio.get_running_loop().create_task(
                 self._release(), name=f"rtchub-rec-cleanup-{_safe(self.room_id, 16)}")
         self._changed()

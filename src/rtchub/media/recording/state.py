@@ -1,11 +1,11 @@
 """A room recording's lifecycle, with checked transitions, and the errors it raises.
 
-    idle ──start──> recording ──pause──> paused
-                      │  ^─────resume───────┘ │
-                      └──stop──> stopping <──stop
-                                    │
-                                 stopped
-    idle, recording, paused, stopping ──(output error)──> failed
+    idle ──start──> starting ──> recording ──pause──> paused
+                                   │  ^─────resume───────┘ │
+                                   └──stop──> stopping <──stop
+                                                 │
+                                              stopped
+    starting, recording, paused, stopping ──(output error)──> failed
 
 Errors, in rtchub's one exception tree (:mod:`rtchub.errors`):
 
@@ -32,6 +32,7 @@ class RecordingState(enum.Enum):
     """Where a room recording is in its life."""
 
     IDLE = "idle"
+    STARTING = "starting"  # creating its directory and manifest
     RECORDING = "recording"
     PAUSED = "paused"
     STOPPING = "stopping"
@@ -41,7 +42,7 @@ class RecordingState(enum.Enum):
 
 # What each operation may start from, and the state it leads to.
 _ACTIONS: Final[dict[str, tuple[tuple[RecordingState, ...], RecordingState]]] = {
-    "start": ((RecordingState.IDLE,), RecordingState.RECORDING),
+    "start": ((RecordingState.IDLE,), RecordingState.STARTING),
     "pause": ((RecordingState.RECORDING,), RecordingState.PAUSED),
     "resume": ((RecordingState.PAUSED,), RecordingState.RECORDING),
     "stop": ((RecordingState.RECORDING, RecordingState.PAUSED), RecordingState.STOPPING),

@@ -25,7 +25,7 @@ class Timeline:
     """Maps one track's frames onto its file's time line."""
 
     __slots__ = ("_base_ext", "_base_tick", "_clock_rate", "_den", "_last_ext", "_last_now",
-                 "_last_tick", "_num", "_resync_after", "_ssrc", "resyncs")
+                 "_last_tick", "_num", "_resync_after", "_ssrc", "last_seconds", "resyncs")
 
     def __init__(self, clock_rate: int, time_base: Fraction = Fraction(1, 1000),
                  resync_after: float = 5.0) -> None:
@@ -43,6 +43,7 @@ class Timeline:
         self._last_ext = 0
         self._last_tick = -1
         self._last_now = 0.0
+        self.last_seconds = 0.0  # the last frame's media time, unrounded
         self.resyncs = 0
 
     @property
@@ -67,6 +68,7 @@ class Timeline:
             self._base_ext = self._last_ext = timestamp
             self._base_tick = self._last_tick = 0
             self._last_now = now
+            self.last_seconds = 0.0
             return 0
         last_ext = self._last_ext
         ext = last_ext + (timestamp - last_ext + _HALF) % TS_MOD - _HALF
@@ -78,9 +80,12 @@ class Timeline:
             self._ssrc = ssrc
             self._base_ext = ext
             self._base_tick = tick
+            self.last_seconds = tick * self._num / self._den
             self.resyncs += 1
         else:
             tick = self._base_tick + self.ticks(ext - self._base_ext)
+            self.last_seconds = (self._base_tick * self._num / self._den
+                                 + (ext - self._base_ext) / self._clock_rate)
             tick = max(tick, last_tick + 1)
         self._last_ext = ext
         self._last_tick = tick

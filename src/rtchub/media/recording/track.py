@@ -31,17 +31,34 @@ class RtpLike(Protocol):
     """The fields of an RTP packet a recording reads (aiortc's ``RtpPacket`` has them)."""
 
     @property
-    def ssrc(self) -> int: ...
+    def ssrc(self) -> int:
+        """The source."""
+        ...
+
     @property
-    def payload_type(self) -> int: ...
+    def payload_type(self) -> int:
+        """What the payload is (the negotiated media, or RTX, FEC...)."""
+        ...
+
     @property
-    def sequence_number(self) -> int: ...
+    def sequence_number(self) -> int:
+        """16 bits, one more per packet."""
+        ...
+
     @property
-    def timestamp(self) -> int: ...
+    def timestamp(self) -> int:
+        """32 bits of the codec's clock, shared by a frame's packets."""
+        ...
+
     @property
-    def marker(self) -> int: ...
+    def marker(self) -> int:
+        """Set on the last packet of a video frame."""
+        ...
+
     @property
-    def payload(self) -> bytes: ...
+    def payload(self) -> bytes:
+        """The payload, padding removed."""
+        ...
 
 
 class FrameSink(Protocol):
@@ -80,7 +97,10 @@ class TrackRecorder:
         self._fresh = True  # no packet seen since the start, a resume or a new SSRC
         self._last_request: float | None = None
         self.info: StreamInfo | None = None  # once the file is open
-        self.started_at: float | None = None  # clock time of the first frame written
+        # clock time of the file's media time 0: the least-delayed frame's arrival less its
+        # media time (a sender that falls behind and catches up makes later frames the
+        # better witnesses of when its media was live)
+        self.started_at: float | None = None
         self.paused = False
         self.finished = False
         self.packets = 0
@@ -159,6 +179,9 @@ class TrackRecorder:
         if self._sink.write(TimedFrame(frame.data, pts, duration, frame.keyframe)):
             self.frames += 1
             self.bytes += len(frame.data)
+            origin = now - timeline.last_seconds
+            if self.started_at is None or origin < self.started_at:
+                self.started_at = origin
         else:
             self.refused += 1
             self._assembler.reset(counted=False)  # video: wait for a key frame again

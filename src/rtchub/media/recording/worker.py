@@ -156,21 +156,21 @@ class FileWorker:
             self.batches += 1
             try:
                 results = await loop.run_in_executor(self._executor, _run_batch, batch)
-            except Exception as exc:  # the thread itself is gone: every job failed with it
-                results = [(None, exc)] * len(batch)
+            except Exception as gone:  # the thread itself is gone: every job failed with it
+                results = [(None, gone)] * len(batch)
             finally:
                 self._running_jobs = 0
                 self._bytes -= sum(job.size for job in batch)
-            for job, (result, exc) in zip(batch, results, strict=True):
+            for job, (result, failure) in zip(batch, results, strict=True):
                 if job.done is not None:
                     if job.done.done():
                         continue
-                    if exc is None:
+                    if failure is None:
                         job.done.set_result(result)
                     else:
-                        job.done.set_exception(exc)
-                elif exc is not None:
+                        job.done.set_exception(failure)
+                elif failure is not None:
                     try:
-                        self._on_failure(job.key, exc)
+                        self._on_failure(job.key, failure)
                     except Exception:
                         log.exception("%s: handling a failed file job failed", self._name)
