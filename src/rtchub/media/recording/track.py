@@ -142,7 +142,7 @@ class TrackRecorder:
                 assembler.reset(counted=False)
                 self._fresh = True
             self._ssrc = packet.ssrc
-        if self._fresh:
+        if self._fresh and packet.payload:  # (a padding-only packet says nothing)
             self._fresh = False
             if assembler.waiting and not self._starts_keyframe(packet.payload):
                 self._want_keyframe(now)  # joined mid-stream: ask now, not after the window
