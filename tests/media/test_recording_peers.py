@@ -24,7 +24,7 @@ from aiortc.rtp import RtpPacket
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats, Uplink
 from rtchub.media.recording import RecordingState, RoomRecording
-from tests.media.audio import ToneTrack, dominant_frequency, mono_samples
+from tests.voice.audio import ToneTrack, dominant_frequency, mono_samples
 from tests.media.recsupport import picture, probe
 from tests.media.test_recording_room import span
 
