@@ -191,6 +191,55 @@ async def test_stdin_to_stdout(tmp_path: Path) -> None:
         assert re.search(r"send \d.*/s", err_s) and "%" not in err_s
 
 
+@pytest.mark.webrtc
+async def test_a_reader_that_stops_reading_stdout_ends_the_transfer_clearly() -> None:
+    async with running() as srv:
+        env = _env(srv.url)
+        zeros = os.open("/dev/zero", os.O_RDONLY)
+        try:
+            sender = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "rtchub", "send", "-", env=env, stdin=zeros,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        finally:
+            os.close(zeros)
+        code, _ = await _read_code(sender)
+        read_end, write_end = os.pipe()  # the receiver's stdout: we read a little, then quit
+        try:
+            receiver = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "rtchub", "receive", code, "--yes", "-o", "-", env=env,
+                stdin=asyncio.subprocess.DEVNULL, stdout=write_end,
+                stderr=asyncio.subprocess.PIPE)
+        finally:
+            os.close(write_end)
+        stdout = asyncio.StreamReader()
+        pipe, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(stdout), os.fdopen(read_end, "rb"))
+        await asyncio.wait_for(stdout.readexactly(1 << 20), TIMEOUT)
+        pipe.close()
+        (_, err), (rc_s, _, err_s) = await asyncio.wait_for(asyncio.gather(
+            receiver.communicate(), _finish(sender)), TIMEOUT)
+    err_r = err.decode()
+    assert receiver.returncode == 1 and "rtchub: cannot write to standard output" in err_r
+    assert rc_s == 1 and "the receiver stopped: cannot write to standard output" in err_s
+    assert "Traceback" not in err_r + err_s
+
+
+@pytest.mark.webrtc
+async def test_an_output_path_in_a_missing_directory_is_refused(tmp_path: Path) -> None:
+    source = tmp_path / "f.txt"
+    source.write_text("hello")
+    async with running() as srv:
+        env = _env(srv.url)
+        sender = await _spawn("send", str(source), env=env)
+        code, _ = await _read_code(sender)
+        receiver = await _spawn("receive", code, "--yes", "-o", str(tmp_path / "no" / "f"),
+                                env=env)
+        (rc_r, _, err_r), (rc_s, _, err_s) = await asyncio.gather(
+            _finish(receiver), _finish(sender))
+    assert rc_r == 1 and f"{tmp_path / 'no'} is not a directory" in err_r
+    assert rc_s == 1 and "the receiver declined: the receiver cannot write there" in err_s
+
+
 def _tree(root: Path) -> dict[str, bytes | None]:
     return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else None)
             for p in sorted(root.rglob("*"))}

@@ -106,6 +106,9 @@ async def _collect(channel: Channel, verification: str, output: str | None,
     if target is not None and (target.exists() or target.is_symlink()):
         await _refuse(channel, f"{target.name} exists there", unverified=False)
         raise Declined(f"{target} already exists; choose another path with -o")
+    if target is not None and not target.parent.is_dir():
+        await _refuse(channel, "the receiver cannot write there", unverified=False)
+        raise Declined(f"{target.parent} is not a directory; choose another path with -o")
     where = "to standard output" if target is None else f"into {target.parent}"
     if target is not None and target.name != offer.name:
         where = f"as {target}"
@@ -147,19 +150,26 @@ async def _to_path(channel: Channel, offer: Offer, target: Path, opts: TransferO
     partial = target.with_name(target.name + ".part")
     digest = hashlib.sha256()
     try:
-        with partial.open("wb") as handle:
-            received = await _pump(channel, _FileSink(handle), offer, digest, opts)
-        if offer.kind == "directory":
-            unpacking = Progress(None, "unpack", opts.err)
-            files = await unpack(partial, offer.name, target, unpacking)
-            unpacking.finish()
-            what = f"directory {target}: {files} files,"
-        else:
-            os.replace(partial, target)
-            what = f"{target}:"
+        return await _write_path(channel, offer, target, partial, digest, opts)
+    except OSError as exc:
+        raise ClientError(f"cannot write {exc.filename or partial}: {exc.strerror}") from None
     finally:
         with contextlib.suppress(FileNotFoundError):
             partial.unlink()
+
+
+async def _write_path(channel: Channel, offer: Offer, target: Path, partial: Path,
+                      digest: Any, opts: TransferOptions) -> int:
+    with partial.open("wb") as handle:
+        received = await _pump(channel, _FileSink(handle), offer, digest, opts)
+    if offer.kind == "directory":
+        unpacking = Progress(None, "unpack", opts.err)
+        files = await unpack(partial, offer.name, target, unpacking)
+        unpacking.finish()
+        what = f"directory {target}: {files} files,"
+    else:
+        os.replace(partial, target)
+        what = f"{target}:"
     opts.say(f"Received {what} {received} bytes, SHA-256 {digest.hexdigest()} verified")
     await channel.closed(LINGER)
     return 0
@@ -168,15 +178,18 @@ async def _to_path(channel: Channel, offer: Offer, target: Path, opts: TransferO
 async def _to_stdout(channel: Channel, offer: Offer, opts: TransferOptions) -> int:
     fd = sys.stdout.fileno()
     digest = hashlib.sha256()
-    if is_pipe_like(fd):
-        pipe = await PipeWriter.open(fd)
-        try:
-            received = await _pump(channel, pipe, offer, digest, opts)
-        finally:
-            await pipe.close()
-    else:
-        with os.fdopen(os.dup(fd), "wb") as handle:
-            received = await _pump(channel, _FileSink(handle), offer, digest, opts)
+    try:
+        if is_pipe_like(fd):
+            pipe = await PipeWriter.open(fd)
+            try:
+                received = await _pump(channel, pipe, offer, digest, opts)
+            finally:
+                await pipe.close()
+        else:
+            with os.fdopen(os.dup(fd), "wb") as handle:
+                received = await _pump(channel, _FileSink(handle), offer, digest, opts)
+    except OSError as exc:
+        raise ClientError(f"cannot write to standard output: {exc.strerror or exc}") from None
     opts.say(f"Received {offer.name} to standard output: {received} bytes, SHA-256 "
              f"{digest.hexdigest()} verified")
     await channel.closed(LINGER)
