@@ -49,11 +49,24 @@ def _options(server: str | None, yes: bool, node_ip: str | None, timeout: float 
     return opts
 
 
+def _background_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """aiortc and aioice run fire-and-forget tasks (SCTP retransmissions, ICE checks);
+    when the other side vanishes, they fail with connection errors that nobody awaits.
+    The transfer itself reports that in one line: those are dropped, anything else is
+    one line too, never a traceback."""
+    exc = context.get("exception")
+    if isinstance(exc, OSError):  # ConnectionError included
+        return
+    what = f"{type(exc).__name__}: {exc}" if exc is not None else context.get("message")
+    print(f"rtchub: in the background: {what}", file=sys.stderr)
+
+
 async def _main(coro: Coroutine[Any, Any, int]) -> int:
     """Run ``coro`` as this task; SIGTERM cancels it, as Ctrl-C does."""
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
     assert task is not None
+    loop.set_exception_handler(_background_error)
     loop.add_signal_handler(signal.SIGTERM, task.cancel)
     try:
         return await coro

@@ -197,7 +197,8 @@ class Link:
                         with contextlib.suppress(Exception):
                             channel.send_control({"kind": "abort", "reason": reason})
                     await self._relay.tell(reason, CLOSE_TIMEOUT / 4)
-                await self.pc.close()
+                with contextlib.suppress(OSError):  # a dead connection may not close cleanly
+                    await self.pc.close()
         except TimeoutError:
             pass
         finally:
