@@ -8,6 +8,7 @@ serves it, as it does for browsers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import heapq
@@ -181,13 +182,32 @@ async def running(config: Config | None = None, clock: FakeClock | None = None,
 
 
 class WsClient:
-    """A WebSocket client that speaks JSON and awaits frames under a timeout."""
+    """A WebSocket client that speaks JSON and awaits frames under a timeout.
+
+    Like a browser, it reads all the time (a task takes every message into a queue), so
+    it answers the server's pings whether or not the test is waiting for a frame; tests of
+    clients that stop reading use :class:`tests.rawws.RawWs`.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse
                  ) -> None:
         self.session = session
         self.ws = ws
         self.greeting: dict[str, Any] | None = None
+        self.messages: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            msg = await self.ws.receive()
+            self.messages.put_nowait(msg)
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                return
+
+    async def receive(self, timeout: float = TIMEOUT) -> aiohttp.WSMessage:
+        """The next message of any kind."""
+        return await asyncio.wait_for(self.messages.get(), timeout)
 
     @classmethod
     async def connect(cls, url: str, headers: Mapping[str, str] | None = None,
@@ -217,7 +237,7 @@ class WsClient:
             await self.ws.send_str(data)
 
     async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout)
+        msg = await self.receive(timeout)
         if msg.type != aiohttp.WSMsgType.TEXT:
             raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} "
                                  f"{msg.extra!r}")
@@ -254,7 +274,7 @@ class WsClient:
     async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str]:
         """Wait for the server to close; returns (close code, reason)."""
         while True:
-            msg = await self.ws.receive(timeout)
+            msg = await self.receive(timeout)
             if msg.type == aiohttp.WSMsgType.CLOSE:
                 return int(msg.data), str(msg.extra or "")
             if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
@@ -264,6 +284,9 @@ class WsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
         await self.session.close()
 
 

@@ -73,7 +73,8 @@ def build_server(config: Config, hub: Hub | None = None) -> Server:
     app = create_app(config, hub)
     listeners = [Listener(config.addr, app)]
     if config.stream_addr is not None:
-        listeners.append(Listener(config.stream_addr, voice.stream_only_app(app), fast=False))
+        listeners.append(Listener(config.stream_addr, voice.stream_only_app(app), fast=False,
+                                  setting="STREAM_ADDR", optional=True))
     return Server(app[HUB], app[GATEWAY], listeners)
 
 
@@ -84,8 +85,13 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    log.info("rtchub ready")
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()
+        raise
+    everywhere = " (on every interface)" if not config.addr.host and not config.addr.path else ""
+    log.info("rtchub ready%s: open %s", everywhere, "  ".join(server.urls()))
     try:
         await stop.wait()
     finally:

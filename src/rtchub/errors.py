@@ -236,9 +236,14 @@ class PeerAlreadyExists(Conflict):
 
 
 class IdTaken(PeerAlreadyExists):
-    """The requested client ID is held by another live connection."""
+    """The requested client ID is held by another live connection; ``holder`` is where
+    that connection is (so the server can check it is still alive)."""
 
     code = "id_taken"
+
+    def __init__(self, message: str, holder: object = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class AlreadyInRoom(Conflict):

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -10,6 +14,7 @@ import pytest
 
 from rtchub.config import ConfigError, ListenAddress, load, parse_listen_address
 from rtchub.config.settings import parse_duration, parse_size
+from tests.support import self_signed
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -36,9 +41,9 @@ def test_durations_and_sizes() -> None:
 def test_defaults() -> None:
     config = load({})
     assert config.addr == ListenAddress("0.0.0.0", 8080)
-    assert config.stream_addr == ListenAddress(None, 8081)
+    assert config.stream_addr == ListenAddress("0.0.0.0", 8081)  # port 8081 on ADDR's host
     assert config.origins.allow_all
-    assert config.rtc_config == {"iceServers": []}
+    assert config.rtc_config == {"iceServers": [{"urls": "stun:stun.l.google.com:19302"}]}
     limits = config.limits
     assert (limits.max_rooms, limits.max_room_members, limits.max_id_length,
             limits.send_buffer, limits.send_timeout, limits.max_message_bytes) == (
@@ -120,3 +125,79 @@ def test_configuration_doc_lists_every_setting() -> None:
     proc = subprocess.run([sys.executable, "-m", "rtchub", "config", "--markdown"],
                           capture_output=True, text=True, timeout=60, check=True)
     assert table == proc.stdout.strip(), "regenerate docs/configuration.md's settings table"
+
+
+def test_stream_addr_follows_the_host_of_addr() -> None:
+    assert load({"ADDR": "127.0.0.1:9000"}).stream_addr == ListenAddress("127.0.0.1", 8081)
+    assert load({"ADDR": "[::1]:9000"}).stream_addr == ListenAddress("::1", 8081)
+    assert load({"HOST": "127.0.0.2", "PORT": "9000"}).stream_addr == ListenAddress(
+        "127.0.0.2", 8081)
+    assert load({"ADDR": "unix:/tmp/rtchub.sock"}).stream_addr is None
+    assert load({"ADDR": "127.0.0.1:9000", "STREAM_ADDR": ""}).stream_addr is None
+    assert load({"ADDR": "127.0.0.1:9000", "STREAM_ADDR": ":9999"}).stream_addr == \
+        ListenAddress(None, 9999)
+
+
+def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``rtchub serve`` that is expected to refuse to start."""
+    return subprocess.run([sys.executable, "-m", "rtchub", "serve", *args],
+                          env={**os.environ, **(env or {})}, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+def one_line(proc: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused start prints (no traceback, exit code 2)."""
+    lines = [line for line in proc.stderr.strip().splitlines() if "level=" not in line]
+    assert proc.returncode == 2, proc.stderr
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    return lines[0]
+
+
+def test_start_up_failures_are_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        line = one_line(serve("--addr", f"127.0.0.1:{port}", "--stream-addr", ""))
+        assert line == (f"rtchub: cannot start: ADDR='127.0.0.1:{port}': the address is "
+                        "already in use (another process listens there); stop it or choose "
+                        "another ADDR")
+    bad = tmp_path / "bad.pem"
+    bad.write_text("not a certificate\n")
+    line = one_line(serve("--addr", "127.0.0.1:0", "--tls-cert-file", str(bad),
+                          "--tls-key-file", str(bad)))
+    assert line.startswith(f"rtchub: cannot start: TLS_CERT_FILE='{bad}' / TLS_KEY_FILE=")
+    assert "not a PEM certificate and its private key" in line
+    cert, _ = self_signed(tmp_path)
+    other = tmp_path / "other"
+    other.mkdir()
+    _, wrong_key = self_signed(other)
+    line = one_line(serve("--addr", "127.0.0.1:0", "--tls-cert-file", cert,
+                          "--tls-key-file", wrong_key))
+    assert line.startswith(f"rtchub: cannot start: TLS_KEY_FILE='{wrong_key}': this key does "
+                           "not belong to the certificate")
+
+
+async def test_an_optional_listener_that_cannot_bind_is_one_line_and_no_stop() -> None:
+    with socket.socket() as taken, socket.socket() as free:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        free.bind(("127.0.0.1", 0))
+        busy, port = taken.getsockname()[1], free.getsockname()[1]
+        free.close()
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "rtchub", "serve", "--addr", f"127.0.0.1:{port}",
+            "--stream-addr", f"127.0.0.1:{busy}", stderr=asyncio.subprocess.PIPE)
+        assert proc.stderr is not None
+        lines = []
+        while b"rtchub ready" not in (line := await asyncio.wait_for(proc.stderr.readline(),
+                                                                     30)):
+            lines.append(line.decode())
+        warned = [x for x in lines if "STREAM_ADDR=" in x]
+        assert len(warned) == 1 and "already in use" in warned[0], lines
+        assert "/stream/* is served on ADDR only" in warned[0]
+        # the ready line says what to open
+        for url in ("/match", "/voice.html", "/metrics"):
+            assert f"http://127.0.0.1:{port}{url}" in line.decode()
+        proc.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(proc.wait(), 20) == 0

@@ -11,6 +11,7 @@ import sys
 
 import aiohttp
 import pytest
+import socketio
 
 from rtchub.app import build_server
 from tests.support import WsClient, clients, make_config, running
@@ -115,3 +116,25 @@ async def test_info_logs_are_events_without_sdp_or_tokens(caplog: pytest.LogCapt
     text = caplog.text + " ".join(str(r.__dict__) for r in caplog.records)
     assert "secret-fingerprint" not in text
     assert joined["token"] not in text
+
+
+async def test_sigterm_on_an_idle_server_exits_without_waiting_for_the_drain_bound() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "rtchub", "serve", "--addr", f"127.0.0.1:{port}",
+        env={**os.environ, "SHUTDOWN_TIMEOUT": "120s"}, stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    while b"rtchub ready" not in await asyncio.wait_for(proc.stderr.readline(), 30):
+        pass
+    # idle, but it served: a page on a kept-alive socket, a Socket.IO client came and went
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"http://127.0.0.1:{port}/") as resp:
+            assert resp.status == 200
+        sio = socketio.AsyncClient(reconnection=False)
+        await sio.connect(f"http://127.0.0.1:{port}", wait_timeout=10)
+        await sio.disconnect()
+        proc.send_signal(signal.SIGTERM)
+        # nothing is left to drain: it exits long before SHUTDOWN_TIMEOUT (120 s)
+        assert await asyncio.wait_for(proc.wait(), 30) == 0

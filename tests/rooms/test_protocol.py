@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import Running, WsClient, clients, running
+from tests.rawws import RawWs
+from tests.support import FakeClock, Running, WsClient, clients, running
 
 SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\n"}
 
@@ -222,3 +223,34 @@ async def test_limits_crossed_by_one() -> None:
         await e.send({"type": "join", "room": "y" * 9, "from": "e"})
         assert (await e.expect("error"))["code"] == "invalid_id"
         assert (await e.join("r2", "x" * 8))["members"] == ["c", "x" * 8]
+
+
+async def test_a_half_open_holder_loses_its_id_to_a_newcomer() -> None:
+    # a seed-000 client has no resume token: after a network change it reconnects with the
+    # same ID while its old socket is often still half-open
+    clock = FakeClock()
+    async with running(clock=clock) as srv:
+        old, _ = await RawWs.open(srv.port, "/ws/rooms")
+        await old.send(0x1, b'{"type":"join","room":"r","from":"alice"}')
+        assert (await old.recv())[1].startswith(b'{"type":"joined"')
+        assert (await old.recv())[1].startswith(b'{"type":"room_members"')
+        # from now on the old socket answers nothing
+        async with clients(srv.ws_url + "/rooms", 1) as (new,):
+            await new.send({"type": "join", "room": "r", "from": "alice"})
+            assert await old.recv() == (0x9, b"probe")  # the server pings the holder at once
+            clock.advance(srv.hub.config.limits.id_probe_timeout)
+            joined = await new.expect("joined")
+            assert (joined["from"], joined["members"]) == ("alice", ["alice"])
+            assert srv.rooms.members("r") == ("alice",)
+            await new.expect("room_members")
+        assert await old.close_code() == 4001
+        old.close()
+
+
+async def test_a_live_holder_keeps_its_id() -> None:
+    async with running() as srv, clients(srv.ws_url + "/rooms", 2) as (holder, newcomer):
+        await holder.join("r", "bob")  # its client answers pings (aiohttp's autoping)
+        await newcomer.send({"type": "join", "room": "r", "from": "bob"})
+        assert (await newcomer.expect("error"))["code"] == "id_taken"
+        assert await holder.sync() == []
+        assert srv.rooms.members("r") == ("bob",)

@@ -10,7 +10,7 @@ SDP = "v=0\r\no=- 46117 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
 async def raw(client: WsClient) -> str:
-    msg = await client.ws.receive(TIMEOUT)
+    msg = await client.receive(TIMEOUT)
     assert msg.type == aiohttp.WSMsgType.TEXT, msg
     assert isinstance(msg.data, str)
     return msg.data

@@ -69,3 +69,8 @@ class Connection(Protocol):
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close with a WebSocket close code and a reason (at most 120 bytes are sent)."""
         ...
+
+    def probe(self, timeout: float, done: Callable[[bool], None]) -> None:
+        """Ping the client now; ``done(True)`` when anything arrives from it within
+        ``timeout`` seconds, ``done(False)`` otherwise (or at once if it is closed)."""
+        ...

@@ -174,6 +174,7 @@ class Limits:
     max_rooms: int = 1000
     max_room_members: int = 50
     max_id_length: int = 64
+    id_probe_timeout: float = 3.0
     send_buffer: int = 64
     send_timeout: float = 2.0
     pending_max: int = 256
@@ -280,7 +281,10 @@ def load(environ: Mapping[str, str] | None = None,
         host = v["HOST"] if v["HOST"] else "0.0.0.0"
         port = v["PORT"] if v["PORT"] is not None else 8080
         addr = ListenAddress(host=host, port=port)
-    stream_addr = listen("STREAM_ADDR", v["STREAM_ADDR"]) if v["STREAM_ADDR"] else None
+    if v["STREAM_ADDR"] is None:  # unset: seed 002's port on ADDR's host
+        stream_addr = None if addr.is_unix else ListenAddress(host=addr.host, port=8081)
+    else:
+        stream_addr = listen("STREAM_ADDR", v["STREAM_ADDR"]) if v["STREAM_ADDR"] else None
 
     if v["WS_ALLOWED_ORIGINS"] is not None:
         origins = OriginPolicy.parse(v["WS_ALLOWED_ORIGINS"])
@@ -313,6 +317,7 @@ def load(environ: Mapping[str, str] | None = None,
         max_rooms=v["MAX_ROOMS"],
         max_room_members=v["MAX_ROOM_MEMBERS"],
         max_id_length=v["MAX_ID_LENGTH"],
+        id_probe_timeout=v["ID_PROBE_TIMEOUT"],
         send_buffer=v["WS_SEND_BUFFER"],
         send_timeout=v["WS_SEND_TIMEOUT"],
         pending_max=v["WS_PENDING_MAX"],

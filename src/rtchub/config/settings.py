@@ -184,8 +184,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Bind host (seed 004 alias, read only when ADDR is unset). Default 0.0.0.0."),
     Setting("PORT", "--port", _int(0, 65535), None,
             "Bind port (seed 004 alias, read only when ADDR is unset). Default 8080."),
-    Setting("STREAM_ADDR", "--stream-addr", _text, ":8081",
-            "Second listener serving only /stream/* (seed 002's port 8081); empty disables."),
+    Setting("STREAM_ADDR", "--stream-addr", _text, None,
+            "Second listener serving only /stream/* (seed 002's port 8081). Default: port "
+            "8081 on ADDR's host (none when ADDR is a Unix socket); empty disables. If it "
+            "cannot bind, rtchub says so in one line and serves MP3 on ADDR only."),
     Setting("TLS_CERT_FILE", "--tls-cert-file", _text, "",
             "PEM certificate; requires TLS_KEY_FILE. Enables HTTPS/WSS on every listener."),
     Setting("TLS_KEY_FILE", "--tls-key-file", _text, "",
@@ -214,9 +216,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WS_RATE_PER_MIN", "--ws-rate-per-min", _int(0), "0",
             "Per-IP WebSocket upgrades per minute (fixed window, 429); 0 disables.", "security"),
     # WebRTC
-    Setting("RTC_CONFIG_JSON", "--rtc-config-json", _text, '{"iceServers": []}',
-            "RTCConfiguration served to browsers (iceServers, iceTransportPolicy, "
-            "bundlePolicy). Default: no ICE servers (host candidates only).", "webrtc"),
+    Setting("RTC_CONFIG_JSON", "--rtc-config-json", _text,
+            '{"iceServers": [{"urls": "stun:stun.l.google.com:19302"}]}',
+            "RTCConfiguration served to browsers and the transfer CLI (iceServers, "
+            "iceTransportPolicy, bundlePolicy). Default: seed 000's public STUN server, so "
+            "calls work across NATs; '{\"iceServers\": []}' turns it off (host candidates "
+            "only: a LAN or one machine).", "webrtc"),
     Setting("RTC_NODE_IP", "--rtc-node-ip", parse_ip_list, "",
             "Comma-separated IPs the server's own WebRTC peers gather and advertise "
             "(like LiveKit node_ip); empty lets aioice pick non-loopback addresses.", "webrtc"),
@@ -251,6 +256,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MAX_ROOMS", "--max-rooms", _int(1), "1000", "Rooms per server.", "limits"),
     Setting("MAX_ROOM_MEMBERS", "--max-room-members", _int(1), "50",
             "Members per room.", "limits"),
+    Setting("ID_PROBE_TIMEOUT", "--id-probe-timeout", _positive_duration, "3s",
+            "A join for a client ID another connection holds pings that connection first; "
+            "if it does not answer within this time (a half-open socket), the newcomer takes "
+            "the ID and the old connection is closed with 4001.", "limits"),
     Setting("MAX_ID_LENGTH", "--max-id-length", _int(1, 1024), "64",
             "Longest room or client ID (characters).", "limits"),
     Setting("ROOM_TTL", "--room-ttl", _positive_duration, "10m",

@@ -60,8 +60,8 @@ class NetConnection:
     :meth:`gone` when the socket is closed.
     """
 
-    __slots__ = ("_abort_timer", "_buffer", "_clock", "_closed", "_limits", "_stats",
-                 "address", "id", "pinged", "remote", "seen")
+    __slots__ = ("_abort_timer", "_buffer", "_clock", "_closed", "_limits", "_probe_timer",
+                 "_stats", "address", "id", "pinged", "probes", "remote", "seen")
 
     def __init__(self, conn_id: str, remote: str, write: Callable[[bytes], None],
                  limits: ConnLimits, clock: Clock, stats: Stats) -> None:
@@ -77,6 +77,8 @@ class NetConnection:
                                   limits.send_timeout, clock)
         self.seen = True      # a frame arrived since the last heartbeat sweep
         self.pinged = False   # the last sweep pinged this connection
+        self.probes: list[Callable[[bool], None]] | None = None  # waiting for any frame
+        self._probe_timer: Timer | None = None
 
     # -- what features see ---------------------------------------------------------------
 
@@ -103,6 +105,31 @@ class NetConnection:
         self._stats.closes[close_label(code)] += 1
         self._buffer.flush()
         self._end(code, reason)
+
+    def probe(self, timeout: float, done: Callable[[bool], None]) -> None:
+        """Ping now; ``done(True)`` at the next frame from the client, ``done(False)`` if
+        none arrives within ``timeout`` (or at once when closed)."""
+        if self._closed:
+            done(False)
+            return
+        if self.probes is not None:
+            self.probes.append(done)
+            return
+        self.probes = [done]
+        self._buffer.send_control(OPCODE_PING, b"probe")
+        self._probe_timer = self._clock.call_later(timeout, lambda: self._answer(False))
+
+    def heard(self) -> None:
+        """A frame arrived while probes wait (the stacks call it when ``probes`` is set)."""
+        self._answer(True)
+
+    def _answer(self, alive: bool) -> None:
+        probes, self.probes = self.probes, None
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+            self._probe_timer = None
+        for done in probes or ():
+            done(alive)
 
     # -- what the stacks and the heartbeat call ------------------------------------------
 
@@ -138,6 +165,8 @@ class NetConnection:
         """The socket is closed: release what it held."""
         self._closed = True
         self._buffer.clear()
+        if self.probes is not None:
+            self._answer(False)
         if self._abort_timer is not None:
             self._abort_timer.cancel()
             self._abort_timer = None

@@ -144,6 +144,8 @@ class FastListener(WSListener):
         if conn is None or session is None:
             return
         conn.seen = True
+        if conn.probes is not None:
+            conn.heard()
         if frame.payload_size > self._max_frame:
             # picows 2.3 refuses such a frame with 1009 but, having already entered its
             # payload state, still delivers it on the next read: drop it here

@@ -113,6 +113,8 @@ async def run_session(ws: web.WebSocketResponse, conn: HttpConnection, session: 
     try:
         async for msg in ws:
             conn.seen = True
+            if conn.probes is not None:
+                conn.heard()
             kind = msg.type
             if kind is WSMsgType.TEXT:
                 session.on_text(msg.data.encode(), time.perf_counter_ns())

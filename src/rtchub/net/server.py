@@ -9,6 +9,7 @@ aiohttp (everything else). ``Server.stop`` stops accepting, closes every connect
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import socket
@@ -18,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from rtchub.config import Config, ListenAddress
+from rtchub.config import Config, ConfigError, ListenAddress
 from rtchub.hub import Hub
 from rtchub.net.fastws import PicowsChanged, check_picows
 from rtchub.net.gateway import Gateway
@@ -31,22 +32,55 @@ log = logging.getLogger("rtchub")
 
 
 def ssl_context(config: Config) -> ssl.SSLContext | None:
-    """The server TLS context, or None without TLS."""
-    if not config.tls_cert_file or not config.tls_key_file:
+    """The server TLS context, or None without TLS; :class:`ConfigError` naming the file
+    and what is wrong with it when the pair cannot be loaded."""
+    cert, key = config.tls_cert_file, config.tls_key_file
+    if not cert or not key:
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(config.tls_cert_file, config.tls_key_file)
+    try:
+        ctx.load_cert_chain(cert, key)
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc):
+            raise ConfigError(f"TLS_KEY_FILE={key!r}: this key does not belong to the "
+                              f"certificate in TLS_CERT_FILE={cert!r}; give the key the "
+                              "certificate was issued for") from None
+        raise ConfigError(f"TLS_CERT_FILE={cert!r} / TLS_KEY_FILE={key!r}: not a PEM "
+                          f"certificate and its private key ({exc.reason or exc}); check "
+                          "both files") from None
+    except OSError as exc:
+        raise ConfigError(f"TLS_CERT_FILE={cert!r} / TLS_KEY_FILE={key!r}: cannot be read "
+                          f"({exc.strerror or exc})") from None
     return ctx
 
 
 @dataclass(frozen=True, slots=True)
 class Listener:
-    """One bound address and the app it serves; ``fast`` enables the picows /ws path."""
+    """One bound address and the app it serves; ``fast`` enables the picows /ws path.
+
+    ``setting`` names the setting the address came from (for error messages); an
+    ``optional`` listener that cannot bind is reported in one line and skipped."""
 
     address: ListenAddress
     app: web.Application
     fast: bool = True
+    setting: str = "ADDR"
+    optional: bool = False
+
+
+def bind_error(listener: Listener, exc: OSError) -> str:
+    """One line naming the setting, the address, what went wrong and what to do."""
+    where = f"{listener.setting}={str(listener.address)!r}"
+    if exc.errno == errno.EADDRINUSE:
+        return (f"{where}: the address is already in use (another process listens there); "
+                f"stop it or choose another {listener.setting}")
+    if exc.errno == errno.EACCES:
+        return (f"{where}: permission denied (ports below 1024 need privileges); choose a "
+                f"port of 1024 or above, or run behind a proxy")
+    if exc.errno in (errno.EADDRNOTAVAIL, socket.EAI_NONAME):
+        return f"{where}: no such address on this machine; use one of its addresses or ':port'"
+    return f"{where}: cannot listen there ({exc.strerror or exc})"
 
 
 class Server:
@@ -90,21 +124,43 @@ class Server:
             fast = listener.fast and self.fast_path and not listener.address.is_unix
             factory = self._protocol_factory(runner, fast)
             addr = listener.address
-            if addr.path is not None:
-                if os.path.exists(addr.path):
-                    os.unlink(addr.path)
-                server = await loop.create_unix_server(factory, addr.path, ssl=self._ssl,
-                                                       backlog=4096)
-            else:
-                server = await loop.create_server(
-                    factory, addr.host or None, addr.port, ssl=self._ssl, backlog=4096,
-                    reuse_address=True, family=socket.AF_UNSPEC)
+            try:
+                server = await self._bind(loop, factory, addr)
+            except OSError as exc:
+                if not listener.optional:
+                    raise ConfigError(bind_error(listener, exc)) from None
+                log.warning("%s; /stream/* is served on ADDR only", bind_error(listener, exc))
+                continue
             self._servers.append(server)
             for sock in server.sockets:
                 self.bound.append((addr, sock.getsockname()))
             log.info("listening on %s%s", addr, " (tls)" if self._ssl else "")
         await self.hub.start()
         self.hub.tasks.spawn(self.gateway.heartbeat.run(), name="ws-heartbeat")
+
+    async def _bind(self, loop: asyncio.AbstractEventLoop, factory: Any, addr: ListenAddress
+                    ) -> asyncio.Server:
+        if addr.path is not None:
+            if os.path.exists(addr.path):
+                os.unlink(addr.path)
+            return await loop.create_unix_server(factory, addr.path, ssl=self._ssl,
+                                                 backlog=4096)
+        return await loop.create_server(
+            factory, addr.host or None, addr.port, ssl=self._ssl, backlog=4096,
+            reuse_address=True, family=socket.AF_UNSPEC)
+
+    def urls(self) -> list[str]:
+        """What to open: the app, the match page, the voice page, metrics (main listener)."""
+        addr = self._listeners[0].address
+        if addr.path is not None:
+            return [f"unix:{addr.path} (put a reverse proxy in front)"]
+        scheme = "https" if self._ssl else "http"
+        host = addr.host if addr.host not in (None, "", "0.0.0.0", "::") else "localhost"
+        if host is not None and ":" in host:
+            host = f"[{host}]"
+        base = f"{scheme}://{host}:{self.port()}"
+        return [f"{base}/", f"{base}/match", f"{base}/voice.html",
+                f"{base}{self.hub.config.metrics_route}"]
 
     def port(self, index: int = 0) -> int:
         """The TCP port actually bound by listener ``index`` (for ``:0`` in tests)."""

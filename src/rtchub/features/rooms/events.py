@@ -6,7 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["EVENTS", "Joined", "Relayed", "Replaced", "RoomEvent", "RoomMembers"]
+from rtchub.base.connection import Address
+
+__all__ = ["EVENTS", "Joined", "Probe", "ProbeAnswer", "Relayed", "Replaced", "RoomEvent",
+           "RoomMembers"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,11 +48,30 @@ class Relayed:
 
 @dataclass(frozen=True, slots=True)
 class Replaced:
-    """This connection's identity was resumed by a newer connection: close it."""
+    """This connection's identity went to a newer connection: close it with ``reason``."""
 
     room: str
     member: str
+    reason: str = "session resumed by another connection"
 
 
-RoomEvent = Joined | RoomMembers | Relayed | Replaced
-EVENTS = (Joined, RoomMembers, Relayed, Replaced)
+@dataclass(frozen=True, slots=True)
+class Probe:
+    """Someone asks for your ID: answer ``reply_to`` whether your connection is alive."""
+
+    room: str
+    member: str
+    reply_to: Address
+    probe_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAnswer:
+    """The holder of an ID you asked for is alive (or not)."""
+
+    probe_id: int
+    alive: bool
+
+
+RoomEvent = Joined | RoomMembers | Relayed | Replaced | Probe | ProbeAnswer
+EVENTS = (Joined, RoomMembers, Relayed, Replaced, Probe, ProbeAnswer)

@@ -5,20 +5,35 @@ Relays and pings finish at once (the hot path: no task, no await). A join or a l
 changes shared state and returns an awaitable; the connection's serial executor applies
 later frames after it, so a client may send ``join`` and its first ``offer`` back to back.
 Closing leaves the room after any join still in flight, so no member outlives its socket.
+
+A join for an ID another connection holds probes that connection first (a seed-000 client
+that reconnects after a network change often leaves a half-open socket behind): if it does
+not answer within ``ID_PROBE_TIMEOUT``, the newcomer takes the ID and the old connection is
+closed with 4001; a live holder keeps it and the newcomer gets ``id_taken``.
 """
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 import logging
 import time
 from collections.abc import Awaitable
 from typing import Any, Final, assert_never
 
-from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.clock import Clock
+from rtchub.base.connection import Address, Connection, ErrorReply
 from rtchub.base.metrics import Stats
-from rtchub.errors import AlreadyInRoom, NotInRoom
+from rtchub.errors import AlreadyInRoom, IdTaken, NotInRoom
 from rtchub.features.rooms import wire
-from rtchub.features.rooms.events import EVENTS, Relayed, Replaced, RoomEvent
+from rtchub.features.rooms.events import (
+    EVENTS,
+    Probe,
+    ProbeAnswer,
+    Relayed,
+    Replaced,
+    RoomEvent,
+)
 from rtchub.features.rooms.service import Membership, Rooms
 from rtchub.wire.webrtc import SdpLimits
 
@@ -35,27 +50,33 @@ class RoomsDialect:
     types: frozenset[str] = wire.TYPES
     events: tuple[type, ...] = EVENTS
 
-    def __init__(self, rooms: Rooms, stats: Stats, sdp: SdpLimits) -> None:
-        self._rooms = rooms
-        self._stats = stats
-        self._sdp = sdp
+    def __init__(self, rooms: Rooms, stats: Stats, sdp: SdpLimits, clock: Clock,
+                 probe_timeout: float) -> None:
+        self.rooms = rooms
+        self.stats = stats
+        self.sdp = sdp
+        self.clock = clock
+        self.probe_timeout = probe_timeout
+        self.probe_ids = itertools.count(1)
 
     def open(self, conn: Connection, params: object, reply_error: ErrorReply) -> RoomsHandler:
         """State for one connection."""
-        return RoomsHandler(self._rooms, self._stats, self._sdp, conn)
+        return RoomsHandler(self, conn)
 
 
 class RoomsHandler:
     """One connection's membership."""
 
-    __slots__ = ("_conn", "_membership", "_rooms", "_sdp", "_stats")
+    __slots__ = ("_conn", "_d", "_membership", "_probes", "_rooms", "_sdp", "_stats")
 
-    def __init__(self, rooms: Rooms, stats: Stats, sdp: SdpLimits, conn: Connection) -> None:
-        self._rooms = rooms
-        self._stats = stats
-        self._sdp = sdp
+    def __init__(self, dialect: RoomsDialect, conn: Connection) -> None:
+        self._d = dialect
+        self._rooms = dialect.rooms
+        self._stats = dialect.stats
+        self._sdp = dialect.sdp
         self._conn = conn
         self._membership: Membership | None = None
+        self._probes: dict[int, asyncio.Future[bool]] | None = None
 
     def start(self) -> None:
         """Nothing to do until the client joins."""
@@ -96,10 +117,37 @@ class RoomsHandler:
     async def _join(self, msg: wire.Join) -> None:
         if self._membership is not None:
             raise AlreadyInRoom(f"already in room {self._membership.room!r}; send leave first")
-        self._membership = m = await self._rooms.join(msg.room, msg.client,
-                                                      self._conn.address, msg.token)
+        address = self._conn.address
+        try:
+            m = await self._rooms.join(msg.room, msg.client, address, msg.token)
+        except IdTaken as taken:
+            holder = taken.holder
+            if not isinstance(holder, Address) or await self._alive(holder, msg):
+                raise
+            m = await self._rooms.join(msg.room, msg.client, address, msg.token,
+                                       take_over=holder)
+        self._membership = m
         log.info("joined", extra={"room": m.room, "member": m.member, "conn": self._conn.id,
                                   "remote": self._conn.remote, "resumed": msg.token is not None})
+
+    async def _alive(self, holder: Address, msg: wire.Join) -> bool:
+        """Probe the connection holding the ID; False when it does not answer in time
+        (it waits twice the holder's probe timeout: the answer may cross nodes)."""
+        d = self._d
+        probe_id = next(d.probe_ids)
+        answer: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if self._probes is None:
+            self._probes = {}
+        self._probes[probe_id] = answer
+        timer = d.clock.call_later(2 * d.probe_timeout,
+                                   lambda: None if answer.done() else answer.set_result(False))
+        try:
+            self._rooms.probe(holder, Probe(msg.room, msg.client or "", self._conn.address,
+                                            probe_id))
+            return await answer
+        finally:
+            timer.cancel()
+            self._probes.pop(probe_id, None)
 
     async def _leave(self) -> None:
         membership, self._membership = self._membership, None
@@ -118,6 +166,14 @@ class RoomsHandler:
                                         "conn": self._conn.id})
         return self._rooms.leave(membership)
 
+    def _answer_probe(self, probe: Probe) -> None:
+        m = self._membership
+        if m is None or (m.room, m.member) != (probe.room, probe.member):
+            self._rooms.answer(probe.reply_to, ProbeAnswer(probe.probe_id, False))
+            return
+        self._conn.probe(self._d.probe_timeout, lambda alive: self._rooms.answer(
+            probe.reply_to, ProbeAnswer(probe.probe_id, alive)))
+
     def deliver(self, event: RoomEvent) -> None:
         """Render a rooms event for this client."""
         if type(event) is Relayed:
@@ -129,7 +185,15 @@ class RoomsHandler:
             return
         if type(event) is Replaced:
             self._membership = None
-            self._conn.close(wire.CLOSE_REPLACED, "session resumed by another connection")
+            self._conn.close(wire.CLOSE_REPLACED, event.reason)
+            return
+        if type(event) is Probe:
+            self._answer_probe(event)
+            return
+        if type(event) is ProbeAnswer:
+            waiting = self._probes.get(event.probe_id) if self._probes is not None else None
+            if waiting is not None and not waiting.done():
+                waiting.set_result(event.alive)
             return
         data = wire.encode_event(event)
         if data is not None:

@@ -30,7 +30,8 @@ def setup(app: web.Application) -> None:
     hub.backplane.on_sweep(rooms.sweep_node)
     app[ROOMS] = rooms
     # a relay never parses the description: its size is bounded, its sections not counted
-    dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes, None))
+    dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes, None),
+                           hub.clock, limits.id_probe_timeout)
     router = app[ROUTER]
     router.speak("/ws", dialect)
     router.speak("/ws/rooms", dialect)

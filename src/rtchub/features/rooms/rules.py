@@ -82,7 +82,8 @@ class JoinDecision:
 
 
 def decide_join(room: RoomRecord | None, room_id: str, member: MemberRecord,
-                token: str | None, limits: Limits) -> JoinDecision:
+                token: str | None, limits: Limits, take_over: Address | None = None
+                ) -> JoinDecision:
     """Decide a join.
 
     * A new room is ``created``: it needs a slot under ``limits.max_rooms``, which the
@@ -90,15 +91,21 @@ def decide_join(room: RoomRecord | None, room_id: str, member: MemberRecord,
     * A member ID held by another connection is taken, unless ``token`` is that
       member's resume token: then the newcomer takes its place (the old
       connection is ``replaced``) without changing the member order.
+    * ``take_over`` is the holder the caller found dead (it did not answer a probe): if
+      that connection still holds the ID, the newcomer takes its place with its own token.
     * A full room refuses newcomers; resuming into a full room is allowed.
     """
     if room is None:
         return JoinDecision(RoomRecord(room_id, (member,)), None, created=True)
     existing = room.member(member.id)
     if existing is not None:
+        if take_over is not None and existing.address == take_over:
+            members = tuple(member if m.id == member.id else m for m in room.members)
+            return JoinDecision(RoomRecord(room_id, members), existing, created=False)
         if token is None or not hmac.compare_digest(existing.token_hash, hash_token(token)):
             raise IdTaken(f"client ID {member.id!r} is taken in room {room_id!r}; "
-                          "reconnect with its resume token or choose another ID")
+                          "reconnect with its resume token or choose another ID",
+                          existing.address)
         kept = MemberRecord(member.id, member.address, existing.token_hash)
         members = tuple(kept if m.id == member.id else m for m in room.members)
         return JoinDecision(RoomRecord(room_id, members), existing, created=False)

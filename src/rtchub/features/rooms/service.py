@@ -22,7 +22,14 @@ from rtchub.cluster.courier import Delivery
 from rtchub.cluster.store import StateStore
 from rtchub.config import Limits
 from rtchub.errors import ClusterUnavailable, InvalidField, NotInRoom, PeerNotFound, RtcHubError
-from rtchub.features.rooms.events import Joined, Relayed, Replaced, RoomMembers
+from rtchub.features.rooms.events import (
+    Joined,
+    Probe,
+    ProbeAnswer,
+    Relayed,
+    Replaced,
+    RoomMembers,
+)
 from rtchub.features.rooms.rules import (
     ROOM_COUNT_KEY,
     ROOM_PREFIX,
@@ -75,11 +82,12 @@ class Rooms:
     # -- state changes -------------------------------------------------------------------
 
     async def join(self, room_id: object, member_id: object, address: Address,
-                   token: object = None) -> Membership:
+                   token: object = None, take_over: Address | None = None) -> Membership:
         """Join ``room_id`` as ``member_id`` (a fresh random ID when None).
 
         Delivers ``Joined`` to the joiner and ``RoomMembers`` to everyone in the
-        room; a resumed identity's old connection gets ``Replaced``.
+        room; a resumed identity's old connection gets ``Replaced``. ``take_over`` is a
+        holder of the ID that did not answer a probe: the newcomer takes its place.
         """
         limit = self._limits.max_id_length
         room = validate_id("room", room_id, limit)
@@ -92,18 +100,20 @@ class Rooms:
         issued = token if token is not None else self._new_token()
         record = MemberRecord(member, address, hash_token(issued))
         decision = await self._write_join(room, record, token if isinstance(token, str)
-                                          else None)
+                                          else None, take_over)
         membership = Membership(room, member, address)
         self._local[address] = (membership, record)
         if decision.replaced is not None:
             self._local.pop(decision.replaced.address, None)
-            self._courier.deliver(decision.replaced.address, Replaced(room, member))
+            reason = ("client ID taken over: this connection did not answer a ping"
+                      if take_over is not None else "session resumed by another connection")
+            self._courier.deliver(decision.replaced.address, Replaced(room, member, reason))
         self._courier.deliver(address, Joined(room, member, decision.room.member_ids, issued))
         self._broadcast_members(decision.room)
         return membership
 
-    async def _write_join(self, room: str, record: MemberRecord, token: str | None
-                          ) -> JoinDecision:
+    async def _write_join(self, room: str, record: MemberRecord, token: str | None,
+                          take_over: Address | None = None) -> JoinDecision:
         """Apply a join; a new room first takes a slot on the room counter."""
         limits = self._limits
         reserved = False
@@ -112,7 +122,7 @@ class Rooms:
                    ) -> tuple[Mapping[str, object | None], JoinDecision]:
             current = values.get(room_key(room))
             decision = decide_join(current if isinstance(current, RoomRecord) else None,
-                                   room, record, token, limits)
+                                   room, record, token, limits, take_over)
             if decision.created and not reserved:
                 return {}, decision   # take a slot first, then try again
             return {room_key(room): decision.room}, decision
@@ -179,6 +189,14 @@ class Rooms:
                 self._courier.deliver(address, Replaced(membership.room, membership.member))
                 continue
             self._broadcast_members(decision.room)
+
+    def probe(self, holder: Address, probe: Probe) -> None:
+        """Ask the connection holding an ID whether it is alive."""
+        self._courier.deliver(holder, probe)
+
+    def answer(self, to: Address, answer: ProbeAnswer) -> None:
+        """Answer a probe."""
+        self._courier.deliver(to, answer)
 
     def apply_view(self, room_id: str, room: RoomRecord | None) -> None:
         """Replace this node's view of one room (None: the room is gone)."""
