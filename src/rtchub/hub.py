@@ -171,14 +171,17 @@ class Hub:
                            "conflicts, lost nodes swept.", "event", backplane.counters)
 
     def cluster_status(self) -> dict[str, object]:
-        """This node and the cluster as last seen (``/api/status``)."""
+        """This node and the cluster (``/api/status``): other nodes' figures are as of their
+        last heartbeat (at most ``CLUSTER_NODE_TTL / 3`` old)."""
         view = self.backplane.cluster()
-        totals: dict[str, float] = {}
-        for _, figures in view.nodes:
-            for key, value in figures.items():
-                totals[key] = totals.get(key, 0.0) + value
+        mine = self.figures()
+        totals: dict[str, float] = dict(mine)   # this node now, the others as last reported
+        for node, figures in view.nodes:
+            if node != view.node:
+                for key, value in figures.items():
+                    totals[key] = totals.get(key, 0.0) + value
         return {
-            "node": {"id": view.node, **{k: round(v) for k, v in self.figures().items()}},
+            "node": {"id": view.node, **{k: round(v) for k, v in mine.items()}},
             "cluster": {"backplane": "memory" if not self.config.redis_url else "redis",
                         "connected": view.connected, "nodes": len(view.nodes),
                         **{k: round(v) for k, v in totals.items()}},

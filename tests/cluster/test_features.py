@@ -52,6 +52,13 @@ async def test_one_match_queue_for_both_nodes(two: Cluster) -> None:
         assert body["rooms"]["active"] == 0
         assert body["cluster"]["nodes"] == 2 and body["node"]["id"] != \
             (await status(b.url))["node"]["id"]
+        # this node's figures are current, the other's as of its last heartbeat
+        assert body["node"]["match_sockets"] == 1 <= body["cluster"]["match_sockets"]
+        async with aiohttp.ClientSession() as http, http.get(f"{a.url}/metrics") as resp:
+            metrics = await resp.text()
+        assert "rtchub_cluster_nodes 2.0" in metrics
+        assert "rtchub_backplane_up 1.0" in metrics
+        assert 'rtchub_backplane_events_total{event="published"}' in metrics
     finally:
         await asyncio.gather(x.close(), y.close(), return_exceptions=True)
 
