@@ -46,7 +46,7 @@ from rtchub.cluster.backplane import (
 from rtchub.cluster.codec import Codec, CodecError
 from rtchub.cluster.keys import KeyLayout
 from rtchub.cluster.membership import Membership
-from rtchub.cluster.redis_store import REDIS_ERRORS, Health, RedisStore
+from rtchub.cluster.redis_store import CONCURRENCY, REDIS_ERRORS, Health, RedisStore
 from rtchub.errors import ClusterUnavailable
 
 __all__ = ["OUTBOX_LIMIT", "RedisBackplane"]
@@ -55,7 +55,7 @@ log = logging.getLogger("rtchub.cluster")
 
 OUTBOX_LIMIT: Final = 200_000      # events waiting for the writer, over all channels
 BATCH_ROWS: Final = 2_000          # events per PUBLISH at most
-POOL_SIZE: Final = 64              # Redis connections per node (transactions hold one)
+POOL_SIZE: Final = CONCURRENCY + 8  # Redis connections per node: the store's + ours
 START_WAIT: Final = 5.0            # seconds start() waits for Redis before going on unready
 MAX_BACKOFF: Final = 1.0
 
@@ -69,7 +69,8 @@ class RedisBackplane:
         self._codec = codec
         self._clock = clock
         self._layout = layout = KeyLayout(prefix)
-        io_timeout = max(0.5, min(2.0, node_ttl / 3))
+        # a dead Redis shows as a closed connection at once; a silent one as this timeout
+        io_timeout = max(0.5, min(5.0, node_ttl / 3))
         self._pool = BlockingConnectionPool.from_url(
             url, max_connections=POOL_SIZE, timeout=io_timeout * 2,
             socket_timeout=io_timeout, socket_connect_timeout=io_timeout,
@@ -272,6 +273,7 @@ class RedisBackplane:
         # idle pooled connections may still point at a Redis that died: drop them
         await self._pool.disconnect(inuse_connections=False)
         self._health.up = True
+        self._health.dirty = False
         try:
             await self._store.resync()
             await self._membership.beat()
@@ -356,10 +358,17 @@ class RedisBackplane:
         self.published += sent
 
     async def _heartbeats(self) -> None:
-        membership = self._membership
+        membership, health = self._membership, self._health
         while True:
             try:
                 await membership.beat()
             except REDIS_ERRORS as exc:
-                self._health.lost(exc)
+                health.lost(exc)
+            else:
+                if health.dirty and health.up:
+                    # a store call failed (a timeout): what it left behind (a leave that
+                    # was not written) is swept like after a reconnect
+                    health.dirty = False
+                    await membership.run_sweeps(
+                        self._node, lambda a: a.node == self._node and self._local(a.conn))
             await self._clock.sleep(membership.interval)

@@ -45,7 +45,8 @@ log = logging.getLogger("rtchub.cluster")
 
 R = TypeVar("R")
 MAX_ATTEMPTS: Final = 64
-FEED_WAIT: Final = 2.0       # seconds to wait for our own feed message before going on
+FEED_WAIT: Final = 5.0       # seconds to wait for our own feed message before going on
+CONCURRENCY: Final = 64      # store calls in flight per node (each holds a connection)
 SCAN_CHUNK: Final = 500
 REDIS_ERRORS: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -81,6 +82,7 @@ class Health:
 
     def __init__(self, on_lost: Callable[[BaseException], None]) -> None:
         self.up = False
+        self.dirty = False   # a call failed since this node last swept itself
         self._on_lost = on_lost
 
     def lost(self, exc: BaseException) -> ClusterUnavailable:
@@ -89,6 +91,15 @@ class Health:
             self.up = False
             self._on_lost(exc)
         return unavailable()
+
+    def failed(self, exc: BaseException) -> ClusterUnavailable:
+        """A store call failed: a lost connection marks Redis unreachable; a slow answer
+        (a timeout, a busy pool) fails only this call: the heartbeat, which times out
+        too if Redis is really gone, decides."""
+        self.dirty = True   # a leave may be among the failed: sweep this node soon
+        if isinstance(exc, RedisTimeoutError) or "No connection available" in str(exc):
+            return unavailable()
+        return self.lost(exc)
 
 
 def unavailable() -> ClusterUnavailable:
@@ -113,6 +124,8 @@ class RedisStore:
         self._tokens = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[None]] = {}
         self._buffer: list[bytes] | None = None   # feed messages held during a resync
+        # calls queue here rather than in the connection pool, where waiting has a timeout
+        self._slots = asyncio.Semaphore(CONCURRENCY)
         self._count = client.register_script(_COUNT)
         self._hit = client.register_script(_HIT)
         # figures for /metrics
@@ -137,7 +150,7 @@ class RedisStore:
         for attempt in range(MAX_ATTEMPTS):
             token = 0
             try:
-                async with self._client.pipeline(transaction=True) as pipe:
+                async with self._slots, self._client.pipeline(transaction=True) as pipe:
                     await pipe.watch(*rkeys)
                     raws = await pipe.mget(rkeys)
                     values = {k: self._decode(r) for k, r in zip(keys, raws, strict=True)}
@@ -155,7 +168,7 @@ class RedisStore:
                 continue
             except REDIS_ERRORS as exc:
                 self._forget(token)
-                raise self._health.lost(exc) from None
+                raise self._health.failed(exc) from None
             self.transactions += 1
             if token:
                 await self._await_feed(token)
@@ -217,9 +230,10 @@ class RedisStore:
         """Read one value."""
         self._check()
         try:
-            raw = await self._client.get(self._layout.key(key))
+            async with self._slots:
+                raw = await self._client.get(self._layout.key(key))
         except REDIS_ERRORS as exc:
-            raise self._health.lost(exc) from None
+            raise self._health.failed(exc) from None
         return self._decode(raw)
 
     async def scan(self, prefix: str) -> dict[str, object]:
@@ -229,7 +243,10 @@ class RedisStore:
         found: dict[str, object] = {}
         try:
             batch: list[bytes] = []
-            async for key in self._client.scan_iter(match=pattern, count=1000):
+            async with self._slots:
+                keys = [key async for key in self._client.scan_iter(match=pattern,
+                                                                        count=1000)]
+            for key in keys:
                 batch.append(key)
                 if len(batch) >= SCAN_CHUNK:
                     await self._fetch(batch, cut, tail, found)
@@ -237,12 +254,13 @@ class RedisStore:
             if batch:
                 await self._fetch(batch, cut, tail, found)
         except REDIS_ERRORS as exc:
-            raise self._health.lost(exc) from None
+            raise self._health.failed(exc) from None
         return found
 
     async def _fetch(self, keys: list[bytes], cut: int, tail: int,
                      found: dict[str, object]) -> None:
-        raws = await self._client.mget(keys)
+        async with self._slots:
+            raws = await self._client.mget(keys)
         for key, raw in zip(keys, raws, strict=True):
             if raw is None:
                 continue
@@ -256,20 +274,22 @@ class RedisStore:
         """An atomic counter (Lua), refusing past ``ceiling``."""
         self._check()
         try:
-            value = await self._count(keys=[self._layout.key(key)],
-                                      args=[delta, "" if ceiling is None else ceiling])
+            async with self._slots:
+                value = await self._count(keys=[self._layout.key(key)],
+                                          args=[delta, "" if ceiling is None else ceiling])
         except REDIS_ERRORS as exc:
-            raise self._health.lost(exc) from None
+            raise self._health.failed(exc) from None
         return None if int(value) < 0 else int(value)
 
     async def hit(self, key: str, window: float, hits: int = 1) -> tuple[int, float]:
         """A fixed window counter (Lua): INCRBY, PEXPIRE on the first hit."""
         self._check()
         try:
-            count, ttl = await self._hit(keys=[self._layout.key(key)],
-                                         args=[max(1, round(window * 1000)), hits])
+            async with self._slots:
+                count, ttl = await self._hit(keys=[self._layout.key(key)],
+                                             args=[max(1, round(window * 1000)), hits])
         except REDIS_ERRORS as exc:
-            raise self._health.lost(exc) from None
+            raise self._health.failed(exc) from None
         return int(count), max(int(ttl), 0) / 1000
 
     # -- the change feed -----------------------------------------------------------------
