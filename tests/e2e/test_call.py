@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.e2e.browser import Browser, Participant
 from tests.support import Running
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 HOOK = """
 window.seen = [];

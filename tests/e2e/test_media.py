@@ -5,8 +5,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import av
+import pytest
 
 from tests.e2e.browser import ARTIFACTS, Browser, Participant
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 JS_SENT_VIDEO = """(id) => {
   const t = state.peers.get(id).pc.getTransceivers()
