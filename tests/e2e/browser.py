@@ -1,7 +1,7 @@
 """Headless Chromium driving rtchub's pages, for the end-to-end tests.
 
 Debian's ``/usr/bin/chromium`` is launched by Playwright (``executable_path``)
-with fake cameras (two) and microphones, loopback ICE allowed and background
+with fake cameras (three) and microphones, loopback ICE allowed and background
 networking off, so a call between pages uses only 127.0.0.1. The name
 ``lan.rtchub.test`` resolves to 127.0.0.1 inside the browser: a page opened
 through it is a plain-http page at an address that is not localhost, i.e. not a
@@ -33,8 +33,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 WAIT_MS = 20_000
 LAN_HOST = "lan.rtchub.test"
 
+# three fake cameras: fake_device_0 (I420), fake_device_1 (Y16, a depth format that
+# WebRTC cannot encode: a track from it sends nothing) and fake_device_2 (MJPEG)
 CHROMIUM_ARGS = [
-    "--use-fake-device-for-media-stream=device-count=2",
+    "--use-fake-device-for-media-stream=device-count=3",
     "--use-fake-ui-for-media-stream",
     "--allow-loopback-in-peer-connection",
     "--auto-select-desktop-capture-source=Entire screen",

@@ -26,7 +26,10 @@ JS_CALL_ON_ARRIVAL = """(who) => {
   ws.onmessage = (ev) => {
     original(ev);
     const m = JSON.parse(ev.data);
-    if (!done && m.type === 'room_members' && m.members.includes(who)) { done = true; callPeer(who); }
+    if (!done && m.type === 'room_members' && m.members.includes(who)) {
+      done = true;
+      callPeer(who);
+    }
   };
 }"""
 JS_RETRIES = "(id) => state.peers.get(id).retries"

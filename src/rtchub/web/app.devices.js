@@ -226,13 +226,14 @@ export async function useDevice(kind, deviceId) {
     listDevices();
     return false;
   }
-  const old = audio ? target.getAudioTracks()[0] : target.getVideoTracks()[0];
-  if (old) { target.removeTrack(old); old.stop(); }
-  target.addTrack(fresh);
   fresh.enabled = audio ? !state.muted : !state.cameraOff;
   if (target === state.localStream && (audio || !state.usingScreen)) {
     await replaceOutgoing(audio ? 'audio' : 'video', fresh);
   }
+  // the old device is let go only once every call sends the new one
+  const old = audio ? target.getAudioTracks()[0] : target.getVideoTracks()[0];
+  if (old) { target.removeTrack(old); old.stop(); }
+  target.addTrack(fresh);
   remeter();
   emit('localMedia', state.localStream);
   renderPreview();

@@ -30,6 +30,7 @@ function makeTile(id, self) {
   const tile = document.createElement('div');
   tile.className = 'tile';
   tile.dataset.self = String(self);
+  tile.dataset.fit = 'contain';
   tile.innerHTML = `
     <video autoplay playsinline ${self ? 'muted' : ''}></video>
     <div class="avatar"><span></span></div>
@@ -38,6 +39,7 @@ function makeTile(id, self) {
     <div class="label"><span class="mic-off" title="Microphone off">${icons.micOff}</span>
       <span class="cam-off" title="Camera off">${icons.camOff}</span><span class="name"></span></div>`;
   nameTile(tile, id, self);
+  tile.querySelector('video').addEventListener('resize', () => fit(tile));
   return tile;
 }
 
@@ -98,12 +100,28 @@ function layout() {
   grid.dataset.count = n;
   grid.dataset.layout = mode;
   grid.dataset.portrait = String(height > width);
+  if (mode === 'pip') for (const tile of grid.querySelectorAll('.tile[data-self="false"]')) fit(tile);
   if (width <= 0 || height <= 0 || mode === 'pip') return;
   const gap = parseFloat(getComputedStyle(grid).columnGap) || 12;
   const { cols, w, h } = fitTiles(n, width, height, gap);
   grid.style.setProperty('--cols', cols);
   grid.style.setProperty('--tile-w', `${w}px`);
   grid.style.setProperty('--tile-h', `${h}px`);
+}
+
+/** The share of a picture that `object-fit: cover` shows in a box (1: nothing cut). */
+export function coverShare(videoW, videoH, boxW, boxH) {
+  if (!videoW || !videoH || !boxW || !boxH) return 1;
+  const video = videoW / videoH;
+  const box = boxW / boxH;
+  return video > box ? box / video : video / box;
+}
+
+/** A large tile fills itself with the picture when that cuts off little, else shows it whole. */
+function fit(tile) {
+  const video = tile.querySelector('video');
+  const share = coverShare(video.videoWidth, video.videoHeight, tile.clientWidth, tile.clientHeight);
+  tile.dataset.fit = share >= 0.85 ? 'cover' : 'contain';
 }
 
 function renderSelf() {
