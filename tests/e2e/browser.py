@@ -171,6 +171,10 @@ class Participant:
         """Audio from ``peer`` is played out (its energy is above zero)."""
         await self.wait_async(JS_AUDIO_ENERGY, peer)
 
+    def console_errors(self) -> list[str]:
+        """What the page reported as errors (console.error, uncaught exceptions)."""
+        return [line for line in self.console if line.startswith(("error:", "pageerror:"))]
+
     async def screenshot(self, name: str) -> Path:
         """Save a PNG of the page to test-artifacts/NAME.png."""
         ARTIFACTS.mkdir(exist_ok=True)

@@ -17,6 +17,9 @@ const originalSetState = setRoomState;
 setRoomState = function (newState) { seen.push(newState); originalSetState(newState); };
 """
 
+JS_TOAST = """(text) => [...document.querySelectorAll('#toasts .toast')]
+  .some((t) => t.textContent === text)"""
+
 JS_TILE = """([id, attr]) => {
   const tile = document.querySelector(`#grid .tile[data-peer="${id}"]`);
   return tile ? tile.dataset[attr] : null;
@@ -64,8 +67,14 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     # seed 000's hook, from a classic script the way a page or the console does it
     await alice.page.add_script_tag(content=HOOK)
     await alice.join("standup")
+    # alone: nobody to hang up on, so no "Hang up all"
+    await alice.page.click("#btn-people")
+    assert await alice.eval("() => document.querySelector('#hangup-all').hidden") is True
+    await alice.page.click("#btn-people")
     await bob.join("standup")
+    await alice.wait(JS_TOAST, "bob joined")
     await everyone_connected([alice, bob])
+    assert await alice.eval("() => document.querySelector('#hangup-all').hidden") is False
     await alice.wait_audio("bob")
     await bob.wait_audio("alice")
     await alice.wait("() => state.roomState === 'calling'")
@@ -88,6 +97,8 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     await alice.wait("() => !state.peers.has('bob') && state.members.length === 1")
     await alice.wait("() => document.querySelectorAll('#grid .tile').length === 1")
     await alice.wait("() => !document.querySelector('#waiting').hidden")
+    await alice.wait(JS_TOAST, "bob left")
+    assert await alice.eval("() => document.querySelector('#hangup-all').hidden") is True
     assert await alice.eval("() => seen.at(-1)") == "joined"
     await alice.screenshot("alone")
 

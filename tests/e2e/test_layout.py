@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from tests.e2e.browser import Browser, Participant
@@ -118,10 +120,9 @@ async def test_one_to_one_shows_the_other_person_large_and_you_small(browser: Br
 
 async def test_four_people_share_the_stage_evenly(browser: Browser) -> None:
     # a star (only ann calls) keeps this light: ann's page is the one being looked at
-    ann = await browser.open("ann", "?autocall=0")
-    others = [await browser.open(name, "?autocall=0") for name in ("ben", "cat", "dan")]
-    for person in (ann, *others):
-        await person.join("four")
+    ann, *others = await asyncio.gather(
+        *(browser.open(name, "?autocall=0") for name in ("ann", "ben", "cat", "dan")))
+    await asyncio.gather(*(person.join("four") for person in (ann, *others)))
     await ann.wait("() => state.members.length === 4")
     await ann.eval("() => { for (const id of ['ben', 'cat', 'dan']) callPeer(id); }")
     await ann.wait_connected("ben", "cat", "dan")

@@ -21,6 +21,7 @@ const dev = {
   chosen: {},        // {camera, mic}: device IDs picked by the person
   stopMeter: () => {},
   metered: null,     // the audio track the meter listens to
+  meterShown: true,  // the meter is on screen (lobby, or the call's Devices panel)
 };
 
 function load() {
@@ -168,7 +169,7 @@ function meteredStream() {
 }
 
 function remeter() {
-  const stream = meteredStream();
+  const stream = dev.meterShown ? meteredStream() : null;
   const track = stream ? stream.getAudioTracks()[0] || null : null;
   if (track === dev.metered) return;
   dev.stopMeter();
@@ -251,6 +252,11 @@ export function installDevices() {
     navigator.mediaDevices.addEventListener('devicechange', () => listDevices());
   }
   on('self', () => { if (dev.stream) applyFlags(dev.stream); renderPreview(); });
+  // measure only while someone can see the meter (not behind a closed Devices panel)
+  new IntersectionObserver(([entry]) => {
+    dev.meterShown = entry.isIntersecting;
+    remeter();
+  }).observe($('#mic-meter'));
   on('localMedia', () => { remeter(); listDevices(); });
   renderPreview();
 }

@@ -3,7 +3,7 @@
 // is not in front), and writes it to an element as the CSS variable --level (0..1) and
 // as data-level. The look is .meter in ui.css.
 
-const shared = { ctx: null };
+const shared = { ctx: null, running: 0 };
 
 function audioContext() {
   if (!shared.ctx) {
@@ -38,6 +38,8 @@ export function meter(el, stream) {
     return () => {};
   }
   const ctx = audioContext();
+  shared.running += 1;
+  if (ctx.state === 'suspended' && shared.running === 1) ctx.resume().catch(() => {});
   const source = ctx.createMediaStreamSource(stream);
   const analyser = ctx.createAnalyser();
   analyser.fftSize = 1024;
@@ -54,5 +56,8 @@ export function meter(el, stream) {
     clearInterval(timer);
     source.disconnect();
     show(0);
+    shared.running -= 1;
+    // no meter on screen: let the audio thread rest (phones keep their battery)
+    if (shared.running === 0 && ctx.state === 'running') ctx.suspend().catch(() => {});
   };
 }

@@ -3,7 +3,7 @@
 // 'open', then the last peer connection's state, as the seed's page did), `streams`,
 // `errors`, and the `sending` and `listening` sides.
 
-import { openSocket, senderOffer, receiverAnswer, errorText } from './voice.wire.js';
+import { openSocket, senderOffer, receiverPeer, answerOffer, errorText } from './voice.wire.js';
 import { meter } from './ui.meter.js';
 
 const $ = (id) => document.getElementById(id);
@@ -14,7 +14,9 @@ const voice = {
   streams: [],
   errors: [],
   details: {},      // stream_id -> {name, startedAt (ms), listeners}
-  sending: { status: 'idle', streamId: null, since: 0, listeners: null, pc: null, mic: null, stopMeter: none },
+  sending: {
+    status: 'idle', streamId: null, name: '', since: 0, listeners: null, pc: null, mic: null, stopMeter: none,
+  },
   listening: { status: 'idle', streamId: null, pc: null, stopMeter: none },
 };
 window.voice = voice;
@@ -137,6 +139,7 @@ async function goLive() {
   voice.sending.mic = mic;
   voice.sending.stopMeter = meter($('send-meter'), mic);
   const name = $('stream-name').value.trim().slice(0, 64);
+  voice.sending.name = name;
   if (!socket.send(name ? { type: 'start_sending', name } : { type: 'start_sending' })) {
     endSending('Not connected to the server yet: try again in a moment.');
     return;
@@ -170,7 +173,9 @@ function endSending(problem) {
   if (s.pc) s.pc.close();
   if (s.mic) for (const t of s.mic.getTracks()) t.stop();
   s.stopMeter();
-  Object.assign(s, { streamId: null, since: 0, listeners: null, pc: null, mic: null, stopMeter: none });
+  Object.assign(s, {
+    streamId: null, name: '', since: 0, listeners: null, pc: null, mic: null, stopMeter: none,
+  });
   setSending('idle');
   showProblem('send-problem', problem);
 }
@@ -199,7 +204,8 @@ async function onReceiverOffer(msg) {
   const l = voice.listening;
   if (l.status !== 'connecting') return;
   if (msg.stream_id) l.streamId = msg.stream_id;
-  const { pc, answer } = await receiverAnswer(msg.offer, (stream) => {
+  if (l.pc) l.pc.close();
+  const pc = receiverPeer((stream) => {
     if (voice.listening.pc !== pc) return;
     const audio = $('player');
     audio.srcObject = stream;
@@ -213,7 +219,8 @@ async function onReceiverOffer(msg) {
     if (cs === 'failed') endListening('The audio connection failed.');
   });
   l.pc = pc;
-  socket.send({ type: 'webrtc_answer', answer });
+  const answer = await answerOffer(pc, msg.offer);
+  if (voice.listening.pc === pc) socket.send({ type: 'webrtc_answer', answer });
 }
 
 function stopListening() {
@@ -263,10 +270,17 @@ function mp3Url(streamId) {
   return `${location.origin}/stream/${streamId ? `${encodeURIComponent(streamId)}.mp3` : 'latest.mp3'}`;
 }
 
-function nameOf(id) {
+function givenName(id) {
   const d = voice.details[id];
   if (d && d.name) return d.name;
-  const unnamed = voice.streams.filter((s) => !(voice.details[s] && voice.details[s].name));
+  if (id === voice.sending.streamId && voice.sending.name) return voice.sending.name; // ours
+  return '';
+}
+
+function nameOf(id) {
+  const name = givenName(id);
+  if (name) return name;
+  const unnamed = voice.streams.filter((s) => !givenName(s));
   return unnamed.length > 1 ? `Unnamed broadcast ${unnamed.indexOf(id) + 1}` : 'Unnamed broadcast';
 }
 
@@ -397,10 +411,11 @@ function wire() {
     box.dataset.kind = 'error';
     box.innerHTML = '<strong>Broadcasting needs a secure page.</strong> '
       + '<span>Browsers give the microphone only to https:// pages and to localhost; this page was opened as '
-      + '<code></code>. Start rtchub with <code>TLS_CERT_FILE</code> and <code>TLS_KEY_FILE</code> and open '
-      + 'https://…/voice.html, or open http://localhost:8080/voice.html on the machine that runs rtchub. '
+      + '<code class="here"></code>. Start rtchub with <code>TLS_CERT_FILE</code> and <code>TLS_KEY_FILE</code> '
+      + 'and open https://…/voice.html, or open <code class="local"></code> on the machine that runs rtchub. '
       + 'Listening works here as it is.</span>';
-    box.querySelector('code').textContent = location.origin;
+    box.querySelector('code.here').textContent = location.origin;
+    box.querySelector('code.local').textContent = `http://localhost${location.port ? `:${location.port}` : ''}/voice.html`;
     document.body.dataset.secure = 'false';
   }
   // live clocks

@@ -65,14 +65,19 @@ export async function senderOffer(stream, onState) {
   return { pc, offer: { sdp: pc.localDescription.sdp, type: pc.localDescription.type } };
 }
 
-/** Answer the server's offer of a broadcast; `onTrack(stream)` gets the audio. */
-export async function receiverAnswer(offer, onTrack, onState) {
+/** A peer connection for receiving a broadcast; `onTrack(stream)` gets its audio. */
+export function receiverPeer(onTrack, onState) {
   const pc = new RTCPeerConnection({ iceServers: [] });
   pc.onconnectionstatechange = () => onState(pc.connectionState);
   pc.ontrack = (e) => onTrack(e.streams[0] || new MediaStream([e.track]));
+  return pc;
+}
+
+/** Answer the server's offer on `pc`. */
+export async function answerOffer(pc, offer) {
   await pc.setRemoteDescription(offer);
   await pc.setLocalDescription(await pc.createAnswer());
-  return { pc, answer: { sdp: pc.localDescription.sdp, type: pc.localDescription.type } };
+  return { sdp: pc.localDescription.sdp, type: pc.localDescription.type };
 }
 
 /** What an `error` frame means for a person, in one sentence. */
