@@ -58,6 +58,10 @@ async def test_every_page_has_the_same_header_look_and_icon(browser: Browser,
             status = await page.eval("async (u) => (await fetch(u)).status", look["icon"])
             assert status == 200
             looks[(path, size)] = {k: look[k] for k in ("background", "font", "header")}
+    # pages that name no icon (the MP3 waiting page, a browser's own guess) get one too
+    ico = await page.eval("""async () => { const r = await fetch('/favicon.ico');
+      return [r.status, r.headers.get('content-type')]; }""")
+    assert ico == [200, "image/x-icon"]
     clean(page)
     assert len({tuple(v.values()) for v in looks.values()}) == 1, looks
 
