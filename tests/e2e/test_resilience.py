@@ -118,6 +118,11 @@ async def test_blocked_camera_and_microphone_are_explained(app_server: Any,
     browser = Browser(strict_chromium, app_server.url)
     try:
         dan = await browser.open("dan", permissions=False)
+        # the lobby says so before anyone joins, and joining stays possible
+        said = await dan.wait("() => document.querySelector('#preview').dataset.state === 'denied'"
+                              " && document.querySelector('#preview-msg').innerText")
+        assert "blocked" in said and "Try again" in said
+        await dan.screenshot("lobby-denied")
         await dan.join("denied")
         text = await dan.wait(JS_NOTICE, "media_denied")
         assert "blocked" in text

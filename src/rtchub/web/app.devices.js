@@ -154,6 +154,7 @@ function renderPreview() {
   box.dataset.state = dev.status;
   box.dataset.camoff = String(state.cameraOff || dev.status === 'nocamera');
   box.dataset.muted = String(state.muted);
+  $('#mic-meter').dataset.off = String(state.muted); // muted: what the microphone hears, dimmed
   if (video.srcObject !== dev.stream) video.srcObject = dev.stream;
   const text = dev.status === 'nocamera' ? (dev.problem || 'No camera: the others will hear you.')
     : PREVIEW_TEXT[dev.status] || '';
