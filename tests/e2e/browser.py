@@ -15,6 +15,7 @@ closed when the test ends. Helpers wait on what the page reports (``state``,
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -228,6 +229,10 @@ class Browser:
         await person.page.wait_for_function(
             "() => document.documentElement.dataset.ready === 'true'", timeout=WAIT_MS)
         return person
+
+    async def open_all(self, *names: str, query: str = "") -> list[Participant]:
+        """Several participants with the app loaded, opened at the same time."""
+        return list(await asyncio.gather(*(self.open(name, query) for name in names)))
 
     async def close(self) -> None:
         """Close every context; an uncaught exception in a page fails the test that caused it."""

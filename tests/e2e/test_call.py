@@ -104,7 +104,7 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
 
 
 async def test_three_people_mesh(browser: Browser) -> None:
-    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    people = await browser.open_all("ann", "ben", "cat")
     for person in people:
         await person.join("trio")
     await everyone_connected(people)
@@ -128,8 +128,7 @@ async def test_three_people_mesh(browser: Browser) -> None:
 
 
 async def test_glare_both_call_at_once_still_connects(browser: Browser) -> None:
-    alice = await browser.open("alice", "?autocall=0")
-    bob = await browser.open("bob", "?autocall=0")
+    alice, bob = await browser.open_all("alice", "bob", query="?autocall=0")
     await alice.join("glare")
     await bob.join("glare")
     await alice.wait("() => state.members.length === 2")
@@ -153,7 +152,7 @@ async def test_glare_both_call_at_once_still_connects(browser: Browser) -> None:
 
 
 async def test_chat_reaches_every_peer(browser: Browser) -> None:
-    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    people = await browser.open_all("ann", "ben", "cat")
     for person in people:
         await person.join("chatroom")
     await everyone_connected(people)
@@ -180,8 +179,7 @@ async def test_chat_reaches_every_peer(browser: Browser) -> None:
 
 
 async def test_mute_and_camera_off_show_on_the_other_side(browser: Browser) -> None:
-    alice = await browser.open("alice")
-    bob = await browser.open("bob")
+    alice, bob = await browser.open_all("alice", "bob")
     await alice.join("indicators")
     await bob.join("indicators")
     await everyone_connected([alice, bob])

@@ -19,8 +19,7 @@ JS_SENT_VIDEO = """(id) => {
 
 
 async def pair(browser: Browser, room: str) -> tuple[Participant, Participant]:
-    alice = await browser.open("alice")
-    bob = await browser.open("bob")
+    alice, bob = await browser.open_all("alice", "bob")
     await alice.join(room)
     await bob.join(room)
     await alice.wait_connected("bob")

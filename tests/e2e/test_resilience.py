@@ -28,7 +28,7 @@ async def test_server_restart_every_page_reconnects_and_calls_again(sessions: Se
     port = srv.port
     try:
         async with sessions(srv.url) as browser:
-            people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+            people = await browser.open_all("ann", "ben", "cat")
             for person in people:
                 await person.join("restart")
             await everyone_connected(people)
@@ -68,9 +68,7 @@ async def test_server_restart_every_page_reconnects_and_calls_again(sessions: Se
 
 async def test_full_room_shows_the_error(sessions: Sessions) -> None:
     async with running(max_room_members=2) as srv, sessions(srv.url) as browser:
-        alice = await browser.open("alice")
-        bob = await browser.open("bob")
-        carol = await browser.open("carol")
+        alice, bob, carol = await browser.open_all("alice", "bob", "carol")
         await alice.join("small")
         await bob.join("small")
         await carol.page.fill("#room-input", "small")
@@ -136,8 +134,7 @@ async def test_blocked_camera_and_microphone_are_explained(app_server: Any,
 
 async def test_dropped_socket_resumes_the_same_identity_and_keeps_the_call(
         browser: Browser) -> None:
-    alice = await browser.open("alice")
-    bob = await browser.open("bob")
+    alice, bob = await browser.open_all("alice", "bob")
     await alice.join("blip")
     await bob.join("blip")
     await alice.wait_connected("bob")
@@ -167,8 +164,7 @@ async def test_ice_servers_come_from_the_server_config(sessions: Sessions) -> No
     ice = {"iceServers": [{"urls": ["turn:127.0.0.1:9"], "username": "u", "credential": "p"}],
            "iceTransportPolicy": "all"}
     async with running(rtc_config=ice) as srv, sessions(srv.url) as browser:
-        alice = await browser.open("alice")
-        bob = await browser.open("bob")
+        alice, bob = await browser.open_all("alice", "bob")
         await alice.join("turn")
         await bob.join("turn")
         await alice.wait_connected("bob")
@@ -188,7 +184,7 @@ async def test_reconnect_backoff_grows_with_jitter(browser: Browser) -> None:
 
 async def test_reloaded_page_comes_back_as_the_same_person_and_calls_again(
         browser: Browser) -> None:
-    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    people = await browser.open_all("ann", "ben", "cat")
     for person in people:
         await person.join("reload")
     await everyone_connected(people)
