@@ -14,6 +14,7 @@ const voice = {
   streams: [],
   errors: [],
   details: {},      // stream_id -> {name, startedAt (ms), listeners}
+  extended: false,  // the server sends rtchub's additions (details, names, listener counts)
   sending: {
     status: 'idle', streamId: null, name: '', since: 0, listeners: null, pc: null, mic: null, stopMeter: none,
   },
@@ -105,6 +106,7 @@ function setStreams(ids, details) {
   const known = voice.details;
   voice.details = {};
   for (const id of ids) voice.details[id] = known[id] || { name: '', startedAt: null, listeners: null };
+  if (details) voice.extended = true;
   for (const d of details || []) {
     if (!d || !voice.details[d.stream_id]) continue;
     voice.details[d.stream_id] = {
@@ -302,8 +304,12 @@ function renderSending() {
     count.innerHTML = '';
     const b = document.createElement('b');
     b.textContent = String(total);
-    count.append(b, total === 1 ? ' person listening' : ' people listening');
-    if (total) count.append(` (${s.listeners.webrtc} in a browser, ${s.listeners.mp3} via MP3)`);
+    if (total) {
+      count.append(b, total === 1 ? ' person listening' : ' people listening');
+      count.append(` (${s.listeners.webrtc} in a browser, ${s.listeners.mp3} via MP3)`);
+    } else {
+      count.append('Nobody is listening yet.');
+    }
     count.dataset.count = String(total);
   }
   $('own-mp3').value = s.streamId ? mp3Url(s.streamId) : '';
@@ -323,8 +329,13 @@ function metaText(d) {
   return bits.join(' · ');
 }
 
+const clock = { ticks: 0 };
+
 /** Once a second: the clocks move (the list itself is not rebuilt, so no click is lost). */
 function tick() {
+  clock.ticks += 1;
+  // listener counts of other broadcasts come with the list: ask for it now and then
+  if (voice.extended && clock.ticks % 15 === 0) socket.send({ type: 'get_available_streams' });
   if (voice.sending.status === 'live') $('live-time').textContent = since(voice.sending.since);
   for (const li of $('stream-list').children) {
     li.querySelector('.meta').textContent = metaText(voice.details[li.dataset.stream] || {});
