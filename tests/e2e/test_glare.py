@@ -33,28 +33,54 @@ JS_CALL_ON_ARRIVAL = """(who) => {
   };
 }"""
 JS_RETRIES = "(id) => state.peers.get(id).retries"
+JS_STUCK = """(id) => {
+  const p = state.peers.get(id);
+  return p ? { me: state.myId, id, polite: p.polite, collisions: p.collisions,
+    connection: p.pc.connectionState, signaling: p.pc.signalingState,
+    gathering: p.pc.iceGatheringState, remote: !!p.pc.remoteDescription, retries: p.retries,
+    members: state.members } : { me: state.myId, id, peer: null, members: state.members };
+}"""
 
 
 async def two_tabs(browser: Browser) -> tuple[Participant, Participant]:
+    """Two pages of the call app in one browser context (two tabs of one profile).
+
+    Their watchdogs wait a minute (also after a reload): within the 20 s a test waits,
+    a call connects by itself or not at all, so a race cannot hide behind a retry even
+    on a machine so loaded that connecting takes longer than the usual 6 s.
+    """
     first = await browser.open("tab-1")
+    await first.eval("() => localStorage.setItem('rtchub.watchdog',"
+                     " JSON.stringify({ restartMs: 60000, freshMs: 60000 }))")
+    await first.page.reload()
+    await first.wait("() => document.documentElement.dataset.ready === 'true'")
     second = await browser.open("tab-2", beside=first)
+    for tab in (first, second):
+        assert await tab.eval("() => rtchub.watchdog.restartMs") == 60000
     return first, second
 
 
 async def join(page: Participant, room: str, me: str, auto: bool = True) -> None:
+    """``connect(room, me)`` with automatic calls on or off, and wait until in the room."""
     await page.eval("(auto) => { state.autoCall = auto; }", auto)
     await page.eval("([room, me]) => { connect(room, me); }", [room, me])
     await page.wait(JS_IN_ROOM)
 
 
 async def connected_without_help(pairs: list[tuple[Participant, str]], why: str) -> None:
+    """Every (page, other) call is connected, and none needed a watchdog retry."""
     for page, other in pairs:
-        await page.wait_connected(other)
+        try:
+            await page.wait_connected(other)
+        except Exception as err:  # say where each side got stuck
+            states = [await p.eval(JS_STUCK, o) for p, o in pairs]
+            raise AssertionError(f"{why}: not connected: {states}") from err
     for page, other in pairs:
         assert await page.eval(JS_RETRIES, other) == 0, f"{why}: the watchdog had to retry"
 
 
 async def leave(*pages: Participant) -> None:
+    """``disconnect()`` each page and wait until it holds no call."""
     for page in pages:
         await page.eval("() => disconnect()")
         await page.wait(JS_IDLE)

@@ -56,6 +56,7 @@ async def test_grids_for_one_to_nine_tiles_fill_the_stage(browser: Browser) -> N
 
 async def call_of_two(browser: Browser, viewport: tuple[int, int] = (1280, 720),
                       ) -> tuple[Participant, Participant]:
+    """alice (at ``viewport``) and bob in a connected call, alice decoding bob."""
     alice = await browser.open("alice", viewport=viewport)
     bob = await browser.open("bob")
     await alice.join("pair")

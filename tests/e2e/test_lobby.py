@@ -25,6 +25,7 @@ JS_BACKGROUND = "(sel) => getComputedStyle(document.querySelector(sel)).backgrou
 
 
 async def pick(page: Participant, select: str, label: str) -> None:
+    """Choose the option labelled ``label`` in the ``select``, as a person does."""
     value = await page.eval("""([sel, label]) => [...document.querySelectorAll(sel + ' option')]
       .find((o) => o.textContent === label).value""", [select, label])
     await page.page.select_option(select, value)

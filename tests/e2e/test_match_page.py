@@ -32,6 +32,7 @@ JS_BOX = """(sel) => {
 
 async def stranger(browser: Browser, name: str, viewport: tuple[int, int] = (1280, 720),
                    permissions: bool = True) -> Participant:
+    """/match opened in a context of its own, with ``name`` typed in."""
     person = await browser.page(name, "/match", viewport=viewport, permissions=permissions)
     await person.page.fill("#name", name)
     return person

@@ -24,11 +24,13 @@ JS_OPEN = "() => window.voice && window.voice.state === 'open'"
 
 
 def level_above(meter: str, floor: float = 0.05) -> str:
+    """JavaScript: the meter ``meter`` (an element id) reads above ``floor``."""
     return f"() => Number(document.getElementById('{meter}').dataset.level) > {floor}"
 
 
 async def voice_page(browser: Browser, name: str, viewport: tuple[int, int] = (1280, 720),
                      **kw: Any) -> Participant:
+    """/voice.html opened and connected to the server."""
     page = await browser.page(name, "/voice.html", viewport=viewport, **kw)
     await page.wait(JS_OPEN)
     return page

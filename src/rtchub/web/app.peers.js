@@ -166,6 +166,7 @@ export function hangupAll() {
 }
 
 async function onDescription(from, sdp) {
+  if (state.roomState === 'idle') return; // queued before we left
   let peer = state.peers.get(from);
   const session = sessionOf(sdp.sdp);
   if (peer && sdp.type === 'offer' && peer.remoteSession && session !== peer.remoteSession) {

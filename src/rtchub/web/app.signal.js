@@ -60,6 +60,7 @@ export function openSocket() {
     startHeartbeat(ws);
   };
   ws.onmessage = (ev) => {
+    if (state.ws !== ws) return; // left or replaced: frames still in flight are not ours
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     if (msg && typeof msg.type === 'string') dispatch(msg);

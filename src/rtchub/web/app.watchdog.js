@@ -10,11 +10,18 @@
 import { state, emit } from './app.state.js';
 
 /**
- * Delays in milliseconds, read at each step (tests and power users may change them
- * through `rtchub.watchdog`): the ICE restart after `restartMs` without a connection,
- * the first fresh offer `freshMs` later, then doubling up to `maxMs`.
+ * Delays in milliseconds, read at each step: the ICE restart after `restartMs` without a
+ * connection, the first fresh offer `freshMs` later, then doubling up to `maxMs`. Change
+ * them live through `rtchub.watchdog`, or for every page of the site (reloads included)
+ * with localStorage 'rtchub.watchdog' = JSON of the fields to change.
  */
 export const timing = { restartMs: 6000, freshMs: 6000, maxMs: 30000 };
+try {
+  const saved = JSON.parse(localStorage.getItem('rtchub.watchdog') || 'null');
+  for (const key of Object.keys(timing)) {
+    if (saved && Number.isFinite(saved[key]) && saved[key] > 0) timing[key] = saved[key];
+  }
+} catch { /* private mode, or not JSON: the defaults */ }
 
 const actions = { restart: null, fresh: null };
 
