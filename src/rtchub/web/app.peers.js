@@ -21,6 +21,41 @@ function sessionOf(sdp) {
   return m ? m[1] : null;
 }
 
+/** An SDP's whole o= line: session id and version, the same for an offer said twice. */
+function originOf(sdp) {
+  const m = /^o=.*$/m.exec(sdp || '');
+  return m ? m[0].trim() : null;
+}
+
+// An operation on a connection that is closed meanwhile never settles (the spec
+// abandons it), and the signals of that member queue behind it: every wait on a
+// connection also ends when the connection is retired.
+const retired = new WeakMap(); // RTCPeerConnection -> {gone: Promise, end()}
+
+class Superseded extends Error {}
+
+function lifeOf(pc) {
+  let life = retired.get(pc);
+  if (!life) {
+    let end;
+    const gone = new Promise((resolve) => { end = resolve; });
+    life = { gone, end };
+    retired.set(pc, life);
+  }
+  return life;
+}
+
+/** Close `pc` and release whatever waits on it. */
+function retire(pc) {
+  pc.close();
+  lifeOf(pc).end();
+}
+
+/** `promise`, unless `pc` is retired first (then a Superseded error). */
+function until(pc, promise) {
+  return Promise.race([promise, lifeOf(pc).gone.then(() => { throw new Superseded(); })]);
+}
+
 /** The video track we currently send (the screen while sharing). */
 export function outgoingVideo() {
   if (state.usingScreen && state.screenStream) return state.screenStream.getVideoTracks()[0] || null;
@@ -38,7 +73,7 @@ function openConnection(peer) {
   peer.remoteSession = null;
   if (old) {
     try { peer.dc && peer.dc.close(); } catch { /* closed */ }
-    old.close();
+    retire(old);
   }
   const current = () => peer.pc === pc && state.peers.get(peer.id) === peer;
 
@@ -58,7 +93,7 @@ function openConnection(peer) {
     if (!current()) return;
     try {
       peer.makingOffer = true;
-      await pc.setLocalDescription();
+      await until(pc, pc.setLocalDescription());
       // renewed or rolled back meanwhile: this offer is not the call's any more
       if (!current() || pc.signalingState !== 'have-local-offer') return;
       send({ type: 'offer', to: peer.id, sdp: pc.localDescription.toJSON() });
@@ -133,7 +168,7 @@ export function closePeer(id) {
   state.peers.delete(id);
   unwatch(peer);
   try { peer.dc && peer.dc.close(); } catch { /* closed */ }
-  peer.pc.close();
+  retire(peer.pc);
   refreshCallState();
   emit('peerGone', peer);
   emit('peers');
@@ -180,10 +215,24 @@ async function onDescription(from, sdp) {
     peer = createPeer(from);
   }
   let pc = peer.pc;
+  if (sdp.type === 'offer' && pc.signalingState === 'stable' && !peer.makingOffer
+      && pc.remoteDescription && pc.remoteDescription.type === 'offer'
+      && originOf(pc.remoteDescription.sdp) === originOf(sdp.sdp)) {
+    // the same offer again (it was said twice, the answer may be lost): answer again
+    send({ type: 'answer', to: from, sdp: pc.localDescription.toJSON() });
+    return;
+  }
   const collision = sdp.type === 'offer' && (peer.makingOffer || pc.signalingState !== 'stable');
   if (collision) peer.collisions += 1;
   peer.ignoreOffer = !peer.polite && collision;
-  if (peer.ignoreOffer) return;
+  if (peer.ignoreOffer) {
+    // The polite side will answer ours, if it has it: an offer sent while its page was
+    // reloading is lost, so say ours again (a duplicate is answered again, no more).
+    if (pc.signalingState === 'have-local-offer' && !peer.makingOffer) {
+      send({ type: 'offer', to: from, sdp: pc.localDescription.toJSON() });
+    }
+    return;
+  }
   if (sdp.type === 'answer' && pc.signalingState !== 'have-local-offer') return; // stale answer
   if (collision && !pc.remoteDescription) {
     // The polite side gives way. Rolling back an offer whose ICE gathering is just
@@ -193,23 +242,25 @@ async function onDescription(from, sdp) {
     openConnection(peer);
     pc = peer.pc;
   }
-  await pc.setRemoteDescription(sdp);
+  await until(pc, pc.setRemoteDescription(sdp));
   if (peer.pc !== pc) return;
   peer.remoteSession = session;
   peer.negotiations += 1;
   const queued = peer.pendingCandidates.splice(0);
   for (const c of queued) await addCandidate(peer, c);
   if (sdp.type === 'offer') {
-    await pc.setLocalDescription();
+    await until(pc, pc.setLocalDescription());
     if (peer.pc !== pc) return;
     send({ type: 'answer', to: from, sdp: pc.localDescription.toJSON() });
   }
 }
 
 async function addCandidate(peer, candidate) {
+  const pc = peer.pc;
   try {
-    await peer.pc.addIceCandidate(candidate === null ? undefined : candidate);
+    await until(pc, pc.addIceCandidate(candidate === null ? undefined : candidate));
   } catch (err) {
+    if (err instanceof Superseded) return;
     // candidates of an offer that was ignored or replaced belong to no session here
     if (!peer.ignoreOffer) console.warn('candidate from', peer.id, 'refused', err);
   }
@@ -239,7 +290,9 @@ function handleSignal(msg) {
   const next = prev.then(async () => {
     if (msg.type === 'candidate') await onCandidate(from, msg.candidate ?? null);
     else if (msg.sdp) await onDescription(from, msg.sdp);
-  }).catch((err) => console.warn('signal from', from, 'failed', err));
+  }).catch((err) => {
+    if (!(err instanceof Superseded)) console.warn('signal from', from, 'failed', err);
+  });
   chains.set(from, next);
 }
 
