@@ -5,13 +5,13 @@ Every feature hands its events to the :class:`Courier`: to one connection by
 subscriber of a topic (voice's stream announcements). Local recipients get the event
 directly; others through the backplane, once per node. Each connection registers, once,
 the sink of each event class it renders (the dialect that speaks it on that connection),
-so delivery is two lookups and one call. No feature keeps sinks or listener lists of its
+so delivery is a few lookups and one call. No feature keeps sinks or listener lists of its
 own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from rtchub.base.connection import Address
@@ -53,8 +53,9 @@ class EventSink(Protocol):
         ...
 
 
-# a connection's sinks, by the class of event each renders
-Routes = Mapping[type, EventSink]
+# a connection's sinks, and which of them renders each event class (the index is shared
+# by every connection of an endpoint, so a connection costs one small tuple here)
+Routes = tuple[Sequence[EventSink], Mapping[type, int]]
 
 
 class Courier:
@@ -75,10 +76,11 @@ class Courier:
         """This node's ID."""
         return self._node
 
-    def register(self, conn: str, routes: Routes) -> Address:
-        """Make a local connection reachable; ``routes`` names the sink of each event
-        class it renders. Returns its address."""
-        self._sinks[conn] = routes
+    def register(self, conn: str, sinks: Sequence[EventSink], index: Mapping[type, int]
+                 ) -> Address:
+        """Make a local connection reachable: ``index`` maps each event class it renders to
+        the one of ``sinks`` that renders it. Returns its address."""
+        self._sinks[conn] = (sinks, index)
         return Address(self._node, conn)
 
     def unregister(self, conn: str) -> None:
@@ -130,9 +132,9 @@ class Courier:
         if to.node == self._node:
             routes = self._sinks.get(to.conn)
             if routes is not None:
-                sink = routes.get(type(event))
-                if sink is not None:
-                    sink.deliver(event)
+                i = routes[1].get(type(event))
+                if i is not None:
+                    routes[0][i].deliver(event)
             return True
         return self._backplane.publish(to, event)
 
@@ -154,16 +156,16 @@ class Courier:
         members = self._topics.get(topic)
         if members:
             kind = type(event)
-            for routes in tuple(members.values()):  # a snapshot: a sink may unsubscribe
-                sink = routes.get(kind)
-                if sink is not None:
-                    sink.deliver(event)
+            for sinks, index in tuple(members.values()):  # a snapshot: a sink may leave
+                i = index.get(kind)
+                if i is not None:
+                    sinks[i].deliver(event)
 
     def _from_remote(self, to: Address, event: object) -> None:
         routes = self._sinks.get(to.conn)
-        sink = routes.get(type(event)) if routes is not None else None
-        if sink is not None:
-            sink.deliver(event)
+        i = routes[1].get(type(event)) if routes is not None else None
+        if routes is not None and i is not None:
+            routes[0][i].deliver(event)
 
     def _from_topic(self, topic: str, event: object) -> None:
         self._local_topic(topic, event)

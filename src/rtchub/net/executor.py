@@ -50,7 +50,7 @@ class SerialExecutor:
         self._busy = False
         self._closed = False
         self._finished = False
-        self._queue: deque[tuple[Op, Any, Any]] = deque()
+        self._queue: deque[tuple[Op, Any, Any]] | None = None  # made when first needed
         self._final: Callable[[], Awaitable[None] | None] | None = None
 
     @property
@@ -61,18 +61,21 @@ class SerialExecutor:
     @property
     def queued(self) -> int:
         """Operations waiting behind the one in flight."""
-        return len(self._queue)
+        return len(self._queue) if self._queue else 0
 
     def submit(self, fn: Op, a: Any, b: Any) -> None:
         """Run ``fn(a, b)`` now, or after the operations before it."""
         if self._closed:
             return
         if self._busy:
-            if len(self._queue) >= self._limit:
+            queue = self._queue
+            if queue is None:
+                queue = self._queue = deque()
+            if len(queue) >= self._limit:
                 self._on_error(QueueFull(f"more than {self._limit} messages sent while an "
                                          "earlier one is still being processed"), a)
                 return
-            self._queue.append((fn, a, b))
+            queue.append((fn, a, b))
             return
         try:
             work = fn(a, b)

@@ -114,7 +114,10 @@ class FastConnection(NetConnection):
 class FastListener(WSListener):
     """One connection's frame handler: joins fragments, answers pings, feeds the session."""
 
-    def __init__(self, open_session: Callable[[FastConnection], Session], conn_id: str,
+    __slots__ = ("_clock", "_conn_id", "_limits", "_max_frame", "_open", "_parts",
+                 "_parts_binary", "_remote", "_stats", "_write_buffer", "conn", "session")
+
+    def __init__(self, open_session: Callable[[FastConnection], Session] | None, conn_id: str,
                  remote: str, limits: ConnLimits, clock: Clock, stats: Stats,
                  write_buffer: int) -> None:
         super().__init__()
@@ -137,7 +140,9 @@ class FastListener(WSListener):
         conn = FastConnection(self._conn_id, transport, self._remote, self._limits,
                               self._clock, self._stats)
         self.conn = conn
-        self.session = self._open(conn)
+        open_session, self._open = self._open, None  # the closure is not kept per connection
+        assert open_session is not None
+        self.session = open_session(conn)
 
     def on_ws_frame(self, transport: WSTransport, frame: WSFrame) -> None:
         conn, session = self.conn, self.session

@@ -25,8 +25,8 @@ from rtchub.net.fastws import FastListener, build_protocol, refusal
 from rtchub.net.heartbeat import Heartbeat
 from rtchub.net.http import error_response
 from rtchub.net.httpws import HttpConnection, run_session, websocket_response
-from rtchub.net.router import Admission, Router
-from rtchub.net.session import Session
+from rtchub.net.router import Admission, Endpoint, Router
+from rtchub.net.session import Routing, Session
 
 __all__ = ["Gateway"]
 
@@ -46,6 +46,7 @@ class Gateway:
         self.heartbeat = Heartbeat(hub.config.heartbeat, hub.clock, hub.changes.notify)
         self._ids = itertools.count(1)
         self._sessions: dict[str, NetConnection] = {}
+        self._routing: dict[Endpoint, Routing] = {}
 
     @property
     def connections(self) -> dict[str, NetConnection]:
@@ -62,8 +63,12 @@ class Gateway:
         self._sessions[conn.id] = conn
         hub.track(Drainable(conn.id, conn.close))
         self.heartbeat.add(conn)
-        return Session(conn, admission.endpoint.dialects, admission.params,
-                       courier=hub.courier, spawn=hub.tasks.spawn, stats=hub.stats,
+        endpoint = admission.endpoint
+        routing = self._routing.get(endpoint)
+        if routing is None:
+            routing = self._routing[endpoint] = Routing(endpoint.dialects)
+        return Session(conn, routing, admission.params, courier=hub.courier,
+                       spawn=hub.tasks.spawn, stats=hub.stats,
                        pending_max=hub.config.limits.pending_max, on_end=self._ended)
 
     def _ended(self, session: Session) -> None:

@@ -23,7 +23,7 @@ from rtchub.net.connection import NetConnection
 from rtchub.net.executor import SerialExecutor, Spawn
 from rtchub.wire.frame import encode_error, parse_frame
 
-__all__ = ["Dialect", "DialectHandler", "ErrorReply", "Session"]
+__all__ = ["Dialect", "DialectHandler", "ErrorReply", "Routing", "Session"]
 
 log = logging.getLogger("rtchub.ws")
 
@@ -67,37 +67,48 @@ class Dialect(Protocol):
         ...
 
 
-class Session:
-    """Routes frames in and events out of one connection; see the module docstring."""
+class Routing:
+    """Which dialect of an endpoint owns each frame type and renders each event class:
+    built once per endpoint and shared by all its connections (a connection holds only
+    its handlers, in the same order)."""
 
-    __slots__ = ("_closed", "_conn", "_courier", "_events", "_executor", "_handlers",
-                 "_on_end", "_routes", "_stats")
+    __slots__ = ("dialects", "events", "types")
 
-    def __init__(self, conn: NetConnection, dialects: Sequence[Dialect], params: Any, *,
+    def __init__(self, dialects: Sequence[Dialect]) -> None:
+        self.dialects = tuple(dialects)
+        self.types: dict[str, int] = {}
+        self.events: dict[type, int] = {}
+        for i, dialect in enumerate(self.dialects):
+            for kind in dialect.types:
+                self.types[kind] = i
+            for event_type in dialect.events:
+                self.events[event_type] = i
+
+
+class Session(SerialExecutor):
+    """Routes frames in and events out of one connection, and applies its frames in order
+    (it is the connection's serial executor); see the module docstring."""
+
+    __slots__ = ("_conn", "_courier", "_ended", "_handlers", "_on_end", "_routing", "_stats")
+
+    def __init__(self, conn: NetConnection, routing: Routing, params: Any, *,
                  courier: Courier, spawn: Spawn, stats: Stats, pending_max: int,
                  on_end: Callable[[Session], None]) -> None:
+        super().__init__(spawn, self._op_failed, pending_max, conn.id)
         self._conn = conn
         self._courier = courier
         self._stats = stats
         self._on_end = on_end
-        self._closed = False
-        self._routes: dict[str, DialectHandler] = {}
-        self._events: dict[type, DialectHandler] = {}
-        self._handlers: list[DialectHandler] = []
-        self._executor = SerialExecutor(spawn, self._op_failed, pending_max, conn.id)
+        self._ended = False
+        self._routing = routing
+        self._handlers: tuple[DialectHandler, ...] = tuple(
+            dialect.open(conn, params, self.reply_error) for dialect in routing.dialects)
         # the courier delivers each event class straight to the dialect that renders it
-        conn.address = courier.register(conn.id, self._events)
+        conn.address = courier.register(conn.id, self._handlers, routing.events)
         stats.connections_total += 1
         stats.connections_open += 1
-        for dialect in dialects:
-            handler = dialect.open(conn, params, self.reply_error)
-            self._handlers.append(handler)
-            for kind in dialect.types:
-                self._routes[kind] = handler
-            for event_type in dialect.events:
-                self._events[event_type] = handler
         for handler in self._handlers:
-            self._executor.submit(_start, handler, None)
+            self.submit(_start, handler, None)
 
     @property
     def conn(self) -> Connection:
@@ -105,19 +116,19 @@ class Session:
         return self._conn
 
     def on_text(self, data: bytes, received_ns: int) -> None:
-        """Parse, route, and apply through the executor; every failure becomes an error."""
+        """Parse, route, and apply in order; every failure becomes an error frame."""
         try:
             obj = parse_frame(data)
             kind = obj["type"]
-            handler = self._routes.get(kind)
-            if handler is None:
+            index = self._routing.types.get(kind)
+            if index is None:
                 self._stats.frames_in["unknown"] += 1
                 raise UnknownType(f"unknown message type {kind[:40]!r}")
         except RtcHubError as err:
             self.reply_error(err)
             return
         self._stats.frames_in[kind] += 1
-        self._executor.submit(handler.handle, obj, received_ns)
+        self.submit(self._handlers[index].handle, obj, received_ns)
 
     def on_binary(self, data: bytes) -> None:
         """Binary frames are not part of any JSON dialect."""
@@ -125,14 +136,14 @@ class Session:
         self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
 
     def on_close(self) -> None:
-        """The socket is gone: unregister, then release every dialect after the operation
-        in flight. Runs once."""
-        if self._closed:
+        """The socket is gone: unregister, then release every dialect after what was sent
+        before the close is applied. Runs once."""
+        if self._ended:
             return
-        self._closed = True
+        self._ended = True
         self._courier.unregister(self._conn.id)
         self._stats.connections_open -= 1
-        self._executor.close(self._release)
+        self.close(self._release)
 
     def reply_error(self, err: RtcHubError) -> None:
         """Send ``err`` to this client as an error frame."""

@@ -45,6 +45,9 @@ _VENDOR = {"socket.io.min.js": "text/javascript", "socket.io.min.js.map": "appli
            "socket.io-client.LICENSE": "text/plain"}
 
 
+_EVENT_INDEX = dict.fromkeys(EVENTS, 0)  # every matchmaking event goes to the client itself
+
+
 class _Client:
     """One Socket.IO connection: its session, serial executor and bounded outbox."""
 
@@ -59,7 +62,7 @@ class _Client:
         self.closed = False
         self._writing = False
         self.outbox: deque[tuple[str, Any]] = deque()
-        self.session = MatchSession(sid, hub.courier.register(sid, dict.fromkeys(EVENTS, self)),
+        self.session = MatchSession(sid, hub.courier.register(sid, (self,), _EVENT_INDEX),
                                     server.matchmaker, self.emit, hub.stats)
         self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
                                        hub.config.limits.pending_max, sid)

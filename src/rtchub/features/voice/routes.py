@@ -40,7 +40,7 @@ def setup(app: web.Application) -> None:
     live = Broadcasts(hub.config, hub.changes.notify, courier, courier.node)
     service.on_ended = live.drop_relayed
     # other nodes' voice reaches this node at (node, MEDIA): demands, packets, counts
-    courier.register(MEDIA, dict.fromkeys(NODE_EVENTS, NodeRelay(service, live)))
+    courier.register(MEDIA, (NodeRelay(service, live),), dict.fromkeys(NODE_EVENTS, 0))
 
     async def sweep_node(node: str, alive: Callable[[Address], bool]) -> None:
         live.forget_node(node)
