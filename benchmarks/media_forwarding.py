@@ -36,7 +36,7 @@ from aiortc.rtp import RtpPacket
 from rtchub.media import aiortc_adapter
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tests.media.audio import ToneTrack
+from tests.voice.audio import ToneTrack
 
 TICK = os.sysconf("SC_CLK_TCK")
 LOOPBACK = ["127.0.0.1"]

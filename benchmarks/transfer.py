@@ -78,7 +78,8 @@ def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, RTC_NODE_IP="127.0.0.1", RTCHUB_SERVER=url, PYTHONUNBUFFERED="1",
-               ADDR=f"127.0.0.1:{port}", STREAM_ADDR="", LOG_LEVEL="warning")
+               ADDR=f"127.0.0.1:{port}", STREAM_ADDR="", LOG_LEVEL="warning",
+               RTC_CONFIG_JSON='{"iceServers": []}')  # loopback only: no public STUN
     cli = [sys.executable, "-m", "rtchub"]
 
     def client(role: str) -> list[str]:

@@ -23,10 +23,10 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
-from tests.media.voiceclients import start_receiver, start_sender
 from tests.support import running
+from tests.voice.voiceclients import start_receiver, start_sender
 
-from rtchub.transport.stream import VOICE
+from rtchub.features.voice.http import BROADCASTS
 
 
 def rss_mib() -> float:
@@ -43,7 +43,7 @@ def fds() -> int:
 
 async def main(args: argparse.Namespace) -> None:
     async with running(node_ips=("127.0.0.1",)) as srv:
-        voice = srv.server._listeners[0].app[VOICE]
+        voice = srv.server.app[BROADCASTS]
         sender = await start_sender(srv.ws_url, 440)
         # read the sender's WebSocket, or its client never answers the server's pings
         reader = asyncio.ensure_future(drain(sender.ws.ws))

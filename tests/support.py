@@ -8,9 +8,12 @@ serves it, as it does for browsers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+import heapq
+import itertools
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,13 @@ import orjson
 
 from rtchub.app import build_server
 from rtchub.config import Config, Limits, ListenAddress
+from rtchub.features.rooms.routes import ROOMS
+from rtchub.features.rooms.service import Rooms
+from rtchub.features.voice.http import BROADCASTS, VOICE
+from rtchub.features.voice.live import Broadcasts
+from rtchub.features.voice.service import VoiceService
 from rtchub.hub import Hub
-from rtchub.transport.server import Server
+from rtchub.net.server import Server
 
 TIMEOUT = 5.0
 
@@ -52,18 +60,77 @@ class Running:
     def ws_url(self) -> str:
         return f"{'wss' if self.scheme == 'https' else 'ws'}://127.0.0.1:{self.port}/ws"
 
+    @property
+    def rooms(self) -> Rooms:
+        """The rooms service."""
+        return self.server.app[ROOMS]
+
+    @property
+    def voice(self) -> VoiceService:
+        """The voice stream directory."""
+        return self.server.app[VOICE]
+
+    @property
+    def broadcasts(self) -> Broadcasts:
+        """The media of live voice streams."""
+        return self.server.app[BROADCASTS]
+
+
+class _FakeTimer:
+    """A timer of :class:`FakeClock`."""
+
+    __slots__ = ("callback", "cancelled", "due")
+
+    def __init__(self, due: float, callback: Callable[[], object]) -> None:
+        self.due = due
+        self.callback = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
 
 class FakeClock:
-    """A monotonic clock the test moves by hand (expiry and rate limits without waiting)."""
+    """A :class:`~rtchub.base.clock.Clock` the test moves by hand: expiry, timeouts, rate
+    limits and sweeps run in milliseconds of real time.
+
+    ``advance(seconds)`` moves time and runs every timer that fell due, in order; a task
+    in ``sleep`` wakes when its time comes (after the test yields to the loop).
+    """
 
     def __init__(self, now: float = 1000.0) -> None:
         self.now = now
+        self._timers: list[tuple[float, int, _FakeTimer]] = []
+        self._seq = itertools.count()
 
     def __call__(self) -> float:
         return self.now
 
+    def call_later(self, delay: float, callback: Callable[[], object]) -> _FakeTimer:
+        timer = _FakeTimer(self.now + max(delay, 0.0), callback)
+        heapq.heappush(self._timers, (timer.due, next(self._seq), timer))
+        return timer
+
+    async def sleep(self, delay: float) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.call_later(delay, lambda: None if future.done() else future.set_result(None))
+        await future
+
+    @property
+    def pending(self) -> int:
+        """Timers waiting to fall due."""
+        return sum(1 for _, _, t in self._timers if not t.cancelled)
+
     def advance(self, seconds: float) -> None:
-        self.now += seconds
+        """Move time forward and run the timers that fall due (in due order)."""
+        target = self.now + seconds
+        while self._timers and self._timers[0][0] <= target:
+            due, _, timer = heapq.heappop(self._timers)
+            if timer.cancelled:
+                continue
+            self.now = max(self.now, due)
+            timer.callback()
+        self.now = target
 
 
 def self_signed(tmp: Path) -> tuple[str, str]:
@@ -90,6 +157,15 @@ def self_signed(tmp: Path) -> tuple[str, str]:
     return str(cert_path), str(key_path)
 
 
+async def heartbeat_round(srv: Running, clock: FakeClock) -> None:
+    """Move ``clock`` one heartbeat period and wait until that sweep is done."""
+    beat = srv.server.gateway.heartbeat
+    await srv.hub.changes.wait_for(lambda: beat.waiting, TIMEOUT)
+    done = beat.rounds
+    clock.advance(beat.period)
+    await srv.hub.changes.wait_for(lambda: beat.rounds > done, TIMEOUT)
+
+
 @asynccontextmanager
 async def running(config: Config | None = None, clock: FakeClock | None = None,
                   **overrides: Any) -> AsyncIterator[Running]:
@@ -106,13 +182,32 @@ async def running(config: Config | None = None, clock: FakeClock | None = None,
 
 
 class WsClient:
-    """A WebSocket client that speaks JSON and awaits frames under a timeout."""
+    """A WebSocket client that speaks JSON and awaits frames under a timeout.
+
+    Like a browser, it reads all the time (a task takes every message into a queue), so
+    it answers the server's pings whether or not the test is waiting for a frame; tests of
+    clients that stop reading use :class:`tests.rawws.RawWs`.
+    """
 
     def __init__(self, session: aiohttp.ClientSession, ws: aiohttp.ClientWebSocketResponse
                  ) -> None:
         self.session = session
         self.ws = ws
         self.greeting: dict[str, Any] | None = None
+        self.messages: asyncio.Queue[aiohttp.WSMessage] = asyncio.Queue()
+        self._reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while True:
+            msg = await self.ws.receive()
+            self.messages.put_nowait(msg)
+            if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED,
+                            aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.ERROR):
+                return
+
+    async def receive(self, timeout: float = TIMEOUT) -> aiohttp.WSMessage:
+        """The next message of any kind."""
+        return await asyncio.wait_for(self.messages.get(), timeout)
 
     @classmethod
     async def connect(cls, url: str, headers: Mapping[str, str] | None = None,
@@ -142,7 +237,7 @@ class WsClient:
             await self.ws.send_str(data)
 
     async def recv(self, timeout: float = TIMEOUT) -> dict[str, Any]:
-        msg = await self.ws.receive(timeout)
+        msg = await self.receive(timeout)
         if msg.type != aiohttp.WSMsgType.TEXT:
             raise AssertionError(f"expected a text frame, got {msg.type!r} {msg.data!r} "
                                  f"{msg.extra!r}")
@@ -179,7 +274,7 @@ class WsClient:
     async def closed(self, timeout: float = TIMEOUT) -> tuple[int | None, str]:
         """Wait for the server to close; returns (close code, reason)."""
         while True:
-            msg = await self.ws.receive(timeout)
+            msg = await self.receive(timeout)
             if msg.type == aiohttp.WSMsgType.CLOSE:
                 return int(msg.data), str(msg.extra or "")
             if msg.type in (aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING):
@@ -189,6 +284,9 @@ class WsClient:
 
     async def close(self) -> None:
         await self.ws.close()
+        self._reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._reader
         await self.session.close()
 
 

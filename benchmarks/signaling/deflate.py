@@ -2,7 +2,7 @@
 
 The /ws fast path (picows) never negotiates permessage-deflate; rtchub's aiohttp
 WebSocket path could. This runs rtchub's own pieces (Hub, rooms dialect,
-:class:`~rtchub.transport.aiows.AioConnection`) behind an aiohttp endpoint whose
+:class:`~rtchub.net.httpws.AioConnection`) behind an aiohttp endpoint whose
 ``compress`` is switched on or off, in a server subprocess, and drives it with
 aiohttp clients that offer deflate (``compress=15``) or not (``compress=0``). Messages
 are realistic browser SDP offers (about 3 KB) and ICE candidates (about 200 B): random
@@ -39,27 +39,25 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 # -- server side (subprocess) ------------------------------------------------------------
 
 async def serve(port: int, compress: bool) -> None:
-    """rtchub's hub behind an aiohttp /ws endpoint with deflate on or off."""
+    """rtchub's sessions behind an aiohttp /ws endpoint with deflate on or off."""
+    from rtchub.app import GATEWAY, create_app
     from rtchub.config import Config, Limits, ListenAddress
-    from rtchub.hub import Hub
-    from rtchub.transport.aiows import AioConnection
+    from rtchub.net.http import HUB
+    from rtchub.net.httpws import HttpConnection, run_session
+    from rtchub.net.router import ROUTER
 
-    hub = Hub(Config(addr=ListenAddress("127.0.0.1", port), stream_addr=None,
-                     limits=Limits(max_rooms=100_000)))
+    main = create_app(Config(addr=ListenAddress("127.0.0.1", port), stream_addr=None,
+                             limits=Limits(max_rooms=100_000)))
+    hub, gateway = main[HUB], main[GATEWAY]
     await hub.start()
 
     async def handler(request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(compress=compress, max_msg_size=1 << 20)
+        admission = main[ROUTER].admit("/ws", request.headers, "127.0.0.1")
+        ws = web.WebSocketResponse(compress=compress, max_msg_size=1 << 20, autoping=False)
         await ws.prepare(request)
-        conn = AioConnection(ws, "127.0.0.1", 64, 2.0, hub.stats)
-        session = hub.admit("/ws", None, "127.0.0.1")(conn)
-        try:
-            async for msg in ws:
-                if msg.type == WSMsgType.TEXT:
-                    session.on_text(msg.data.encode(), time.perf_counter_ns())
-        finally:
-            session.on_close()
-            await conn.finish()
+        conn = HttpConnection(gateway.next_id(), ws, request, "127.0.0.1", gateway.limits,
+                              hub.clock, hub.stats)
+        await run_session(ws, conn, gateway.open(conn, admission))
         return ws
 
     app = web.Application()

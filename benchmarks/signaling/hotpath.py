@@ -19,41 +19,52 @@ import time
 
 import orjson
 
+from rtchub.app import GATEWAY, create_app
+from rtchub.base.clock import LoopClock
+from rtchub.base.metrics import Stats
 from rtchub.config import Config, ListenAddress
-from rtchub.hub import Hub
-from rtchub.transport.connection import Session
+from rtchub.net.connection import ConnLimits, NetConnection
+from rtchub.net.http import HUB
+from rtchub.net.router import ROUTER
+from rtchub.net.session import Session
 
 _ids = itertools.count(1)
 
 
-class MemoryConnection:
-    """A Connection that keeps the last frame sent to it."""
+class MemoryConnection(NetConnection):
+    """A connection that keeps the last frame sent to it."""
 
     def __init__(self) -> None:
-        self.id = f"m{next(_ids)}"
-        self.remote = "127.0.0.1"
-        self.closed = False
+        super().__init__(f"m{next(_ids)}", "127.0.0.1", self._keep,
+                         ConnLimits(max_message=1 << 20, send_buffer=64, send_timeout=2.0),
+                         LoopClock(), Stats())
         self.last = b""
         self.sent = 0
 
-    def send(self, data: bytes) -> None:
-        """Keep the frame."""
+    def _keep(self, data: bytes) -> None:
         self.last = data
         self.sent += 1
 
-    def close(self, code: int = 1000, reason: str = "") -> None:
-        """Mark closed."""
-        self.closed = True
+    def _control(self, opcode: int, payload: bytes) -> None:
+        pass
+
+    def _finish(self, code: int, reason: bytes) -> None:
+        pass
+
+    def _abort(self) -> None:
+        pass
 
 
 async def measure(count: int, size: int) -> float:
     """Microseconds of Python per relayed offer."""
-    hub = Hub(Config(addr=ListenAddress("127.0.0.1", 0), stream_addr=None))
+    app = create_app(Config(addr=ListenAddress("127.0.0.1", 0), stream_addr=None))
+    hub, gateway = app[HUB], app[GATEWAY]
     await hub.start()
-    factory = hub.admit("/ws", None, "127.0.0.1")
+    admission = app[ROUTER].admit("/ws", {"Upgrade": "websocket", "Sec-WebSocket-Key": "k",
+                                          "Sec-WebSocket-Version": "13"}, "127.0.0.1")
     a, b = MemoryConnection(), MemoryConnection()
-    sa: Session = factory(a)
-    sb: Session = factory(b)
+    sa: Session = gateway.open(a, admission)
+    sb: Session = gateway.open(b, admission)
     for conn, session in ((a, sa), (b, sb)):
         session.on_text(orjson.dumps({"type": "join", "room": "r", "from": conn.id}), 0)
         for _ in range(100):

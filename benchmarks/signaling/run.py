@@ -51,7 +51,7 @@ PEER_VERSION = "1.0.2"
 FLOOR_US = 85  # loopback one-way relay floor across the 2 cores (FIELD-NOTES.md)
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
-SRC_BASE = {"rtchub": 2, "peerjs": 40, "floor": 80}
+SRC_BASE = {"rtchub": 2, "baseline": 60, "peerjs": 40, "floor": 80}
 FLOOR = "floor"  # the C relay that measures the latency floor (floor_relay.c)
 
 
@@ -152,15 +152,20 @@ def pinned(cmd: list[str], cpus: str | None) -> list[str]:
     return ["taskset", "-c", cpus, *cmd] if cpus else cmd
 
 
-def start_server(name: str, node_modules: Path | None, n: int, cpus: str | None = None
-                 ) -> Server:
-    """Start rtchub or PeerJS on a free loopback port (pinned to ``cpus`` when given)."""
+def start_server(name: str, node_modules: Path | None, n: int, cpus: str | None = None,
+                 baseline: Path | None = None) -> Server:
+    """Start rtchub, a baseline rtchub (another checkout's ``src``) or PeerJS on a free
+    loopback port (pinned to ``cpus`` when given)."""
     port = free_port()
-    if name == "rtchub":
+    if name in ("rtchub", "baseline"):
         # rooms of two: N/2 rooms, above the default MAX_ROOMS of 1000
-        cmd = [str(ROOT / ".venv" / "bin" / "rtchub"), "serve", "--addr", f"127.0.0.1:{port}",
-               "--stream-addr", "", "--log-level", "warning", "--max-rooms", str(n)]
+        cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "rtchub", "serve",
+               "--addr", f"127.0.0.1:{port}", "--stream-addr", "", "--log-level", "warning",
+               "--max-rooms", str(n)]
         env = dict(os.environ)
+        if name == "baseline":
+            assert baseline is not None
+            env["PYTHONPATH"] = str(baseline / "src")
     elif name == FLOOR:
         cmd, env = [str(OUT / "floor_relay"), str(port)], dict(os.environ)
     else:
@@ -230,12 +235,14 @@ def phase(server: Server, line: str, warmup: float, duration: float) -> dict[str
 
 @contextlib.contextmanager
 def servers_for(names: list[str], node_modules: Path | None, n: int, binary: Path,
-                procs: int, pin: bool = False) -> Iterator[list[Server]]:
+                procs: int, pin: bool = False, baseline: Path | None = None
+                ) -> Iterator[list[Server]]:
     """Start every server, take its baseline RSS, connect N idle clients to each."""
     started: list[Server] = []
     try:
         for name in names:
-            started.append(start_server(name, node_modules, n, "0" if pin else None))
+            started.append(start_server(name, node_modules, n, "0" if pin else None,
+                                        baseline))
         time.sleep(1.0)
         for s in started:
             s.rss_before = rss_bytes(s.proc.pid)
@@ -259,7 +266,8 @@ def run_n(args: argparse.Namespace, n: int, binary: Path, node_modules: Path | N
     """All measurements for one N; returns table rows."""
     names: list[str] = [*args.servers, *([FLOOR] if args.floor else [])]
     rows: list[list[str]] = []
-    with servers_for(names, node_modules, n, binary, args.procs, args.pin) as servers:
+    with servers_for(names, node_modules, n, binary, args.procs, args.pin,
+                     args.baseline) as servers:
         tested = [s for s in servers if s.name != FLOOR]
         rows.append(row(f"{n} conns: RSS per idle conn (KB)", servers,
                         lambda s: s.results["rss_per_conn"] / 1024, "{:.1f}", target=16.0,
@@ -363,7 +371,7 @@ def row(label: str, servers: list[Server], value: Any, fmt: str, *,
 
 def table(names: list[str], rows: list[list[str]]) -> str:
     """Markdown."""
-    titles = {FLOOR: "floor (C relay)"}
+    titles = {FLOOR: "floor (C relay)", "baseline": "rtchub baseline"}
     head = ["measurement", *(titles.get(n, n) for n in names), "ratio rtchub/peerjs",
             "target"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -382,6 +390,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--procs", type=int, default=2, help="generator processes per server")
     p.add_argument("--no-floor", dest="floor", action="store_false",
                    help="skip the C floor relay (latency floor and generator headroom)")
+    p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
+                   help="also run the rtchub of another checkout (DIR/src) as 'baseline', "
+                   "side by side: a before/after comparison in one run")
     p.add_argument("--pin", action="store_true",
                    help="pin each server to CPU 0 and the generator to CPU 1 (taskset)")
     p.add_argument("--rounds", type=int, default=3,
@@ -390,8 +401,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args.n = [int(x) for x in args.n.split(",")]
     args.size = [int(x) for x in args.size.split(",")]
     args.servers = [x for x in args.servers.split(",") if x]
-    if not set(args.servers) <= {"rtchub", "peerjs"} or not args.servers:
-        p.error("--servers takes rtchub, peerjs or both")
+    if args.baseline is not None and "baseline" not in args.servers:
+        args.servers.insert(1, "baseline")
+    if not set(args.servers) <= {"rtchub", "baseline", "peerjs"} or not args.servers:
+        p.error("--servers takes rtchub, baseline (with --baseline DIR), peerjs")
+    if "baseline" in args.servers and (args.baseline is None
+                                       or not (args.baseline / "src" / "rtchub").is_dir()):
+        p.error("--baseline DIR must be a checkout with src/rtchub")
     if any(n < 2 or n % 2 or n > 19_000 * args.procs for n in args.n):
         p.error("--n must be even and at most 19,000 per generator process")
     if not 1 <= args.procs <= 16 or not 0 < args.duration <= 120 or not 0 <= args.warmup <= 30:

@@ -16,6 +16,11 @@
  * The send time (CLOCK_MONOTONIC ns) rides inside the SDP text; the receiver computes the
  * relay latency from it.
  *
+ * Several nodes (rtchub with REDIS_URL): --port P1,P2,P3 spreads the rooms over the nodes;
+ * --mix same|cross|half puts both members of a room on one node, on two different nodes, or
+ * alternates (even rooms same-node, odd rooms cross-node). Latencies of same-node and
+ * cross-node pairs are kept apart (same_* and cross_* in the result).
+ *
  * stdin commands (one per line), each answered by one "result {json}" line on stdout:
  *   closed SIZE WARMUP_MS DURATION_MS WINDOW   closed loop: WINDOW messages bounce in each
  *                                              pair (a client sends only after receiving)
@@ -66,13 +71,17 @@ typedef struct {
     char *rbuf;
     char *obuf;   /* unsent bytes while the socket is full */
     int olen, ocap;
+    int port;     /* the node this client talks to */
+    int cross;    /* its room's members are on two different nodes */
 } conn_t;
 
 typedef struct {
     long long recv, sent, errors, dropped, closed_conns, behind;
     long long cpu_ns;       /* this child's utime+stime in the measuring window */
     long long window_ns;
+    long long recv_cross;
     unsigned int hist[HIST_US + 1];
+    unsigned int hist_cross[HIST_US + 1];   /* the cross-node pairs' share of hist */
 } result_t;
 
 typedef struct {
@@ -83,7 +92,10 @@ typedef struct {
     result_t res[MAX_PROCS];
 } shared_t;
 
+#define MAX_PORTS 16
+enum { MIX_SAME, MIX_CROSS, MIX_HALF };
 static int proto = P_RTCHUB, nconns = 1000, nprocs = 2, port = 0, src_base = 2;
+static int ports[MAX_PORTS], nports = 0, mix = MIX_HALF;
 static const char *host = "127.0.0.1";
 static const char *tag = "b";
 static shared_t *sh;
@@ -227,6 +239,10 @@ static void on_relayed(int idx, const char *p, int len) {
         long long us = (t - ts) / 1000;
         res->recv++;
         res->hist[us < HIST_US ? us : HIST_US]++;
+        if (conns[idx].cross) {
+            res->recv_cross++;
+            res->hist_cross[us < HIST_US ? us : HIST_US]++;
+        }
     }
     if (ph_cmd == C_CLOSED && t < ph_end) send_msg(idx, ph_size);
 }
@@ -338,7 +354,7 @@ static void start_connect(conn_t *c, int idx) {
     struct sockaddr_in src = {.sin_family = AF_INET};
     src.sin_addr.s_addr = htonl(0x7f000000u | (unsigned)(src_base + child_k));
     if (bind(fd, (struct sockaddr *)&src, sizeof src) < 0) perror("bind");
-    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons((uint16_t)c->port)};
     inet_pton(AF_INET, host, &dst.sin_addr);
     c->fd = fd;
     c->state = S_CONNECTING;
@@ -364,11 +380,11 @@ static void on_connected(conn_t *c, int idx) {
     char me[64], req[512];
     client_id(me, sizeof me, idx);
     if (proto == P_RTCHUB)
-        snprintf(req, sizeof req, "GET /ws HTTP/1.1\r\nHost: %s:%d\r\n", host, port);
+        snprintf(req, sizeof req, "GET /ws HTTP/1.1\r\nHost: %s:%d\r\n", host, c->port);
     else
         snprintf(req, sizeof req,
                  "GET /peerjs?key=peerjs&id=%s&token=t%s HTTP/1.1\r\nHost: %s:%d\r\n", me, me,
-                 host, port);
+                 host, c->port);
     size_t l = strlen(req);
     snprintf(req + l, sizeof req - l,
              "Upgrade: websocket\r\nConnection: Upgrade\r\n"
@@ -428,6 +444,13 @@ static void child_main(int k, int cmd_fd, int done_fd) {
         conns[i].fd = -1;
         conns[i].peer = i ^ 1;
         conns[i].rbuf = malloc(RBUF);
+        /* room r's first member talks to node r % nports; the second to the next node
+           when the room is a cross-node one */
+        int room = (first_id + i) / 2;
+        int cross = nports > 1 && (mix == MIX_CROSS || (mix == MIX_HALF && (room & 1)));
+        int node = (room + (cross && (i & 1))) % nports;
+        conns[i].cross = cross;
+        conns[i].port = ports[node];
     }
     epfd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ce = {.events = EPOLLIN, .data.u64 = CMD_IDX};
@@ -536,7 +559,8 @@ static long long pct(const unsigned long long *hist, unsigned long long total, d
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: wsload --port P [--host 127.0.0.1] [--proto rtchub|peerjs] "
+    fprintf(stderr, "usage: wsload --port P[,P2,...] [--mix same|cross|half] "
+                    "[--host 127.0.0.1] [--proto rtchub|peerjs] "
                     "[--conns N] [--procs K] [--src-base 2] [--tag b]\n");
     exit(2);
 }
@@ -545,7 +569,15 @@ int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
-        if (!strcmp(a, "--port")) port = atoi(v);
+        if (!strcmp(a, "--port")) {
+            char *copy = strdup(v), *save = NULL;
+            for (char *p = strtok_r(copy, ",", &save); p && nports < MAX_PORTS;
+                 p = strtok_r(NULL, ",", &save))
+                ports[nports++] = atoi(p);
+            port = nports > 0 ? ports[0] : 0;
+            for (int j = 0; j < nports; j++) if (ports[j] <= 0) port = 0;
+        } else if (!strcmp(a, "--mix"))
+            mix = !strcmp(v, "same") ? MIX_SAME : !strcmp(v, "cross") ? MIX_CROSS : MIX_HALF;
         else if (!strcmp(a, "--host")) host = v;
         else if (!strcmp(a, "--proto")) proto = !strcmp(v, "peerjs") ? P_PEERJS : P_RTCHUB;
         else if (!strcmp(a, "--conns")) nconns = atoi(v);
@@ -580,7 +612,7 @@ int main(int argc, char **argv) {
     printf("ready {\"conns\": %d, \"failed\": %d, \"secs\": %.2f}\n", sh->ready_conns,
            sh->failed_conns, (double)(now_ns() - t0) / 1e9);
     fflush(stdout);
-    static unsigned long long hist[HIST_US + 1];
+    static unsigned long long hist[HIST_US + 1], hist_x[HIST_US + 1], hist_s[HIST_US + 1];
     char line[256];
     while (fgets(line, sizeof line, stdin)) {
         char kind[16] = "";
@@ -609,6 +641,8 @@ int main(int argc, char **argv) {
             if (read(done_pipe[0], &b, 1) != 1) return 1;
         __sync_synchronize();
         memset(hist, 0, sizeof hist);
+        memset(hist_x, 0, sizeof hist_x);
+        long long recv_x = 0;
         long long recv = 0, sent = 0, errors = 0, dropped = 0, closed = 0, behind = 0, cpu = 0;
         double window = 0;
         for (int k = 0; k < nprocs; k++) {
@@ -616,17 +650,26 @@ int main(int argc, char **argv) {
             recv += r->recv; sent += r->sent; errors += r->errors; dropped += r->dropped;
             closed += r->closed_conns; behind += r->behind; cpu += r->cpu_ns;
             if ((double)r->window_ns / 1e9 > window) window = (double)r->window_ns / 1e9;
+            recv_x += r->recv_cross;
             for (int i = 0; i <= HIST_US; i++) hist[i] += r->hist[i];
+            for (int i = 0; i <= HIST_US; i++) hist_x[i] += r->hist_cross[i];
         }
+        for (int i = 0; i <= HIST_US; i++) hist_s[i] = hist[i] - hist_x[i];
+        unsigned long long total_x = (unsigned long long)recv_x;
+        unsigned long long total_s = (unsigned long long)(recv - recv_x);
         if (window <= 0) window = (double)dur / 1e3;
         unsigned long long total = (unsigned long long)recv;
         printf("result {\"kind\": \"%s\", \"size\": %d, \"recv\": %lld, \"sent\": %lld, "
                "\"secs\": %.3f, \"rate\": %.1f, \"p50_us\": %lld, \"p90_us\": %lld, "
                "\"p99_us\": %lld, \"p999_us\": %lld, \"errors\": %lld, \"dropped\": %lld, "
-               "\"closed\": %lld, \"behind\": %lld, \"gen_cpu_s\": %.4f}\n",
+               "\"closed\": %lld, \"behind\": %lld, \"gen_cpu_s\": %.4f, "
+               "\"recv_same\": %llu, \"same_p50_us\": %lld, \"same_p99_us\": %lld, "
+               "\"recv_cross\": %llu, \"cross_p50_us\": %lld, \"cross_p99_us\": %lld}\n",
                kind, size, recv, sent, window, (double)recv / window, pct(hist, total, 0.5),
                pct(hist, total, 0.9), pct(hist, total, 0.99), pct(hist, total, 0.999), errors,
-               dropped, closed, behind, (double)cpu / 1e9);
+               dropped, closed, behind, (double)cpu / 1e9,
+               total_s, pct(hist_s, total_s, 0.5), pct(hist_s, total_s, 0.99),
+               total_x, pct(hist_x, total_x, 0.5), pct(hist_x, total_x, 0.99));
         fflush(stdout);
     }
     sh->cmd = C_QUIT;

@@ -1,9 +1,9 @@
-"""Composition root: a config in, a hub and its aiohttp apps out.
+"""Composition root: the features, the hub, the network layer, and running them.
 
-``create_app(config)`` builds the :class:`~rtchub.hub.Hub`, registers every
-feature's routes on one aiohttp application, and returns it with the hub under
-the typed key :data:`~rtchub.transport.http.HUB`. :func:`serve` runs it until
-SIGTERM/SIGINT.
+``create_app(config)`` builds the :class:`~rtchub.hub.Hub` (what every feature shares),
+the upgrade router and the gateway (where connections come in), mounts every feature
+listed in :data:`FEATURES` on one aiohttp application, and returns it. ``build_server``
+adds the listeners; :func:`serve` runs until SIGTERM/SIGINT.
 """
 
 from __future__ import annotations
@@ -16,40 +16,55 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from rtchub import voice
+from rtchub.base.log import setup_logging
 from rtchub.config import Config
+from rtchub.features.match import routes as match
+from rtchub.features.pairing import routes as pairing
+from rtchub.features.rooms import routes as rooms
+from rtchub.features.site import routes as site
+from rtchub.features.voice import routes as voice
 from rtchub.hub import Hub
-from rtchub.log import setup_logging
-from rtchub.metrics import new_registry
-from rtchub.transport import rendezvous, sio
-from rtchub.transport.http import HUB, REGISTRY, add_asset_route, add_routes, rate_limit
-from rtchub.transport.server import Listener, Server
+from rtchub.net.gateway import Gateway
+from rtchub.net.http import HUB, rate_limit
+from rtchub.net.ops import add_ops_routes
+from rtchub.net.router import ROUTER, Router
+from rtchub.net.server import Listener, Server
 
-__all__ = ["FEATURES", "Feature", "build_server", "create_app", "serve"]
+__all__ = ["FEATURES", "GATEWAY", "Feature", "build_server", "create_app", "serve"]
 
 log = logging.getLogger("rtchub")
 
-# A feature registers its dialects on the hub and its routes on the app. Each
-# feature module exposes one ``setup(app, hub)``; add it here, in one line.
-Feature = Callable[[web.Application, Hub], None]
+# A feature mounts itself on the app: its routes, its dialects on the router, its service,
+# metrics and background tasks (owned by the hub). Adding a feature is one line here.
+Feature = Callable[[web.Application], None]
 FEATURES: list[Feature] = [
-    rendezvous.setup,  # seed 004: rendezvous codes, A/B relay and mailbox
-    sio.setup,  # seed 001: Socket.IO matchmaking, /api/status, /match
-    voice.setup,  # seed 002: voice broadcast on /ws, /health, /stream/*
+    site.setup,     # the browser app's lobby page and RTC configuration (seed 000's client)
+    rooms.setup,    # seed 000: room signaling on /ws and /ws/rooms
+    voice.setup,    # seed 002: voice broadcast on /ws and /ws/voice, /health, /stream/*
+    pairing.setup,  # seed 004: rendezvous codes, /ws?appID= relay and mailbox
+    match.setup,    # seed 001: Socket.IO matchmaking, /api/status, /match
 ]
+
+GATEWAY = web.AppKey("gateway", Gateway)
+# health, readiness and metrics stay reachable whatever the HTTP rate limit
+_RATE_EXEMPT = frozenset({"/healthz", "/readyz", "/health", "/socket.io/"})
 
 
 def create_app(config: Config, hub: Hub | None = None) -> web.Application:
     """The main aiohttp application for ``config`` (the hub is built when not given)."""
     hub = hub if hub is not None else Hub(config)
-    app = web.Application(middlewares=[rate_limit], client_max_size=config.limits
-                          .max_message_bytes)
+    router = Router(hub)
+    app = web.Application(middlewares=[rate_limit(_RATE_EXEMPT | {config.metrics_route})],
+                          client_max_size=config.limits.max_message_bytes)
     app[HUB] = hub
-    app[REGISTRY] = new_registry(hub.stats)
+    app[ROUTER] = router
+    app[GATEWAY] = gateway = Gateway(hub, router)
+    add_ops_routes(app)
     for setup in FEATURES:
-        setup(app, hub)
-    add_routes(app, hub)
-    add_asset_route(app)
+        setup(app)
+    for path in sorted(router.paths):
+        app.router.add_get(path, gateway.handle)
+    site.add_asset_route(app)
     return app
 
 
@@ -58,8 +73,9 @@ def build_server(config: Config, hub: Hub | None = None) -> Server:
     app = create_app(config, hub)
     listeners = [Listener(config.addr, app)]
     if config.stream_addr is not None:
-        listeners.append(Listener(config.stream_addr, voice.stream_only_app(app), fast=False))
-    return Server(app[HUB], listeners)
+        listeners.append(Listener(config.stream_addr, voice.stream_only_app(app), fast=False,
+                                  setting="STREAM_ADDR", optional=True))
+    return Server(app[HUB], app[GATEWAY], listeners)
 
 
 async def serve(config: Config) -> None:
@@ -69,8 +85,13 @@ async def serve(config: Config) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    log.info("rtchub ready")
+    try:
+        await server.start()
+    except BaseException:
+        await server.stop()
+        raise
+    everywhere = " (on every interface)" if not config.addr.host and not config.addr.path else ""
+    log.info("rtchub ready%s: open %s", everywhere, "  ".join(server.urls()))
     try:
         await stop.wait()
     finally:

@@ -11,7 +11,8 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   ├── UnknownType              unknown_type            400
     │   ├── MissingField             missing_field           400
     │   ├── InvalidField             invalid_field           400
-    │   └── InvalidSDP               invalid_sdp             400   (ErrInvalidSDP)
+    │   ├── InvalidSDP               invalid_sdp             400   (ErrInvalidSDP)
+    │   └── UpgradeRequired          upgrade_required        426
     ├── InvalidId                    invalid_id              400
     ├── RateLimited                  rate_limited            429
     ├── Unauthorized                 unauthorized            401   (ErrUnauthorized)
@@ -33,7 +34,8 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   ├── RoomFull                 room_full               503   (ErrRoomFull)
     │   ├── TooManyRooms             too_many_rooms          503
     │   ├── QueueFull                queue_full              503
-    │   └── CodesExhausted           codes_exhausted         503
+    │   ├── CodesExhausted           codes_exhausted         503
+    │   └── ClusterUnavailable       cluster_unavailable     503
     ├── SignalingFailed              signaling_failed        502   (ErrSignalingFailed)
     │   └── SignalingTimeout         signaling_timeout       504   (ErrSignalingTimeout)
     ├── ConnectionFailed             connection_failed       502   (ErrConnectionFailed)
@@ -49,6 +51,7 @@ from typing import ClassVar
 __all__ = [
     "AlreadyInRoom",
     "CapacityError",
+    "ClusterUnavailable",
     "CodeGone",
     "CodecNotSupported",
     "CodesExhausted",
@@ -82,6 +85,7 @@ __all__ = [
     "TrackNotFound",
     "Unauthorized",
     "UnknownType",
+    "UpgradeRequired",
     "all_codes",
 ]
 
@@ -135,6 +139,18 @@ class InvalidSDP(ProtocolError):
     """A malformed session description (ErrInvalidSDP)."""
 
     code = "invalid_sdp"
+
+
+class UpgradeRequired(ProtocolError):
+    """A WebSocket endpoint asked for without a usable upgrade (no ``Upgrade: websocket``,
+    or a ``Sec-WebSocket-Version`` other than 13); ``headers`` go on the HTTP answer."""
+
+    code = "upgrade_required"
+    http_status = 426
+
+    def __init__(self, message: str, headers: dict[str, str]) -> None:
+        super().__init__(message)
+        self.headers = headers
 
 
 class InvalidId(RtcHubError, ValueError):
@@ -220,9 +236,14 @@ class PeerAlreadyExists(Conflict):
 
 
 class IdTaken(PeerAlreadyExists):
-    """The requested client ID is held by another live connection."""
+    """The requested client ID is held by another live connection; ``holder`` is where
+    that connection is (so the server can check it is still alive)."""
 
     code = "id_taken"
+
+    def __init__(self, message: str, holder: object = None) -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 class AlreadyInRoom(Conflict):
@@ -282,6 +303,13 @@ class CodesExhausted(CapacityError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class ClusterUnavailable(CapacityError):
+    """The shared store or another node cannot be reached now (the Redis backplane is
+    down): what needs the cluster is refused until it is back."""
+
+    code = "cluster_unavailable"
 
 
 class SignalingFailed(RtcHubError):

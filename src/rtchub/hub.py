@@ -1,31 +1,39 @@
-"""The Hub: rtchub's engine, usable from Python without any HTTP server.
+"""The Hub: what every feature shares at run time, and the server's lifecycle.
 
-It composes the backplane, the courier, the core services and the dialects
-spoken on each WebSocket endpoint, owns their background tasks, and keeps the
-lifecycle (starting -> ready -> draining -> closed) that readiness reports.
+It holds the configuration, the clock, the counters, the backplane and its courier (the
+one delivery path), the owner of every background task, the change notifier tests and
+shutdown wait on, the table of open connections that a drain waits for, and the
+admission checks every connection passes (origins, per-IP rate limits, lifecycle). It
+knows no feature: features are built from it in :mod:`rtchub.app`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import enum
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from rtchub.changes import Changes
-from rtchub.cluster.backplane import Backplane, LocalCourier
+from rtchub.base.changes import Changes
+from rtchub.base.clientip import client_ip
+from rtchub.base.clock import Clock, LoopClock, WallClock
+from rtchub.base.metrics import Stats
+from rtchub.base.ratelimit import FixedWindow
+from rtchub.base.tasks import TaskOwner
+from rtchub.cluster.backplane import Backplane, NodeFigures
+from rtchub.cluster.codec import Codec
+from rtchub.cluster.courier import Courier
 from rtchub.cluster.factory import create_backplane
+from rtchub.cluster.placement import RECORDS as PLACEMENT_RECORDS
 from rtchub.config import Config
-from rtchub.core.ratelimit import FixedWindow
-from rtchub.core.rooms import Rooms
-from rtchub.errors import CapacityError, NotFound, OriginNotAllowed, RateLimited
-from rtchub.metrics import Stats
-from rtchub.sessions.rooms import RoomsDialect
-from rtchub.sessions.ws import Dialect, WsSession
-from rtchub.tasks import TaskOwner
-from rtchub.transport.connection import CLOSE_GOING_AWAY, Connection, SessionFactory
+from rtchub.errors import CapacityError, OriginNotAllowed, RateLimited
 
-__all__ = ["Hub", "Lifecycle"]
+__all__ = ["NODE_FIGURES", "Drainable", "Hub", "Lifecycle"]
+
+# the gauges each node reports with its heartbeat (summed over the cluster in /api/status)
+NODE_FIGURES = {"rtchub_match_sockets": "match_sockets",
+                "rtchub_pair_sides_connected": "pair_sides",
+                "rtchub_voice_receivers": "voice_receivers",
+                "rtchub_mp3_listeners": "mp3_listeners"}
 
 
 class Lifecycle(enum.Enum):
@@ -45,40 +53,43 @@ _NEXT: dict[Lifecycle, frozenset[Lifecycle]] = {
 }
 
 
-class Hub:
-    """Core services over a backplane, with the dialects of each WebSocket endpoint.
+class Drainable:
+    """A connection as the drain sees it: something to close with 1001."""
 
-    ``endpoints`` maps a WebSocket path to the dialect names spoken there; later
-    features register theirs with :meth:`add_dialect`.
-    """
+    __slots__ = ("close", "id")
+
+    def __init__(self, conn_id: str, close: Callable[[int, str], None]) -> None:
+        self.id = conn_id
+        self.close = close
+
+
+class Hub:
+    """Shared run-time state of one rtchub process; see the module docstring."""
 
     def __init__(self, config: Config, *, backplane: Backplane | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Clock | None = None) -> None:
         self.config = config
-        self.clock = clock
-        self.started_at = clock()
+        if clock is None:   # nodes that share state compare instants: Unix time
+            clock = WallClock() if config.redis_url else LoopClock()
+        self.clock: Clock = clock
+        self.started_at = self.clock()
         self.stats = Stats()
-        self.backplane = backplane if backplane is not None else create_backplane(config)
+        # every type a feature stores or sends registers here (features' setup)
+        self.codec = Codec()
+        self.codec.register(*PLACEMENT_RECORDS)   # call rooms' placement (cluster/placement.py)
+        self.backplane = backplane if backplane is not None else create_backplane(
+            config, self.clock, self.codec)
+        self.backplane.set_figures(self.figures)
+        self._cluster_metrics()
         # poked whenever observable state changes (tasks end, connections go, media moves)
         self.changes = Changes()
         self.tasks = TaskOwner("hub", self.changes.notify)
-        self.courier = LocalCourier(self.backplane)
-        self.rooms = Rooms(self.backplane.store, self.courier, config.limits)
-        self.connections: dict[str, Connection] = {}
+        self.courier = Courier(self.backplane)
+        self.connections: dict[str, Drainable] = {}
         self._drained = asyncio.Event()
         self.ws_upgrades = FixedWindow(config.limits.ws_rate_per_min)
         self.http_requests = FixedWindow(config.limits.http_rate_per_min)
-        # seed 002's JSON metrics view; the voice feature installs it
-        self.json_metrics: Callable[[], dict[str, object]] | None = None
-        self._dialects: dict[str, Dialect] = {}
-        self.endpoints: dict[str, list[str]] = {}
         self._state = Lifecycle.STARTING
-        self.add_dialect("rooms", RoomsDialect(self.rooms, self.courier, self.tasks, self.stats),
-                         ("/ws", "/ws/rooms"))
-        self.stats.add_gauges("rtchub_rooms", "Rooms open now.",
-                              lambda: {"": float(self.rooms.counts()[0])})
-        self.stats.add_gauges("rtchub_room_members", "Room members now.",
-                              lambda: {"": float(self.rooms.counts()[1])})
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -104,12 +115,12 @@ class Hub:
         self._move(Lifecycle.READY)
 
     def drain(self) -> None:
-        """Stop being ready and tell every WebSocket client the server is going away."""
+        """Stop being ready and tell every connection the server is going away."""
         if self._state in (Lifecycle.DRAINING, Lifecycle.CLOSED):
             return
         self._move(Lifecycle.DRAINING)
         for conn in list(self.connections.values()):
-            conn.close(CLOSE_GOING_AWAY, "server shutting down")
+            conn.close(1001, "server shutting down")
 
     async def close(self) -> None:
         """Cancel owned tasks and release the backplane."""
@@ -122,7 +133,7 @@ class Hub:
         await self.backplane.close()
 
     async def wait_drained(self, timeout: float) -> bool:
-        """Wait until every WebSocket connection is gone; False on timeout."""
+        """Wait until every connection is gone; False on timeout."""
         if not self.connections:
             return True
         self._drained.clear()
@@ -132,37 +143,69 @@ class Hub:
             return False
         return True
 
-    def track(self, conn: Connection) -> None:
-        """Count a connection served outside the WebSocket endpoints (Socket.IO) in drains."""
+    def uptime(self) -> float:
+        """Seconds since the hub was built."""
+        return self.clock() - self.started_at
+
+    def figures(self) -> NodeFigures:
+        """What this node reports to the cluster: its connections and the load gauges."""
+        figures = {"connections": float(self.stats.connections_open)}
+        for name, value in self.stats.gauge_values(NODE_FIGURES).items():
+            key = NODE_FIGURES.get(name)
+            if key is not None:
+                figures[key] = value
+        return figures
+
+    def _cluster_metrics(self) -> None:
+        stats, backplane = self.stats, self.backplane
+        stats.add_gauges("rtchub_cluster_nodes", "Live nodes in the cluster (1 without Redis).",
+                         lambda: {"": float(len(backplane.cluster().nodes))})
+        stats.add_gauges("rtchub_cluster_connections",
+                         "WebSocket connections open over every live node.",
+                         lambda: {"": backplane.cluster().total("connections")})
+        stats.add_gauges("rtchub_backplane_up",
+                         "1 while the backplane is reachable (always 1 without Redis).",
+                         lambda: {"": float(backplane.healthy)})
+        stats.add_counters("rtchub_backplane_events", "Backplane events: messages published "
+                           "and received, events dropped, reconnects, store transactions and "
+                           "conflicts, lost nodes swept.", "event", backplane.counters)
+
+    def cluster_status(self) -> dict[str, object]:
+        """This node and the cluster (``/api/status``): other nodes' figures are as of their
+        last heartbeat (at most ``CLUSTER_NODE_TTL / 3`` old)."""
+        view = self.backplane.cluster()
+        mine = self.figures()
+        totals: dict[str, float] = dict(mine)   # this node now, the others as last reported
+        for node, figures in view.nodes:
+            if node != view.node:
+                for key, value in figures.items():
+                    totals[key] = totals.get(key, 0.0) + value
+        return {
+            "node": {"id": view.node, **{k: round(v) for k, v in mine.items()}},
+            "cluster": {"backplane": "memory" if not self.config.redis_url else "redis",
+                        "connected": view.connected, "nodes": len(view.nodes),
+                        **{k: round(v) for k, v in totals.items()}},
+        }
+
+    # -- connections ---------------------------------------------------------------------
+
+    def track(self, conn: Drainable) -> None:
+        """Count a connection in drains (closed with 1001 when the server stops)."""
         self.connections[conn.id] = conn
 
     def untrack(self, conn_id: str) -> None:
-        """Forget a connection given to :meth:`track` once it is gone."""
-        self._forget(conn_id)
-
-    def _forget(self, conn_id: str) -> None:
+        """Forget a connection given to :meth:`track` once it is released."""
         self.connections.pop(conn_id, None)
         self.changes.notify()
         if not self.connections:
             self._drained.set()
 
-    def uptime(self) -> float:
-        """Seconds since the hub was built."""
-        return self.clock() - self.started_at
+    def client_ip(self, peer_ip: str | None, forwarded_for: str | None) -> str:
+        """The client's IP: the peer, or what a trusted proxy says (``TRUST_PROXY``)."""
+        return client_ip(peer_ip, forwarded_for, self.config.trusted_proxies)
 
-    # -- WebSocket endpoints -------------------------------------------------------------
-
-    def add_dialect(self, name: str, dialect: Dialect, paths: Sequence[str]) -> None:
-        """Speak ``dialect`` on each of ``paths`` (a path may speak several dialects)."""
-        self._dialects[name] = dialect
-        for path in paths:
-            self.endpoints.setdefault(path, []).append(name)
-
-    def admit(self, path: str, origin: str | None, remote: str) -> SessionFactory:
-        """Decide a WebSocket upgrade: the session factory, or an error to answer with."""
-        names = self.endpoints.get(path)
-        if names is None:
-            raise NotFound(f"no WebSocket endpoint at {path[:80]!r}")
+    def admit_upgrade(self, origin: str | None, remote: str) -> None:
+        """The checks every long-lived connection passes: origin, per-IP rate, lifecycle."""
         if not self.config.origins.allows(origin):
             self.stats.http_rejections["origin"] += 1
             raise OriginNotAllowed(f"origin {origin!r} is not allowed")
@@ -172,29 +215,3 @@ class Hub:
             raise RateLimited(f"too many WebSocket upgrades from {remote}", retry)
         if self._state is not Lifecycle.READY:
             raise CapacityError("server is not accepting connections (starting or draining)")
-        dialects = [self._dialects[n] for n in names]
-        return lambda conn: self._open(conn, dialects)
-
-    def open_session(self, conn: Connection, dialects: Sequence[Dialect]) -> WsSession:
-        """Track ``conn`` (drained on shutdown) and start a session speaking ``dialects``:
-        for features whose dialect is built per connection (pairing binds appID and side)."""
-        return self._open(conn, dialects)
-
-    def _open(self, conn: Connection, dialects: Sequence[Dialect]) -> WsSession:
-        self.connections[conn.id] = conn
-        return _TrackedSession(conn, dialects, self.stats, self._forget)
-
-
-class _TrackedSession(WsSession):
-    """A WsSession that removes its connection from the hub's table when it ends."""
-
-    __slots__ = ("_forget",)
-
-    def __init__(self, conn: Connection, dialects: Sequence[Dialect], stats: Stats,
-                 forget: Callable[[str], None]) -> None:
-        super().__init__(conn, dialects, stats)
-        self._forget = forget
-
-    def on_close(self) -> None:
-        self._forget(self._conn.id)
-        super().on_close()

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from tests.e2e.browser import Browser, Participant
 from tests.support import Running
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 HOOK = """
 window.seen = [];
 const originalSetState = setRoomState;
 setRoomState = function (newState) { seen.push(newState); originalSetState(newState); };
 """
+
+JS_TOAST = """(text) => [...document.querySelectorAll('#toasts .toast')]
+  .some((t) => t.textContent === text)"""
 
 JS_TILE = """([id, attr]) => {
   const tile = document.querySelector(`#grid .tile[data-peer="${id}"]`);
@@ -60,8 +67,14 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     # seed 000's hook, from a classic script the way a page or the console does it
     await alice.page.add_script_tag(content=HOOK)
     await alice.join("standup")
+    # alone: nobody to hang up on, so no "Hang up all"
+    await alice.page.click("#btn-people")
+    assert await alice.eval("() => document.querySelector('#hangup-all').hidden") is True
+    await alice.page.click("#btn-people")
     await bob.join("standup")
+    await alice.wait(JS_TOAST, "bob joined")
     await everyone_connected([alice, bob])
+    assert await alice.eval("() => document.querySelector('#hangup-all').hidden") is False
     await alice.wait_audio("bob")
     await bob.wait_audio("alice")
     await alice.wait("() => state.roomState === 'calling'")
@@ -75,15 +88,8 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     }""")
     assert "kb/s" in badge or "Mb/s" in badge
     # the server saw both join the same room under those names
-    assert app_server.hub.rooms.counts()[0] == 1
-    await alice.screenshot("call-two")
+    assert app_server.rooms.counts()[0] == 1
     assert await alice.eval("() => seen") == ["connecting", "joined", "calling"]
-    await alice.page.set_viewport_size({"width": 390, "height": 780})
-    await alice.screenshot("call-two-phone")
-    await alice.page.click("#btn-chat")
-    await alice.screenshot("call-two-phone-chat")
-    await alice.page.click("#btn-chat")
-    await alice.page.set_viewport_size({"width": 1280, "height": 720})
 
     # bob leaves: his tile goes away on alice's side and his camera is released
     await bob.page.click("#btn-leave")
@@ -91,12 +97,14 @@ async def test_two_people_see_and_hear_each_other(browser: Browser,
     await alice.wait("() => !state.peers.has('bob') && state.members.length === 1")
     await alice.wait("() => document.querySelectorAll('#grid .tile').length === 1")
     await alice.wait("() => !document.querySelector('#waiting').hidden")
+    await alice.wait(JS_TOAST, "bob left")
+    assert await alice.eval("() => document.querySelector('#hangup-all').hidden") is True
     assert await alice.eval("() => seen.at(-1)") == "joined"
     await alice.screenshot("alone")
 
 
 async def test_three_people_mesh(browser: Browser) -> None:
-    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    people = await browser.open_all("ann", "ben", "cat")
     for person in people:
         await person.join("trio")
     await everyone_connected(people)
@@ -120,8 +128,7 @@ async def test_three_people_mesh(browser: Browser) -> None:
 
 
 async def test_glare_both_call_at_once_still_connects(browser: Browser) -> None:
-    alice = await browser.open("alice", "?autocall=0")
-    bob = await browser.open("bob", "?autocall=0")
+    alice, bob = await browser.open_all("alice", "bob", query="?autocall=0")
     await alice.join("glare")
     await bob.join("glare")
     await alice.wait("() => state.members.length === 2")
@@ -145,7 +152,7 @@ async def test_glare_both_call_at_once_still_connects(browser: Browser) -> None:
 
 
 async def test_chat_reaches_every_peer(browser: Browser) -> None:
-    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    people = await browser.open_all("ann", "ben", "cat")
     for person in people:
         await person.join("chatroom")
     await everyone_connected(people)
@@ -172,8 +179,7 @@ async def test_chat_reaches_every_peer(browser: Browser) -> None:
 
 
 async def test_mute_and_camera_off_show_on_the_other_side(browser: Browser) -> None:
-    alice = await browser.open("alice")
-    bob = await browser.open("bob")
+    alice, bob = await browser.open_all("alice", "bob")
     await alice.join("indicators")
     await bob.join("indicators")
     await everyone_connected([alice, bob])

@@ -5,8 +5,11 @@ from __future__ import annotations
 from fractions import Fraction
 
 import av
+import pytest
 
 from tests.e2e.browser import ARTIFACTS, Browser, Participant
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 JS_SENT_VIDEO = """(id) => {
   const t = state.peers.get(id).pc.getTransceivers()
@@ -16,8 +19,7 @@ JS_SENT_VIDEO = """(id) => {
 
 
 async def pair(browser: Browser, room: str) -> tuple[Participant, Participant]:
-    alice = await browser.open("alice")
-    bob = await browser.open("bob")
+    alice, bob = await browser.open_all("alice", "bob")
     await alice.join(room)
     await bob.join(room)
     await alice.wait_connected("bob")

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
 from rtchub.config import ListenAddress
-from tests.e2e.browser import CHROMIUM_ARGS, Browser, chromium
+from tests.e2e.browser import Browser
+from tests.e2e.conftest import Sessions
 from tests.e2e.test_call import everyone_connected
 from tests.support import make_config, running
+
+pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 JS_IN_ROOM = "() => state.roomState === 'joined' || state.roomState === 'calling'"
 JS_NOTICE = """(code) => {
@@ -14,14 +21,14 @@ JS_NOTICE = """(code) => {
 }"""
 
 
-async def test_server_restart_every_page_reconnects_and_calls_again() -> None:
+async def test_server_restart_every_page_reconnects_and_calls_again(sessions: Sessions) -> None:
     first = running()
     srv = await first.__aenter__()
     stopped = False
     port = srv.port
     try:
-        async with chromium(srv.url) as browser:
-            people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+        async with sessions(srv.url) as browser:
+            people = await browser.open_all("ann", "ben", "cat")
             for person in people:
                 await person.join("restart")
             await everyone_connected(people)
@@ -44,7 +51,7 @@ async def test_server_restart_every_page_reconnects_and_calls_again() -> None:
                 assert after == before
                 for p in people:
                     await p.wait("() => state.members.length === 3")
-                assert again.hub.rooms.counts() == (1, 3)
+                assert again.rooms.counts() == (1, 3)
                 await everyone_connected(people)
                 ann, ben, _ = people
                 # the restarted server carries signaling: a fresh call between two of them
@@ -59,11 +66,9 @@ async def test_server_restart_every_page_reconnects_and_calls_again() -> None:
             await first.__aexit__(None, None, None)
 
 
-async def test_full_room_shows_the_error() -> None:
-    async with running(max_room_members=2) as srv, chromium(srv.url) as browser:
-        alice = await browser.open("alice")
-        bob = await browser.open("bob")
-        carol = await browser.open("carol")
+async def test_full_room_shows_the_error(sessions: Sessions) -> None:
+    async with running(max_room_members=2) as srv, sessions(srv.url) as browser:
+        alice, bob, carol = await browser.open_all("alice", "bob", "carol")
         await alice.join("small")
         await bob.join("small")
         await carol.page.fill("#room-input", "small")
@@ -80,13 +85,14 @@ async def test_full_room_shows_the_error() -> None:
         assert await alice.eval("() => state.members") == ["alice", "bob"]
 
 
-async def test_unreachable_server_is_reported_then_joined_when_it_comes_back() -> None:
+async def test_unreachable_server_is_reported_then_joined_when_it_comes_back(
+        sessions: Sessions) -> None:
     first = running()
     srv = await first.__aenter__()
     port = srv.port
     stopped = False
     try:
-        async with chromium(srv.url) as browser:
+        async with sessions(srv.url) as browser:
             alice = await browser.open("alice")
             await first.__aexit__(None, None, None)
             stopped = True
@@ -104,11 +110,17 @@ async def test_unreachable_server_is_reported_then_joined_when_it_comes_back() -
             await first.__aexit__(None, None, None)
 
 
-async def test_blocked_camera_and_microphone_are_explained() -> None:
+async def test_blocked_camera_and_microphone_are_explained(app_server: Any,
+                                                           strict_chromium: Any) -> None:
     # no fake permission UI and no granted permissions: getUserMedia is refused
-    args = [a for a in CHROMIUM_ARGS if a != "--use-fake-ui-for-media-stream"]
-    async with running() as srv, chromium(srv.url, args=args) as browser:
+    browser = Browser(strict_chromium, app_server.url)
+    try:
         dan = await browser.open("dan", permissions=False)
+        # the lobby says so before anyone joins, and joining stays possible
+        said = await dan.wait("() => document.querySelector('#preview').dataset.state === 'denied'"
+                              " && document.querySelector('#preview-msg').innerText")
+        assert "blocked" in said and "Try again" in said
+        await dan.screenshot("lobby-denied")
         await dan.join("denied")
         text = await dan.wait(JS_NOTICE, "media_denied")
         assert "blocked" in text
@@ -116,43 +128,43 @@ async def test_blocked_camera_and_microphone_are_explained() -> None:
         await dan.wait("() => document.querySelector('#grid .tile[data-peer=\"dan\"]')"
                        ".dataset.camoff === 'true'")
         await dan.screenshot("media-denied")
+    finally:
+        await browser.close()
 
 
-async def test_dropped_socket_resumes_the_same_identity_and_keeps_the_call() -> None:
-    async with running() as srv, chromium(srv.url) as browser:
-        alice = await browser.open("alice")
-        bob = await browser.open("bob")
-        await alice.join("blip")
-        await bob.join("blip")
-        await alice.wait_connected("bob")
-        await bob.wait_frames("alice")
-        token = await bob.eval("() => state.resumeToken")
-        await bob.eval("() => { window.firstPc = state.peers.get('alice').pc; }")
-        await alice.eval("() => { window.memberLists = []; }")
-        await alice.page.add_script_tag(content="""
-            const ws = state.ws; const orig = ws.onmessage;
-            ws.onmessage = (ev) => { const m = JSON.parse(ev.data);
-              if (m.type === 'room_members') memberLists.push(m.members); orig(ev); };
-        """)
-        await bob.eval("() => rtchub.dropSocket()")
-        await bob.wait("() => state.roomState === 'reconnecting'")
-        await bob.wait(JS_IN_ROOM)
-        assert await bob.eval("() => [state.myId, state.resumeToken]") == ["bob", token]
-        # alice saw bob go and come back under the same name
-        lists = await alice.wait("() => memberLists.length >= 2 && memberLists")
-        assert lists[-2:] == [["alice"], ["alice", "bob"]]
-        # the media path never depended on the socket: same connection, still decoding
-        assert await bob.eval("() => state.peers.get('alice').pc === window.firstPc") is True
-        await bob.wait_decoding("alice")
-        await alice.wait_decoding("bob")
+async def test_dropped_socket_resumes_the_same_identity_and_keeps_the_call(
+        browser: Browser) -> None:
+    alice, bob = await browser.open_all("alice", "bob")
+    await alice.join("blip")
+    await bob.join("blip")
+    await alice.wait_connected("bob")
+    await bob.wait_frames("alice")
+    token = await bob.eval("() => state.resumeToken")
+    await bob.eval("() => { window.firstPc = state.peers.get('alice').pc; }")
+    await alice.eval("() => { window.memberLists = []; }")
+    await alice.page.add_script_tag(content="""
+        const ws = state.ws; const orig = ws.onmessage;
+        ws.onmessage = (ev) => { const m = JSON.parse(ev.data);
+          if (m.type === 'room_members') memberLists.push(m.members); orig(ev); };
+    """)
+    await bob.eval("() => rtchub.dropSocket()")
+    await bob.wait("() => state.roomState === 'reconnecting'")
+    await bob.wait(JS_IN_ROOM)
+    assert await bob.eval("() => [state.myId, state.resumeToken]") == ["bob", token]
+    # alice saw bob go and come back under the same name
+    lists = await alice.wait("() => memberLists.length >= 2 && memberLists")
+    assert lists[-2:] == [["alice"], ["alice", "bob"]]
+    # the media path never depended on the socket: same connection, still decoding
+    assert await bob.eval("() => state.peers.get('alice').pc === window.firstPc") is True
+    await bob.wait_decoding("alice")
+    await alice.wait_decoding("bob")
 
 
-async def test_ice_servers_come_from_the_server_config() -> None:
+async def test_ice_servers_come_from_the_server_config(sessions: Sessions) -> None:
     ice = {"iceServers": [{"urls": ["turn:127.0.0.1:9"], "username": "u", "credential": "p"}],
            "iceTransportPolicy": "all"}
-    async with running(rtc_config=ice) as srv, chromium(srv.url) as browser:
-        alice = await browser.open("alice")
-        bob = await browser.open("bob")
+    async with running(rtc_config=ice) as srv, sessions(srv.url) as browser:
+        alice, bob = await browser.open_all("alice", "bob")
         await alice.join("turn")
         await bob.join("turn")
         await alice.wait_connected("bob")
@@ -172,7 +184,7 @@ async def test_reconnect_backoff_grows_with_jitter(browser: Browser) -> None:
 
 async def test_reloaded_page_comes_back_as_the_same_person_and_calls_again(
         browser: Browser) -> None:
-    people = [await browser.open(name) for name in ("ann", "ben", "cat")]
+    people = await browser.open_all("ann", "ben", "cat")
     for person in people:
         await person.join("reload")
     await everyone_connected(people)

@@ -13,10 +13,12 @@ import contextlib
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from rtchub.base.connection import Address
 from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
-from rtchub.core.events import Address, Event, Matched, Unmatched
-from rtchub.core.match import (
+from rtchub.errors import NotInRoom
+from rtchub.features.match.events import EVENTS, Matched, Unmatched
+from rtchub.features.match.rules import (
     COUNTS_KEY,
     QUEUE_KEY,
     MatchCounts,
@@ -26,8 +28,7 @@ from rtchub.core.match import (
     room_key,
     user_key,
 )
-from rtchub.core.matchmaker import Matchmaker
-from rtchub.errors import NotInRoom
+from rtchub.features.match.service import Matchmaker
 
 USERS = ["u0", "u1", "u2", "u3"]
 Op = tuple[str, str, bool]
@@ -40,12 +41,14 @@ class Views:
         self.room: dict[str, str | None] = {}
         self.gone: set[str] = set()
 
-    def deliver(self, to: Address, event: Event) -> None:
+    def deliver(self, to: Address, event: object) -> bool:
+        assert isinstance(event, EVENTS)
         assert to.conn not in self.gone, f"event {event} delivered to departed {to.conn}"
         if type(event) is Matched:
             self.room[to.conn] = event.room
         elif type(event) is Unmatched and self.room.get(to.conn) == event.room:
             self.room[to.conn] = None
+        return True
 
 
 async def check(store: MemoryStore, views: Views, online: set[str]) -> None:
@@ -85,7 +88,7 @@ def test_invariants_hold(steps: list[Op]) -> None:
 
 
 async def run(steps: list[Op]) -> None:
-    store, views = MemoryStore(), Views()
+    store, views = MemoryStore(lambda: 0.0), Views()
     counter = iter(range(10_000))
     mm = Matchmaker(store, views, Limits(), clock=lambda: 0.0,
                     room_ids=lambda: f"r{next(counter)}")

@@ -200,11 +200,8 @@ async def test_cross_room_relays_are_refused(srv: Running) -> None:
     ("request-room", {"name": 5, "userImage": PIXEL}, "invalid_field"),
     ("request-room", {"name": "   ", "userImage": PIXEL}, "invalid_field"),
     ("request-room", {"name": "x" * 65, "userImage": PIXEL}, "message_too_large"),
-    ("request-room", {"name": "Ann", "userImage": "https://example.com/a.png"},
-     "invalid_field"),
-    ("request-room", {"name": "Ann", "userImage": "data:text/html;base64,PGI+"},
-     "invalid_field"),
-    ("request-room", {"name": "Ann", "userImage": "data:image/png;base64,@@@"},
+    ("request-room", {"name": "Ann", "userImage": 5}, "invalid_field"),
+    ("request-room", {"name": "Ann", "userImage": ["data:image/png;base64,"]},
      "invalid_field"),
     ("request-room", {"name": "Ann", "userImage": "data:image/png;base64,"
                       + "A" * (32 * 1024)}, "message_too_large"),

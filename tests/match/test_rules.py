@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import pytest
 
+from rtchub.base.connection import Address
 from rtchub.cluster.memory import MemoryStore
 from rtchub.config import Limits
-from rtchub.core.events import Address, Event, Matched, Unmatched
-from rtchub.core.match import (
+from rtchub.errors import QueueFull, RateLimited
+from rtchub.features.match.events import EVENTS, Matched, Unmatched
+from rtchub.features.match.events import MatchEvent as Event
+from rtchub.features.match.rules import (
     QUEUE_KEY,
     MatchQueue,
     Pairing,
@@ -19,8 +22,7 @@ from rtchub.core.match import (
     decide_request,
     pick,
 )
-from rtchub.core.matchmaker import Matchmaker
-from rtchub.errors import QueueFull, RateLimited
+from rtchub.features.match.service import Matchmaker
 
 
 def seeker(user: str, avoid: str | None = None) -> Seeker:
@@ -33,8 +35,10 @@ class Recorder:
     def __init__(self) -> None:
         self.sent: list[tuple[str, Event]] = []
 
-    def deliver(self, to: Address, event: Event) -> None:
+    def deliver(self, to: Address, event: object) -> bool:
+        assert isinstance(event, EVENTS)
         self.sent.append((to.conn, event))
+        return True
 
 
 def test_pick_takes_the_oldest_compatible() -> None:
@@ -75,7 +79,7 @@ def test_queue_limit_and_keeping_your_place() -> None:
 
 
 async def test_matchmaker_pairs_ends_and_leaves() -> None:
-    store, courier = MemoryStore(), Recorder()
+    store, courier = MemoryStore(lambda: 0.0), Recorder()
     ids = iter(["r1", "r2", "r3"])
     mm = Matchmaker(store, courier, Limits(), clock=lambda: 0.0, room_ids=lambda: next(ids))
     assert await mm.request("a", Address("n1", "a"), "Ann", "", None) == Queued(0)
@@ -90,14 +94,14 @@ async def test_matchmaker_pairs_ends_and_leaves() -> None:
     assert len(store) == 2      # only b's record (last room) and the counts remain
 
 
-def test_rate_limits_use_the_injected_clock() -> None:
+async def test_rate_limits_use_the_injected_clock() -> None:
     now = [0.0]
-    mm = Matchmaker(MemoryStore(), Recorder(), Limits(match_request_rate=(1, 5.0)),
+    mm = Matchmaker(MemoryStore(lambda: now[0]), Recorder(), Limits(match_request_rate=(1, 5.0)),
                     clock=lambda: now[0])
-    mm.check_request_rate("a")
+    await mm.check_request_rate("a")
     with pytest.raises(RateLimited) as info:
-        mm.check_request_rate("a")
+        await mm.check_request_rate("a")
     assert info.value.retry_after == 5.0
-    mm.check_request_rate("b")
+    await mm.check_request_rate("b")
     now[0] = 5.0
-    mm.check_request_rate("a")
+    await mm.check_request_rate("a")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rtchub.config import ConfigError, load
-from rtchub.settings import parse_rate
+from rtchub.config.settings import parse_rate
 
 
 def test_defaults() -> None:

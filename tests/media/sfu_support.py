@@ -32,7 +32,7 @@ from aiortc import (
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
-from rtchub.changes import Changes
+from rtchub.base.changes import Changes
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.sfu import PublishedTrack, SfuMediaConfig, SfuPeer

@@ -18,8 +18,8 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from rtchub.media.sfu import PublishedTrack, SfuPeer, SubscriptionState
-from tests.media.audio import ToneTrack, mono_samples
 from tests.media.sfu_support import PictureTrack, Room, next_frame, room
+from tests.voice.audio import ToneTrack, mono_samples
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
 

@@ -12,9 +12,9 @@ from aiortc.rtp import RTCP_PSFB_APP, RTCP_PSFB_PLI, RtcpPsfbPacket, unpack_remb
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.sfu import ActiveSpeakerDetector, SfuMediaConfig, SubscriptionState
 from rtchub.media.sfu.loss import DropEvery
-from tests.media.audio import ToneTrack
 from tests.media.sfu_support import LOOPBACK, Client, PictureTrack, Room, next_frame, room
 from tests.support import FakeClock
+from tests.voice.audio import ToneTrack
 
 pytestmark = pytest.mark.webrtc
 

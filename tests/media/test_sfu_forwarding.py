@@ -8,8 +8,8 @@ import pytest
 
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.sfu import SubscriptionState
-from tests.media.audio import ToneTrack, dominant_frequency, mono_samples
 from tests.media.sfu_support import PictureTrack, next_frame, room
+from tests.voice.audio import ToneTrack, dominant_frequency, mono_samples
 
 pytestmark = pytest.mark.webrtc
 

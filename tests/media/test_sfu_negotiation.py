@@ -13,8 +13,8 @@ from rtchub.errors import CodecNotSupported, InvalidSDP, SignalingFailed
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.sfu import DataChannel, SfuMediaConfig, SubscriptionState
 from rtchub.media.sfu.sdp import parse_sections
-from tests.media.audio import ToneTrack
 from tests.media.sfu_support import LOOPBACK, PictureTrack, Room, next_frame, room
+from tests.voice.audio import ToneTrack
 
 pytestmark = pytest.mark.webrtc
 

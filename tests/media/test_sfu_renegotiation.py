@@ -9,8 +9,8 @@ from aiortc import RTCRtpTransceiver
 
 from rtchub.errors import SignalingTimeout
 from rtchub.media.sfu import PublishedTrack, SfuMediaConfig, SubscriptionState
-from tests.media.audio import ToneTrack
 from tests.media.sfu_support import LOOPBACK, Client, PictureTrack, Room, next_frame, room
+from tests.voice.audio import ToneTrack
 
 pytestmark = pytest.mark.webrtc
 

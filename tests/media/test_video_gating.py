@@ -25,7 +25,7 @@ from aiortc import (
 from aiortc.rtp import RtpPacket
 from aiortc.sdp import SessionDescription
 
-from rtchub.changes import Changes
+from rtchub.base.changes import Changes
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import Downtrack, ForwardingStats, Uplink
 from rtchub.media.keyframes import detector

@@ -1,5 +1,6 @@
 // Seed 001's "Socket.io Testing" snippet, run with the stock socket.io-client against
 // rtchub, grown into a whole call: two clients queue, get matched, chat, and one stops.
+// The seed's client sends the seed's own placeholder image, verbatim.
 // Usage: node match_snippet.js http://127.0.0.1:PORT
 // Prints one JSON line per step; exits 0 when every step happened, 1 otherwise.
 'use strict';
@@ -23,7 +24,7 @@ async function main() {
   client.emit('request-room', {
     name: 'Test User',
     roomId: null,
-    userImage: image,
+    userImage: 'data:image/png;base64,...'
   });
   const clientMatched = once(client, 'match-done');
   client.on('match-done', (data) => {
@@ -42,8 +43,11 @@ async function main() {
   if (a.remoteUserDetails.socket !== other.id || b.remoteUserDetails.socket !== client.id) {
     fail('wrong partners');
   }
+  // each partner sees the other's userImage exactly as it was sent (the seed's placeholder too)
   say('matched', { roomId: a.roomId, a: a.remoteUserDetails.userName,
-                   b: b.remoteUserDetails.userName, image: b.remoteUserDetails.userImage === image });
+                   b: b.remoteUserDetails.userName,
+                   image: a.remoteUserDetails.userImage === image
+                     && b.remoteUserDetails.userImage === 'data:image/png;base64,...' });
 
   const offerSeen = once(other, 'negotiation-call-offer');
   client.emit('negotiation-call-offer', { offer: { type: 'offer', sdp: 'v=0\r\n' },

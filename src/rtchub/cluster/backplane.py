@@ -1,16 +1,52 @@
-"""The backplane protocol and the courier that delivers core events through it."""
+"""The backplane protocol: shared state plus delivery to connections on other nodes.
+
+One interface, an in-memory default (:mod:`rtchub.cluster.memory`) and, for several
+nodes, a Redis implementation (:mod:`rtchub.cluster.redis_backplane`), chosen in one place
+(:mod:`rtchub.cluster.factory`). The Redis class adds only I/O: the in-memory one shows
+what each method means.
+
+Besides delivery, a backplane keeps the cluster's membership: it tells the features'
+sweeps (:data:`NodeSweep`) when a node is lost, so they remove what that node's
+connections held, and after it reconnects to the shared store, so they remove what its
+own closed connections could not (a leave refused while the store was unreachable).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
-from rtchub.core.events import Address, Event
-from rtchub.core.store import StateStore
+from rtchub.base.connection import Address
+from rtchub.cluster.store import StateStore
 
-__all__ = ["Backplane", "EventSink", "LocalCourier", "RemoteHandler"]
+__all__ = ["Alive", "Backplane", "ClusterView", "NodeFigures", "NodeSweep", "RemoteHandler",
+           "TopicHandler"]
 
-RemoteHandler = Callable[[Address, Event], None]
+# (recipient on this node, event) for events other nodes address to one connection
+RemoteHandler = Callable[[Address, object], None]
+# (topic, event) for events other nodes broadcast to a topic
+TopicHandler = Callable[[str, object], None]
+# what a node reports about itself with each heartbeat (connections, rooms, ...)
+NodeFigures = Mapping[str, float]
+# is the connection at this address still open? (sweeps keep what is)
+Alive = Callable[[Address], bool]
+# a feature's sweep: remove what the connections of ``node`` held, unless ``alive``
+NodeSweep = Callable[[str, Alive], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The live nodes as last seen: this node's ID, each node's figures, and whether the
+    shared store is reachable now."""
+
+    node: str
+    nodes: tuple[tuple[str, NodeFigures], ...]
+    connected: bool
+
+    def total(self, figure: str) -> float:
+        """``figure`` summed over every live node."""
+        return sum(figures.get(figure, 0.0) for _, figures in self.nodes)
 
 
 class Backplane(Protocol):
@@ -31,12 +67,43 @@ class Backplane(Protocol):
         """False while a remote backplane is unreachable (readiness turns 503)."""
         ...
 
-    def publish(self, to: Address, event: Event) -> None:
-        """Send ``event`` to a connection on another node (fire and forget)."""
+    def publish(self, to: Address, event: object) -> bool:
+        """Send ``event`` to a connection on another node (fire and forget); False when it
+        cannot be sent now (the backplane is unreachable or its outbox is full)."""
         ...
 
-    def on_remote(self, handler: RemoteHandler) -> None:
-        """Register the handler for events other nodes send to this node's connections."""
+    def broadcast(self, topic: str, event: object) -> None:
+        """Send ``event`` to every other node's subscribers of ``topic`` (fire and forget)."""
+        ...
+
+    def listen(self, topic: str) -> None:
+        """This node has subscribers of ``topic`` now: hear other nodes' broadcasts."""
+        ...
+
+    def unlisten(self, topic: str) -> None:
+        """This node has no subscriber of ``topic`` any more."""
+        ...
+
+    def on_remote(self, to_conn: RemoteHandler, to_topic: TopicHandler,
+                  local: Callable[[str], bool]) -> None:
+        """Register the handlers for what other nodes send to this node, and how to tell
+        whether a local connection is still open."""
+        ...
+
+    def on_sweep(self, sweep: NodeSweep) -> None:
+        """Register a feature's sweep (see the module docstring)."""
+        ...
+
+    def set_figures(self, read: Callable[[], NodeFigures]) -> None:
+        """How to read this node's figures for the cluster view."""
+        ...
+
+    def cluster(self) -> ClusterView:
+        """The live nodes and their figures, as last seen."""
+        ...
+
+    def counters(self) -> dict[str, float]:
+        """The backplane's own counters (published, received, dropped, ...) for /metrics."""
         ...
 
     async def start(self) -> None:
@@ -46,47 +113,3 @@ class Backplane(Protocol):
     async def close(self) -> None:
         """Stop listening and release connections."""
         ...
-
-
-class EventSink(Protocol):
-    """A local connection's session: takes an event and renders it in its dialect."""
-
-    def deliver(self, event: Event) -> None:
-        """Render and queue ``event`` for the client; never blocks, never raises."""
-        ...
-
-
-class LocalCourier:
-    """Delivers to local sessions directly and to remote ones through the backplane."""
-
-    def __init__(self, backplane: Backplane) -> None:
-        self._backplane = backplane
-        self._node = backplane.node_id
-        self._sinks: dict[str, EventSink] = {}
-        backplane.on_remote(self._from_remote)
-
-    def register(self, conn: str, sink: EventSink) -> Address:
-        """Make a local session reachable; returns its address."""
-        self._sinks[conn] = sink
-        return Address(self._node, conn)
-
-    def unregister(self, conn: str) -> None:
-        """Forget a closed session."""
-        self._sinks.pop(conn, None)
-
-    def deliver(self, to: Address, event: Event) -> None:
-        """Deliver to ``to`` wherever it lives; a vanished local session is skipped."""
-        if to.node == self._node:
-            sink = self._sinks.get(to.conn)
-            if sink is not None:
-                sink.deliver(event)
-        else:
-            self._backplane.publish(to, event)
-
-    def _from_remote(self, to: Address, event: Event) -> None:
-        sink = self._sinks.get(to.conn)
-        if sink is not None:
-            sink.deliver(event)
-
-    def __len__(self) -> int:
-        return len(self._sinks)

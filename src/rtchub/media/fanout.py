@@ -63,7 +63,7 @@ class ForwardingStats:
 class Uplink:
     """The sender's side of a stream: taps its receiver, feeds downtracks and listeners."""
 
-    def __init__(self, receiver: RTCRtpReceiver, stats: ForwardingStats,
+    def __init__(self, receiver: RTCRtpReceiver | None, stats: ForwardingStats,
                  keyframe_interval: float = 0.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._receiver = receiver
@@ -75,7 +75,9 @@ class Uplink:
         self._clock = clock
         self.source_ssrc: int | None = None
         self.closed = False
-        adapter.tap_receiver(receiver, self._on_packet)
+        if receiver is not None:    # None: fed by hand (a stream relayed from another node)
+            adapter.tap_receiver(receiver, self._on_packet)
+        self.feed = self._on_packet
 
     @property
     def downtracks(self) -> tuple[Downtrack, ...]:
@@ -142,7 +144,8 @@ class Uplink:
     async def request_keyframe(self) -> None:
         """PLI upstream, at most once per ``keyframe_interval``."""
         ssrc = self.source_ssrc
-        if ssrc is None or self.closed or not self._throttle.allow(self._clock()):
+        if (ssrc is None or self.closed or self._receiver is None
+                or not self._throttle.allow(self._clock())):
             return
         self._stats.keyframe_requests += 1
         await adapter.request_keyframe(self._receiver, ssrc)

@@ -19,5 +19,7 @@ export const icons = {
   people: svg('<circle cx="9" cy="8" r="3.5"/><path d="M2.5 19.5c.6-3.6 3.2-5.5 6.5-5.5s5.9 1.9 6.5 5.5z"/>'
     + '<circle cx="17" cy="9" r="2.6"/><path d="M16.6 13.6c2.6 0 4.4 1.6 4.9 4.4h-4.3a7.3 7.3 0 0 0-1.9-4.3z"/>'),
   leave: svg('<path d="M2.2 14.6c5.4-5.2 14.2-5.2 19.6 0l-2.6 2.6-3.6-1.6v-3c-2.4-.9-4.8-.9-7.2 0v3l-3.6 1.6z"/>'),
+  gear: svg('<path d="M10.3 2.5h3.4l.5 2.6 1.7.9 2.5-1 1.7 2.9-2 1.7v2l2 1.7-1.7 2.9-2.5-1-1.7.9-.5 2.6h-3.4l-.5-2.6-1.7-.9-2.5 1-1.7-2.9 2-1.7v-2l-2-1.7 1.7-2.9 2.5 1 1.7-.9z" fill="none" stroke="currentColor" stroke-width="1.8" stroke-linejoin="round"/>'
+    + '<circle cx="12" cy="12" r="3" fill="none" stroke="currentColor" stroke-width="1.8"/>'),
   link: svg('<path d="M10 14a4 4 0 0 0 5.7 0l3-3a4 4 0 0 0-5.7-5.7l-1 1M14 10a4 4 0 0 0-5.7 0l-3 3a4 4 0 0 0 5.7 5.7l1-1" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round"/>'),
 };

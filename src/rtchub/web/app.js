@@ -8,16 +8,20 @@
 
 import { state, setRoomState, changeRoomState, notify, on } from './app.state.js';
 import {
-  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals,
+  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals, loseSignals,
 } from './app.signal.js';
-import { installPeers, callPeer, hangupPeer, hangupAll, sendChat } from './app.peers.js';
+import { installPeers, callPeer, hangupPeer, hangupAll } from './app.peers.js';
+import { sendChat } from './app.channel.js';
 import {
   startLocalMedia, stopLocalMedia, toggleMute, toggleCamera, startScreenShare, stopScreenShare,
   useScreenStream,
 } from './app.media.js';
+import { installDevices, startPreview, stopPreview, useDevice } from './app.devices.js';
 import { startRecording, stopRecording } from './app.record.js';
 import { startStats, stopStats } from './app.stats.js';
 import { installUi } from './app.ui.js';
+import { installToasts } from './app.toasts.js';
+import { timing as watchdog } from './app.watchdog.js';
 import { icons } from './app.icons.js';
 
 const $ = (sel) => document.querySelector(sel);
@@ -44,6 +48,7 @@ async function connect(roomId, myId = '') {
   }
   if (state.roomState !== 'idle') disconnect();
   notify('clear', null);
+  $('#left-note').hidden = true;
   state.roomId = room;
   state.myId = me;
   changeRoomState('connecting');
@@ -62,13 +67,34 @@ async function connect(roomId, myId = '') {
 
 /** Hang up every call, leave the room and release camera and microphone. */
 function disconnect() {
+  const room = state.roomId;
+  const was = state.roomState;
   forgetActive();
   hangupAll();
   stopSignaling();
   stopStats();
   if (state.recorder) stopRecording();
   stopLocalMedia();
+  stopPreview('off'); // after leaving, the camera light goes out until asked again
   changeRoomState('idle');
+  if (was !== 'idle' && room) showLeft(room);
+}
+
+function showLeft(room) {
+  const note = $('#left-note');
+  note.replaceChildren();
+  const text = document.createElement('span');
+  text.textContent = `You left “${room}”.`;
+  const again = document.createElement('button');
+  again.type = 'button';
+  again.className = 'btn small primary';
+  again.id = 'rejoin';
+  again.textContent = 'Rejoin';
+  again.addEventListener('click', () => connect(room, $('#name-input').value));
+  note.append(text, again);
+  note.hidden = false;
+  $('#room-input').value = room;
+  syncJoin();
 }
 
 const api = {
@@ -77,7 +103,9 @@ const api = {
 };
 Object.assign(window, api);
 // rtchub extras for tests and power users
-window.rtchub = { useScreenStream, dropSocket, backoffDelay, holdSignals, version: 1 };
+window.rtchub = {
+  useScreenStream, dropSocket, backoffDelay, holdSignals, loseSignals, useDevice, watchdog, version: 2,
+};
 
 function control(id, icon, label, onClick) {
   const b = $(id);
@@ -93,6 +121,7 @@ function toggleSide(tab) {
   side.dataset.tab = tab;
   $('#btn-chat').dataset.active = String(show && tab === 'chat');
   $('#btn-people').dataset.active = String(show && tab === 'people');
+  $('#btn-devices').dataset.active = String(show && tab === 'devices');
   if (show && tab === 'chat') {
     $('#chat-unread').hidden = true;
     $('#chat-unread').textContent = '';
@@ -109,6 +138,7 @@ function wire() {
     () => (state.recorder ? stopRecording() : startRecording()));
   control('#btn-people', icons.people, 'People', () => toggleSide('people'));
   control('#btn-chat', icons.chat, 'Chat', () => toggleSide('chat'));
+  control('#btn-devices', icons.gear, 'Devices', () => toggleSide('devices'));
   control('#btn-leave', icons.leave, 'Leave', () => disconnect());
   $('#btn-chat').append($('#chat-unread'));
   $('#btn-people').append($('#people-count'));
@@ -125,9 +155,21 @@ function wire() {
   });
   $('#join-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
+    if (!$('#room-input').value.trim()) {
+      $('#room-input').focus();
+      return;
+    }
     $('#join-btn').disabled = true;
     connect($('#room-input').value, $('#name-input').value);
   });
+  $('#room-input').addEventListener('input', syncJoin);
+  $('#room-random').addEventListener('click', () => {
+    $('#room-input').value = randomRoom();
+    syncJoin();
+    $('#name-input').focus();
+  });
+  $('#pre-mic').addEventListener('click', () => toggleMute());
+  $('#pre-cam').addEventListener('click', () => toggleCamera());
   $('#chat-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const input = $('#chat-input');
@@ -147,6 +189,23 @@ function wire() {
   window.addEventListener('pagehide', () => { if (state.roomState !== 'idle') hangupAll(); });
 }
 
+/** Join is possible once a room name is typed (no browser bubble about a required field). */
+function syncJoin() {
+  const ready = !!$('#room-input').value.trim();
+  $('#join-btn').disabled = !ready || state.roomState !== 'idle';
+  $('#room-hint').hidden = ready;
+}
+
+const WORDS = [
+  ['amber', 'brisk', 'calm', 'clever', 'cosy', 'eager', 'gentle', 'lucky', 'mellow', 'quiet', 'sunny', 'swift'],
+  ['badger', 'comet', 'falcon', 'harbor', 'maple', 'meadow', 'otter', 'pebble', 'river', 'robin', 'summit', 'willow'],
+];
+
+function randomRoom() {
+  const pick = (list) => list[Math.floor(Math.random() * list.length)];
+  return `${pick(WORDS[0])}-${pick(WORDS[1])}-${100 + Math.floor(Math.random() * 900)}`;
+}
+
 function prefill() {
   const params = new URLSearchParams(location.search);
   const room = params.get('room');
@@ -157,6 +216,7 @@ function prefill() {
   if (params.get('autocall') === '0') state.autoCall = false;
   (room ? $('#name-input') : $('#room-input')).focus();
   if (room) $('#lobby-title').textContent = `Join “${room}”`;
+  syncJoin();
 }
 
 // A reload (or a crashed tab restored) puts you back in the call as the same person.
@@ -169,18 +229,25 @@ on('roomState', ({ next }) => {
   try { sessionStorage.setItem(ACTIVE, JSON.stringify({ room: state.roomId, id: state.myId })); } catch { /* ignore */ }
 });
 on('replaced', forgetActive);
-on('joinRefused', () => { forgetActive(); stopStats(); stopLocalMedia(); });
+on('joinRefused', () => { forgetActive(); stopStats(); stopLocalMedia(); startPreview(); });
+on('roomState', ({ next }) => { if (next === 'idle') syncJoin(); });
 
 function resumeAfterReload() {
   let active = null;
   try { active = JSON.parse(sessionStorage.getItem(ACTIVE) || 'null'); } catch { active = null; }
   const room = new URLSearchParams(location.search).get('room');
-  if (active && active.room && active.room === room) connect(active.room, active.id);
+  if (active && active.room && active.room === room) {
+    connect(active.room, active.id);
+    return true;
+  }
+  return false;
 }
 
 installPeers();
-installUi();
+installDevices();
 wire();
+installUi();
+installToasts();
 prefill();
-resumeAfterReload();
+if (!resumeAfterReload()) startPreview();
 document.documentElement.dataset.ready = 'true';

@@ -4,41 +4,36 @@
 // and black frames) and are announced over the data channel so the other side
 // shows an indicator. Screen share swaps the sent video track with
 // replaceTrack: no renegotiation, and the camera comes back when the share ends.
+// The lobby's preview (app.devices.js) becomes the call's stream on join.
 
 import { state, emit, notify } from './app.state.js';
-import { broadcastStatus, outgoingVideo, replaceVideo } from './app.peers.js';
+import { outgoingVideo, replaceVideo } from './app.peers.js';
+import { broadcastStatus } from './app.channel.js';
+import { mediaConstraints, takePreview, mediaProblem } from './app.devices.js';
 
-const CAMERA = { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
-
-function deniedText(err, what) {
-  if (err && (err.name === 'NotAllowedError' || err.name === 'SecurityError')) {
-    return `Access to your ${what} was blocked. Allow it in the browser's site settings `
-      + '(the camera icon in the address bar), then leave and join again. '
-      + 'You can still see and hear the others.';
-  }
-  if (err && err.name === 'NotFoundError') return `No ${what} was found. Others can still reach you.`;
-  if (err && err.name === 'NotReadableError') {
-    return `Your ${what} is in use by another application. Close it and join again.`;
-  }
-  return `Could not start your ${what}: ${err && err.message ? err.message : err}`;
-}
+const share = { stopping: null };
 
 /** Get camera + microphone; falls back to microphone only, then to receive-only. */
 export async function startLocalMedia() {
   if (state.localStream) return state.localStream;
-  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
-    notify('warn', 'This page needs HTTPS (or localhost) to use your camera and microphone.', 'insecure');
+  const preview = await takePreview();
+  if (preview) {
+    state.localStream = preview;
+  } else if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    notify('warn', mediaProblem({ name: 'InsecureContext' }, 'camera and microphone'), 'insecure');
     return null;
-  }
-  try {
-    state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: CAMERA });
-  } catch (err) {
+  } else {
+    const wanted = mediaConstraints();
     try {
-      state.localStream = await navigator.mediaDevices.getUserMedia({ audio: true });
-      notify('warn', deniedText(err, 'camera'), 'camera_denied');
-    } catch (err2) {
-      state.localStream = null;
-      notify('warn', deniedText(err2, 'camera and microphone'), 'media_denied');
+      state.localStream = await navigator.mediaDevices.getUserMedia(wanted);
+    } catch (err) {
+      try {
+        state.localStream = await navigator.mediaDevices.getUserMedia({ audio: wanted.audio });
+        notify('warn', mediaProblem(err, 'camera'), 'camera_denied');
+      } catch (err2) {
+        state.localStream = null;
+        notify('warn', mediaProblem(err2, 'camera and microphone'), 'media_denied');
+      }
     }
   }
   applyTrackFlags();
@@ -57,7 +52,8 @@ export function stopLocalMedia() {
   emit('localMedia', null);
 }
 
-function applyTrackFlags() {
+/** Apply the mute and camera-off flags to the tracks we send. */
+export function applyTrackFlags() {
   const s = state.localStream;
   if (!s) return;
   for (const t of s.getAudioTracks()) t.enabled = !state.muted;
@@ -99,29 +95,44 @@ export async function startScreenShare() {
   return useScreenStream(stream);
 }
 
-/** Send `stream`'s video track instead of the camera (also the path tests drive). */
+/**
+ * Send `stream`'s video track instead of the camera (also the path tests drive).
+ * `state.usingScreen` turns true once every call sends the screen, not before.
+ */
 export async function useScreenStream(stream) {
   const track = stream.getVideoTracks()[0];
   if (!track) return false;
-  state.screenStream = stream;
-  state.usingScreen = true;
+  await share.stopping;
   track.addEventListener('ended', () => { stopScreenShare(); });
   await replaceVideo(track);
+  state.screenStream = stream;
+  state.usingScreen = true;
+  await replaceVideo(outgoingVideo()); // a call set up during the swap sent the camera
   broadcastStatus();
   emit('self');
   emit('localMedia', state.localStream);
   return true;
 }
 
-/** Go back to the camera. */
-export async function stopScreenShare() {
-  if (!state.usingScreen) return;
+async function backToCamera() {
   const screen = state.screenStream;
+  const camera = state.localStream ? state.localStream.getVideoTracks()[0] || null : null;
+  await replaceVideo(camera);
   state.usingScreen = false;
   state.screenStream = null;
   if (screen) for (const t of screen.getTracks()) t.stop();
-  await replaceVideo(outgoingVideo());
+  await replaceVideo(outgoingVideo()); // a call set up during the swap sent the screen
   broadcastStatus();
   emit('self');
   emit('localMedia', state.localStream);
+}
+
+/**
+ * Go back to the camera. `state.usingScreen` turns false once every call sends the
+ * camera again, so code that sees it false can rely on what is sent.
+ */
+export function stopScreenShare() {
+  if (!state.usingScreen) return Promise.resolve();
+  if (!share.stopping) share.stopping = backToCamera().finally(() => { share.stopping = null; });
+  return share.stopping;
 }

@@ -2,7 +2,7 @@
 // track, recorded with MediaRecorder as WebM and downloaded on stop.
 
 import { state, emit, on, notify } from './app.state.js';
-import { bestGrid } from './app.ui.js';
+import { bestGrid } from './app.layout.js';
 
 const FPS = 15;
 const WIDTH = 1280;

@@ -14,7 +14,7 @@ const CLOSE_REPLACED = 4001;
 
 /** Handlers for relayed signaling, installed by the peers module. */
 const handlers = { signal: null, members: null, joined: null };
-const held = { on: false, queue: [] };
+const held = { on: false, queue: [], lose: new Map() };
 const conn = { why: '', wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };
 
 /** Register the callbacks that consume signaling frames. */
@@ -60,6 +60,7 @@ export function openSocket() {
     startHeartbeat(ws);
   };
   ws.onmessage = (ev) => {
+    if (state.ws !== ws) return; // left or replaced: frames still in flight are not ours
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
     if (msg && typeof msg.type === 'string') dispatch(msg);
@@ -157,6 +158,10 @@ function dispatch(msg) {
       conn.pongDeadline = null;
       break;
     case 'offer': case 'answer': case 'candidate': case 'hangup':
+      if (held.lose.get(msg.type) > 0) {
+        held.lose.set(msg.type, held.lose.get(msg.type) - 1);
+        break;
+      }
       if (held.on) held.queue.push(msg);
       else if (handlers.signal) handlers.signal(msg);
       break;
@@ -233,4 +238,12 @@ export function holdSignals(on) {
   held.on = !!on;
   if (held.on) return;
   for (const msg of held.queue.splice(0)) if (handlers.signal) handlers.signal(msg);
+}
+
+/**
+ * Lose the next `count` relayed frames of `type` ('offer', 'answer', 'candidate'), as a
+ * lossy path would: tests use it to show that every call's watchdog recovers.
+ */
+export function loseSignals(type, count = 1) {
+  held.lose.set(type, Math.max(0, count | 0));
 }

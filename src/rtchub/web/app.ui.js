@@ -1,14 +1,17 @@
-// The call view: lobby, video grid, tiles with indicators, people and chat
-// panel, notices. Only reads `state` and listens to bus events.
+// The call view: tiles with indicators, their layout, the people and chat panels,
+// the header's status, notices. Only reads `state` and listens to bus events.
 
 import { state, on } from './app.state.js';
 import { icons } from './app.icons.js';
 import { badgeText, quality } from './app.stats.js';
+import { fitTiles, layoutFor } from './app.layout.js';
+
+export { bestGrid } from './app.layout.js';
 
 const $ = (sel) => document.querySelector(sel);
 
 const STATUS_TEXT = {
-  idle: 'Not connected', connecting: 'Connecting…', joined: 'In the room',
+  idle: '', connecting: 'Connecting…', joined: 'In the room',
   reconnecting: 'Reconnecting…', calling: 'In a call',
 };
 
@@ -26,9 +29,8 @@ function hue(name) {
 function makeTile(id, self) {
   const tile = document.createElement('div');
   tile.className = 'tile';
-  tile.dataset.peer = id;
   tile.dataset.self = String(self);
-  tile.dataset.name = self ? `${id} (you)` : id;
+  tile.dataset.fit = 'contain';
   tile.innerHTML = `
     <video autoplay playsinline ${self ? 'muted' : ''}></video>
     <div class="avatar"><span></span></div>
@@ -37,6 +39,7 @@ function makeTile(id, self) {
     <div class="label"><span class="mic-off" title="Microphone off">${icons.micOff}</span>
       <span class="cam-off" title="Camera off">${icons.camOff}</span><span class="name"></span></div>`;
   nameTile(tile, id, self);
+  tile.querySelector('video').addEventListener('resize', () => fit(tile));
   return tile;
 }
 
@@ -77,7 +80,8 @@ function tileFor(id) {
 function attach(video, stream) {
   if (video.srcObject !== stream) video.srcObject = stream;
   if (stream && video.paused) {
-    video.play().catch(() => {
+    video.play().catch((err) => {
+      if (!err || err.name !== 'NotAllowedError') return; // interrupted by a newer load: fine
       // autoplay with sound refused: play muted and let one click bring the sound
       video.muted = true;
       video.play().catch(() => {});
@@ -86,29 +90,40 @@ function attach(video, stream) {
   }
 }
 
-/** Pick the column count that gives the biggest 16:9 tiles in the stage. */
-export function bestGrid(n, width, height, gap = 12) {
-  let best = { cols: 1, w: 0 };
-  for (let cols = 1; cols <= Math.max(1, n); cols += 1) {
-    const rows = Math.ceil(n / cols);
-    const w = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * 16 / 9);
-    if (w > best.w) best = { cols, w };
-  }
-  return best;
-}
-
+/** Size the tiles for the stage: 'solo', 'pip' (1:1) or a grid of up to 3:4..16:9 tiles. */
 function layout() {
   const grid = $('#grid');
   const n = Math.max(1, grid.children.length);
-  const stage = grid.parentElement;
-  const width = stage.clientWidth - 28;
-  const height = stage.clientHeight - 28;
+  const width = grid.clientWidth;
+  const height = grid.clientHeight;
+  const mode = layoutFor(n);
   grid.dataset.count = n;
-  if (width <= 0 || height <= 0) return;
-  const { cols, w } = bestGrid(n, width, height);
+  grid.dataset.layout = mode;
+  grid.dataset.portrait = String(height > width);
+  if (mode === 'pip') for (const tile of grid.querySelectorAll('.tile[data-self="false"]')) fit(tile);
+  if (width <= 0 || height <= 0 || mode === 'pip') return;
+  const gap = parseFloat(getComputedStyle(grid).columnGap) || 12;
+  const { cols, w, h } = fitTiles(n, width, height, gap);
   grid.style.setProperty('--cols', cols);
-  grid.style.setProperty('--tile-w', `${Math.floor(w)}px`);
+  grid.style.setProperty('--tile-w', `${w}px`);
+  grid.style.setProperty('--tile-h', `${h}px`);
 }
+
+/** The share of a picture that `object-fit: cover` shows in a box (1: nothing cut). */
+export function coverShare(videoW, videoH, boxW, boxH) {
+  if (!videoW || !videoH || !boxW || !boxH) return 1;
+  const video = videoW / videoH;
+  const box = boxW / boxH;
+  return video > box ? box / video : video / box;
+}
+
+/** A large tile fills itself with the picture when that cuts off little, else shows it whole. */
+function fit(tile) {
+  const video = tile.querySelector('video');
+  const share = coverShare(video.videoWidth, video.videoHeight, tile.clientWidth, tile.clientHeight);
+  tile.dataset.fit = share >= 0.85 ? 'cover' : 'contain';
+}
+
 function renderSelf() {
   if (state.roomState === 'idle') return;
   const tile = selfTile();
@@ -120,15 +135,33 @@ function renderSelf() {
   tile.dataset.camoff = String(!state.usingScreen && (state.cameraOff || noVideo));
   tile.dataset.screen = String(state.usingScreen);
   tile.dataset.speaking = String(state.activeSpeaker === state.myId);
-  setButton('#btn-mute', state.muted, state.muted ? icons.micOff : icons.mic, state.muted ? 'Unmute' : 'Mute');
-  setButton('#btn-camera', state.cameraOff, state.cameraOff ? icons.camOff : icons.cam,
-    state.cameraOff ? 'Start video' : 'Stop video');
+  renderToggles();
   setButton('#btn-screen', state.usingScreen, icons.screen, state.usingScreen ? 'Stop sharing' : 'Share screen');
-  const local = state.localStream;
-  $('#btn-mute').disabled = !(local && local.getAudioTracks().length);
-  $('#btn-camera').disabled = !(local && local.getVideoTracks().length);
   setButton('#btn-record', !!state.recorder, icons.record, state.recorder ? 'Stop recording' : 'Record');
   $('#rec-dot').hidden = !state.recorder;
+}
+
+/** Mute and camera buttons, in the call's bar and on the lobby's preview. */
+function renderToggles() {
+  const local = state.localStream;
+  const inCall = state.roomState !== 'idle';
+  const muteLabel = state.muted ? 'Unmute' : 'Mute';
+  const camLabel = state.cameraOff ? 'Start video' : 'Stop video';
+  setButton('#btn-mute', state.muted, state.muted ? icons.micOff : icons.mic, muteLabel);
+  setButton('#btn-camera', state.cameraOff, state.cameraOff ? icons.camOff : icons.cam, camLabel);
+  $('#btn-mute').disabled = inCall && !(local && local.getAudioTracks().length);
+  $('#btn-camera').disabled = inCall && !(local && local.getVideoTracks().length);
+  for (const [sel, off, icon, label] of [
+    ['#pre-mic', state.muted, state.muted ? icons.micOff : icons.mic, state.muted ? 'Turn microphone on' : 'Turn microphone off'],
+    ['#pre-cam', state.cameraOff, state.cameraOff ? icons.camOff : icons.cam, state.cameraOff ? 'Turn camera on' : 'Turn camera off'],
+  ]) {
+    const b = $(sel);
+    b.innerHTML = icon;
+    b.dataset.active = String(off);
+    b.setAttribute('aria-pressed', String(off));
+    b.title = label;
+    b.setAttribute('aria-label', label);
+  }
 }
 
 function setButton(sel, active, icon, label) {
@@ -140,16 +173,28 @@ function setButton(sel, active, icon, label) {
   b.title = label;
 }
 
+function connText(peer) {
+  const cs = peer.pc.connectionState;
+  if (cs === 'connected') return '';
+  if (peer.attempt === 1) return 'Not connected yet: restarting the connection…';
+  if (peer.attempt > 1) return `Not connected yet: calling again (attempt ${peer.attempt + 1})…`;
+  if (cs === 'new') return 'Calling…';
+  if (cs === 'disconnected') return 'Connection lost, reconnecting…';
+  return `${cs[0].toUpperCase()}${cs.slice(1)}…`;
+}
+
 function renderPeer(peer) {
   const tile = tileFor(peer.id);
   attach(tile.querySelector('video'), peer.stream);
   const cs = peer.pc.connectionState;
   tile.dataset.state = cs;
+  tile.dataset.attempt = String(peer.attempt);
+  tile.dataset.retries = String(peer.retries);
   tile.dataset.muted = String(peer.remote.muted);
   tile.dataset.camoff = String(peer.remote.cameraOff);
   tile.dataset.screen = String(peer.remote.sharing);
   tile.dataset.speaking = String(state.activeSpeaker === peer.id);
-  tile.querySelector('.conn').textContent = cs === 'connected' ? '' : cs === 'new' ? 'calling…' : `${cs}…`;
+  tile.querySelector('.conn').textContent = connText(peer);
   const badge = tile.querySelector('.badge');
   badge.textContent = cs === 'connected' ? badgeText(peer.stats) : '';
   badge.dataset.q = quality(peer.stats);
@@ -192,7 +237,8 @@ function renderMembers() {
       const peer = state.peers.get(id);
       const inCall = !!peer && peer.pc.connectionState !== 'closed';
       const b = document.createElement('button');
-      b.className = inCall ? 'small danger' : 'small';
+      b.type = 'button';
+      b.className = inCall ? 'btn small danger' : 'btn small';
       b.textContent = inCall ? 'Hang up' : 'Call';
       b.dataset.action = inCall ? 'hangup' : 'call';
       b.dataset.peer = id;
@@ -200,6 +246,7 @@ function renderMembers() {
     }
     list.append(li);
   }
+  $('#hangup-all').hidden = state.peers.size === 0;
   $('#people-count').textContent = String(state.members.length || '');
   const inRoom = state.roomState === 'joined' || state.roomState === 'calling';
   $('#waiting').hidden = !(inRoom && state.members.length <= 1);
@@ -209,18 +256,25 @@ function renderRoomState() {
   const s = state.roomState;
   const status = $('#status');
   status.dataset.state = s;
+  status.hidden = s === 'idle'; // nothing to report before the person did anything
   status.querySelector('.t').textContent = STATUS_TEXT[s] || s;
   const inRoom = s !== 'idle';
+  document.body.dataset.inRoom = String(inRoom);
   $('#lobby').hidden = inRoom;
   $('#call').hidden = !inRoom;
   $('#controls').hidden = !inRoom;
   $('#room-info').hidden = !inRoom;
   $('#room-name').textContent = state.roomId;
   document.title = inRoom ? `${state.roomId} · rtchub` : 'rtchub';
+  // one set of device pickers: in the lobby, or in the call's Devices panel
+  const home = inRoom ? $('#devices-call') : $('#devices-home');
+  if ($('#devices').parentElement !== home) home.append($('#devices'));
   renderMembers();
   if (!inRoom) {
     $('#grid').replaceChildren();
-    $('#join-btn').disabled = false;
+    $('#side').hidden = true;
+    for (const b of ['#btn-people', '#btn-chat', '#btn-devices']) $(b).dataset.active = 'false';
+    renderToggles();
   } else {
     renderSelf();
   }
@@ -262,7 +316,7 @@ function renderChat(line) {
   log.append(li);
   log.scrollTop = log.scrollHeight;
   const side = $('#side');
-  if (side.hidden && !line.mine) {
+  if ((side.hidden || side.dataset.tab !== 'chat') && !line.mine) {
     const badge = $('#chat-unread');
     badge.textContent = String(Number(badge.textContent || 0) + 1);
     badge.hidden = false;
@@ -278,10 +332,10 @@ export function installUi() {
   on('peerMedia', renderPeers);
   on('peerGone', renderPeers);
   on('localMedia', renderSelf);
-  on('self', renderSelf);
+  on('self', () => { renderSelf(); renderToggles(); });
   on('chat', renderChat);
   // stats refresh tiles only: rebuilding the people list each tick would eat clicks
   on('stats', () => { for (const peer of state.peers.values()) renderPeer(peer); renderSelf(); });
   renderRoomState();
-  new ResizeObserver(() => layout()).observe($('#grid').parentElement);
+  new ResizeObserver(() => layout()).observe($('#grid'));
 }

@@ -6,7 +6,10 @@
 
 const $ = (id) => document.getElementById(id);
 const ui = {
-  status: $('status'), name: $('name'), start: $('start'), next: $('next'), stop: $('stop'),
+  status: $('status'), statusBox: document.querySelector('.side .status'),
+  name: $('name'), start: $('start'), next: $('next'), stop: $('stop'),
+  problem: $('camera-problem'), problemTitle: $('camera-problem-title'),
+  problemText: $('camera-problem-text'), retry: $('camera-retry'), avatar: $('remote-avatar'),
   local: $('local-video'), remote: $('remote-video'), remoteName: $('remote-name'),
   remoteThumb: $('remote-thumb'), remoteWaiting: $('remote-waiting'),
   placeholder: $('remote-placeholder'), messages: $('messages'), chatForm: $('chat-form'),
@@ -29,6 +32,7 @@ window.rtchubMatch = app;   // for tests and the curious
 
 function setState(state, text) {
   document.body.dataset.state = state;
+  ui.statusBox.dataset.state = state;
   ui.status.textContent = text;
   const inCall = state === 'matched';
   ui.next.disabled = !(inCall || state === 'left' || state === 'waiting');
@@ -51,10 +55,53 @@ function note(text, cls = 'note', who = '') {
   ui.messages.scrollTop = ui.messages.scrollHeight;
 }
 
+const CAMERA_PROBLEM = {
+  insecure: ['Camera and microphone need a secure page',
+    'This page was opened over plain http:// at an address that is not localhost. Open it as '
+    + 'https://… (rtchub serves HTTPS with TLS_CERT_FILE and TLS_KEY_FILE) or as http://localhost.'],
+  blocked: ['Your camera is blocked',
+    'Meeting a stranger needs your camera and microphone. Allow them with the camera icon in '
+    + 'the address bar, then press Try again.'],
+  missing: ['No camera found',
+    'Meeting a stranger needs a camera and a microphone. Connect one, then press Try again.'],
+  busy: ['Your camera is in use',
+    'Another application is using your camera or microphone. Close it, then press Try again.'],
+};
+
+/** Show why the camera cannot start ('insecure', 'blocked', 'missing', 'busy'), or hide it (''). */
+function cameraProblem(kind) {
+  document.body.dataset.camera = kind || 'ok';
+  ui.problem.hidden = !kind;
+  if (!kind) return;
+  const [title, text] = CAMERA_PROBLEM[kind];
+  ui.problemTitle.textContent = title;
+  ui.problemText.textContent = text;
+  ui.retry.hidden = kind === 'insecure';
+}
+
+function problemOf(err) {
+  const name = err && err.name;
+  if (name === 'NotAllowedError' || name === 'SecurityError') return 'blocked';
+  if (name === 'NotReadableError') return 'busy';
+  return 'missing';
+}
+
 async function startCamera() {
   if (app.stream) return;
-  app.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 },
-                                                           audio: true });
+  if (!window.isSecureContext || !navigator.mediaDevices) {
+    cameraProblem('insecure');
+    const err = new Error('this page is not a secure context');
+    err.name = 'InsecureContext';
+    throw err;
+  }
+  try {
+    app.stream = await navigator.mediaDevices.getUserMedia({ video: { width: 640, height: 480 },
+                                                             audio: true });
+  } catch (err) {
+    cameraProblem(problemOf(err));
+    throw err;
+  }
+  cameraProblem('');
   ui.local.srcObject = app.stream;
   await new Promise((resolve) => {
     if (ui.local.readyState >= 2) resolve();
@@ -139,6 +186,7 @@ function endCall() {
   ui.remote.srcObject = null;
   ui.placeholder.classList.remove('has-video');
   ui.remoteThumb.hidden = true;
+  ui.avatar.hidden = true;
   ui.remoteWaiting.textContent = 'No one yet';
   ui.remoteName.textContent = 'Stranger';
 }
@@ -160,16 +208,37 @@ function newPeer() {
   return pc;
 }
 
+/**
+ * Whether a partner's userImage may be shown: only an inline data:image/… URL (no request
+ * leaves the page, nothing to track you with); anything else gets a placeholder.
+ */
+function safeImage(url) {
+  return typeof url === 'string' && url.length <= 2_000_000 && /^data:image\/[a-z0-9.+-]+[;,]/i.test(url);
+}
+
+/** Name and picture of the partner in the remote tile (before their video arrives). */
+function showPartner(details) {
+  const name = String(details.userName || 'Stranger').slice(0, 64);
+  ui.remoteName.textContent = name;
+  ui.remoteWaiting.textContent = `Connecting to ${name}…`;
+  const image = safeImage(details.userImage);
+  ui.remoteThumb.hidden = !image;
+  if (image) ui.remoteThumb.src = details.userImage;
+  else ui.remoteThumb.removeAttribute('src');
+  ui.avatar.hidden = image;
+  ui.avatar.textContent = name.trim().slice(0, 1).toUpperCase() || '?';
+  let hue = 0;
+  for (const ch of name) hue = (hue * 31 + ch.charCodeAt(0)) % 360;
+  ui.avatar.style.setProperty('--hue', hue);
+}
+app.safeImage = safeImage;
+app.showPartner = showPartner;
+
 async function onMatch({ roomId, remoteUserDetails }) {
   endCall();
   app.room = roomId;
   app.remote = remoteUserDetails;
-  ui.remoteName.textContent = remoteUserDetails.userName;
-  ui.remoteWaiting.textContent = `Connecting to ${remoteUserDetails.userName}…`;
-  if (remoteUserDetails.userImage) {
-    ui.remoteThumb.src = remoteUserDetails.userImage;
-    ui.remoteThumb.hidden = false;
-  }
+  showPartner(remoteUserDetails);
   ui.messages.replaceChildren();
   note(`You are talking to ${remoteUserDetails.userName}.`);
   setState('matched', `Matched with ${remoteUserDetails.userName}`);
@@ -238,10 +307,15 @@ ui.start.addEventListener('click', async () => {
     await startCamera();
     app.thumbnail = takeThumbnail();
   } catch (err) {
-    setState('error', `Camera unavailable: ${err.message}`);
+    setState('error', 'Camera unavailable: see the message over the video.');
     return;
   }
   requestRoom();
+});
+
+ui.retry.addEventListener('click', () => {
+  startCamera().then(() => setState('idle', 'Camera ready. Enter your name and press Start.'),
+    () => {});
 });
 
 ui.next.addEventListener('click', () => {
@@ -272,4 +346,4 @@ ui.chatForm.addEventListener('submit', (ev) => {
 ui.name.value = localStorage.getItem('rtchub-name') || '';
 setState('idle', 'Enter your name and press Start.');
 loadRtcConfig();
-startCamera().catch(() => { /* asked again on Start */ });
+startCamera().catch(() => { /* the problem is on screen; asked again on Start */ });

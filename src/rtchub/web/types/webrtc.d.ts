@@ -87,6 +87,10 @@ export interface Peer {
   collisions: number;
   /** The o= session id of the remote SDP: a new one means the remote started a new call. */
   remoteSession: string | null;
+  /** Watchdog: retries since the call was last connected (0 while connected). */
+  attempt: number;
+  /** Watchdog: retries over the whole call (an ICE restart, then fresh offers). */
+  retries: number;
 }
 
 export type RoomState = 'idle' | 'connecting' | 'joined' | 'reconnecting' | 'calling';
@@ -137,6 +141,12 @@ declare global {
     dropSocket(): void;
     backoffDelay(attempt: number): number;
     holdSignals(on: boolean): void;
+    /** Lose the next `count` relayed frames of `type`, as a lossy path would (tests). */
+    loseSignals(type: 'offer' | 'answer' | 'candidate', count?: number): void;
+    /** Switch camera or microphone (in the lobby's preview, or in every call). */
+    useDevice(kind: 'videoinput' | 'audioinput', deviceId: string): Promise<boolean>;
+    /** The watchdog's delays in ms: ICE restart after `restartMs`, fresh offers from `freshMs` doubling to `maxMs`. */
+    watchdog: { restartMs: number; freshMs: number; maxMs: number };
     version: number;
   };
 }

@@ -1,0 +1,93 @@
+"""Which node hosts a room whose media must live on one node: the hook for call rooms.
+
+An SFU room (seed 003) forwards RTP between the peer connections of its participants, so
+all of them must hold their peer connection with the same node, as in LiveKit. The first
+participant to join places the room on its node (:meth:`Placement.claim` writes the owner
+atomically; a room already placed keeps its owner); every later participant, on whatever
+node its WebSocket landed, learns the owner from the same call. Then:
+
+* its signaling stays on its own node's connection and is relayed to the owner through
+  the courier (events to the owner's node address, answers back to the participant's
+  address), and
+* its media goes straight to the owner: the owner's SDP answer carries the owner's own
+  ICE candidates (``RTC_NODE_IP``), so the browser's peer connection is with the owner.
+
+A room is released by its owner when its last participant leaves; a room whose owner was
+lost is swept (:meth:`Placement.sweep_node`), so the next participant places it again
+(its participants reconnect: their media was on the lost node). docs/scaling.md has the
+whole design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from rtchub.base.connection import Address
+from rtchub.cluster.store import StateStore
+
+__all__ = ["PLACEMENT_PREFIX", "RECORDS", "Placed", "Placement"]
+
+PLACEMENT_PREFIX = "place:"
+
+
+@dataclass(frozen=True, slots=True)
+class Placed:
+    """A room's home: the node that hosts its media."""
+
+    node: str
+
+
+RECORDS = (Placed,)
+
+
+class Placement:
+    """Places rooms of one kind (``"sfu"``) on nodes through the shared store."""
+
+    def __init__(self, store: StateStore, node: str, kind: str) -> None:
+        self._store = store
+        self._node = node
+        self._prefix = f"{PLACEMENT_PREFIX}{kind}:"
+
+    def _key(self, room: str) -> str:
+        return f"{self._prefix}{room}"
+
+    async def claim(self, room: str) -> str:
+        """The node hosting ``room``: this node when the room was not placed yet."""
+        key, node = self._key(room), self._node
+
+        def place(values: Mapping[str, object | None]
+                  ) -> tuple[Mapping[str, object | None], str]:
+            current = values.get(key)
+            if isinstance(current, Placed):
+                return {}, current.node
+            return {key: Placed(node)}, node
+
+        return await self._store.transact((key,), place)
+
+    async def release(self, room: str) -> None:
+        """The room is empty: forget its placement (only its owner does this)."""
+        key, node = self._key(room), self._node
+
+        def forget(values: Mapping[str, object | None]
+                   ) -> tuple[Mapping[str, object | None], None]:
+            current = values.get(key)
+            if isinstance(current, Placed) and current.node == node:
+                return {key: None}, None
+            return {}, None
+
+        await self._store.transact((key,), forget)
+
+    async def sweep_node(self, node: str, alive: Callable[[Address], bool]) -> None:
+        """Rooms placed on a lost node are placed again by their next participant."""
+        if node == self._node:
+            return      # this node is alive: its rooms stay here
+        lost = Placed(node)
+
+        def unplace(key: str) -> Callable[[Mapping[str, object | None]],
+                                          tuple[Mapping[str, object | None], None]]:
+            return lambda values: ({key: None} if values.get(key) == lost else {}, None)
+
+        for key, value in (await self._store.scan(self._prefix)).items():
+            if value == lost:
+                await self._store.transact((key,), unplace(key))

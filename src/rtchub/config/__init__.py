@@ -1,0 +1,19 @@
+"""Configuration: the settings table, validated values, and ``load()`` (env + flags).
+
+Everything configurable is one row of :data:`rtchub.config.settings.SETTINGS`; :func:`load`
+turns environment variables and flags into a frozen :class:`Config`.
+"""
+
+from rtchub.config.model import (
+    Config,
+    ConfigError,
+    Limits,
+    ListenAddress,
+    OriginPolicy,
+    load,
+    parse_listen_address,
+    parse_rtc_config,
+)
+
+__all__ = ["Config", "ConfigError", "Limits", "ListenAddress", "OriginPolicy", "load",
+           "parse_listen_address", "parse_rtc_config"]

@@ -1,0 +1,366 @@
+"""Configuration: frozen dataclasses built once by :func:`load` from env and flags.
+
+A flag beats its environment variable. Where two seeds name the same setting,
+one governs and the other is an alias:
+
+* ``ADDR`` wins; ``HOST``/``PORT`` (seed 004) are read only when ``ADDR`` is unset.
+* ``WS_ALLOWED_ORIGINS`` wins; otherwise ``DEV=true`` allows every origin;
+  otherwise ``CORS_ORIGINS`` is the allow list; otherwise every origin is allowed.
+
+Every bad value raises :class:`ConfigError` whose one-line message names the
+variable, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import orjson
+
+from rtchub.config.settings import SETTINGS, Setting
+
+__all__ = [
+    "Config",
+    "ConfigError",
+    "Limits",
+    "ListenAddress",
+    "OriginPolicy",
+    "load",
+    "parse_listen_address",
+    "parse_rtc_config",
+]
+
+
+class ConfigError(ValueError):
+    """A configuration value that rtchub cannot start with."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    """Where a listener binds: a TCP host/port or a Unix socket path."""
+
+    host: str | None = None
+    port: int = 0
+    path: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.path is None and not (0 <= self.port <= 65535):
+            raise ValueError("a port between 0 and 65535")
+
+    @property
+    def is_unix(self) -> bool:
+        """True for ``unix:/path`` addresses."""
+        return self.path is not None
+
+    def __str__(self) -> str:
+        if self.path is not None:
+            return f"unix:{self.path}"
+        host = self.host or ""
+        if ":" in host:
+            host = f"[{host}]"
+        return f"{host}:{self.port}"
+
+
+def parse_listen_address(text: str) -> ListenAddress:
+    """Parse ``:8080``, ``0.0.0.0:8080``, ``[::]:8080``, ``localhost:80`` or ``unix:/path``."""
+    text = text.strip()
+    if text.startswith("unix:"):
+        path = text[5:]
+        if not path:
+            raise ValueError("unix:/path/to/socket")
+        return ListenAddress(path=path)
+    host: str
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or not text[end + 1 :].startswith(":"):
+            raise ValueError("[ipv6]:port")
+        host, port_text = text[1:end], text[end + 2 :]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise ValueError("[ipv6]:port with a valid IPv6 address") from None
+    else:
+        host, sep, port_text = text.rpartition(":")
+        if not sep:
+            raise ValueError("host:port, :port, [::]:port or unix:/path")
+    if not port_text.isdigit() or int(port_text) > 65535:
+        raise ValueError("a port number between 0 and 65535 after the colon")
+    return ListenAddress(host=host or None, port=int(port_text))
+
+
+def parse_rtc_config(text: str) -> dict[str, Any]:
+    """Validate an RTCConfiguration JSON object (the subset browsers accept)."""
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        raise ValueError("a JSON object such as {\"iceServers\": [...]}") from None
+    if not isinstance(value, dict):
+        raise ValueError("a JSON object such as {\"iceServers\": [...]}")
+    servers = value.get("iceServers", [])
+    if not isinstance(servers, list):
+        raise ValueError("iceServers to be a list")
+    for server in servers:
+        if not isinstance(server, dict) or "urls" not in server:
+            raise ValueError("each iceServers entry to be an object with urls")
+        urls = server["urls"]
+        url_list = [urls] if isinstance(urls, str) else urls
+        if not isinstance(url_list, list) or not url_list or not all(
+            isinstance(u, str) and u.split(":", 1)[0] in ("stun", "stuns", "turn", "turns")
+            for u in url_list
+        ):
+            raise ValueError("urls to be stun:, stuns:, turn: or turns: URLs")
+        is_turn = any(u.startswith("turn") for u in url_list)
+        for key in ("username", "credential"):
+            if key in server and not isinstance(server[key], str):
+                raise ValueError(f"{key} to be a string")
+            if is_turn and key not in server:
+                raise ValueError(f"a {key} for TURN servers")
+    policy = value.get("iceTransportPolicy", "all")
+    if policy not in ("all", "relay"):
+        raise ValueError("iceTransportPolicy to be 'all' or 'relay'")
+    bundle = value.get("bundlePolicy", "balanced")
+    if bundle not in ("balanced", "max-compat", "max-bundle"):
+        raise ValueError("bundlePolicy to be balanced, max-compat or max-bundle")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPolicy:
+    """Which browser Origins may open WebSockets. ``allow_all`` or a list of entries.
+
+    An entry with a scheme (``https://app.example.com``) must match the Origin
+    exactly; a bare host (``example.com`` or ``localhost:8080``) matches the
+    Origin's host, with or without port. Requests without an Origin header
+    (non-browser clients) are allowed.
+    """
+
+    allow_all: bool = True
+    entries: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, text: str) -> OriginPolicy:
+        """Parse a comma-separated list; ``*`` anywhere allows all."""
+        entries = tuple(part.strip().lower().rstrip("/") for part in text.split(",")
+                        if part.strip())
+        if not entries or "*" in entries:
+            return cls(allow_all=True)
+        return cls(allow_all=False, entries=entries)
+
+    def allows(self, origin: str | None) -> bool:
+        """Decide one request's Origin header."""
+        if self.allow_all or origin is None:
+            return True
+        origin = origin.strip().lower().rstrip("/")
+        parts = urlsplit(origin)
+        netloc, hostname = parts.netloc, parts.hostname or ""
+        for entry in self.entries:
+            if "://" in entry:
+                if entry == origin:
+                    return True
+            elif entry in (netloc, hostname):
+                return True
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The configurable limits (defaults from seed 000)."""
+
+    max_rooms: int = 1000
+    max_room_members: int = 50
+    max_id_length: int = 64
+    id_probe_timeout: float = 3.0
+    send_buffer: int = 64
+    send_timeout: float = 2.0
+    pending_max: int = 256
+    max_message_bytes: int = 1 << 20
+    sdp_max_bytes: int = 64 * 1024
+    sdp_max_media: int = 64
+    read_buffer: int = 2048
+    write_buffer: int = 64 * 1024
+    http_rate_per_min: int = 0
+    ws_rate_per_min: int = 0
+    room_ttl: float = 600.0
+    pair_code_digits: int = 4
+    pair_mailbox_size: int = 256
+    pair_redeem_failures_per_min: int = 20
+    match_request_rate: tuple[int, float] = (1, 5.0)
+    match_message_rate: tuple[int, float] = (10, 60.0)
+    match_max_name: int = 64
+    match_max_message: int = 1000
+    match_max_image: int = 32 * 1024
+    match_max_queue: int = 10_000
+    voice_max_streams: int = 32
+    voice_max_receivers: int = 500
+    voice_answer_timeout: float = 30.0
+    mp3_max_listeners: int = 500
+    mp3_listener_buffer: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything a server needs, validated. Build with :func:`load` or directly in tests."""
+
+    addr: ListenAddress = field(default_factory=lambda: ListenAddress(port=8080))
+    stream_addr: ListenAddress | None = None
+    origins: OriginPolicy = field(default_factory=OriginPolicy)
+    rtc_config: Mapping[str, Any] = field(default_factory=lambda: {"iceServers": []})
+    node_ips: tuple[str, ...] = ()
+    udp_ports: tuple[int, int] | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    trusted_proxies: tuple[str, ...] = ()
+    heartbeat: float = 20.0
+    head_timeout: float = 10.0
+    shutdown_timeout: float = 10.0
+    limits: Limits = field(default_factory=Limits)
+    log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_route: str = "/metrics"
+    redis_url: str | None = None
+    cluster_node_ttl: float = 15.0
+
+    def __post_init__(self) -> None:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ConfigError(
+                "TLS_CERT_FILE and TLS_KEY_FILE must be set together: got only "
+                + ("TLS_CERT_FILE" if self.tls_cert_file else "TLS_KEY_FILE")
+            )
+        if not self.metrics_route.startswith("/"):
+            raise ConfigError(f"METRICS_ROUTE={self.metrics_route!r}: expected a path starting "
+                              "with /")
+
+    @property
+    def tls(self) -> bool:
+        """True when HTTPS/WSS is configured."""
+        return bool(self.tls_cert_file)
+
+
+def _raw_values(environ: Mapping[str, str], flags: Mapping[str, str | None]) -> dict[str, str]:
+    raw: dict[str, str] = {}
+    for setting in SETTINGS:
+        flag_value = flags.get(setting.dest)
+        if flag_value is not None:
+            raw[setting.name] = flag_value
+        elif setting.name in environ:
+            raw[setting.name] = environ[setting.name]
+    return raw
+
+
+def _parse(setting: Setting, raw: Mapping[str, str]) -> Any:
+    text = raw.get(setting.name, setting.default)
+    if text is None:
+        return None
+    try:
+        return setting.parse(text)
+    except ValueError as exc:
+        raise ConfigError(f"{setting.name}={text!r}: expected {exc}") from None
+
+
+def load(environ: Mapping[str, str] | None = None,
+         flags: Mapping[str, str | None] | None = None) -> Config:
+    """Build a :class:`Config` from environment variables and CLI flag values."""
+    environ = os.environ if environ is None else environ
+    raw = _raw_values(environ, flags or {})
+    v = {s.name: _parse(s, raw) for s in SETTINGS}
+
+    def listen(name: str, text: str) -> ListenAddress:
+        try:
+            return parse_listen_address(text)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={text!r}: expected {exc}") from None
+
+    if v["ADDR"]:
+        addr = listen("ADDR", v["ADDR"])
+    else:
+        host = v["HOST"] if v["HOST"] else "0.0.0.0"
+        port = v["PORT"] if v["PORT"] is not None else 8080
+        addr = ListenAddress(host=host, port=port)
+    if v["STREAM_ADDR"] is None:  # unset: seed 002's port on ADDR's host
+        stream_addr = None if addr.is_unix else ListenAddress(host=addr.host, port=8081)
+    else:
+        stream_addr = listen("STREAM_ADDR", v["STREAM_ADDR"]) if v["STREAM_ADDR"] else None
+
+    if v["WS_ALLOWED_ORIGINS"] is not None:
+        origins = OriginPolicy.parse(v["WS_ALLOWED_ORIGINS"])
+    elif v["DEV"]:
+        origins = OriginPolicy(allow_all=True)
+    elif v["CORS_ORIGINS"]:
+        origins = OriginPolicy.parse(v["CORS_ORIGINS"])
+    else:
+        origins = OriginPolicy(allow_all=True)
+
+    try:
+        rtc_config = parse_rtc_config(v["RTC_CONFIG_JSON"])
+    except ValueError as exc:
+        raise ConfigError(f"RTC_CONFIG_JSON={raw.get('RTC_CONFIG_JSON')!r}: expected {exc}"
+                          ) from None
+
+    for name in ("TLS_CERT_FILE", "TLS_KEY_FILE"):
+        path = v[name]
+        if path and not os.path.isfile(path):
+            raise ConfigError(f"{name}={path!r}: expected a readable PEM file")
+    proxies: tuple[str, ...] = ()
+    if v["TRUST_PROXY"]:
+        try:
+            proxies = tuple(str(ipaddress.ip_address(p.strip()))
+                            for p in v["TRUST_PROXY"].split(",") if p.strip())
+        except ValueError:
+            raise ConfigError(f"TRUST_PROXY={v['TRUST_PROXY']!r}: expected a comma-separated "
+                              "list of IP addresses") from None
+    limits = Limits(
+        max_rooms=v["MAX_ROOMS"],
+        max_room_members=v["MAX_ROOM_MEMBERS"],
+        max_id_length=v["MAX_ID_LENGTH"],
+        id_probe_timeout=v["ID_PROBE_TIMEOUT"],
+        send_buffer=v["WS_SEND_BUFFER"],
+        send_timeout=v["WS_SEND_TIMEOUT"],
+        pending_max=v["WS_PENDING_MAX"],
+        max_message_bytes=v["WS_MAX_MSG"],
+        sdp_max_bytes=v["SDP_MAX_BYTES"],
+        sdp_max_media=v["SDP_MAX_MEDIA"],
+        read_buffer=v["WS_READ_BUF"],
+        write_buffer=v["WS_WRITE_BUF"],
+        http_rate_per_min=v["HTTP_RATE_PER_MIN"],
+        ws_rate_per_min=v["WS_RATE_PER_MIN"],
+        room_ttl=v["ROOM_TTL"],
+        pair_code_digits=v["PAIR_CODE_DIGITS"],
+        pair_mailbox_size=v["PAIR_MAILBOX_SIZE"],
+        pair_redeem_failures_per_min=v["PAIR_REDEEM_FAILURES_PER_MIN"],
+        match_request_rate=v["MATCH_REQUEST_RATE"],
+        match_message_rate=v["MATCH_MESSAGE_RATE"],
+        match_max_name=v["MATCH_MAX_NAME"],
+        match_max_message=v["MATCH_MAX_MESSAGE"],
+        match_max_image=v["MATCH_MAX_IMAGE"],
+        match_max_queue=v["MATCH_MAX_QUEUE"],
+        voice_max_streams=v["VOICE_MAX_STREAMS"],
+        voice_max_receivers=v["VOICE_MAX_RECEIVERS"],
+        voice_answer_timeout=v["VOICE_ANSWER_TIMEOUT"],
+        mp3_max_listeners=v["MP3_MAX_LISTENERS"],
+        mp3_listener_buffer=v["MP3_LISTENER_BUFFER"],
+    )
+    return Config(
+        addr=addr,
+        stream_addr=stream_addr,
+        origins=origins,
+        rtc_config=rtc_config,
+        node_ips=v["RTC_NODE_IP"],
+        udp_ports=v["RTC_UDP_PORTS"],
+        tls_cert_file=v["TLS_CERT_FILE"] or None,
+        tls_key_file=v["TLS_KEY_FILE"] or None,
+        trusted_proxies=proxies,
+        heartbeat=v["HEARTBEAT"],
+        head_timeout=v["HTTP_HEAD_TIMEOUT"],
+        shutdown_timeout=v["SHUTDOWN_TIMEOUT"],
+        limits=limits,
+        log_level=v["LOG_LEVEL"],
+        log_format=v["LOG_FORMAT"],
+        metrics_route=v["METRICS_ROUTE"],
+        redis_url=v["REDIS_URL"] or None,
+        cluster_node_ttl=v["CLUSTER_NODE_TTL"],
+    )

@@ -1,0 +1,1 @@
+"""The browser app's shell: the lobby page, its assets and the RTC configuration."""

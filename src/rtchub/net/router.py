@@ -1,0 +1,140 @@
+"""The one upgrade router both HTTP stacks ask: which WebSocket endpoint, or which refusal.
+
+A request target is split the same way on both stacks (absolute-form targets such as
+``GET http://host:8080/ws`` included, the query parsed into keys, never matched as a
+substring), so a socket's first request (picows) and a later request on a kept-alive
+socket (aiohttp) reach the same endpoint with the same answer. Refusals happen before the
+upgrade, as HTTP errors in the one vocabulary, in this order:
+
+====  =====================  ==================================================
+404   not_found              no WebSocket endpoint at that path
+426   upgrade_required       no ``Upgrade: websocket``, or a version other than 13
+400   bad_message            no ``Sec-WebSocket-Key`` or no ``Sec-WebSocket-Version``
+403   origin_not_allowed     the ``Origin`` is not allowed
+429   rate_limited           more upgrades from this IP than ``WS_RATE_PER_MIN``
+503   capacity               the server is starting or draining
+400   (the endpoint's own)   the query is invalid for the endpoint (pairing's appID)
+====  =====================  ==================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from aiohttp import web
+
+from rtchub.errors import NotFound, ProtocolError, UpgradeRequired
+from rtchub.hub import Hub
+from rtchub.net.session import Dialect
+
+__all__ = ["ROUTER", "Admission", "Endpoint", "Router", "split_target"]
+
+QueryParser = Callable[[Mapping[str, str]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A WebSocket endpoint: its path, the dialects spoken there, and, for an endpoint
+    that shares its path, the query key that selects it and the parser of its query."""
+
+    path: str
+    dialects: tuple[Dialect, ...]
+    selected_by: str | None = None
+    parse_query: QueryParser | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """An upgrade the router accepted: the endpoint, its parsed query, the client IP."""
+
+    endpoint: Endpoint
+    params: Any
+    remote: str
+
+
+def split_target(target: str) -> tuple[str, dict[str, str]]:
+    """(decoded path, query) of a request target, origin-form or absolute-form.
+
+    A query key given twice keeps its first value; a key without ``=`` has the value "".
+    """
+    if not target.startswith("/"):
+        parts = urlsplit(target)
+        path, query = parts.path or "/", parts.query
+    else:
+        path, _, query = target.partition("?")
+    params: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        params.setdefault(key, value)
+    return unquote(path), params
+
+
+class Router:
+    """WebSocket endpoints by path, and the admission checks every upgrade passes."""
+
+    def __init__(self, hub: Hub) -> None:
+        self._hub = hub
+        self._by_path: dict[str, list[Endpoint]] = {}
+
+    def add(self, endpoint: Endpoint) -> None:
+        """Serve ``endpoint``. Endpoints selected by a query key are tried first."""
+        endpoints = self._by_path.setdefault(endpoint.path, [])
+        endpoints.append(endpoint)
+        endpoints.sort(key=lambda e: e.selected_by is None)
+
+    def speak(self, path: str, dialect: Dialect) -> None:
+        """Add ``dialect`` to what the plain endpoint at ``path`` speaks (several features
+        share ``/ws``: their message types do not collide)."""
+        endpoints = self._by_path.setdefault(path, [])
+        for i, endpoint in enumerate(endpoints):
+            if endpoint.selected_by is None:
+                endpoints[i] = Endpoint(path, (*endpoint.dialects, dialect))
+                return
+        endpoints.append(Endpoint(path, (dialect,)))
+
+    @property
+    def paths(self) -> frozenset[str]:
+        """Every path with a WebSocket endpoint."""
+        return frozenset(self._by_path)
+
+    def serves(self, path: str) -> bool:
+        """True when ``path`` has a WebSocket endpoint."""
+        return path in self._by_path
+
+    def endpoint(self, path: str, query: Mapping[str, str]) -> Endpoint:
+        """The endpoint for ``path`` and ``query``; :class:`NotFound` when there is none."""
+        for endpoint in self._by_path.get(path, ()):
+            if endpoint.selected_by is None or endpoint.selected_by in query:
+                return endpoint
+        raise NotFound(f"no WebSocket endpoint at {path[:80]!r}")
+
+    def admit(self, target: str, headers: Mapping[str, str], peer_ip: str | None
+              ) -> Admission:
+        """Decide an upgrade request; raises the refusal as an RtcHubError (see above)."""
+        path, query = split_target(target)
+        endpoint = self.endpoint(path, query)
+        if "websocket" not in _tokens(headers.get("Upgrade", "")):
+            raise UpgradeRequired("WebSocket upgrade expected",
+                                  {"Upgrade": "websocket", "Connection": "Upgrade"})
+        version = headers.get("Sec-WebSocket-Version", "").strip()
+        if not version or not headers.get("Sec-WebSocket-Key", "").strip():
+            raise ProtocolError("a WebSocket upgrade needs Sec-WebSocket-Key and "
+                                "Sec-WebSocket-Version (RFC 6455)")
+        if version != "13":
+            raise UpgradeRequired(f"unsupported Sec-WebSocket-Version {version[:20]!r}: this "
+                                  "server speaks version 13 (RFC 6455)",
+                                  {"Sec-WebSocket-Version": "13"})
+        hub = self._hub
+        remote = hub.client_ip(peer_ip, headers.get("X-Forwarded-For"))
+        hub.admit_upgrade(headers.get("Origin"), remote)
+        params = endpoint.parse_query(query) if endpoint.parse_query is not None else None
+        return Admission(endpoint, params, remote)
+
+
+ROUTER = web.AppKey("router", Router)
+
+
+def _tokens(value: str) -> Sequence[str]:
+    return [t.strip().lower() for t in value.split(",")]

@@ -1,0 +1,182 @@
+"""A WebSocket connection speaking one or more JSON dialects, whatever stack carries it.
+
+``/ws`` speaks the rooms messages (seed 000) and the voice messages (seed 002), whose type
+names do not collide: each text frame is parsed once and routed by its ``type`` to the
+dialect that owns it, through the connection's one :class:`SerialExecutor`. Events the
+courier delivers to the connection are routed by their class to the dialect that renders
+them (the session registers that table with the courier). Opening registers the
+connection; closing unregisters it and releases every dialect, once, after the operation
+in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.metrics import Stats
+from rtchub.cluster.courier import Courier
+from rtchub.errors import ProtocolError, RtcHubError, UnknownType
+from rtchub.net.connection import NetConnection
+from rtchub.net.executor import SerialExecutor, Spawn
+from rtchub.wire.frame import encode_error, parse_frame
+
+__all__ = ["Dialect", "DialectHandler", "ErrorReply", "Routing", "Session"]
+
+log = logging.getLogger("rtchub.ws")
+
+
+class DialectHandler(Protocol):
+    """One dialect's state on one connection (a feature's ``handler`` module)."""
+
+    def start(self) -> Awaitable[None] | None:
+        """First operation once the connection is open (None: nothing to do)."""
+        ...
+
+    def handle(self, obj: dict[str, Any], received_ns: int) -> Awaitable[None] | None:
+        """Apply one parsed frame of a type this dialect owns; may raise RtcHubError."""
+        ...
+
+    def deliver(self, event: Any) -> None:
+        """Render an event of a class this dialect declared; never raises."""
+        ...
+
+    def close(self) -> Awaitable[None] | None:
+        """The connection is gone: release what this dialect holds."""
+        ...
+
+
+class Dialect(Protocol):
+    """A wire protocol that can be spoken on a WebSocket endpoint."""
+
+    @property
+    def types(self) -> frozenset[str]:
+        """Frame types it owns."""
+        ...
+
+    @property
+    def events(self) -> tuple[type, ...]:
+        """Event classes it renders."""
+        ...
+
+    def open(self, conn: Connection, params: Any, reply_error: ErrorReply) -> DialectHandler:
+        """This dialect's state for a new connection (``params``: the endpoint's parsed
+        query, if any)."""
+        ...
+
+
+class Routing:
+    """Which dialect of an endpoint owns each frame type and renders each event class:
+    built once per endpoint and shared by all its connections (a connection holds only
+    its handlers, in the same order)."""
+
+    __slots__ = ("dialects", "events", "types")
+
+    def __init__(self, dialects: Sequence[Dialect]) -> None:
+        self.dialects = tuple(dialects)
+        self.types: dict[str, int] = {}
+        self.events: dict[type, int] = {}
+        for i, dialect in enumerate(self.dialects):
+            for kind in dialect.types:
+                self.types[kind] = i
+            for event_type in dialect.events:
+                self.events[event_type] = i
+
+
+class Session(SerialExecutor):
+    """Routes frames in and events out of one connection, and applies its frames in order
+    (it is the connection's serial executor); see the module docstring."""
+
+    __slots__ = ("_conn", "_courier", "_ended", "_handlers", "_on_end", "_routing", "_stats")
+
+    def __init__(self, conn: NetConnection, routing: Routing, params: Any, *,
+                 courier: Courier, spawn: Spawn, stats: Stats, pending_max: int,
+                 on_end: Callable[[Session], None]) -> None:
+        super().__init__(spawn, self._op_failed, pending_max, conn.id)
+        self._conn = conn
+        self._courier = courier
+        self._stats = stats
+        self._on_end = on_end
+        self._ended = False
+        self._routing = routing
+        self._handlers: tuple[DialectHandler, ...] = tuple(
+            dialect.open(conn, params, self.reply_error) for dialect in routing.dialects)
+        # the courier delivers each event class straight to the dialect that renders it
+        conn.address = courier.register(conn.id, self._handlers, routing.events)
+        stats.connections_total += 1
+        stats.connections_open += 1
+        for handler in self._handlers:
+            self.submit(_start, handler, None)
+
+    @property
+    def conn(self) -> Connection:
+        """The connection this session serves."""
+        return self._conn
+
+    def on_text(self, data: bytes, received_ns: int) -> None:
+        """Parse, route, and apply in order; every failure becomes an error frame."""
+        try:
+            obj = parse_frame(data)
+            kind = obj["type"]
+            index = self._routing.types.get(kind)
+            if index is None:
+                self._stats.frames_in["unknown"] += 1
+                raise UnknownType(f"unknown message type {kind[:40]!r}")
+        except RtcHubError as err:
+            self.reply_error(err)
+            return
+        self._stats.frames_in[kind] += 1
+        self.submit(self._handlers[index].handle, obj, received_ns)
+
+    def on_binary(self, data: bytes) -> None:
+        """Binary frames are not part of any JSON dialect."""
+        self._stats.frames_in["binary"] += 1
+        self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
+
+    def on_close(self) -> None:
+        """The socket is gone: unregister, then release every dialect after what was sent
+        before the close is applied. Runs once."""
+        if self._ended:
+            return
+        self._ended = True
+        self._courier.unregister(self._conn.id)
+        self._stats.connections_open -= 1
+        self.close(self._release)
+
+    def reply_error(self, err: RtcHubError) -> None:
+        """Send ``err`` to this client as an error frame."""
+        self._stats.errors[err.code] += 1
+        self._stats.frames_out["error"] += 1
+        self._conn.send(encode_error(err))
+
+    def _op_failed(self, err: RtcHubError, frame: object) -> None:
+        self.reply_error(err)
+
+    def _release(self) -> Awaitable[None] | None:
+        pending = []
+        for handler in self._handlers:
+            try:
+                work = handler.close()
+            except Exception:
+                log.exception("releasing a dialect failed on conn=%s", self._conn.id)
+                continue
+            if work is not None:
+                pending.append(work)
+        self._on_end(self)
+        if not pending:
+            return None
+        return _all(pending)
+
+
+def _start(handler: DialectHandler, _: object) -> Awaitable[None] | None:
+    return handler.start()
+
+
+async def _all(works: list[Awaitable[None]]) -> None:
+    for work in works:
+        try:
+            await work
+        except Exception:
+            log.exception("releasing a dialect failed")

@@ -1,1 +1,0 @@
-"""Wire dialects: text <-> typed messages, one module per protocol. No sockets here."""

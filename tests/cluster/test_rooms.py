@@ -1,0 +1,97 @@
+"""Rooms across nodes: real ``rtchub serve`` processes sharing a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+
+from tests.cluster.nodes import Cluster, cluster
+from tests.support import WsClient
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+SDP = {"type": "offer", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"}
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def two(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Cluster]:
+    """Two nodes, A and B, with at most 2 members per room."""
+    async with cluster(tmp_path_factory.mktemp("redis"), MAX_ROOM_MEMBERS="2") as group:
+        await group.add_many("A", "B")
+        yield group
+
+
+async def test_members_on_two_nodes_see_each_other_and_relay(two: Cluster) -> None:
+    a, b = two.nodes
+    alice = await WsClient.connect(a.ws_url)
+    bob = await WsClient.connect(b.ws_url)
+    try:
+        assert (await alice.join("r1", "alice"))["members"] == ["alice"]
+        joined = await bob.join("r1", "bob")
+        assert joined["members"] == ["alice", "bob"]
+        assert (await alice.expect("room_members"))["members"] == ["alice", "bob"]
+        # both ways, every signaling kind, ``from`` set by the server
+        await alice.send({"type": "offer", "to": "bob", "sdp": SDP})
+        got = await bob.expect("offer")
+        assert (got["from"], got["sdp"]) == ("alice", SDP)
+        await bob.send({"type": "answer", "to": "alice", "sdp": {**SDP, "type": "answer"}})
+        assert (await alice.expect("answer"))["from"] == "bob"
+        candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host",
+                     "sdpMid": "0", "sdpMLineIndex": 0}
+        await bob.send({"type": "candidate", "to": "alice", "candidate": candidate})
+        assert (await alice.expect("candidate"))["candidate"] == candidate
+        # the ID is taken cluster-wide
+        eve = await WsClient.connect(b.ws_url)
+        await eve.send({"type": "join", "room": "r1", "from": "alice"})
+        assert (await eve.expect("error"))["code"] in ("id_taken", "room_full")
+        await eve.close()
+        await bob.send({"type": "leave"})
+        assert (await alice.expect("room_members"))["members"] == ["alice"]
+    finally:
+        await alice.close()
+        await bob.close()
+
+
+async def test_two_nodes_racing_for_the_last_seat_give_one_room_full(two: Cluster) -> None:
+    a, b = two.nodes
+    for round_ in range(5):
+        room = f"race{round_}"
+        host = await WsClient.connect(a.ws_url)
+        first = await WsClient.connect(a.ws_url)
+        second = await WsClient.connect(b.ws_url)
+        try:
+            await host.join(room, "host")
+            await asyncio.gather(first.send({"type": "join", "room": room, "from": "x"}),
+                                 second.send({"type": "join", "room": room, "from": "y"}))
+            answers = await asyncio.gather(first.recv(), second.recv())
+            kinds = sorted(m["type"] if m["type"] == "joined" else m["code"] for m in answers)
+            assert kinds == ["joined", "room_full"], answers
+            members = (await host.expect("room_members"))["members"]
+            assert len(members) == 2 and members[0] == "host"
+        finally:
+            await asyncio.gather(host.close(), first.close(), second.close())
+
+
+async def test_a_resumed_identity_moves_to_another_node(two: Cluster) -> None:
+    a, b = two.nodes
+    peer = await WsClient.connect(a.ws_url)
+    old = await WsClient.connect(a.ws_url)
+    try:
+        await peer.join("resume", "peer")
+        token = (await old.join("resume", "mover"))["token"]
+        await peer.expect("room_members")
+        new = await WsClient.connect(b.ws_url)
+        joined = await new.join("resume", "mover", token=token)
+        assert joined["members"] == ["peer", "mover"]
+        assert (await peer.expect("room_members"))["members"] == ["peer", "mover"]
+        code, _ = await old.closed()
+        assert code == 4001
+        await peer.send({"type": "offer", "to": "mover", "sdp": SDP})
+        assert (await new.expect("offer"))["from"] == "peer"
+        await new.close()
+        assert (await peer.expect("room_members"))["members"] == ["peer"]
+    finally:
+        await asyncio.gather(peer.close(), old.close())
