@@ -201,3 +201,14 @@ async def test_an_optional_listener_that_cannot_bind_is_one_line_and_no_stop() -
             assert f"http://127.0.0.1:{port}{url}" in line.decode()
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), 20) == 0
+
+
+def test_an_unreachable_redis_url_is_one_line_without_the_password() -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]  # nothing listens there
+        line = one_line(serve("--addr", "127.0.0.1:0", "--stream-addr", "",
+                              env={"REDIS_URL": f"redis://u:secret@127.0.0.1:{port}/0"}))
+    assert line.startswith(f"rtchub: cannot start: REDIS_URL='redis://u:***@127.0.0.1:{port}/0'"
+                           ": Redis does not answer")
+    assert "secret" not in line

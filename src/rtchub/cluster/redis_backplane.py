@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -47,6 +48,7 @@ from rtchub.cluster.codec import Codec, CodecError
 from rtchub.cluster.keys import KeyLayout
 from rtchub.cluster.membership import Membership
 from rtchub.cluster.redis_store import CONCURRENCY, REDIS_ERRORS, Health, RedisStore
+from rtchub.config import ConfigError
 from rtchub.errors import ClusterUnavailable
 
 __all__ = ["OUTBOX_LIMIT", "RedisBackplane"]
@@ -56,7 +58,7 @@ log = logging.getLogger("rtchub.cluster")
 OUTBOX_LIMIT: Final = 200_000      # events waiting for the writer, over all channels
 BATCH_ROWS: Final = 2_000          # events per PUBLISH at most
 POOL_SIZE: Final = CONCURRENCY + 8  # Redis connections per node: the store's + ours
-START_WAIT: Final = 5.0            # seconds start() waits for Redis before going on unready
+START_WAIT: Final = 5.0            # seconds start() waits for Redis before refusing to start
 MAX_BACKOFF: Final = 1.0
 
 
@@ -68,6 +70,7 @@ class RedisBackplane:
         self._node = node_id
         self._codec = codec
         self._clock = clock
+        self._url_for_humans = _without_password(url)
         self._layout = layout = KeyLayout(prefix)
         # a dead Redis shows as a closed connection at once; a silent one as this timeout
         io_timeout = max(0.5, min(5.0, node_ttl / 3))
@@ -202,15 +205,19 @@ class RedisBackplane:
     # -- life ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect, subscribe, read the followed state; go on unready after START_WAIT."""
+        """Connect, subscribe, read the followed state. A Redis that does not answer
+        within START_WAIT refuses the start (one line naming REDIS_URL); one that goes
+        away later makes the node unready until it is back."""
         self._tasks.spawn(self._supervise(), name="backplane-subscriber")
         self._tasks.spawn(self._heartbeats(), name="backplane-heartbeat")
         self._tasks.spawn(self._writer(), name="backplane-writer")
         try:
             await asyncio.wait_for(self._connected.wait(), START_WAIT)
         except TimeoutError:
-            log.error("Redis is not reachable yet: this node starts unready (/readyz 503) "
-                      "and keeps trying")
+            await self._tasks.close()
+            raise ConfigError(f"REDIS_URL={self._url_for_humans!r}: Redis does not answer "
+                              f"within {START_WAIT:g} s; start Redis, or fix REDIS_URL, or "
+                              "unset it to run one node without Redis") from None
 
     async def close(self) -> None:
         """Send what is queued, sweep what this node's connections still hold (a leave
@@ -372,3 +379,8 @@ class RedisBackplane:
                     await membership.run_sweeps(
                         self._node, lambda a: a.node == self._node and self._local(a.conn))
             await self._clock.sleep(membership.interval)
+
+
+def _without_password(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (it goes into a message)."""
+    return re.sub(r"(//[^:/@]*:)[^@/]*@", r"\1***@", url)

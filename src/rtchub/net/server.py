@@ -134,7 +134,10 @@ class Server:
             self._servers.append(server)
             for sock in server.sockets:
                 self.bound.append((addr, sock.getsockname()))
-            log.info("listening on %s%s", addr, " (tls)" if self._ssl else "")
+            where = [str(addr) if addr.path is not None else
+                     str(ListenAddress(sock.getsockname()[0], sock.getsockname()[1]))
+                     for sock in server.sockets]
+            log.info("listening on %s%s", ", ".join(where), " (tls)" if self._ssl else "")
         await self.hub.start()
         self.hub.tasks.spawn(self.gateway.heartbeat.run(), name="ws-heartbeat")
 

@@ -332,6 +332,10 @@ class PairService:
             await self.clock.sleep(interval)
             try:
                 codes, pairs = await self.sweep()
+            except ClusterUnavailable:
+                log.warning("pairing janitor: the cluster backplane is unreachable; "
+                            "the next sweep will catch up")
+                continue
             except Exception:
                 log.exception("pairing janitor sweep failed")
                 continue
