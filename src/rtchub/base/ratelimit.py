@@ -1,10 +1,11 @@
-"""Fixed-window rate limiting per key (an IP, a socket), with the clock passed in."""
+"""Per-key limits (a key is an IP, a socket, a user): fixed-window rates with the clock
+passed in, and counts of what a key holds at once."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["FixedWindow"]
+__all__ = ["Concurrent", "FixedWindow"]
 
 
 @dataclass(slots=True)
@@ -60,3 +61,41 @@ class FixedWindow:
 
     def __len__(self) -> int:
         return len(self._windows)
+
+
+class Concurrent:
+    """How many things each key holds now, against a ``limit`` (0: unlimited).
+
+    ``full(key)`` asks before admitting; ``add``/``remove`` count what was admitted and
+    released (every ``add`` is followed by exactly one ``remove``). Keys at zero are
+    forgotten, so the table holds only keys that hold something.
+    """
+
+    __slots__ = ("_held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._held: dict[str, int] = {}
+
+    def full(self, key: str) -> bool:
+        """True when ``key`` already holds ``limit`` things."""
+        return self.limit > 0 and self._held.get(key, 0) >= self.limit
+
+    def add(self, key: str) -> None:
+        """``key`` holds one more."""
+        self._held[key] = self._held.get(key, 0) + 1
+
+    def remove(self, key: str) -> None:
+        """``key`` released one."""
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
+
+    def held(self, key: str) -> int:
+        """How many ``key`` holds now."""
+        return self._held.get(key, 0)
+
+    def __len__(self) -> int:
+        return len(self._held)

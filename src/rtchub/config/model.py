@@ -185,6 +185,7 @@ class Limits:
     write_buffer: int = 64 * 1024
     http_rate_per_min: int = 0
     ws_rate_per_min: int = 0
+    max_conns_per_ip: int = 1000
     room_ttl: float = 600.0
     pair_code_digits: int = 4
     pair_mailbox_size: int = 256
@@ -221,6 +222,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
     log_format: str = "text"
+    log_fault_rate: tuple[int, float] = (10, 10.0)
     metrics_route: str = "/metrics"
     redis_url: str | None = None
 
@@ -327,6 +329,7 @@ def load(environ: Mapping[str, str] | None = None,
         write_buffer=v["WS_WRITE_BUF"],
         http_rate_per_min=v["HTTP_RATE_PER_MIN"],
         ws_rate_per_min=v["WS_RATE_PER_MIN"],
+        max_conns_per_ip=v["MAX_CONNS_PER_IP"],
         room_ttl=v["ROOM_TTL"],
         pair_code_digits=v["PAIR_CODE_DIGITS"],
         pair_mailbox_size=v["PAIR_MAILBOX_SIZE"],
@@ -359,6 +362,7 @@ def load(environ: Mapping[str, str] | None = None,
         limits=limits,
         log_level=v["LOG_LEVEL"],
         log_format=v["LOG_FORMAT"],
+        log_fault_rate=v["LOG_FAULT_RATE"],
         metrics_route=v["METRICS_ROUTE"],
         redis_url=v["REDIS_URL"] or None,
     )

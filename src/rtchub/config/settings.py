@@ -211,10 +211,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated proxy IPs whose X-Forwarded-For is believed for the client IP "
             "(rate limits, logs). Empty: never believed.", "security"),
     Setting("HTTP_RATE_PER_MIN", "--http-rate-per-min", _int(0), "0",
-            "Per-IP HTTP requests per minute (fixed window, 429 + Retry-After); 0 disables.",
+            "Per-IP HTTP requests per minute (fixed window, 429 + Retry-After; Socket.IO "
+            "handshakes count, its later polls do not); 0 disables.",
             "security"),
     Setting("WS_RATE_PER_MIN", "--ws-rate-per-min", _int(0), "0",
-            "Per-IP WebSocket upgrades per minute (fixed window, 429); 0 disables.", "security"),
+            "Per-IP WebSocket upgrades and Socket.IO handshakes per minute (fixed window, "
+            "429); 0 disables.", "security"),
+    Setting("MAX_CONNS_PER_IP", "--max-conns-per-ip", _int(0), "1000",
+            "Long-lived connections one client IP may hold at once (WebSockets on every path, "
+            "Socket.IO sessions on either transport); more get 429. An IPv6 /64 counts as "
+            "one IP; behind TRUST_PROXY, the forwarded address counts. 0 disables.",
+            "security"),
     # WebRTC
     Setting("RTC_CONFIG_JSON", "--rtc-config-json", _text,
             '{"iceServers": [{"urls": "stun:stun.l.google.com:19302"}]}',
@@ -304,6 +311,11 @@ SETTINGS: tuple[Setting, ...] = (
             "debug, info, warning, error.", "observability"),
     Setting("LOG_FORMAT", "--log-format", _log_format, "text",
             "text (one key=value line per event) or json (one JSON object per line).",
+            "observability"),
+    Setting("LOG_FAULT_RATE", "--log-fault-rate", parse_rate, "10/10s",
+            "Lines logged about client mistakes (malformed packets, bad request heads, "
+            "resets) per window, each one line at info without a traceback; the next line "
+            "says how many were left out. Server errors have a bound of the same size.",
             "observability"),
     Setting("METRICS_ROUTE", "--metrics-route", _text, "/metrics",
             "Path of the Prometheus endpoint.", "observability"),

@@ -60,6 +60,7 @@ class Gateway:
         """Start the endpoint's dialects on ``conn``; count it for drains and heartbeats."""
         hub = self.hub
         self._sessions[conn.id] = conn
+        hub.connection_opened(conn.remote)
         hub.track(Drainable(conn.id, conn.close))
         self.heartbeat.add(conn)
         return Session(conn, admission.endpoint.dialects, admission.params,
@@ -70,6 +71,7 @@ class Gateway:
         conn = self._sessions.pop(session.conn.id, None)
         if conn is not None:
             self.heartbeat.discard(conn)
+            self.hub.connection_closed(conn.remote)
         self.hub.untrack(session.conn.id)
 
     # -- the picows fast path ------------------------------------------------------------
