@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Concurrent", "FixedWindow"]
+__all__ = ["Concurrent", "FixedWindow", "Window"]
 
 
 @dataclass(slots=True)
@@ -99,3 +99,29 @@ class Concurrent:
 
     def __len__(self) -> int:
         return len(self._held)
+
+
+class Window:
+    """One key's fixed window (a connection's own budget): at most ``limit`` hits per
+    ``window`` seconds; ``limit`` 0 disables. ``hit`` returns None when allowed, else the
+    seconds until the window reopens."""
+
+    __slots__ = ("_count", "_start", "limit", "window")
+
+    def __init__(self, limit: int, window: float) -> None:
+        self.limit = limit
+        self.window = window
+        self._start = float("-inf")
+        self._count = 0
+
+    def hit(self, now: float) -> float | None:
+        """Count one hit at ``now``."""
+        if self.limit <= 0:
+            return None
+        if now - self._start >= self.window:
+            self._start, self._count = now, 1
+            return None
+        if self._count >= self.limit:
+            return max(self._start + self.window - now, 0.001)
+        self._count += 1
+        return None

@@ -199,6 +199,8 @@ class Limits:
     voice_max_streams: int = 32
     voice_max_receivers: int = 500
     voice_answer_timeout: float = 30.0
+    voice_offer_rate: tuple[int, float] = (5, 10.0)
+    voice_candidate_rate: tuple[int, float] = (100, 10.0)
     mp3_max_listeners: int = 500
     mp3_listener_buffer: int = 64
 
@@ -343,6 +345,8 @@ def load(environ: Mapping[str, str] | None = None,
         voice_max_streams=v["VOICE_MAX_STREAMS"],
         voice_max_receivers=v["VOICE_MAX_RECEIVERS"],
         voice_answer_timeout=v["VOICE_ANSWER_TIMEOUT"],
+        voice_offer_rate=v["VOICE_OFFER_RATE"],
+        voice_candidate_rate=v["VOICE_CANDIDATE_RATE"],
         mp3_max_listeners=v["MP3_MAX_LISTENERS"],
         mp3_listener_buffer=v["MP3_LISTENER_BUFFER"],
     )

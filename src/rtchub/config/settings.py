@@ -301,6 +301,13 @@ SETTINGS: tuple[Setting, ...] = (
             "WebRTC receivers per voice stream.", "limits"),
     Setting("VOICE_ANSWER_TIMEOUT", "--voice-answer-timeout", _positive_duration, "30s",
             "How long the server's offer to a receiver waits for webrtc_answer.", "limits"),
+    Setting("VOICE_OFFER_RATE", "--voice-offer-rate", parse_rate, "5/10s",
+            "webrtc_offer and start_receiving messages per voice connection (count/window; "
+            "each builds a server-side peer connection); more get rate_limited. 0 disables.",
+            "limits"),
+    Setting("VOICE_CANDIDATE_RATE", "--voice-candidate-rate", parse_rate, "100/10s",
+            "ice_candidate messages per voice connection (count/window); more get "
+            "rate_limited. 0 disables.", "limits"),
     Setting("MP3_MAX_LISTENERS", "--mp3-max-listeners", _int(1), "500",
             "HTTP MP3 listeners per voice stream.", "limits"),
     Setting("MP3_LISTENER_BUFFER", "--mp3-listener-buffer", _int(1), "64",
