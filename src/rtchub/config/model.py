@@ -30,6 +30,7 @@ __all__ = [
     "Limits",
     "ListenAddress",
     "OriginPolicy",
+    "TurnConfig",
     "load",
     "parse_listen_address",
     "parse_rtc_config",
@@ -168,6 +169,47 @@ class OriginPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnConfig:
+    """A TURN server sharing a secret with rtchub (coturn's REST convention): its URLs,
+    the secret (kept out of ``repr``, so out of logs), how long served credentials work,
+    and the user part of their usernames."""
+
+    urls: tuple[str, ...]
+    secret: str = field(repr=False)
+    ttl: float = 86400.0
+    user: str = "rtchub"
+
+    def __post_init__(self) -> None:
+        if not self.urls or not all(u.split(":", 1)[0] in ("turn", "turns")
+                                    for u in self.urls):
+            raise ValueError("turn: or turns: URLs")
+        if not self.secret:
+            raise ValueError("a shared secret")
+        if self.ttl <= 0:
+            raise ValueError("a positive TTL")
+        if ":" in self.user:
+            raise ValueError("a user name without ':'")
+
+
+def _turn(v: Mapping[str, Any]) -> TurnConfig | None:
+    urls = tuple(u.strip() for u in v["TURN_URLS"].split(",") if u.strip())
+    if not urls and not v["TURN_SECRET"]:
+        return None
+    if not urls:
+        raise ConfigError("TURN_SECRET is set but TURN_URLS is empty: expected the TURN "
+                          "server's turn: URLs beside its secret")
+    if not v["TURN_SECRET"]:
+        raise ConfigError(f"TURN_URLS={v['TURN_URLS']!r}: expected TURN_SECRET (the "
+                          "server's static-auth-secret) to be set too")
+    if not all(u.split(":", 1)[0] in ("turn", "turns") for u in urls):
+        raise ConfigError(f"TURN_URLS={v['TURN_URLS']!r}: expected comma-separated turn: "
+                          "or turns: URLs")
+    if ":" in v["TURN_USER"] or not v["TURN_USER"]:
+        raise ConfigError(f"TURN_USER={v['TURN_USER']!r}: expected a name without ':'")
+    return TurnConfig(urls, v["TURN_SECRET"], v["TURN_TTL"], v["TURN_USER"])
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """The configurable limits (defaults from seed 000)."""
 
@@ -213,6 +255,7 @@ class Config:
     stream_addr: ListenAddress | None = None
     origins: OriginPolicy = field(default_factory=OriginPolicy)
     rtc_config: Mapping[str, Any] = field(default_factory=lambda: {"iceServers": []})
+    turn: TurnConfig | None = None
     node_ips: tuple[str, ...] = ()
     udp_ports: tuple[int, int] | None = None
     tls_cert_file: str | None = None
@@ -355,6 +398,7 @@ def load(environ: Mapping[str, str] | None = None,
         stream_addr=stream_addr,
         origins=origins,
         rtc_config=rtc_config,
+        turn=_turn(v),
         node_ips=v["RTC_NODE_IP"],
         udp_ports=v["RTC_UDP_PORTS"],
         tls_cert_file=v["TLS_CERT_FILE"] or None,

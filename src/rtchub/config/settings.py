@@ -229,6 +229,20 @@ SETTINGS: tuple[Setting, ...] = (
             "iceTransportPolicy, bundlePolicy). Default: seed 000's public STUN server, so "
             "calls work across NATs; '{\"iceServers\": []}' turns it off (host candidates "
             "only: a LAN or one machine).", "webrtc"),
+    Setting("TURN_URLS", "--turn-urls", _text, "",
+            "Comma-separated turn:/turns: URLs of a TURN server that shares TURN_SECRET "
+            "(coturn: use-auth-secret). /api/rtc-config then adds them with fresh "
+            "time-limited credentials to RTC_CONFIG_JSON's iceServers. Empty: no TURN.",
+            "webrtc"),
+    Setting("TURN_SECRET", "--turn-secret", _text, "",
+            "The TURN server's shared secret (coturn: static-auth-secret); required with "
+            "TURN_URLS. Never logged, never sent to clients.", "webrtc"),
+    Setting("TURN_TTL", "--turn-ttl", _positive_duration, "24h",
+            "How long served TURN credentials work (the username is '<expiry>:<user>'). "
+            "Longer than the longest call: coturn checks the expiry on every refresh.",
+            "webrtc"),
+    Setting("TURN_USER", "--turn-user", _text, "rtchub",
+            "The user part of served TURN usernames (coturn logs it).", "webrtc"),
     Setting("RTC_NODE_IP", "--rtc-node-ip", parse_ip_list, "",
             "Comma-separated IPs the server's own WebRTC peers gather and advertise "
             "(like LiveKit node_ip); empty lets aioice pick non-loopback addresses.", "webrtc"),
