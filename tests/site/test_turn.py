@@ -129,7 +129,10 @@ async def call(server: dict[str, Any]) -> tuple[str, bytes | None]:
 
     @b.on("datachannel")
     def on_channel(channel: Any) -> None:
-        channel.on("message", lambda m: got.done() or got.set_result(m))
+        @channel.on("message")
+        def on_message(message: bytes) -> None:
+            if not got.done():
+                got.set_result(message)
 
     for pc in (a, b):
         @pc.on("connectionstatechange")
