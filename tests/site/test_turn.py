@@ -129,10 +129,11 @@ async def call(server: dict[str, Any]) -> tuple[str, bytes | None]:
 
     @b.on("datachannel")
     def on_channel(channel: Any) -> None:
-        @channel.on("message")
         def on_message(message: bytes) -> None:
             if not got.done():
                 got.set_result(message)
+
+        channel.on("message", on_message)
 
     for pc in (a, b):
         @pc.on("connectionstatechange")
