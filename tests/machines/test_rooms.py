@@ -115,9 +115,9 @@ class RoomsMachine(LoopMachine):
                 else:
                     assert kind in ("room_members", "joined", "left", "peer_left",
                                     "member_left", "member_joined"), msg
-                    room = msg.get("room")
-                    assert room is None or self.where[c] is None or room == self.where[c][0], \
-                        f"client {c} in {self.where[c]} told about room {room}: {msg}"
+                    room, place = msg.get("room"), self.where[c]
+                    assert room is None or place is None or room == place[0], \
+                        f"client {c} in {place} told about room {room}: {msg}"
         assert not self.expected, f"relays never delivered: {self.expected}"
         assert self.errors_due == [0] * CLIENTS, f"errors never sent: {self.errors_due}"
 
