@@ -179,3 +179,4 @@ class Hub:
     def connection_closed(self, remote: str) -> None:
         """The connection counted by :meth:`connection_opened` is gone."""
         self.ip_connections.remove(ip_key(remote))
+        self.changes.notify()

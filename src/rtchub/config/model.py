@@ -234,6 +234,8 @@ class Limits:
     pair_redeem_failures_per_min: int = 20
     match_request_rate: tuple[int, float] = (1, 5.0)
     match_message_rate: tuple[int, float] = (10, 60.0)
+    match_offer_rate: tuple[int, float] = (10, 10.0)
+    match_candidate_rate: tuple[int, float] = (100, 10.0)
     match_max_name: int = 64
     match_max_message: int = 1000
     match_max_image: int = 32 * 1024
@@ -381,6 +383,8 @@ def load(environ: Mapping[str, str] | None = None,
         pair_redeem_failures_per_min=v["PAIR_REDEEM_FAILURES_PER_MIN"],
         match_request_rate=v["MATCH_REQUEST_RATE"],
         match_message_rate=v["MATCH_MESSAGE_RATE"],
+        match_offer_rate=v["MATCH_OFFER_RATE"],
+        match_candidate_rate=v["MATCH_CANDIDATE_RATE"],
         match_max_name=v["MATCH_MAX_NAME"],
         match_max_message=v["MATCH_MAX_MESSAGE"],
         match_max_image=v["MATCH_MAX_IMAGE"],

@@ -300,6 +300,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MATCH_MESSAGE_RATE", "--match-message-rate", parse_rate, "10/1m",
             "newMessage chat events per user (count/window, fixed window); 0 disables.",
             "match"),
+    Setting("MATCH_OFFER_RATE", "--match-offer-rate", parse_rate, "10/10s",
+            "negotiation-call-offer and -answer events per user (count/window); more get "
+            "rate_limited. 0 disables.", "match"),
+    Setting("MATCH_CANDIDATE_RATE", "--match-candidate-rate", parse_rate, "100/10s",
+            "send-new-ice-candidates events per user (count/window); more get rate_limited. "
+            "0 disables.", "match"),
     Setting("MATCH_MAX_NAME", "--match-max-name", _int(1, 1024), "64",
             "Longest display name in request-room (characters).", "match"),
     Setting("MATCH_MAX_MESSAGE", "--match-max-message", _int(1, 1 << 20), "1000",

@@ -24,15 +24,17 @@ import socketio
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
+from rtchub.base.faultlog import FaultLog
 from rtchub.base.tasks import TaskOwner
-from rtchub.errors import RtcHubError
+from rtchub.errors import RtcHubError, UnknownType
 from rtchub.features.match import wire
+from rtchub.features.match.engine import MatchSocketServer, handshake_limits
 from rtchub.features.match.events import EVENTS
 from rtchub.features.match.handler import MatchSession
 from rtchub.features.match.service import Matchmaker
 from rtchub.hub import Drainable, Hub, Lifecycle
 from rtchub.net.executor import SerialExecutor
-from rtchub.net.http import HUB, json_response, remote_of
+from rtchub.net.http import HUB, json_response
 from rtchub.web import WEB_DIR
 
 __all__ = ["MATCH", "MatchServer", "setup"]
@@ -125,8 +127,12 @@ class MatchServer:
         def allowed(origin: str | None, environ: object = None) -> bool:
             return origins.allows(origin)
 
-        self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", async_handlers=False, logger=False, engineio_logger=False,
+        burst, period = hub.config.log_fault_rate
+        faults = FaultLog(logging.getLogger("rtchub.socketio"), hub.clock, burst=burst,
+                          period=period, errors_are_faults=True)
+        self.sio = MatchSocketServer(
+            hub, wire.CLIENT_EVENTS, self._refused,
+            async_mode="aiohttp", async_handlers=False, logger=faults, engineio_logger=faults,
             cors_allowed_origins=allowed,
             max_http_buffer_size=limits.max_message_bytes,
             ping_interval=hub.config.heartbeat, ping_timeout=hub.config.heartbeat)
@@ -134,7 +140,6 @@ class MatchServer:
         self.sio.on("disconnect", self._disconnect)
         for event in wire.CLIENT_EVENTS:
             self.sio.on(event, self._handler(event))
-        self.sio.on("*", self._unknown)
         hub.stats.add_gauges("rtchub_match_sockets", "Socket.IO matchmaking connections now.",
                              lambda: {"": float(len(self.clients))})
         hub.stats.add_counters("rtchub_match_pairs", "Pairs matched by this node.", "",
@@ -150,14 +155,7 @@ class MatchServer:
         if hub.state is not Lifecycle.READY:
             raise socketio.exceptions.ConnectionRefusedError(
                 "server is starting or draining", {"code": "capacity"})
-        request = environ.get("aiohttp.request")
-        remote = remote_of(request) if isinstance(request, web.Request) else "unknown"
-        retry = hub.ws_upgrades.hit(remote, hub.clock())
-        if retry is not None:
-            hub.stats.http_rejections["ws_rate"] += 1
-            raise socketio.exceptions.ConnectionRefusedError(
-                f"too many connections from {remote}",
-                {"code": "rate_limited", "retry_after": round(retry, 3)})
+        # (the Engine.IO handshake already passed the per-IP limits: engine.handshake_limits)
         self.clients[sid] = _Client(self, sid, self.sio.manager.eio_sid_from_sid(sid, "/"))
         hub.track(Drainable(sid, lambda code, reason: self.close_all()))
         hub.stats.connections_total += 1
@@ -199,11 +197,13 @@ class MatchServer:
                 client.executor.submit(client.session.handle, event, args[0] if args else None)
         return handle
 
-    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
+    def _refused(self, sid: str, event: str) -> None:
+        """An event that is not seed 001's (reserved, unknown): never dispatched, answered
+        with unknown_type in order, after everything queued before it."""
         client = self.clients.get(sid)
-        if client is not None:    # answered in order, after everything queued before it
+        if client is not None:
             self.hub.stats.frames_in["unknown"] += 1
-            client.executor.submit(client.session.handle, event, args[0] if args else None)
+            client.executor.submit(_unknown_event, event, None)
 
     async def status(self, request: web.Request) -> web.Response:
         """``GET /api/status``: queue and room counts (seed 001)."""
@@ -240,6 +240,10 @@ class MatchServer:
     async def cleanup(self, app: web.Application) -> None:
         """Cancel the writer tasks still running."""
         await self.tasks.close()
+
+
+def _unknown_event(event: str, _: object) -> None:
+    raise UnknownType(f"unknown event {event[:80]!r}")
 
 
 MATCH = web.AppKey("match", MatchServer)
@@ -291,5 +295,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/match", match_page)
     app.router.add_get("/vendor/{name}", vendor)
     app.middlewares.append(_track_websockets(server))
+    app.middlewares.append(handshake_limits(server.hub))
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.cleanup)
