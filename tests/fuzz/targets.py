@@ -82,6 +82,14 @@ def pairing(data: bytes) -> None:
         pairing_wire.parse_query(query)
 
 
+def rendezvous(data: bytes) -> None:
+    """A ``POST /rendezvous/redeem`` body, for codes of 4 and 6 digits (seed 004)."""
+    for digits in (4, 6):
+        with contextlib.suppress(RtcHubError):
+            code = pairing_wire.parse_redeem(data, digits)
+            assert len(code) == digits and code.isascii() and code.isdigit(), code
+
+
 def match(data: bytes) -> None:
     """A Socket.IO packet as python-socketio decodes it (only ValueError-like errors, which
     rtchub logs as a client's fault), then an event's payload through seed 001's
@@ -242,7 +250,7 @@ def head(data: bytes) -> None:
 
 TARGETS: Final[dict[str, Target]] = {
     "rooms": rooms, "voice": voice, "pairing": pairing, "match": match, "sdp": sdp,
-    "rtp": rtp, "rtcp": rtcp, "head": head,
+    "rtp": rtp, "rtcp": rtcp, "head": head, "rendezvous": rendezvous,
 }
 _ORDER: Final = tuple(TARGETS.values())
 
@@ -292,6 +300,8 @@ SEEDS: Final[dict[str, list[bytes]]] = {
               _j(["send-new-ice-candidates", {"to": "s2", "candidate": _CANDIDATE}]),
               _j(["newMessage", {"message": "hi", "roomId": "r1", "remoteSocket": "s2"}]),
               _j(["stop-call"]), b'42["request-room",{"name":"Ann"}]', b"40", b"451-[\"x\"]"],
+    "rendezvous": [b'{"code": "0421"}', b'{"code": " 042117 "}', b'{"code": 421}', b"{}",
+                   b'{"code": "\\u0661\\u0662\\u0663\\u0664"}'],
     "sdp": [_j({"type": "offer", "sdp": _OFFER}), _OFFER.encode(), _j(_CANDIDATE),
             _j({"type": "rollback"})],
     "rtp": [bytes.fromhex("80600001000000640000abcd" "9080003001" "9d012a" "8002e001"),

@@ -125,3 +125,9 @@ class Window:
             return max(self._start + self.window - now, 0.001)
         self._count += 1
         return None
+
+    def check(self, now: float) -> float | None:
+        """Without counting: the seconds until the window reopens when it is full."""
+        if self.limit <= 0 or now - self._start >= self.window or self._count < self.limit:
+            return None
+        return max(self._start + self.window - now, 0.001)

@@ -292,8 +292,25 @@ SETTINGS: tuple[Setting, ...] = (
             "Unacknowledged mailbox messages held per pair side before 'send' is refused.",
             "limits"),
     Setting("PAIR_REDEEM_FAILURES_PER_MIN", "--pair-redeem-failures-per-min", _int(0), "20",
-            "Failed code redeems per client IP per minute before 429 (stops guessing); "
-            "0 disables.", "limits"),
+            "Failed code redeems per client IP per minute before 429 (stops guessing); an "
+            "IPv6 /64 counts as one IP. 0 disables.", "limits"),
+    Setting("PAIR_MAILBOX_BYTES", "--pair-mailbox-bytes", _bounded_size(1024), "1MiB",
+            "Unacknowledged mailbox bytes held per pair side before 'send' is refused "
+            "(queue_full).", "limits"),
+    Setting("PAIR_MAILBOX_TOTAL", "--pair-mailbox-total", _bounded_size(1024), "256MiB",
+            "Mailbox bytes all pairs of this server may hold together; past it every 'send' "
+            "gets queue_full until messages are acknowledged or pairs expire.", "limits"),
+    Setting("PAIR_MINTS_PER_MIN", "--pair-mints-per-min", _int(0), "30",
+            "Codes one client IP may mint per minute (429 + Retry-After); an IPv6 /64 counts "
+            "as one IP. 0 disables.", "limits"),
+    Setting("PAIR_MAX_PER_IP", "--pair-max-per-ip", _int(0), "20",
+            "Live pairs one client IP may have minted at once (429 until one expires); 0 "
+            "disables.", "limits"),
+    Setting("PAIR_REDEEM_BUDGET_PER_MIN", "--pair-redeem-budget-per-min", _int(0), "100",
+            "Failed code redeems per minute from all clients together; past it every redeem "
+            "gets 429 for the rest of the minute, rtchub_pair_codes_total{event="
+            "\"budget_exhausted\"} counts and one warning is logged (someone is guessing "
+            "codes: docs/security.md has the odds). 0 disables.", "limits"),
     # matchmaking (seed 001, Socket.IO at /socket.io/)
     Setting("MATCH_REQUEST_RATE", "--match-request-rate", parse_rate, "1/5s",
             "request-room events per user (count/window, fixed window); 0 disables.", "match"),
