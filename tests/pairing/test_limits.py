@@ -18,7 +18,7 @@ from tests.net.test_limits import captured
 from tests.pairing.support import mint, pairing_server, post, side
 from tests.support import FakeClock
 
-PROXY = {"trusted_proxies": ("127.0.0.1",)}
+PROXY: dict[str, Any] = {"trusted_proxies": ("127.0.0.1",)}
 
 
 def via(ip: str) -> dict[str, str]:
