@@ -12,8 +12,9 @@ are the same for every dialect:
 * the process never dies: the server answers /healthz after every example.
 
 In the suite each machine runs a few short examples (seconds). By hand, scale it up with
-``RTCHUB_MACHINE_EXAMPLES`` and ``RTCHUB_MACHINE_STEPS``; the frames sent are counted in
-:data:`TALLY` and printed at the end (docs/reliability.md has the command).
+``RTCHUB_MACHINE_EXAMPLES``, ``RTCHUB_MACHINE_STEPS`` and ``RTCHUB_MACHINE_BURST`` (frames a
+relay or junk step sends back to back); the frames sent are counted in :data:`TALLY` and
+printed at the end (docs/reliability.md has the command).
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ T = TypeVar("T")
 
 EXAMPLES = int(os.environ.get("RTCHUB_MACHINE_EXAMPLES", "3"))
 STEPS = int(os.environ.get("RTCHUB_MACHINE_STEPS", "25"))
+# frames a relay or junk step sends back to back before the clients settle
+BURST = int(os.environ.get("RTCHUB_MACHINE_BURST", "3"))
+bursts = st.integers(1, BURST)
 SETTINGS = settings(max_examples=EXAMPLES, stateful_step_count=STEPS, deadline=None,
                     suppress_health_check=list(HealthCheck), derandomize=False)
 # frames sent by every machine in this process, by dialect (printed at exit when scaled up)

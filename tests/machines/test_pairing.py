@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
-from tests.machines.base import JUNK, SETTINGS, LoopMachine
+from tests.machines.base import JUNK, SETTINGS, LoopMachine, bursts
 from tests.pairing.support import post
 from tests.support import WsClient
 
@@ -51,28 +51,32 @@ class PairingMachine(LoopMachine):
     def other(c: int) -> int:
         return c ^ 1
 
-    @rule(c=clients, kind=st.sampled_from(("offer", "answer", "ice", "sender_ready")))
-    def relay(self, c: int, kind: str) -> None:
-        tag = self.tag()
-        self.expected[tag] = self.other(c)
-        self.run(self.ws[c].send({"type": kind, "tag": tag}))
-        self.sent()
+    @rule(c=clients, kind=st.sampled_from(("offer", "answer", "ice", "sender_ready")),
+          n=bursts)
+    def relay(self, c: int, kind: str, n: int) -> None:
+        for _ in range(n):
+            tag = self.tag()
+            self.expected[tag] = self.other(c)
+            self.run(self.ws[c].send({"type": kind, "tag": tag}))
+        self.sent(n)
         self.settle()
 
-    @rule(c=clients)
-    def send_mail(self, c: int) -> None:
-        tag = self.tag()
-        self.mail[tag] = self.other(c)
-        self.unseen.add(tag)
-        self.run(self.ws[c].send({"type": "send", "payload": {"tag": tag}}))
-        self.sent()
+    @rule(c=clients, n=bursts)
+    def send_mail(self, c: int, n: int) -> None:
+        for _ in range(n):
+            tag = self.tag()
+            self.mail[tag] = self.other(c)
+            self.unseen.add(tag)
+            self.run(self.ws[c].send({"type": "send", "payload": {"tag": tag}}))
+        self.sent(n)
         self.settle()
 
-    @rule(c=clients, junk=JUNK)
-    def junk(self, c: int, junk: str) -> None:
-        self.run(self.ws[c].send_raw(junk))
-        self.sent()
-        self.errors_due[c] += 1
+    @rule(c=clients, junk=JUNK, n=bursts)
+    def junk(self, c: int, junk: str, n: int) -> None:
+        for _ in range(n):
+            self.run(self.ws[c].send_raw(junk))
+        self.sent(n)
+        self.errors_due[c] += n
         self.settle()
 
     @rule(c=clients, to=st.sampled_from(("Z", 7, None, "")))

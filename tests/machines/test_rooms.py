@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import strategies as st
 from hypothesis.stateful import invariant, rule
 
-from tests.machines.base import JUNK, SETTINGS, LoopMachine
+from tests.machines.base import JUNK, SETTINGS, LoopMachine, bursts
 from tests.support import WsClient
 
 CLIENTS = 4
@@ -66,8 +66,13 @@ class RoomsMachine(LoopMachine):
         self.settle()
 
     @rule(c=clients, kind=st.sampled_from(("offer", "answer", "candidate", "hangup")),
-          to=st.sampled_from(IDS))
-    def relay(self, c: int, kind: str, to: str) -> None:
+          to=st.sampled_from(IDS), n=bursts)
+    def relay(self, c: int, kind: str, to: str, n: int) -> None:
+        for _ in range(n):
+            self.relay_one(c, kind, to)
+        self.settle()
+
+    def relay_one(self, c: int, kind: str, to: str) -> None:
         tag = self.tag()
         body: dict[str, Any] = {"type": kind, "to": to, "tag": tag}
         if kind in ("offer", "answer"):
@@ -82,13 +87,13 @@ class RoomsMachine(LoopMachine):
             self.errors_due[c] += 1   # not in a room, or nobody by that ID there
         self.run(self.ws[c].send(body))
         self.sent()
-        self.settle()
 
-    @rule(c=clients, junk=JUNK)
-    def junk(self, c: int, junk: str) -> None:
-        self.run(self.ws[c].send_raw(junk))
-        self.sent()
-        self.errors_due[c] += 1
+    @rule(c=clients, junk=JUNK, n=bursts)
+    def junk(self, c: int, junk: str, n: int) -> None:
+        for _ in range(n):
+            self.run(self.ws[c].send_raw(junk))
+        self.sent(n)
+        self.errors_due[c] += n
         self.settle()
 
     @rule(c=clients)
