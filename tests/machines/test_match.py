@@ -34,7 +34,7 @@ class MatchMachine(LoopMachine):
 
     def overrides(self) -> dict[str, Any]:
         off = (0, 60.0)
-        return {"match_request_rate": off, "match_message_rate": off,
+        return {**super().overrides(), "match_request_rate": off, "match_message_rate": off,
                 "match_offer_rate": off, "match_candidate_rate": off}
 
     async def close_clients(self) -> None:

@@ -33,7 +33,7 @@ class RoomsMachine(LoopMachine):
         self.errors_due = [0] * CLIENTS
 
     def overrides(self) -> dict[str, Any]:
-        return {"max_room_members": 3}
+        return {**super().overrides(), "max_room_members": 3}
 
     async def close_clients(self) -> None:
         for ws in self.ws:

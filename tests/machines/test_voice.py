@@ -46,7 +46,8 @@ class VoiceMachine(LoopMachine):
         self.errors_due = [0] * CLIENTS
 
     def overrides(self) -> dict[str, Any]:
-        return {"voice_offer_rate": (0, 60.0), "voice_candidate_rate": (0, 60.0)}
+        off = (0, 60.0)
+        return {**super().overrides(), "voice_offer_rate": off, "voice_candidate_rate": off}
 
     async def close_clients(self) -> None:
         for ws in self.ws:

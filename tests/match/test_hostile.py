@@ -10,6 +10,7 @@ malformed packet was a traceback at ERROR.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -160,3 +161,14 @@ async def test_malformed_packets_log_one_info_line_each_within_the_bound() -> No
             assert record.levelno == logging.INFO, record.getMessage()
             assert record.exc_info is None
         assert not engine.records     # engine.io's own logger (and its handler) is not used
+
+
+async def test_a_client_past_the_message_rate_is_disconnected() -> None:
+    async with running(ws_msg_rate=(10, 60.0)) as srv, sio_clients(srv.url, 2) as (a, b):
+        for _ in range(10):
+            await a.emit("no-such-event")
+            assert (await a.error("unknown_type"))["event"] == "no-such-event"
+        await a.emit("no-such-event")
+        await asyncio.wait_for(a.disconnected.wait(), 5)
+        assert srv.hub.stats.closes["msg_rate"] == 1
+        assert await b.sync() == []

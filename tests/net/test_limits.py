@@ -176,3 +176,21 @@ def test_server_errors_keep_their_traceback_under_a_bound() -> None:
         assert [r.levelno for r in lines.records] == [logging.ERROR] * 2
         assert all(r.exc_info is not None for r in lines.records)
         assert log.errors == 5
+
+
+@STACKS
+async def test_a_connection_past_the_message_rate_is_closed(kept_alive: bool) -> None:
+    clock = FakeClock()
+    async with running(clock=clock, ws_msg_rate=(20, 10.0)) as srv:
+        raw, _ = await RawWs.open(srv.port, "/ws/rooms", kept_alive=kept_alive)
+        for _ in range(20):
+            await raw.send(0x1, b'{"type":"ping"}')
+            assert await raw.recv() == (0x1, b'{"type":"pong"}')
+        clock.advance(10)          # a new window: 20 more
+        for _ in range(20):
+            await raw.send(0x1, b'{"type":"ping"}')
+            assert await raw.recv() == (0x1, b'{"type":"pong"}')
+        await raw.send(0x1, b'{"type":"ping"}')
+        assert await raw.close_code() == 1008
+        assert srv.hub.stats.closes["msg_rate"] == 1
+        raw.close()

@@ -220,6 +220,7 @@ class Limits:
     send_buffer: int = 64
     send_timeout: float = 2.0
     pending_max: int = 256
+    ws_msg_rate: tuple[int, float] = (2000, 10.0)
     max_message_bytes: int = 1 << 20
     sdp_max_bytes: int = 64 * 1024
     sdp_max_media: int = 64
@@ -374,6 +375,7 @@ def load(environ: Mapping[str, str] | None = None,
         send_buffer=v["WS_SEND_BUFFER"],
         send_timeout=v["WS_SEND_TIMEOUT"],
         pending_max=v["WS_PENDING_MAX"],
+        ws_msg_rate=v["WS_MSG_RATE"],
         max_message_bytes=v["WS_MAX_MSG"],
         sdp_max_bytes=v["SDP_MAX_BYTES"],
         sdp_max_media=v["SDP_MAX_MEDIA"],

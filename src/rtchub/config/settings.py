@@ -267,6 +267,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("WS_SEND_TIMEOUT", "--ws-send-timeout", _positive_duration, "2s",
             "How long a client may keep queued messages unsent before it is disconnected.",
             "limits"),
+    Setting("WS_MSG_RATE", "--ws-msg-rate", parse_rate, "2000/10s",
+            "Messages one connection may send (WebSocket frames on every path, Socket.IO "
+            "events); past it the connection is closed (1008, or a Socket.IO disconnect): a "
+            "flood of frames costs the server a parse each. 0 disables.", "limits"),
     Setting("WS_PENDING_MAX", "--ws-pending-max", _int(1), "256",
             "Frames a connection may send while its join/leave is still being processed; "
             "more get error queue_full.", "limits"),

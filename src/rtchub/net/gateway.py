@@ -65,7 +65,8 @@ class Gateway:
         self.heartbeat.add(conn)
         return Session(conn, admission.endpoint.dialects, admission.params,
                        courier=hub.courier, spawn=hub.tasks.spawn, stats=hub.stats,
-                       pending_max=hub.config.limits.pending_max, on_end=self._ended)
+                       pending_max=hub.config.limits.pending_max, on_end=self._ended,
+                       clock=hub.clock, msg_rate=hub.config.limits.ws_msg_rate)
 
     def _ended(self, session: Session) -> None:
         conn = self._sessions.pop(session.conn.id, None)

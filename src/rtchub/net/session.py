@@ -15,8 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.clock import Clock
+from rtchub.base.connection import CloseCode, Connection, ErrorReply
 from rtchub.base.metrics import Stats
+from rtchub.base.ratelimit import Window
 from rtchub.cluster.courier import Courier
 from rtchub.errors import ProtocolError, RtcHubError, UnknownType
 from rtchub.net.connection import NetConnection
@@ -70,13 +72,17 @@ class Dialect(Protocol):
 class Session:
     """Routes frames in and events out of one connection; see the module docstring."""
 
-    __slots__ = ("_closed", "_conn", "_courier", "_events", "_executor", "_handlers",
-                 "_on_end", "_routes", "_stats")
+    __slots__ = ("_clock", "_closed", "_conn", "_courier", "_events", "_executor", "_handlers",
+                 "_on_end", "_rate", "_routes", "_stats")
 
     def __init__(self, conn: NetConnection, dialects: Sequence[Dialect], params: Any, *,
                  courier: Courier, spawn: Spawn, stats: Stats, pending_max: int,
-                 on_end: Callable[[Session], None]) -> None:
+                 on_end: Callable[[Session], None], clock: Clock | None = None,
+                 msg_rate: tuple[int, float] = (0, 1.0)) -> None:
         self._conn = conn
+        self._clock = clock
+        # WS_MSG_RATE: a client past it is closed (each frame costs the server a parse)
+        self._rate = Window(*msg_rate) if clock is not None else None
         self._courier = courier
         self._stats = stats
         self._on_end = on_end
@@ -104,8 +110,21 @@ class Session:
         """The connection this session serves."""
         return self._conn
 
+    def _flooding(self) -> bool:
+        """Count one message against WS_MSG_RATE; past it, close (True)."""
+        rate = self._rate
+        if rate is None or self._clock is None or rate.hit(self._clock()) is None:
+            return False
+        if not self._conn.closed:
+            self._stats.closes["msg_rate"] += 1
+            self._conn.close(CloseCode.POLICY, f"more than {rate.limit} messages in "
+                                               f"{rate.window:g}s (WS_MSG_RATE)")
+        return True
+
     def on_text(self, data: bytes, received_ns: int) -> None:
         """Parse, route, and apply through the executor; every failure becomes an error."""
+        if self._rate is not None and self._flooding():
+            return
         try:
             obj = parse_frame(data)
             kind = obj["type"]
@@ -121,6 +140,8 @@ class Session:
 
     def on_binary(self, data: bytes) -> None:
         """Binary frames are not part of any JSON dialect."""
+        if self._flooding():
+            return
         self._stats.frames_in["binary"] += 1
         self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
 

@@ -25,6 +25,7 @@ from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
 from rtchub.base.faultlog import FaultLog
+from rtchub.base.ratelimit import Window
 from rtchub.base.tasks import TaskOwner
 from rtchub.errors import RtcHubError, UnknownType
 from rtchub.features.match import wire
@@ -49,8 +50,8 @@ _VENDOR = {"socket.io.min.js": "text/javascript", "socket.io.min.js.map": "appli
 class _Client:
     """One Socket.IO connection: its session, serial executor and bounded outbox."""
 
-    __slots__ = ("_server", "_writing", "closed", "eio_sid", "executor", "outbox", "session",
-                 "sid")
+    __slots__ = ("_server", "_writing", "closed", "eio_sid", "executor", "outbox", "rate",
+                 "session", "sid")
 
     def __init__(self, server: MatchServer, sid: str, eio_sid: str) -> None:
         hub = server.hub
@@ -64,6 +65,21 @@ class _Client:
                                     server.matchmaker, self.emit, hub.stats)
         self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
                                        hub.config.limits.pending_max, sid)
+        self.rate = Window(*hub.config.limits.ws_msg_rate)
+
+    def flooding(self) -> bool:
+        """Count one event against WS_MSG_RATE; past it, disconnect (True)."""
+        server = self._server
+        if self.closed or self.rate.hit(server.hub.clock()) is None:
+            return self.closed
+        log.info("match: %s sent more than %d events in %gs (WS_MSG_RATE); disconnecting",
+                 self.sid, self.rate.limit, self.rate.window)
+        server.hub.stats.closes["msg_rate"] += 1
+        self.closed = True
+        self.outbox.clear()
+        with contextlib.suppress(RuntimeError):
+            server.tasks.spawn(server.sio.disconnect(self.sid), name="match-drop")
+        return True
 
     def deliver(self, event: object) -> None:
         """The courier's entry (it routes only matchmaking events here)."""
@@ -192,7 +208,7 @@ class MatchServer:
     def _handler(self, event: str) -> Callable[..., Coroutine[Any, Any, None]]:
         async def handle(sid: str, *args: Any) -> None:
             client = self.clients.get(sid)
-            if client is not None:
+            if client is not None and not client.flooding():
                 self.hub.stats.frames_in[event] += 1
                 client.executor.submit(client.session.handle, event, args[0] if args else None)
         return handle
@@ -201,7 +217,7 @@ class MatchServer:
         """An event that is not seed 001's (reserved, unknown): never dispatched, answered
         with unknown_type in order, after everything queued before it."""
         client = self.clients.get(sid)
-        if client is not None:
+        if client is not None and not client.flooding():
             self.hub.stats.frames_in["unknown"] += 1
             client.executor.submit(_unknown_event, event, None)
 
