@@ -6,6 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from rtchub import __version__
 from rtchub.config import ConfigError, load
 from rtchub.config.settings import SETTINGS
 
@@ -38,31 +39,62 @@ def _config_markdown() -> str:
     return "\n".join(lines)
 
 
+_TRANSFER_HELP = {
+    "send": """\
+Send PATH straight to one other person: a file, a directory with everything
+in it, or - for standard input. Prints a short code to give them; they run
+'rtchub receive CODE'. The code works once, until the time printed (the
+server's code lifetime, 10 minutes unless its ROOM_TTL says otherwise).
+Both sides then show a verification string, and the receiver is asked to
+compare it with yours before anything is sent.""",
+    "receive": """\
+Receive what the person who ran 'rtchub send' offers. Before anything is
+received you are asked whether the sender shows the same verification
+string; answer n if not (the sender is told the connection was refused as
+unverified). A file arrives as NAME.part and takes its name only once its
+SHA-256 matches; a directory is unpacked only then.""",
+}
+
+
 def _transfer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--server", metavar="URL", default=None,
-                        help="rtchub server [env RTCHUB_SERVER, default http://localhost:8080]")
+                        help="the rtchub server both sides use, such as http://hub.example:8080 "
+                        "[env RTCHUB_SERVER, default http://localhost:8080]")
     common.add_argument("--node-ip", metavar="IPS", default=None,
-                        help="comma list of local IPs for ICE (loopback allowed) "
-                        "[env RTC_NODE_IP; default: every non-loopback address]")
-    common.add_argument("--yes", action="store_true",
-                        help="accept without asking (for scripts)")
-    send = sub.add_parser("send", parents=[common], help="send a file peer to peer",
-                          description="Mint a pairing code, print it, and send FILE to "
-                          "whoever runs 'rtchub receive CODE'.")
-    send.add_argument("file", metavar="FILE")
+                        help="the local addresses to connect from, comma separated "
+                        "(127.0.0.1 when both sides are on this machine) [env RTC_NODE_IP; "
+                        "default: every address but loopback]")
+    common.add_argument("--timeout", metavar="SECONDS", type=float, default=None,
+                        help="how long the other side may stay silent before giving up "
+                        "(default 30)")
+    raw = argparse.RawDescriptionHelpFormatter
+    send = sub.add_parser(
+        "send", parents=[common], help="send a file or a directory; prints a code",
+        formatter_class=raw, description=_TRANSFER_HELP["send"],
+        epilog="examples:\n  rtchub send holiday.mp4\n  rtchub send photos/\n"
+        "  tar c photos | rtchub send -")
+    send.add_argument("path", metavar="PATH", help="a file, a directory, or - for standard input")
     send.add_argument("--chunk-kib", type=int, default=None, metavar="N",
-                      help="data channel message size in KiB, 1-256 (default 64)")
-    receive = sub.add_parser("receive", parents=[common], help="receive a file by code",
-                             description="Redeem CODE and receive the sender's file.")
-    receive.add_argument("code", metavar="CODE")
+                      help="data channel message size in KiB, 1-256 (default 64; for "
+                      "measurements)")
+    receive = sub.add_parser(
+        "receive", parents=[common], help="receive what the sender offers, by its code",
+        formatter_class=raw, description=_TRANSFER_HELP["receive"],
+        epilog="examples:\n  rtchub receive 4821\n  rtchub receive 4821 -o ~/Downloads\n"
+        "  rtchub receive 4821 --yes -o - | tar x")
+    receive.add_argument("code", metavar="CODE", help="the code the sender's side printed")
     receive.add_argument("-o", "--output", metavar="PATH", default=None,
-                         help="file or directory to write to (default: the current directory)")
+                         help="where to put it: a directory to put it in, a new name, or - "
+                         "for standard output (default: the current directory)")
+    receive.add_argument("--yes", action="store_true",
+                         help="do not ask (the verification string is still printed)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="rtchub", description="Self-hosted WebRTC server.")
+    parser.add_argument("--version", action="version", version=f"rtchub {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _transfer_parsers(sub)
@@ -73,10 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from rtchub.client import commands
 
         if args.command == "send":
-            return commands.run_send(args.file, args.server, args.yes, args.node_ip,
+            return commands.run_send(args.path, args.server, args.node_ip, args.timeout,
                                      args.chunk_kib)
         return commands.run_receive(args.code, args.output, args.server, args.yes,
-                                    args.node_ip)
+                                    args.node_ip, args.timeout)
     if args.command == "config":
         print(_config_markdown())
         return 0

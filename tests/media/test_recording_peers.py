@@ -24,9 +24,9 @@ from aiortc.rtp import RtpPacket
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats, Uplink
 from rtchub.media.recording import RecordingState, RoomRecording
-from tests.voice.audio import ToneTrack, dominant_frequency, mono_samples
 from tests.media.recsupport import picture, probe
 from tests.media.test_recording_room import span
+from tests.voice.audio import ToneTrack, dominant_frequency, mono_samples
 
 TIMEOUT = 20.0
 

@@ -14,6 +14,7 @@ import pytest
 
 from rtchub.config import ConfigError, load
 from tests.pairing.support import mint, pairing_server, post, side
+from tests.rawws import RawWs, frame
 from tests.support import FakeClock, WsClient, heartbeat_round, make_config, running, self_signed
 
 
@@ -54,6 +55,22 @@ async def test_mailbox_survives_a_reconnect_without_loss_or_duplicates() -> None
         await b.send({"type": "send", "payload": "back"})
         assert await a.recv() == {"type": "send", "seq": 1, "from": "B", "payload": "back"}
         await a.close()
+        await b.close()
+
+
+async def test_what_a_side_sent_before_it_closed_is_kept() -> None:
+    async with pairing_server() as (srv, _):
+        app_id = (await mint(srv))["appID"]
+        raw, _head = await RawWs.open(srv.port, f"/ws?appID={app_id}&side=A")
+        # right after the upgrade, while the join is still being applied: a message, a close
+        raw.write(frame(0x1, b'{"type":"send","payload":"last words"}')
+                  + frame(0x8, (1000).to_bytes(2, "big")))
+        await srv.hub.changes.wait_for(lambda: not srv.hub.connections, 5)
+        raw.close()
+        b = await side(srv, app_id, "B")
+        await b.send({"type": "hello", "deliveredUpTo": 0})
+        mail = await b.expect("send")
+        assert (mail["seq"], mail["from"], mail["payload"]) == (1, "A", "last words")
         await b.close()
 
 

@@ -36,7 +36,11 @@ class Progress:
 
     def update(self, n: int) -> None:
         """Count ``n`` more bytes."""
-        self.done += n
+        self.set(self.done + n)
+
+    def set(self, done: int) -> None:
+        """``done`` bytes so far."""
+        self.done = done
         now = self._clock()
         if now - self._last >= self._interval:
             self._last = now

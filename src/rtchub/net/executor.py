@@ -9,9 +9,10 @@ wait in a queue of at most ``limit``; more get ``queue_full``. A failure of any 
 becomes an error for the client (``on_error(err, a)``: ``a`` is the operation's first
 argument, so a dialect can say which message failed) and never reaches the transport.
 
-When the connection closes, queued operations are dropped, the one in flight finishes,
-and then the final step (the dialects' release) runs exactly once. That order is what
-keeps a join that completes after its socket closed from leaving a ghost member.
+When the connection closes, nothing new is accepted; what the client sent before it
+closed is still applied in order (a mailbox message written just before the close is not
+lost), and then the final step (the dialects' release) runs exactly once. That order is
+what keeps a join that completes after its socket closed from leaving a ghost member.
 """
 
 from __future__ import annotations
@@ -86,11 +87,10 @@ class SerialExecutor:
             self._start(self._drain(work, a))
 
     def close(self, final: Callable[[], Awaitable[None] | None]) -> None:
-        """Drop what is queued; run ``final`` once the operation in flight is done."""
+        """Accept nothing more; run ``final`` once what was submitted before is done."""
         if self._closed:
             return
         self._closed = True
-        self._queue.clear()
         self._final = final
         if not self._busy:
             self._finish_now()
@@ -98,7 +98,7 @@ class SerialExecutor:
     async def _drain(self, work: Awaitable[None], first: Any) -> None:
         try:
             await self._guard(work, first)
-            while self._queue and not self._closed:
+            while self._queue:
                 fn, a, b = self._queue.popleft()
                 try:
                     more = fn(a, b)
