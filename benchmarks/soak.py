@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import gc
 import json
+import logging
 import multiprocessing as mp
 import os
 import random
@@ -31,6 +32,7 @@ import resource
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -68,10 +70,13 @@ async def serve(port: int, sample: float) -> None:
     try:
         while True:
             gc.collect()
+            tasks = Counter(getattr(t.get_coro(), "__qualname__", "?")
+                            for t in asyncio.all_tasks())
             row = {"t": round(time.monotonic() - started, 1), "rss_mib": round(rss_mib(), 1),
                    "fds": len(os.listdir("/proc/self/fd")),
-                   "tasks": len(asyncio.all_tasks()), "objects": len(gc.get_objects()),
-                   "conns": len(hub.connections), "rooms": rooms.counts()[0]}
+                   "tasks": sum(tasks.values()), "objects": len(gc.get_objects()),
+                   "conns": len(hub.connections), "rooms": rooms.counts()[0],
+                   "top_tasks": tasks.most_common(3)}
             print(json.dumps(row), flush=True)
             await asyncio.sleep(sample)
     finally:
@@ -115,8 +120,8 @@ async def client(i: int, url: str, session: aiohttp.ClientSession, deadline: flo
                         transport.abort()
                     stats["dropped"] += 1
                 reader.cancel()
-        except (aiohttp.ClientError, TimeoutError, ConnectionError, RuntimeError):
-            stats["errors"] += 1
+        except (aiohttp.ClientError, TimeoutError, ConnectionError, RuntimeError) as exc:
+            stats[f"error {type(exc).__name__}"] += 1
         await asyncio.sleep(rng.uniform(0.5, 3))
 
 
@@ -129,9 +134,12 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, stats: dict[str, int]) -> N
 def load_proc(k: int, procs: int, n: int, url: str, seconds: float,
               out: mp.Queue[dict[str, int]]) -> None:
     """One load process: its share of the clients, spread over the source addresses."""
+    # aiohttp's client writes to a socket this benchmark aborted on purpose: not news
+    logging.getLogger("asyncio").setLevel(logging.ERROR)
+
     async def run() -> dict[str, int]:
-        stats = dict.fromkeys(("joined", "resumed", "refused", "sent", "received", "dropped",
-                               "errors"), 0)
+        stats: Counter[str] = Counter(dict.fromkeys(
+            ("joined", "resumed", "refused", "sent", "received", "dropped"), 0))
         deadline = time.monotonic() + seconds
         sessions = [aiohttp.ClientSession(connector=aiohttp.TCPConnector(
             limit=0, local_addr=(f"127.0.2.{s + 1}", 0), force_close=True))
@@ -142,7 +150,7 @@ def load_proc(k: int, procs: int, n: int, url: str, seconds: float,
         finally:
             for session in sessions:
                 await session.close()
-        return stats
+        return dict(stats)
 
     out.put(asyncio.run(run()))
 
@@ -161,16 +169,20 @@ def main() -> None:
     parser.add_argument("--pin", action="store_true",
                         help="server on CPU 0, load on CPU 1 (taskset)")
     args = parser.parse_args()
-    if args.cmd == "serve":
-        asyncio.run(serve(args.port, args.sample))
+    if args.cmd == "serve":   # on uvloop, as `rtchub serve` runs
+        import uvloop
+
+        uvloop.run(serve(args.port, args.sample))
         return
     port = free_port()
     env = dict(os.environ, LOG_LEVEL="warning", MAX_ROOMS=str(args.clients),
                RTC_CONFIG_JSON='{"iceServers": []}')
     cmd = [sys.executable, __file__, "serve", "--port", str(port), "--sample",
            str(args.sample)]
-    server = subprocess.Popen((["taskset", "-c", "0"] if args.pin else []) + cmd, env=env,
-                              stdout=subprocess.PIPE, text=True)
+    server_log = Path(f"/tmp/rtchub-soak-{port}.log")
+    with server_log.open("w") as errors:   # the server's own log, counted at the end
+        server = subprocess.Popen((["taskset", "-c", "0"] if args.pin else []) + cmd,
+                                  env=env, stdout=subprocess.PIPE, stderr=errors, text=True)
     wait_listening(port, server)  # type: ignore[arg-type]
     if args.pin:
         os.sched_setaffinity(0, {1})
@@ -206,6 +218,11 @@ def main() -> None:
               f"{r['objects']} | {r['conns']} | {r['rooms']} |")
     print("\nload:", ", ".join(f"{k} {v}" for k, v in totals.items()),
           f"({time.monotonic() - started:.0f} s)")
+    lines = server_log.read_text().splitlines()
+    print(f"server log: {len(lines)} lines ({server_log}); most common: "
+          f"{Counter(lines).most_common(3)}")
+    busiest = max(rows, key=lambda r: r["tasks"])
+    print(f"most tasks: {busiest['tasks']} at t={busiest['t']:.0f} s: {busiest['top_tasks']}")
     warm = [r for r in rows if 60 <= r["t"] <= seconds]     # under load, after warm-up
     if len(warm) >= 2:
         first, last = warm[0], warm[-1]
