@@ -20,7 +20,7 @@ import pytest
 from rtchub.base.clientip import ip_key
 from rtchub.base.faultlog import FaultLog, is_client_fault
 from rtchub.config.settings import parse_duration
-from tests.rawws import RawWs
+from tests.rawws import RawWs, frame
 from tests.support import FakeClock, Running, running
 
 STACKS = pytest.mark.parametrize("kept_alive", [False, True], ids=["fast", "aiohttp"])
@@ -194,3 +194,17 @@ async def test_a_connection_past_the_message_rate_is_closed(kept_alive: bool) ->
         assert await raw.close_code() == 1008
         assert srv.hub.stats.closes["msg_rate"] == 1
         raw.close()
+
+
+async def test_protocol_violations_on_the_fast_path_log_within_the_bound() -> None:
+    with captured("rtchub.ws") as lines:
+        async with running(log_fault_rate=(3, 60.0)) as srv:
+            for _ in range(10):     # a reserved opcode: picows closes with 1002
+                raw, _ = await RawWs.open(srv.port, "/ws/rooms")
+                raw.write(frame(0x3, b"x"))
+                assert await raw.close_code() == 1002
+                raw.close()
+    faults = [r for r in lines.records if r.__dict__.get("client_fault")]
+    assert 1 <= len(faults) <= 3, [r.getMessage() for r in lines.records]
+    assert all(r.levelno == logging.INFO and r.exc_info is None for r in faults)
+    assert not [r for r in lines.records if r.levelno >= logging.ERROR]

@@ -18,10 +18,11 @@ from typing import Any
 import picows
 from aiohttp import web
 
+from rtchub.base.faultlog import FaultLog
 from rtchub.errors import RtcHubError
 from rtchub.hub import Drainable, Hub
 from rtchub.net.connection import ConnLimits, NetConnection
-from rtchub.net.fastws import FastListener, build_protocol, refusal
+from rtchub.net.fastws import FastListener, QuietLogger, build_protocol, refusal
 from rtchub.net.heartbeat import Heartbeat
 from rtchub.net.http import error_response
 from rtchub.net.httpws import HttpConnection, run_session, websocket_response
@@ -46,6 +47,9 @@ class Gateway:
         self.heartbeat = Heartbeat(hub.config.heartbeat, hub.clock, hub.changes.notify)
         self._ids = itertools.count(1)
         self._sessions: dict[str, NetConnection] = {}
+        burst, period = hub.config.log_fault_rate
+        self._picows_log = QuietLogger(log, FaultLog(log, hub.clock, burst=burst,
+                                                     period=period, errors_are_faults=True))
 
     @property
     def connections(self) -> dict[str, NetConnection]:
@@ -95,7 +99,8 @@ class Gateway:
 
         return build_protocol(listener_factory, max_message=self.limits.max_message,
                               read_buffer=hub.config.limits.read_buffer,
-                              handshake_timeout=hub.config.head_timeout)
+                              handshake_timeout=hub.config.head_timeout,
+                              logger=self._picows_log)
 
     # -- the aiohttp path ----------------------------------------------------------------
 
