@@ -80,9 +80,9 @@ class LoopMachine(RuleBasedStateMachine):
         self.srv = self.run(self._server.__aenter__())
 
     def overrides(self) -> dict[str, Any]:
-        """Server settings for this machine (bursts of frames are the point here: no
-        per-connection message rate)."""
-        return {"ws_msg_rate": (0, 1.0)}
+        """Server settings for this machine (bursts of frames, junk included, are the
+        point here: no per-connection message or error rate)."""
+        return {"ws_msg_rate": (0, 1.0), "ws_error_rate": (0, 1.0)}
 
     def run(self, work: Awaitable[T]) -> T:
         """Run ``work`` on the machine's loop, under a timeout."""

@@ -172,3 +172,14 @@ async def test_a_client_past_the_message_rate_is_disconnected() -> None:
         await asyncio.wait_for(a.disconnected.wait(), 5)
         assert srv.hub.stats.closes["msg_rate"] == 1
         assert await b.sync() == []
+
+
+async def test_a_client_past_the_error_rate_is_disconnected() -> None:
+    async with running(ws_error_rate=(5, 60.0)) as srv, sio_clients(srv.url, 2) as (a, b):
+        for _ in range(5):
+            await a.emit("request-room", {"name": 7})
+            await a.error("invalid_field")
+        await a.emit("request-room", {"name": 7})     # the sixth refusal: disconnected
+        await asyncio.wait_for(a.disconnected.wait(), 5)
+        assert srv.hub.stats.closes["error_rate"] == 1
+        assert await b.sync() == []

@@ -15,6 +15,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import orjson
 import pytest
 
 from rtchub.base.clientip import ip_key
@@ -208,3 +209,23 @@ async def test_protocol_violations_on_the_fast_path_log_within_the_bound() -> No
     assert 1 <= len(faults) <= 3, [r.getMessage() for r in lines.records]
     assert all(r.levelno == logging.INFO and r.exc_info is None for r in faults)
     assert not [r for r in lines.records if r.levelno >= logging.ERROR]
+
+
+@STACKS
+async def test_a_connection_past_the_error_rate_is_closed(kept_alive: bool) -> None:
+    clock = FakeClock()
+    async with running(clock=clock, ws_error_rate=(5, 10.0)) as srv:
+        raw, _ = await RawWs.open(srv.port, "/ws/rooms", kept_alive=kept_alive)
+        for _ in range(5):
+            await raw.send(0x1, b"not json")
+            _, answer = await raw.recv()
+            assert orjson.loads(answer)["code"] == "bad_message"
+        clock.advance(10)          # a new window: 5 more
+        for _ in range(5):
+            await raw.send(0x1, b'{"type": "dance"}')
+            assert orjson.loads((await raw.recv())[1])["code"] == "unknown_type"
+        await raw.send(0x1, b"{")
+        assert orjson.loads((await raw.recv())[1])["code"] == "bad_message"  # then closed
+        assert await raw.close_code() == 1008
+        assert srv.hub.stats.closes["error_rate"] == 1
+        raw.close()

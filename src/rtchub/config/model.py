@@ -221,6 +221,7 @@ class Limits:
     send_timeout: float = 2.0
     pending_max: int = 256
     ws_msg_rate: tuple[int, float] = (2000, 10.0)
+    ws_error_rate: tuple[int, float] = (100, 10.0)
     max_message_bytes: int = 1 << 20
     sdp_max_bytes: int = 64 * 1024
     sdp_max_media: int = 64
@@ -376,6 +377,7 @@ def load(environ: Mapping[str, str] | None = None,
         send_timeout=v["WS_SEND_TIMEOUT"],
         pending_max=v["WS_PENDING_MAX"],
         ws_msg_rate=v["WS_MSG_RATE"],
+        ws_error_rate=v["WS_ERROR_RATE"],
         max_message_bytes=v["WS_MAX_MSG"],
         sdp_max_bytes=v["SDP_MAX_BYTES"],
         sdp_max_media=v["SDP_MAX_MEDIA"],

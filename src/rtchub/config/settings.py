@@ -271,6 +271,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Messages one connection may send (WebSocket frames on every path, Socket.IO "
             "events); past it the connection is closed (1008, or a Socket.IO disconnect): a "
             "flood of frames costs the server a parse each. 0 disables.", "limits"),
+    Setting("WS_ERROR_RATE", "--ws-error-rate", parse_rate, "100/10s",
+            "Refused messages (each answered with an error) one connection may cause; past "
+            "it the connection is closed (1008, or a Socket.IO disconnect). 0 disables.",
+            "limits"),
     Setting("WS_PENDING_MAX", "--ws-pending-max", _int(1), "256",
             "Frames a connection may send while its join/leave is still being processed; "
             "more get error queue_full.", "limits"),

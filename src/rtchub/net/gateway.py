@@ -70,7 +70,8 @@ class Gateway:
         return Session(conn, admission.endpoint.dialects, admission.params,
                        courier=hub.courier, spawn=hub.tasks.spawn, stats=hub.stats,
                        pending_max=hub.config.limits.pending_max, on_end=self._ended,
-                       clock=hub.clock, msg_rate=hub.config.limits.ws_msg_rate)
+                       clock=hub.clock, msg_rate=hub.config.limits.ws_msg_rate,
+                       error_rate=hub.config.limits.ws_error_rate)
 
     def _ended(self, session: Session) -> None:
         conn = self._sessions.pop(session.conn.id, None)

@@ -72,17 +72,20 @@ class Dialect(Protocol):
 class Session:
     """Routes frames in and events out of one connection; see the module docstring."""
 
-    __slots__ = ("_clock", "_closed", "_conn", "_courier", "_events", "_executor", "_handlers",
-                 "_on_end", "_rate", "_routes", "_stats")
+    __slots__ = ("_clock", "_closed", "_conn", "_courier", "_errors", "_events", "_executor",
+                 "_handlers", "_on_end", "_rate", "_routes", "_stats")
 
     def __init__(self, conn: NetConnection, dialects: Sequence[Dialect], params: Any, *,
                  courier: Courier, spawn: Spawn, stats: Stats, pending_max: int,
                  on_end: Callable[[Session], None], clock: Clock | None = None,
-                 msg_rate: tuple[int, float] = (0, 1.0)) -> None:
+                 msg_rate: tuple[int, float] = (0, 1.0),
+                 error_rate: tuple[int, float] = (0, 1.0)) -> None:
         self._conn = conn
         self._clock = clock
-        # WS_MSG_RATE: a client past it is closed (each frame costs the server a parse)
+        # WS_MSG_RATE, WS_ERROR_RATE: a client past either is closed (each frame costs the
+        # server a parse, each refusal an error frame too)
         self._rate = Window(*msg_rate) if clock is not None else None
+        self._errors = Window(*error_rate) if clock is not None else None
         self._courier = courier
         self._stats = stats
         self._on_end = on_end
@@ -156,10 +159,16 @@ class Session:
         self._executor.close(self._release)
 
     def reply_error(self, err: RtcHubError) -> None:
-        """Send ``err`` to this client as an error frame."""
+        """Send ``err`` to this client as an error frame; past WS_ERROR_RATE, close."""
         self._stats.errors[err.code] += 1
         self._stats.frames_out["error"] += 1
         self._conn.send(encode_error(err))
+        errors = self._errors
+        if (errors is not None and self._clock is not None
+                and errors.hit(self._clock()) is not None and not self._conn.closed):
+            self._stats.closes["error_rate"] += 1
+            self._conn.close(CloseCode.POLICY, f"more than {errors.limit} refused messages in "
+                                               f"{errors.window:g}s (WS_ERROR_RATE)")
 
     def _op_failed(self, err: RtcHubError, frame: object) -> None:
         self.reply_error(err)

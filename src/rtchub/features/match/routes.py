@@ -50,8 +50,8 @@ _VENDOR = {"socket.io.min.js": "text/javascript", "socket.io.min.js.map": "appli
 class _Client:
     """One Socket.IO connection: its session, serial executor and bounded outbox."""
 
-    __slots__ = ("_server", "_writing", "closed", "eio_sid", "executor", "outbox", "rate",
-                 "session", "sid")
+    __slots__ = ("_server", "_writing", "closed", "eio_sid", "errors", "executor", "outbox",
+                 "rate", "session", "sid")
 
     def __init__(self, server: MatchServer, sid: str, eio_sid: str) -> None:
         hub = server.hub
@@ -66,20 +66,24 @@ class _Client:
         self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
                                        hub.config.limits.pending_max, sid)
         self.rate = Window(*hub.config.limits.ws_msg_rate)
+        self.errors = Window(*hub.config.limits.ws_error_rate)
 
     def flooding(self) -> bool:
         """Count one event against WS_MSG_RATE; past it, disconnect (True)."""
-        server = self._server
-        if self.closed or self.rate.hit(server.hub.clock()) is None:
+        if self.closed or self.rate.hit(self._server.hub.clock()) is None:
             return self.closed
-        log.info("match: %s sent more than %d events in %gs (WS_MSG_RATE); disconnecting",
-                 self.sid, self.rate.limit, self.rate.window)
-        server.hub.stats.closes["msg_rate"] += 1
+        self._drop(self.rate, "events", "WS_MSG_RATE", "msg_rate")
+        return True
+
+    def _drop(self, window: Window, what: str, setting: str, label: str) -> None:
+        server = self._server
+        log.info("match: %s sent more than %d %s in %gs (%s); disconnecting", self.sid,
+                 window.limit, what, window.window, setting)
+        server.hub.stats.closes[label] += 1
         self.closed = True
         self.outbox.clear()
         with contextlib.suppress(RuntimeError):
             server.tasks.spawn(server.sio.disconnect(self.sid), name="match-drop")
-        return True
 
     def deliver(self, event: object) -> None:
         """The courier's entry (it routes only matchmaking events here)."""
@@ -88,6 +92,8 @@ class _Client:
 
     def _failed(self, err: RtcHubError, event: object) -> None:
         self.session.reply_error(err, event if isinstance(event, str) else None)
+        if not self.closed and self.errors.hit(self._server.hub.clock()) is not None:
+            self._drop(self.errors, "refused events", "WS_ERROR_RATE", "error_rate")
 
     def emit(self, event: str, data: Any) -> None:
         """Queue one event for this client, in order; drop a client that stopped reading."""
