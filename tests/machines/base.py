@@ -52,8 +52,8 @@ TALLY: Counter[str] = Counter()
 def _report() -> None:
     if os.environ.get("RTCHUB_MACHINE_STEPS"):
         print(f"\nstate machines: {sum(TALLY.values())} frames sent "
-              f"({', '.join(f'{k} {v}' for k, v in sorted(TALLY.items()))}); "
-              "every invariant held", file=sys.stderr)
+              f"({', '.join(f'{k} {v}' for k, v in sorted(TALLY.items()))}); pytest's "
+              "summary above says whether every invariant held", file=sys.stderr)
 
 
 atexit.register(_report)

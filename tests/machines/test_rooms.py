@@ -4,6 +4,7 @@ junk and reconnections from four clients over real sockets (see tests/machines/b
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from hypothesis import strategies as st
@@ -30,6 +31,8 @@ class RoomsMachine(LoopMachine):
                                    for _ in range(CLIENTS)]
         self.where: list[tuple[str, str] | None] = [None] * CLIENTS
         self.expected: dict[str, int] = {}   # tag -> the client that must get it
+        # a hangup is relayed as {type, from} only: counted per (recipient, sender ID)
+        self.hangups: Counter[tuple[int, str]] = Counter()
         self.errors_due = [0] * CLIENTS
 
     def overrides(self) -> dict[str, Any]:
@@ -81,8 +84,11 @@ class RoomsMachine(LoopMachine):
             body["candidate"] = {"candidate": "", "sdpMid": tag}
         place = self.where[c]
         target = self.holder(place[0], to) if place is not None else None
-        if target is not None and target != c:
-            self.expected[tag] = target
+        if target is not None and target != c and place is not None:
+            if kind == "hangup":
+                self.hangups[(target, place[1])] += 1
+            else:
+                self.expected[tag] = target
         else:
             self.errors_due[c] += 1   # not in a room, or nobody by that ID there
         self.run(self.ws[c].send(body))
@@ -113,7 +119,11 @@ class RoomsMachine(LoopMachine):
                     assert isinstance(msg.get("code"), str) and msg["code"], msg
                     assert self.errors_due[c] > 0, f"client {c} got an unasked error {msg}"
                     self.errors_due[c] -= 1
-                elif "tag" in msg or kind in ("offer", "answer", "candidate", "hangup"):
+                elif kind == "hangup":
+                    key = (c, str(msg.get("from")))
+                    assert self.hangups[key] > 0, f"client {c} got {msg} (meant for another)"
+                    self.hangups[key] -= 1
+                elif "tag" in msg or kind in ("offer", "answer", "candidate"):
                     tag = self.tag_of(msg)
                     assert self.expected.pop(tag, None) == c, \
                         f"client {c} at {self.where[c]} got {msg} (meant for another)"
@@ -124,6 +134,7 @@ class RoomsMachine(LoopMachine):
                     assert room is None or place is None or room == place[0], \
                         f"client {c} in {place} told about room {room}: {msg}"
         assert not self.expected, f"relays never delivered: {self.expected}"
+        assert not +self.hangups, f"hangups never delivered: {+self.hangups}"
         assert self.errors_due == [0] * CLIENTS, f"errors never sent: {self.errors_due}"
 
     async def sync_all(self) -> list[list[dict[str, Any]]]:
