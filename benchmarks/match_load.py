@@ -123,7 +123,7 @@ def main() -> int:
         parser.error("--clients must be even (every request finds a partner)")
 
     port = free_port()
-    env = dict(os.environ, MATCH_REQUEST_RATE="0", LOG_LEVEL="warning")
+    env = dict(os.environ, MATCH_REQUEST_RATE="0", LOG_LEVEL="warning", MAX_CONNS_PER_IP="0")
     proc = None if args.url else subprocess.Popen(
         [sys.executable, "-m", "rtchub", "serve", "--addr", f"127.0.0.1:{port}",
          "--stream-addr", ""], env=env)

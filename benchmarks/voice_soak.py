@@ -61,6 +61,7 @@ async def main(args: argparse.Namespace) -> None:
                 gc.collect()
                 print(f"{done:6d} receivers  open peers {voice.peers.open_peers:3d}  "
                       f"tasks {len(srv.hub.tasks):3d}  fds {fds():5d}  "
+                      f"objects {len(gc.get_objects()):7d}  "
                       f"rss {rss_mib():7.1f} MiB", flush=True)
         for _ in range(100):  # let the last closes finish
             if voice.peers.open_peers <= 1 and len(srv.hub.connections) <= 1:

@@ -36,15 +36,18 @@ class RawWs:
 
     @classmethod
     async def open(cls, port: int | str, path: str = "/ws", rcvbuf: int | None = None,
-                   headers: str | None = None, kept_alive: bool = False
-                   ) -> tuple[RawWs, bytes]:
+                   headers: str | None = None, kept_alive: bool = False,
+                   source: str | None = None) -> tuple[RawWs, bytes]:
         """Upgrade on a new socket (TCP ``port``, or a Unix socket path). With
         ``kept_alive`` the socket first serves a plain HTTP request, so the upgrade is the
-        socket's second request and the server's aiohttp stack takes it."""
+        socket's second request and the server's aiohttp stack takes it. ``source`` binds
+        the client's side to that loopback address."""
         family = socket.AF_UNIX if isinstance(port, str) else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         if rcvbuf is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        if source is not None:
+            sock.bind((source, 0))
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         if isinstance(port, str):

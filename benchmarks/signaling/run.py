@@ -162,7 +162,9 @@ def start_server(name: str, node_modules: Path | None, n: int, cpus: str | None 
         cmd = [str(ROOT / ".venv" / "bin" / "python"), "-m", "rtchub", "serve",
                "--addr", f"127.0.0.1:{port}", "--stream-addr", "", "--log-level", "warning",
                "--max-rooms", str(n)]
-        env = dict(os.environ)
+        # every client comes from a few loopback addresses and relays as fast as it can:
+        # no per-IP connection limit, no per-connection message rate
+        env = dict(os.environ, MAX_CONNS_PER_IP="0", WS_MSG_RATE="0")
         if name == "baseline":
             assert baseline is not None
             env["PYTHONPATH"] = str(baseline / "src")

@@ -14,10 +14,10 @@ import enum
 from collections.abc import Callable
 
 from rtchub.base.changes import Changes
-from rtchub.base.clientip import client_ip
+from rtchub.base.clientip import client_ip, ip_key
 from rtchub.base.clock import Clock, LoopClock, WallClock
 from rtchub.base.metrics import Stats
-from rtchub.base.ratelimit import FixedWindow
+from rtchub.base.ratelimit import Concurrent, FixedWindow
 from rtchub.base.tasks import TaskOwner
 from rtchub.cluster.backplane import Backplane, NodeFigures
 from rtchub.cluster.codec import Codec
@@ -34,6 +34,9 @@ NODE_FIGURES = {"rtchub_match_sockets": "match_sockets",
                 "rtchub_pair_sides_connected": "pair_sides",
                 "rtchub_voice_receivers": "voice_receivers",
                 "rtchub_mp3_listeners": "mp3_listeners"}
+
+
+_CONNS_RETRY = 5.0  # Retry-After for a refusal by MAX_CONNS_PER_IP (no window to wait for)
 
 
 class Lifecycle(enum.Enum):
@@ -89,6 +92,8 @@ class Hub:
         self._drained = asyncio.Event()
         self.ws_upgrades = FixedWindow(config.limits.ws_rate_per_min)
         self.http_requests = FixedWindow(config.limits.http_rate_per_min)
+        # long-lived connections per client IP (WebSockets, Socket.IO sessions)
+        self.ip_connections = Concurrent(config.limits.max_conns_per_ip)
         self._state = Lifecycle.STARTING
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -205,13 +210,29 @@ class Hub:
         return client_ip(peer_ip, forwarded_for, self.config.trusted_proxies)
 
     def admit_upgrade(self, origin: str | None, remote: str) -> None:
-        """The checks every long-lived connection passes: origin, per-IP rate, lifecycle."""
+        """The checks every long-lived connection passes: origin, per-IP rate, per-IP
+        connections, lifecycle. Per-IP limits count an IPv6 /64 as one IP."""
         if not self.config.origins.allows(origin):
             self.stats.http_rejections["origin"] += 1
             raise OriginNotAllowed(f"origin {origin!r} is not allowed")
-        retry = self.ws_upgrades.hit(remote, self.clock())
+        key = ip_key(remote)
+        if self.ip_connections.full(key):
+            self.stats.http_rejections["conns_per_ip"] += 1
+            raise RateLimited(f"{remote} holds {self.ip_connections.limit} connections "
+                              "already (MAX_CONNS_PER_IP)", _CONNS_RETRY)
+        retry = self.ws_upgrades.hit(key, self.clock())
         if retry is not None:
             self.stats.http_rejections["ws_rate"] += 1
             raise RateLimited(f"too many WebSocket upgrades from {remote}", retry)
         if self._state is not Lifecycle.READY:
             raise CapacityError("server is not accepting connections (starting or draining)")
+
+    def connection_opened(self, remote: str) -> None:
+        """A connection admitted by :meth:`admit_upgrade` is open: it counts against its
+        IP until :meth:`connection_closed`."""
+        self.ip_connections.add(ip_key(remote))
+
+    def connection_closed(self, remote: str) -> None:
+        """The connection counted by :meth:`connection_opened` is gone."""
+        self.ip_connections.remove(ip_key(remote))
+        self.changes.notify()

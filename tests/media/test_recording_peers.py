@@ -151,9 +151,11 @@ async def test_a_call_between_real_peers_is_recorded(tmp_path: Path, call: Call,
     assert audio.codec == "opus" and audio.errors == []
     assert len(audio.packets) == mic.frames
 
-    # the files line up as the manifest says: each as long as its span of the recording
-    for entry, result, slack in ((cam, video, 0.1), (mic, audio, 0.06)):
-        assert result.duration == pytest.approx(span(entry), abs=slack)
+    # the files line up as the manifest says: each as long as its span of the recording,
+    # less what had not arrived yet when stop was called (the span ends at the stop, by
+    # the clock; a loaded loop delivers the last packets late), never longer
+    for entry, result, frame in ((cam, video, 0.1), (mic, audio, 0.03)):
+        assert span(entry) - 0.3 <= result.duration <= span(entry) + frame
     assert mic.start_offset is not None and cam.start_offset is not None
     assert mic.start_offset <= cam.start_offset  # video began at its key frame
 

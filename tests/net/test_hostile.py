@@ -183,7 +183,9 @@ async def test_a_websocket_version_other_than_13_is_refused(kept_alive: bool) ->
 
 
 async def test_a_matched_partner_that_stops_reading_is_dropped() -> None:
-    async with running(send_buffer=16) as srv, sio_clients(srv.url, 1) as (fast,):
+    async with running(send_buffer=16, match_candidate_rate=(0, 60.0), ws_msg_rate=(0, 1.0)
+                       ) as srv, \
+            sio_clients(srv.url, 1) as (fast,):
         slow, _ = await RawWs.open(srv.port, "/socket.io/?EIO=4&transport=websocket",
                                    rcvbuf=4096)
         _, packet = await slow.recv()

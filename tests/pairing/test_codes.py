@@ -8,6 +8,7 @@ import re
 import uuid
 
 from rtchub.config import OriginPolicy
+from rtchub.features.pairing import rules
 from tests.pairing.support import mint, pairing_server, post, side
 from tests.support import FakeClock
 
@@ -67,7 +68,9 @@ async def test_codes_expire_on_the_injected_clock() -> None:
         assert (await late.expect("error"))["code"] == "code_gone"
         assert (await late.closed())[0] == 4410
         await late.close()
-        assert await service.sweep() == (1, 1)
+        assert await service.sweep() == (0, 1)   # the pair now; the code with its bucket
+        clock.advance(rules.BUCKET)
+        assert await service.sweep() == (1, 0)
         status, _, _ = await post(f"{srv.url}/rendezvous/redeem", {"code": kept["code"]})
         assert status == 200
         assert service.codes["expired"] == 1
@@ -83,8 +86,11 @@ async def test_exhausted_code_space_answers_503_with_retry_after() -> None:
         assert codes == {str(n) for n in range(10)}  # unique among live codes
         status, body, headers = await post(f"{srv.url}/rendezvous/code")
         assert status == 503 and body["code"] == "codes_exhausted"
-        assert headers["Retry-After"] == "20"  # the oldest expires 20 s from now
-        clock.advance(20.5)
+        # the codes expire at 1030..1039, in the sweep bucket that ends at 1040
+        assert headers["Retry-After"] == "30"
+        clock.advance(30.5)
+        service.swept.clear()
+        await asyncio.wait_for(service.swept.wait(), 5.0)
         again = await mint(srv)
         assert re.fullmatch(r"[0-9]", again["code"])
         assert service.codes["exhausted"] == 1
@@ -166,7 +172,7 @@ async def test_janitor_sweeps_expired_codes_and_pairs() -> None:
     clock = FakeClock()
     async with pairing_server(clock, room_ttl=5.0) as (srv, service):  # sweeps every 1 s
         await mint(srv)
-        clock.advance(5.0)
+        clock.advance(5.0 + rules.BUCKET)    # a code is swept with its bucket
         service.swept.clear()
         await asyncio.wait_for(service.swept.wait(), 5.0)
         assert service.codes["expired"] == 1 and service.codes["pairs_expired"] == 1

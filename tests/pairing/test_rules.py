@@ -9,39 +9,58 @@ import pytest
 from rtchub.base.connection import Address
 from rtchub.errors import CodeGone, CodesExhausted, InvalidField, QueueFull, SideTaken
 from rtchub.features.pairing import rules
-from rtchub.features.pairing.rules import CodeIndex, Side
+from rtchub.features.pairing.rules import Chain, CodeEntry, CodeTaken, Side
 
 A1 = Address("n", "c1")
 A2 = Address("n", "c2")
 
 
-def test_choose_code_skips_live_codes_and_reuses_expired_ones() -> None:
-    rng = random.Random(7)
-    index = CodeIndex({f"{n}": 100.0 for n in range(9)} | {"9": 5.0})
-    assert rules.choose_code(index, 10.0, 1, rng) == "9"  # the only one not live at t=10
+def test_mint_refuses_a_live_code_and_reuses_an_expired_one() -> None:
+    live = CodeEntry("7", "old", expires_at=100.0)
+    with pytest.raises(CodeTaken):
+        rules.mint(live, 5, "7", "app", now=10.0, ttl=60.0, digits=1, soonest=None)
+    count, entry, pair = rules.mint(live, 5, "7", "app", now=100.0, ttl=60.0, digits=1,
+                                    soonest=None)
+    assert count == 5                       # replaced in place: the count stays
+    assert entry == CodeEntry("7", "app", 160.0) and pair.app_id == "app"
+    count, _, _ = rules.mint(None, 5, "8", "app", now=10.0, ttl=60.0, digits=1, soonest=None)
+    assert count == 6
+
+
+def test_every_code_live_means_exhausted_until_the_first_bucket_passes() -> None:
     with pytest.raises(CodesExhausted) as info:
-        rules.choose_code(index, 1.0, 1, rng)
+        rules.mint(None, 10, "3", "app", now=1.0, ttl=60.0, digits=1, soonest=5.0)
+    assert not isinstance(info.value, CodeTaken)
     assert info.value.retry_after == pytest.approx(4.0)
 
 
 def test_codes_are_zero_padded() -> None:
     rng = random.Random(1)
-    codes = {rules.choose_code(CodeIndex(), 0.0, 4, rng) for _ in range(200)}
+    codes = {rules.choose_code(4, rng) for _ in range(200)}
     assert all(len(c) == 4 and c.isdigit() for c in codes)
 
 
 def test_redeem_once_and_not_after_expiry() -> None:
-    index, entry, _ = rules.mint(None, "1234", "app", now=0.0, ttl=60.0)
-    after, found = rules.redeem(entry, index, "1234", now=59.0)
-    assert found.app_id == "app" and "1234" not in after.expiry
+    count, entry, _ = rules.mint(None, 0, "1234", "app", now=0.0, ttl=60.0, digits=4,
+                                 soonest=None)
+    after, found = rules.redeem(entry, count, "1234", now=59.0)
+    assert found.app_id == "app" and after == 0
     with pytest.raises(CodeGone):
         rules.redeem(None, after, "1234", now=59.0)
     with pytest.raises(CodeGone):
-        rules.redeem(entry, index, "1234", now=60.0)
+        rules.redeem(entry, count, "1234", now=60.0)
+
+
+def test_chains_grow_by_prepending_and_keep_their_order() -> None:
+    chain = Chain("b", Chain("a"))
+    assert list(Chain("c", chain)) == ["c", "b", "a"]
+    assert list(chain) == ["b", "a"]                    # immutable
+    assert Chain.of([]) is None and list(Chain.of(["x", "y"]) or ()) == ["x", "y"]
 
 
 def test_join_leave_and_side_taken() -> None:
-    _, _, pair = rules.mint(None, "1", "app", now=0.0, ttl=60.0)
+    _, _, pair = rules.mint(None, 0, "1", "app", now=0.0, ttl=60.0, digits=1,
+                             soonest=None)
     pair = rules.join(pair, "app", Side.A, A1, now=1.0, ttl=60.0)
     with pytest.raises(SideTaken):
         rules.join(pair, "app", Side.A, A2, now=2.0, ttl=60.0)
@@ -54,12 +73,14 @@ def test_join_leave_and_side_taken() -> None:
 
 
 def test_mailbox_sequence_bound_and_acknowledgement() -> None:
-    _, _, pair = rules.mint(None, "1", "app", now=0.0, ttl=60.0)
+    _, _, pair = rules.mint(None, 0, "1", "app", now=0.0, ttl=60.0, digits=1,
+                             soonest=None)
     for n in range(3):
         pair, mail = rules.enqueue(pair, Side.A, Side.B, b"%d" % n, limit=3, now=1.0, ttl=60.0)
         assert mail.seq == n + 1
     with pytest.raises(QueueFull):
         rules.enqueue(pair, Side.A, Side.B, b"x", limit=3, now=1.0, ttl=60.0)
+    assert pair.inbox(Side.B).size == 3 and pair.held == 3
     pair = rules.acknowledge(pair, Side.B, 2)
     assert [m.seq for m in pair.inbox(Side.B).items] == [3]
     with pytest.raises(InvalidField):
@@ -73,3 +94,15 @@ def test_side_parsing() -> None:
     assert Side.parse("b") is Side.B and Side.B.other is Side.A
     with pytest.raises(InvalidField):
         Side.parse("C")
+
+
+def test_mailbox_bytes_bound_counts_payloads_and_acks_free_them() -> None:
+    _, _, pair = rules.mint(None, 0, "1", "app", now=0.0, ttl=60.0, digits=1, soonest=None)
+    pair, _ = rules.enqueue(pair, Side.A, Side.B, b"x" * 60, 10, 0.0, 60.0, max_bytes=100)
+    pair, _ = rules.enqueue(pair, Side.A, Side.B, b"y" * 40, 10, 0.0, 60.0, max_bytes=100)
+    with pytest.raises(QueueFull, match="PAIR_MAILBOX_BYTES"):
+        rules.enqueue(pair, Side.A, Side.B, b"z", 10, 0.0, 60.0, max_bytes=100)
+    pair = rules.acknowledge(pair, Side.B, 1)
+    assert pair.inbox(Side.B).size == 40
+    pair, _ = rules.enqueue(pair, Side.A, Side.B, b"z" * 60, 10, 0.0, 60.0, max_bytes=100)
+    assert pair.held == 100

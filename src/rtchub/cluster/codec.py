@@ -5,7 +5,10 @@ registers its frozen dataclasses once, at setup). A value is encoded as a Messag
 pair ``[tag, body]`` with msgspec, which encodes and decodes dataclasses field by field
 from their type hints (nested dataclasses, tuples, enums, bytes, frozensets): the tag
 names the registered type, so the decoder rebuilds exactly that class and validates it
-(``__post_init__`` included). A tag nobody registered is refused, never imported.
+(``__post_init__`` included). A tag nobody registered is refused, never imported. A type
+whose natural encoding is deep (a linked list) registers a flat form instead
+(:meth:`Codec.register_flat`): msgspec encodes nesting by recursion, which stops at
+Python's recursion limit.
 
 Batches (:meth:`Codec.encode_batch`) carry many events in one pub/sub message: the
 backplane writes one message per destination node per flush.
@@ -13,7 +16,7 @@ backplane writes one message per destination node per flush.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final
 
 import msgspec
@@ -39,6 +42,9 @@ class Codec:
 
     def __init__(self) -> None:
         self._tags: dict[type, str] = {}
+        # types stored in a flat form: type -> (to the form, from the form)
+        self._flat: dict[type, Callable[[Any], Any]] = {}
+        self._unflat: dict[str, Callable[[Any], Any]] = {}
         self._decoders: dict[str, msgspec.msgpack.Decoder[Any]] = {}
         self._encoder = msgspec.msgpack.Encoder()
         self._pair = msgspec.msgpack.Decoder(tuple[str, msgspec.Raw])
@@ -64,6 +70,20 @@ class Codec:
             self._tags[cls] = tag
             self._decoders[tag] = msgspec.msgpack.Decoder(cls)
 
+    def register_flat(self, cls: type, form: Any, to_form: Callable[[Any], Any],
+                      from_form: Callable[[Any], Any]) -> None:
+        """Allow ``cls`` to be stored as ``to_form(value)`` (of msgspec type ``form``) and
+        rebuilt with ``from_form``; idempotent. For stored values only, not events."""
+        tag = cls.__qualname__
+        if self._tags.get(cls) == tag:
+            return
+        if tag in self._decoders:
+            raise CodecError(f"two registered types are named {tag!r}")
+        self._tags[cls] = tag
+        self._decoders[tag] = msgspec.msgpack.Decoder(form)
+        self._flat[cls] = to_form
+        self._unflat[tag] = from_form
+
     def registered(self, cls: type) -> bool:
         """True when values of ``cls`` can be encoded."""
         return cls in self._tags
@@ -77,6 +97,9 @@ class Codec:
 
     def encode(self, value: object) -> bytes:
         """``value`` as ``[tag, body]`` MessagePack bytes."""
+        flat = self._flat.get(type(value))
+        if flat is not None:
+            return self._encoder.encode((self.tag(value), flat(value)))
         return self._encoder.encode((self.tag(value), value))
 
     def decode(self, data: bytes) -> object:
@@ -113,6 +136,8 @@ class Codec:
         if decoder is None:
             raise CodecError(f"unknown type tag {tag[:60]!r}")
         try:
-            return decoder.decode(raw)
+            value = decoder.decode(raw)
+            unflat = self._unflat.get(tag)
+            return value if unflat is None else unflat(value)
         except (msgspec.DecodeError, ValueError, TypeError) as exc:
             raise CodecError(f"a {tag} did not decode: {exc}") from None

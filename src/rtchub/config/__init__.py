@@ -10,10 +10,11 @@ from rtchub.config.model import (
     Limits,
     ListenAddress,
     OriginPolicy,
+    TurnConfig,
     load,
     parse_listen_address,
     parse_rtc_config,
 )
 
-__all__ = ["Config", "ConfigError", "Limits", "ListenAddress", "OriginPolicy", "load",
-           "parse_listen_address", "parse_rtc_config"]
+__all__ = ["Config", "ConfigError", "Limits", "ListenAddress", "OriginPolicy", "TurnConfig",
+           "load", "parse_listen_address", "parse_rtc_config"]

@@ -30,6 +30,7 @@ __all__ = [
     "Limits",
     "ListenAddress",
     "OriginPolicy",
+    "TurnConfig",
     "load",
     "parse_listen_address",
     "parse_rtc_config",
@@ -168,6 +169,47 @@ class OriginPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnConfig:
+    """A TURN server sharing a secret with rtchub (coturn's REST convention): its URLs,
+    the secret (kept out of ``repr``, so out of logs), how long served credentials work,
+    and the user part of their usernames."""
+
+    urls: tuple[str, ...]
+    secret: str = field(repr=False)
+    ttl: float = 86400.0
+    user: str = "rtchub"
+
+    def __post_init__(self) -> None:
+        if not self.urls or not all(u.split(":", 1)[0] in ("turn", "turns")
+                                    for u in self.urls):
+            raise ValueError("turn: or turns: URLs")
+        if not self.secret:
+            raise ValueError("a shared secret")
+        if self.ttl <= 0:
+            raise ValueError("a positive TTL")
+        if ":" in self.user:
+            raise ValueError("a user name without ':'")
+
+
+def _turn(v: Mapping[str, Any]) -> TurnConfig | None:
+    urls = tuple(u.strip() for u in v["TURN_URLS"].split(",") if u.strip())
+    if not urls and not v["TURN_SECRET"]:
+        return None
+    if not urls:
+        raise ConfigError("TURN_SECRET is set but TURN_URLS is empty: expected the TURN "
+                          "server's turn: URLs beside its secret")
+    if not v["TURN_SECRET"]:
+        raise ConfigError(f"TURN_URLS={v['TURN_URLS']!r}: expected TURN_SECRET (the "
+                          "server's static-auth-secret) to be set too")
+    if not all(u.split(":", 1)[0] in ("turn", "turns") for u in urls):
+        raise ConfigError(f"TURN_URLS={v['TURN_URLS']!r}: expected comma-separated turn: "
+                          "or turns: URLs")
+    if ":" in v["TURN_USER"] or not v["TURN_USER"]:
+        raise ConfigError(f"TURN_USER={v['TURN_USER']!r}: expected a name without ':'")
+    return TurnConfig(urls, v["TURN_SECRET"], v["TURN_TTL"], v["TURN_USER"])
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """The configurable limits (defaults from seed 000)."""
 
@@ -178,6 +220,8 @@ class Limits:
     send_buffer: int = 64
     send_timeout: float = 2.0
     pending_max: int = 256
+    ws_msg_rate: tuple[int, float] = (2000, 10.0)
+    ws_error_rate: tuple[int, float] = (100, 10.0)
     max_message_bytes: int = 1 << 20
     sdp_max_bytes: int = 64 * 1024
     sdp_max_media: int = 64
@@ -185,12 +229,20 @@ class Limits:
     write_buffer: int = 64 * 1024
     http_rate_per_min: int = 0
     ws_rate_per_min: int = 0
+    max_conns_per_ip: int = 1000
     room_ttl: float = 600.0
     pair_code_digits: int = 4
     pair_mailbox_size: int = 256
     pair_redeem_failures_per_min: int = 20
+    pair_mailbox_bytes: int = 1 << 20
+    pair_mailbox_total: int = 256 << 20
+    pair_mints_per_min: int = 30
+    pair_max_per_ip: int = 20
+    pair_redeem_budget_per_min: int = 100
     match_request_rate: tuple[int, float] = (1, 5.0)
     match_message_rate: tuple[int, float] = (10, 60.0)
+    match_offer_rate: tuple[int, float] = (10, 10.0)
+    match_candidate_rate: tuple[int, float] = (100, 10.0)
     match_max_name: int = 64
     match_max_message: int = 1000
     match_max_image: int = 32 * 1024
@@ -198,6 +250,8 @@ class Limits:
     voice_max_streams: int = 32
     voice_max_receivers: int = 500
     voice_answer_timeout: float = 30.0
+    voice_offer_rate: tuple[int, float] = (5, 10.0)
+    voice_candidate_rate: tuple[int, float] = (100, 10.0)
     mp3_max_listeners: int = 500
     mp3_listener_buffer: int = 64
 
@@ -210,6 +264,7 @@ class Config:
     stream_addr: ListenAddress | None = None
     origins: OriginPolicy = field(default_factory=OriginPolicy)
     rtc_config: Mapping[str, Any] = field(default_factory=lambda: {"iceServers": []})
+    turn: TurnConfig | None = None
     node_ips: tuple[str, ...] = ()
     udp_ports: tuple[int, int] | None = None
     tls_cert_file: str | None = None
@@ -221,6 +276,7 @@ class Config:
     limits: Limits = field(default_factory=Limits)
     log_level: str = "INFO"
     log_format: str = "text"
+    log_fault_rate: tuple[int, float] = (10, 10.0)
     metrics_route: str = "/metrics"
     redis_url: str | None = None
     cluster_node_ttl: float = 15.0
@@ -321,6 +377,8 @@ def load(environ: Mapping[str, str] | None = None,
         send_buffer=v["WS_SEND_BUFFER"],
         send_timeout=v["WS_SEND_TIMEOUT"],
         pending_max=v["WS_PENDING_MAX"],
+        ws_msg_rate=v["WS_MSG_RATE"],
+        ws_error_rate=v["WS_ERROR_RATE"],
         max_message_bytes=v["WS_MAX_MSG"],
         sdp_max_bytes=v["SDP_MAX_BYTES"],
         sdp_max_media=v["SDP_MAX_MEDIA"],
@@ -328,12 +386,20 @@ def load(environ: Mapping[str, str] | None = None,
         write_buffer=v["WS_WRITE_BUF"],
         http_rate_per_min=v["HTTP_RATE_PER_MIN"],
         ws_rate_per_min=v["WS_RATE_PER_MIN"],
+        max_conns_per_ip=v["MAX_CONNS_PER_IP"],
         room_ttl=v["ROOM_TTL"],
         pair_code_digits=v["PAIR_CODE_DIGITS"],
         pair_mailbox_size=v["PAIR_MAILBOX_SIZE"],
         pair_redeem_failures_per_min=v["PAIR_REDEEM_FAILURES_PER_MIN"],
+        pair_mailbox_bytes=v["PAIR_MAILBOX_BYTES"],
+        pair_mailbox_total=v["PAIR_MAILBOX_TOTAL"],
+        pair_mints_per_min=v["PAIR_MINTS_PER_MIN"],
+        pair_max_per_ip=v["PAIR_MAX_PER_IP"],
+        pair_redeem_budget_per_min=v["PAIR_REDEEM_BUDGET_PER_MIN"],
         match_request_rate=v["MATCH_REQUEST_RATE"],
         match_message_rate=v["MATCH_MESSAGE_RATE"],
+        match_offer_rate=v["MATCH_OFFER_RATE"],
+        match_candidate_rate=v["MATCH_CANDIDATE_RATE"],
         match_max_name=v["MATCH_MAX_NAME"],
         match_max_message=v["MATCH_MAX_MESSAGE"],
         match_max_image=v["MATCH_MAX_IMAGE"],
@@ -341,6 +407,8 @@ def load(environ: Mapping[str, str] | None = None,
         voice_max_streams=v["VOICE_MAX_STREAMS"],
         voice_max_receivers=v["VOICE_MAX_RECEIVERS"],
         voice_answer_timeout=v["VOICE_ANSWER_TIMEOUT"],
+        voice_offer_rate=v["VOICE_OFFER_RATE"],
+        voice_candidate_rate=v["VOICE_CANDIDATE_RATE"],
         mp3_max_listeners=v["MP3_MAX_LISTENERS"],
         mp3_listener_buffer=v["MP3_LISTENER_BUFFER"],
     )
@@ -349,6 +417,7 @@ def load(environ: Mapping[str, str] | None = None,
         stream_addr=stream_addr,
         origins=origins,
         rtc_config=rtc_config,
+        turn=_turn(v),
         node_ips=v["RTC_NODE_IP"],
         udp_ports=v["RTC_UDP_PORTS"],
         tls_cert_file=v["TLS_CERT_FILE"] or None,
@@ -360,6 +429,7 @@ def load(environ: Mapping[str, str] | None = None,
         limits=limits,
         log_level=v["LOG_LEVEL"],
         log_format=v["LOG_FORMAT"],
+        log_fault_rate=v["LOG_FAULT_RATE"],
         metrics_route=v["METRICS_ROUTE"],
         redis_url=v["REDIS_URL"] or None,
         cluster_node_ttl=v["CLUSTER_NODE_TTL"],

@@ -211,10 +211,17 @@ SETTINGS: tuple[Setting, ...] = (
             "Comma-separated proxy IPs whose X-Forwarded-For is believed for the client IP "
             "(rate limits, logs). Empty: never believed.", "security"),
     Setting("HTTP_RATE_PER_MIN", "--http-rate-per-min", _int(0), "0",
-            "Per-IP HTTP requests per minute (fixed window, 429 + Retry-After); 0 disables.",
+            "Per-IP HTTP requests per minute (fixed window, 429 + Retry-After; Socket.IO "
+            "handshakes count, its later polls do not); 0 disables.",
             "security"),
     Setting("WS_RATE_PER_MIN", "--ws-rate-per-min", _int(0), "0",
-            "Per-IP WebSocket upgrades per minute (fixed window, 429); 0 disables.", "security"),
+            "Per-IP WebSocket upgrades and Socket.IO handshakes per minute (fixed window, "
+            "429); 0 disables.", "security"),
+    Setting("MAX_CONNS_PER_IP", "--max-conns-per-ip", _int(0), "1000",
+            "Long-lived connections one client IP may hold at once (WebSockets on every path, "
+            "Socket.IO sessions on either transport); more get 429. An IPv6 /64 counts as "
+            "one IP; behind TRUST_PROXY, the forwarded address counts. 0 disables.",
+            "security"),
     # WebRTC
     Setting("RTC_CONFIG_JSON", "--rtc-config-json", _text,
             '{"iceServers": [{"urls": "stun:stun.l.google.com:19302"}]}',
@@ -222,6 +229,20 @@ SETTINGS: tuple[Setting, ...] = (
             "iceTransportPolicy, bundlePolicy). Default: seed 000's public STUN server, so "
             "calls work across NATs; '{\"iceServers\": []}' turns it off (host candidates "
             "only: a LAN or one machine).", "webrtc"),
+    Setting("TURN_URLS", "--turn-urls", _text, "",
+            "Comma-separated turn:/turns: URLs of a TURN server that shares TURN_SECRET "
+            "(coturn: use-auth-secret). /api/rtc-config then adds them with fresh "
+            "time-limited credentials to RTC_CONFIG_JSON's iceServers. Empty: no TURN.",
+            "webrtc"),
+    Setting("TURN_SECRET", "--turn-secret", _text, "",
+            "The TURN server's shared secret (coturn: static-auth-secret); required with "
+            "TURN_URLS. Never logged, never sent to clients.", "webrtc"),
+    Setting("TURN_TTL", "--turn-ttl", _positive_duration, "24h",
+            "How long served TURN credentials work (the username is '<expiry>:<user>'). "
+            "Longer than the longest call: coturn checks the expiry on every refresh.",
+            "webrtc"),
+    Setting("TURN_USER", "--turn-user", _text, "rtchub",
+            "The user part of served TURN usernames (coturn logs it).", "webrtc"),
     Setting("RTC_NODE_IP", "--rtc-node-ip", parse_ip_list, "",
             "Comma-separated IPs the server's own WebRTC peers gather and advertise "
             "(like LiveKit node_ip); empty lets aioice pick non-loopback addresses.", "webrtc"),
@@ -245,6 +266,14 @@ SETTINGS: tuple[Setting, ...] = (
             "limits"),
     Setting("WS_SEND_TIMEOUT", "--ws-send-timeout", _positive_duration, "2s",
             "How long a client may keep queued messages unsent before it is disconnected.",
+            "limits"),
+    Setting("WS_MSG_RATE", "--ws-msg-rate", parse_rate, "2000/10s",
+            "Messages one connection may send (WebSocket frames on every path, Socket.IO "
+            "events); past it the connection is closed (1008, or a Socket.IO disconnect): a "
+            "flood of frames costs the server a parse each. 0 disables.", "limits"),
+    Setting("WS_ERROR_RATE", "--ws-error-rate", parse_rate, "100/10s",
+            "Refused messages (each answered with an error) one connection may cause; past "
+            "it the connection is closed (1008, or a Socket.IO disconnect). 0 disables.",
             "limits"),
     Setting("WS_PENDING_MAX", "--ws-pending-max", _int(1), "256",
             "Frames a connection may send while its join/leave is still being processed; "
@@ -271,14 +300,37 @@ SETTINGS: tuple[Setting, ...] = (
             "Unacknowledged mailbox messages held per pair side before 'send' is refused.",
             "limits"),
     Setting("PAIR_REDEEM_FAILURES_PER_MIN", "--pair-redeem-failures-per-min", _int(0), "20",
-            "Failed code redeems per client IP per minute before 429 (stops guessing); "
-            "0 disables.", "limits"),
+            "Failed code redeems per client IP per minute before 429 (stops guessing); an "
+            "IPv6 /64 counts as one IP. 0 disables.", "limits"),
+    Setting("PAIR_MAILBOX_BYTES", "--pair-mailbox-bytes", _bounded_size(1024), "1MiB",
+            "Unacknowledged mailbox bytes held per pair side before 'send' is refused "
+            "(queue_full).", "limits"),
+    Setting("PAIR_MAILBOX_TOTAL", "--pair-mailbox-total", _bounded_size(1024), "256MiB",
+            "Mailbox bytes all pairs of this server may hold together; past it every 'send' "
+            "gets queue_full until messages are acknowledged or pairs expire.", "limits"),
+    Setting("PAIR_MINTS_PER_MIN", "--pair-mints-per-min", _int(0), "30",
+            "Codes one client IP may mint per minute (429 + Retry-After); an IPv6 /64 counts "
+            "as one IP. 0 disables.", "limits"),
+    Setting("PAIR_MAX_PER_IP", "--pair-max-per-ip", _int(0), "20",
+            "Live pairs one client IP may have minted at once (429 until one expires); 0 "
+            "disables.", "limits"),
+    Setting("PAIR_REDEEM_BUDGET_PER_MIN", "--pair-redeem-budget-per-min", _int(0), "100",
+            "Failed code redeems per minute from all clients together; past it every redeem "
+            "gets 429 for the rest of the minute, rtchub_pair_codes_total{event="
+            "\"budget_exhausted\"} counts and one warning is logged (someone is guessing "
+            "codes: docs/security.md has the odds). 0 disables.", "limits"),
     # matchmaking (seed 001, Socket.IO at /socket.io/)
     Setting("MATCH_REQUEST_RATE", "--match-request-rate", parse_rate, "1/5s",
             "request-room events per user (count/window, fixed window); 0 disables.", "match"),
     Setting("MATCH_MESSAGE_RATE", "--match-message-rate", parse_rate, "10/1m",
             "newMessage chat events per user (count/window, fixed window); 0 disables.",
             "match"),
+    Setting("MATCH_OFFER_RATE", "--match-offer-rate", parse_rate, "10/10s",
+            "negotiation-call-offer and -answer events per user (count/window); more get "
+            "rate_limited. 0 disables.", "match"),
+    Setting("MATCH_CANDIDATE_RATE", "--match-candidate-rate", parse_rate, "100/10s",
+            "send-new-ice-candidates events per user (count/window); more get rate_limited. "
+            "0 disables.", "match"),
     Setting("MATCH_MAX_NAME", "--match-max-name", _int(1, 1024), "64",
             "Longest display name in request-room (characters).", "match"),
     Setting("MATCH_MAX_MESSAGE", "--match-max-message", _int(1, 1 << 20), "1000",
@@ -294,6 +346,13 @@ SETTINGS: tuple[Setting, ...] = (
             "WebRTC receivers per voice stream.", "limits"),
     Setting("VOICE_ANSWER_TIMEOUT", "--voice-answer-timeout", _positive_duration, "30s",
             "How long the server's offer to a receiver waits for webrtc_answer.", "limits"),
+    Setting("VOICE_OFFER_RATE", "--voice-offer-rate", parse_rate, "5/10s",
+            "webrtc_offer and start_receiving messages per voice connection (count/window; "
+            "each builds a server-side peer connection); more get rate_limited. 0 disables.",
+            "limits"),
+    Setting("VOICE_CANDIDATE_RATE", "--voice-candidate-rate", parse_rate, "100/10s",
+            "ice_candidate messages per voice connection (count/window); more get "
+            "rate_limited. 0 disables.", "limits"),
     Setting("MP3_MAX_LISTENERS", "--mp3-max-listeners", _int(1), "500",
             "HTTP MP3 listeners per voice stream.", "limits"),
     Setting("MP3_LISTENER_BUFFER", "--mp3-listener-buffer", _int(1), "64",
@@ -304,6 +363,11 @@ SETTINGS: tuple[Setting, ...] = (
             "debug, info, warning, error.", "observability"),
     Setting("LOG_FORMAT", "--log-format", _log_format, "text",
             "text (one key=value line per event) or json (one JSON object per line).",
+            "observability"),
+    Setting("LOG_FAULT_RATE", "--log-fault-rate", parse_rate, "10/10s",
+            "Lines logged about client mistakes (malformed packets, bad request heads, "
+            "resets) per window, each one line at info without a traceback; the next line "
+            "says how many were left out. Server errors have a bound of the same size.",
             "observability"),
     Setting("METRICS_ROUTE", "--metrics-route", _text, "/metrics",
             "Path of the Prometheus endpoint.", "observability"),

@@ -31,13 +31,14 @@ from picows.version import __version__ as PICOWS_VERSION
 
 from rtchub.base.clock import Clock
 from rtchub.base.connection import CloseCode
+from rtchub.base.faultlog import FaultLog
 from rtchub.base.metrics import Stats
 from rtchub.errors import RtcHubError
 from rtchub.net.connection import ConnLimits, NetConnection
 from rtchub.net.session import Session
 
-__all__ = ["FastConnection", "FastListener", "PicowsChanged", "build_protocol", "check_picows",
-           "refusal"]
+__all__ = ["FastConnection", "FastListener", "PicowsChanged", "QuietLogger", "build_protocol",
+           "check_picows", "refusal"]
 
 log = logging.getLogger("rtchub.ws")
 
@@ -229,22 +230,25 @@ def refusal(err: RtcHubError) -> picows.WSUpgradeResponseWithListener:
     return picows.WSUpgradeResponseWithListener(response, None)
 
 
-class _QuietLogger:
-    """picows logs every accept at INFO and makes a Logger object per connection.
+class QuietLogger:
+    """What picows logs through: nothing per connection, client faults rate limited.
 
-    Handing it a logger-like object that is not a :class:`logging.Logger` skips
-    both (about 1 KB and a formatted line per connection).
+    picows logs every accept at INFO and makes a Logger object per connection; handing it
+    a logger-like object that is not a :class:`logging.Logger` skips both (about 1 KB and
+    a formatted line per connection). It reports protocol violations by clients at ERROR:
+    those go to ``faults`` (one line at INFO, rate limited: :mod:`rtchub.base.faultlog`).
     """
 
-    def __init__(self, target: logging.Logger) -> None:
+    def __init__(self, target: logging.Logger, faults: FaultLog) -> None:
         self._target = target
+        self._faults = faults
 
     def isEnabledFor(self, level: int) -> bool:
         return level >= logging.WARNING and self._target.isEnabledFor(level)
 
     def log(self, level: int, msg: str, *args: Any, **kw: Any) -> None:
         if level >= logging.WARNING:
-            self._target.log(level, msg, *args, **kw)
+            self._faults.log(level, msg, *args, **kw)
 
     def debug(self, msg: str, *args: Any, **kw: Any) -> None:
         pass
@@ -253,29 +257,25 @@ class _QuietLogger:
         pass
 
     def warning(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._target.warning(msg, *args, **kw)
+        self._faults.warning(msg, *args, **kw)
 
     def error(self, msg: str, *args: Any, **kw: Any) -> None:
-        # picows reports protocol violations by clients at ERROR; they are the client's fault
-        self._target.info(msg, *args, **kw)
+        self._faults.error(msg, *args, **kw)
 
     def exception(self, msg: str, *args: Any, **kw: Any) -> None:
-        self._target.exception(msg, *args, **kw)
-
-
-_QUIET = _QuietLogger(log)
+        self._faults.exception(msg, *args, **kw)
 
 
 def build_protocol(listener_factory: Callable[[picows.WSUpgradeRequest], Any], *,
-                   max_message: int, read_buffer: int, handshake_timeout: float
-                   ) -> asyncio.BaseProtocol:
+                   max_message: int, read_buffer: int, handshake_timeout: float,
+                   logger: QuietLogger) -> asyncio.BaseProtocol:
     """A server-side picows protocol for one socket: what ``ws_create_server`` builds,
     with the same arguments in the same order (:func:`check_picows` verifies them).
 
     Auto-ping and auto-pong are off: the heartbeat sweep pings, and pongs go through
     the connection's bounded send path."""
     proto: asyncio.BaseProtocol = WSProtocol(
-        None, None, False, listener_factory, _QUIET,
+        None, None, False, listener_factory, logger,
         True,                       # disconnect_on_exception
         handshake_timeout,
         False, 20.0, 20.0,          # auto ping off (see Heartbeat)

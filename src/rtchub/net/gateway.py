@@ -18,10 +18,11 @@ from typing import Any
 import picows
 from aiohttp import web
 
+from rtchub.base.faultlog import FaultLog
 from rtchub.errors import RtcHubError
 from rtchub.hub import Drainable, Hub
 from rtchub.net.connection import ConnLimits, NetConnection
-from rtchub.net.fastws import FastListener, build_protocol, refusal
+from rtchub.net.fastws import FastListener, QuietLogger, build_protocol, refusal
 from rtchub.net.heartbeat import Heartbeat
 from rtchub.net.http import error_response
 from rtchub.net.httpws import HttpConnection, run_session, websocket_response
@@ -47,6 +48,9 @@ class Gateway:
         self._ids = itertools.count(1)
         self._sessions: dict[str, NetConnection] = {}
         self._routing: dict[Endpoint, Routing] = {}
+        burst, period = hub.config.log_fault_rate
+        self._picows_log = QuietLogger(log, FaultLog(log, hub.clock, burst=burst,
+                                                     period=period, errors_are_faults=True))
 
     @property
     def connections(self) -> dict[str, NetConnection]:
@@ -61,12 +65,15 @@ class Gateway:
         """Start the endpoint's dialects on ``conn``; count it for drains and heartbeats."""
         hub = self.hub
         self._sessions[conn.id] = conn
+        hub.connection_opened(conn.remote)
         hub.track(Drainable(conn.id, conn.close))
         self.heartbeat.add(conn)
         endpoint = admission.endpoint
         routing = self._routing.get(endpoint)
         if routing is None:
-            routing = self._routing[endpoint] = Routing(endpoint.dialects)
+            limits = hub.config.limits
+            routing = self._routing[endpoint] = Routing(
+                endpoint.dialects, hub.clock, limits.ws_msg_rate, limits.ws_error_rate)
         return Session(conn, routing, admission.params, courier=hub.courier,
                        spawn=hub.tasks.spawn, stats=hub.stats,
                        pending_max=hub.config.limits.pending_max, on_end=self._ended)
@@ -75,6 +82,7 @@ class Gateway:
         conn = self._sessions.pop(session.conn.id, None)
         if conn is not None:
             self.heartbeat.discard(conn)
+            self.hub.connection_closed(conn.remote)
         self.hub.untrack(session.conn.id)
 
     # -- the picows fast path ------------------------------------------------------------
@@ -97,7 +105,8 @@ class Gateway:
 
         return build_protocol(listener_factory, max_message=self.limits.max_message,
                               read_buffer=hub.config.limits.read_buffer,
-                              handshake_timeout=hub.config.head_timeout)
+                              handshake_timeout=hub.config.head_timeout,
+                              logger=self._picows_log)
 
     # -- the aiohttp path ----------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 from aiohttp import hdrs, web
 
+from rtchub.base.clientip import ip_key
 from rtchub.errors import RateLimited, RtcHubError
 from rtchub.hub import Hub
 
@@ -74,7 +75,7 @@ def rate_limit(exempt: frozenset[str]) -> Callable[..., Awaitable[web.StreamResp
         if request.path in exempt:
             return await handler(request)
         hub = request.app[HUB]
-        retry = hub.http_requests.hit(remote_of(request), hub.clock())
+        retry = hub.http_requests.hit(ip_key(remote_of(request)), hub.clock())
         if retry is not None:
             hub.stats.http_rejections["http_rate"] += 1
             return error_response(RateLimited("too many requests", retry))

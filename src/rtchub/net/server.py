@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from rtchub.base.faultlog import FaultLog
 from rtchub.config import Config, ConfigError, ListenAddress
 from rtchub.hub import Hub
 from rtchub.net.fastws import PicowsChanged, check_picows
@@ -111,12 +112,17 @@ class Server:
         loop = asyncio.get_running_loop()
         config = self.hub.config
         runners: dict[int, web.AppRunner] = {}
+        # aiohttp logs a client's malformed request with a traceback at ERROR: one line
+        burst, period = config.log_fault_rate
+        faults = FaultLog(logging.getLogger("aiohttp.server"), self.hub.clock, burst=burst,
+                          period=period)
         for listener in self._listeners:
             runner = runners.get(id(listener.app))
             if runner is None:
                 runner = web.AppRunner(listener.app, handle_signals=False, access_log=None,
                                        shutdown_timeout=config.shutdown_timeout,
-                                       keepalive_timeout=config.head_timeout)
+                                       keepalive_timeout=config.head_timeout,
+                                       logger=faults)
                 await runner.setup()
                 runners[id(listener.app)] = runner
                 self._runners.append(runner)

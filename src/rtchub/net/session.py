@@ -15,8 +15,10 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.clock import Clock
+from rtchub.base.connection import CloseCode, Connection, ErrorReply
 from rtchub.base.metrics import Stats
+from rtchub.base.ratelimit import Window
 from rtchub.cluster.courier import Courier
 from rtchub.errors import ProtocolError, RtcHubError, UnknownType
 from rtchub.net.connection import NetConnection
@@ -72,10 +74,17 @@ class Routing:
     built once per endpoint and shared by all its connections (a connection holds only
     its handlers, in the same order)."""
 
-    __slots__ = ("dialects", "events", "types")
+    __slots__ = ("clock", "dialects", "error_rate", "events", "msg_rate", "types")
 
-    def __init__(self, dialects: Sequence[Dialect]) -> None:
+    def __init__(self, dialects: Sequence[Dialect], clock: Clock | None = None,
+                 msg_rate: tuple[int, float] = (0, 1.0),
+                 error_rate: tuple[int, float] = (0, 1.0)) -> None:
         self.dialects = tuple(dialects)
+        # WS_MSG_RATE, WS_ERROR_RATE: a client past either is closed (each frame costs the
+        # server a parse, each refusal an error frame too); no clock: not enforced
+        self.clock = clock
+        self.msg_rate = msg_rate if clock is not None and msg_rate[0] > 0 else None
+        self.error_rate = error_rate if clock is not None and error_rate[0] > 0 else None
         self.types: dict[str, int] = {}
         self.events: dict[type, int] = {}
         for i, dialect in enumerate(self.dialects):
@@ -89,13 +98,18 @@ class Session(SerialExecutor):
     """Routes frames in and events out of one connection, and applies its frames in order
     (it is the connection's serial executor); see the module docstring."""
 
-    __slots__ = ("_conn", "_courier", "_ended", "_handlers", "_on_end", "_routing", "_stats")
+    __slots__ = ("_conn", "_courier", "_ended", "_errors", "_handlers", "_on_end", "_rate",
+                 "_routing", "_stats")
 
     def __init__(self, conn: NetConnection, routing: Routing, params: Any, *,
                  courier: Courier, spawn: Spawn, stats: Stats, pending_max: int,
                  on_end: Callable[[Session], None]) -> None:
         super().__init__(spawn, self._op_failed, pending_max, conn.id)
         self._conn = conn
+        # the rate windows are made on a connection's first message / first refusal, so an
+        # idle connection holds none
+        self._rate: Window | None = None
+        self._errors: Window | None = None
         self._courier = courier
         self._stats = stats
         self._on_end = on_end
@@ -115,8 +129,26 @@ class Session(SerialExecutor):
         """The connection this session serves."""
         return self._conn
 
+    def _flooding(self) -> bool:
+        """Count one message against WS_MSG_RATE; past it, close (True)."""
+        routing = self._routing
+        if routing.msg_rate is None or routing.clock is None:
+            return False
+        rate = self._rate
+        if rate is None:
+            rate = self._rate = Window(*routing.msg_rate)
+        if rate.hit(routing.clock()) is None:
+            return False
+        if not self._conn.closed:
+            self._stats.closes["msg_rate"] += 1
+            self._conn.close(CloseCode.POLICY, f"more than {rate.limit} messages in "
+                                               f"{rate.window:g}s (WS_MSG_RATE)")
+        return True
+
     def on_text(self, data: bytes, received_ns: int) -> None:
         """Parse, route, and apply in order; every failure becomes an error frame."""
+        if self._routing.msg_rate is not None and self._flooding():
+            return
         try:
             obj = parse_frame(data)
             kind = obj["type"]
@@ -132,6 +164,8 @@ class Session(SerialExecutor):
 
     def on_binary(self, data: bytes) -> None:
         """Binary frames are not part of any JSON dialect."""
+        if self._flooding():
+            return
         self._stats.frames_in["binary"] += 1
         self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
 
@@ -146,10 +180,20 @@ class Session(SerialExecutor):
         self.close(self._release)
 
     def reply_error(self, err: RtcHubError) -> None:
-        """Send ``err`` to this client as an error frame."""
+        """Send ``err`` to this client as an error frame; past WS_ERROR_RATE, close."""
         self._stats.errors[err.code] += 1
         self._stats.frames_out["error"] += 1
         self._conn.send(encode_error(err))
+        routing = self._routing
+        if routing.error_rate is None or routing.clock is None:
+            return
+        errors = self._errors
+        if errors is None:
+            errors = self._errors = Window(*routing.error_rate)
+        if errors.hit(routing.clock()) is not None and not self._conn.closed:
+            self._stats.closes["error_rate"] += 1
+            self._conn.close(CloseCode.POLICY, f"more than {errors.limit} refused messages in "
+                                               f"{errors.window:g}s (WS_ERROR_RATE)")
 
     def _op_failed(self, err: RtcHubError, frame: object) -> None:
         self.reply_error(err)

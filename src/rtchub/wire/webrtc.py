@@ -42,7 +42,7 @@ def check_description(value: object, what: str, limits: SdpLimits, *,
     if type(value) is dict:
         kind = value.get("type", default)
         sdp = value.get("sdp")
-        if (kind in kinds and type(sdp) is str and sdp.startswith("v=")
+        if (type(kind) is str and kind in kinds and type(sdp) is str and sdp.startswith("v=")
                 and len(sdp) <= limits.max_bytes
                 and (limits.max_media is None or sdp.count("\nm=") <= limits.max_media)):
             return value
@@ -56,7 +56,7 @@ def _diagnose(value: object, what: str, limits: SdpLimits, kinds: frozenset[str]
     if not isinstance(value, dict):
         raise InvalidSDP(f"{what!r} must be an RTCSessionDescription object {{type, sdp}}")
     kind = value.get("type", default)
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:   # (a list is not even hashable)
         allowed = " or ".join(sorted(kinds))
         raise InvalidSDP(f"'{what}.type' must be {allowed}, got {str(kind)[:20]!r}")
     sdp = value.get("sdp")

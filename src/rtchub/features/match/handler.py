@@ -55,6 +55,7 @@ class MatchSession:
         # rate limits count valid events only: a typo does not cost the user a turn
         match msg:
             case wire.IceCandidate(to=to, candidate=candidate):   # the hot path
+                mm.check_candidate_rate(self.user)
                 mm.candidate(self.view, self.user, to, candidate)
                 return None
             case wire.RequestRoom():
@@ -62,9 +63,11 @@ class MatchSession:
                 self.view = None
                 return self._request(msg)
             case wire.Offer(offer=offer, room_id=room, remote_socket_id=to):
+                mm.check_offer_rate(self.user)
                 mm.offer(self.view, self.user, self.name, to, room, offer)
                 return None
             case wire.Answer(ans=ans, room_id=room, remote_socket_id=to):
+                mm.check_offer_rate(self.user)
                 mm.answer(self.view, self.user, self.name, to, room, ans)
                 return None
             case wire.NewMessage(message=message, room_id=room, remote_socket=to):

@@ -24,16 +24,19 @@ import socketio
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
+from rtchub.base.faultlog import FaultLog
+from rtchub.base.ratelimit import Window
 from rtchub.base.tasks import TaskOwner
-from rtchub.errors import RtcHubError
+from rtchub.errors import RtcHubError, UnknownType
 from rtchub.features.match import wire
+from rtchub.features.match.engine import MatchSocketServer, handshake_limits
 from rtchub.features.match.events import EVENTS
 from rtchub.features.match.handler import MatchSession
 from rtchub.features.match.rules import RECORDS
 from rtchub.features.match.service import Matchmaker
 from rtchub.hub import Drainable, Hub, Lifecycle
 from rtchub.net.executor import SerialExecutor
-from rtchub.net.http import HUB, json_response, remote_of
+from rtchub.net.http import HUB, json_response
 from rtchub.web import WEB_DIR
 
 __all__ = ["MATCH", "MatchServer", "setup"]
@@ -51,8 +54,8 @@ _EVENT_INDEX = dict.fromkeys(EVENTS, 0)  # every matchmaking event goes to the c
 class _Client:
     """One Socket.IO connection: its session, serial executor and bounded outbox."""
 
-    __slots__ = ("_server", "_writing", "closed", "eio_sid", "executor", "outbox", "session",
-                 "sid")
+    __slots__ = ("_server", "_writing", "closed", "eio_sid", "errors", "executor", "outbox",
+                 "rate", "session", "sid")
 
     def __init__(self, server: MatchServer, sid: str, eio_sid: str) -> None:
         hub = server.hub
@@ -66,6 +69,25 @@ class _Client:
                                     server.matchmaker, self.emit, hub.stats)
         self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
                                        hub.config.limits.pending_max, sid)
+        self.rate = Window(*hub.config.limits.ws_msg_rate)
+        self.errors = Window(*hub.config.limits.ws_error_rate)
+
+    def flooding(self) -> bool:
+        """Count one event against WS_MSG_RATE; past it, disconnect (True)."""
+        if self.closed or self.rate.hit(self._server.hub.clock()) is None:
+            return self.closed
+        self._drop(self.rate, "events", "WS_MSG_RATE", "msg_rate")
+        return True
+
+    def _drop(self, window: Window, what: str, setting: str, label: str) -> None:
+        server = self._server
+        log.info("match: %s sent more than %d %s in %gs (%s); disconnecting", self.sid,
+                 window.limit, what, window.window, setting)
+        server.hub.stats.closes[label] += 1
+        self.closed = True
+        self.outbox.clear()
+        with contextlib.suppress(RuntimeError):
+            server.tasks.spawn(server.sio.disconnect(self.sid), name="match-drop")
 
     def deliver(self, event: object) -> None:
         """The courier's entry (it routes only matchmaking events here)."""
@@ -74,6 +96,8 @@ class _Client:
 
     def _failed(self, err: RtcHubError, event: object) -> None:
         self.session.reply_error(err, event if isinstance(event, str) else None)
+        if not self.closed and self.errors.hit(self._server.hub.clock()) is not None:
+            self._drop(self.errors, "refused events", "WS_ERROR_RATE", "error_rate")
 
     def emit(self, event: str, data: Any) -> None:
         """Queue one event for this client, in order; drop a client that stopped reading."""
@@ -131,8 +155,12 @@ class MatchServer:
         def allowed(origin: str | None, environ: object = None) -> bool:
             return origins.allows(origin)
 
-        self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", async_handlers=False, logger=False, engineio_logger=False,
+        burst, period = hub.config.log_fault_rate
+        faults = FaultLog(logging.getLogger("rtchub.socketio"), hub.clock, burst=burst,
+                          period=period, errors_are_faults=True)
+        self.sio = MatchSocketServer(
+            hub, wire.CLIENT_EVENTS, self._refused,
+            async_mode="aiohttp", async_handlers=False, logger=faults, engineio_logger=faults,
             cors_allowed_origins=allowed,
             max_http_buffer_size=limits.max_message_bytes,
             ping_interval=hub.config.heartbeat, ping_timeout=hub.config.heartbeat)
@@ -140,7 +168,6 @@ class MatchServer:
         self.sio.on("disconnect", self._disconnect)
         for event in wire.CLIENT_EVENTS:
             self.sio.on(event, self._handler(event))
-        self.sio.on("*", self._unknown)
         hub.stats.add_gauges("rtchub_match_sockets", "Socket.IO matchmaking connections now.",
                              lambda: {"": float(len(self.clients))})
         hub.stats.add_counters("rtchub_match_pairs", "Pairs matched by this node.", "",
@@ -156,14 +183,7 @@ class MatchServer:
         if hub.state is not Lifecycle.READY:
             raise socketio.exceptions.ConnectionRefusedError(
                 "server is starting or draining", {"code": "capacity"})
-        request = environ.get("aiohttp.request")
-        remote = remote_of(request) if isinstance(request, web.Request) else "unknown"
-        retry = hub.ws_upgrades.hit(remote, hub.clock())
-        if retry is not None:
-            hub.stats.http_rejections["ws_rate"] += 1
-            raise socketio.exceptions.ConnectionRefusedError(
-                f"too many connections from {remote}",
-                {"code": "rate_limited", "retry_after": round(retry, 3)})
+        # (the Engine.IO handshake already passed the per-IP limits: engine.handshake_limits)
         self.clients[sid] = _Client(self, sid, self.sio.manager.eio_sid_from_sid(sid, "/"))
         hub.track(Drainable(sid, lambda code, reason: self.close_all()))
         hub.stats.connections_total += 1
@@ -200,16 +220,18 @@ class MatchServer:
     def _handler(self, event: str) -> Callable[..., Coroutine[Any, Any, None]]:
         async def handle(sid: str, *args: Any) -> None:
             client = self.clients.get(sid)
-            if client is not None:
+            if client is not None and not client.flooding():
                 self.hub.stats.frames_in[event] += 1
                 client.executor.submit(client.session.handle, event, args[0] if args else None)
         return handle
 
-    async def _unknown(self, event: str, sid: str, *args: Any) -> None:
+    def _refused(self, sid: str, event: str) -> None:
+        """An event that is not seed 001's (reserved, unknown): never dispatched, answered
+        with unknown_type in order, after everything queued before it."""
         client = self.clients.get(sid)
-        if client is not None:    # answered in order, after everything queued before it
+        if client is not None and not client.flooding():
             self.hub.stats.frames_in["unknown"] += 1
-            client.executor.submit(client.session.handle, event, args[0] if args else None)
+            client.executor.submit(_unknown_event, event, None)
 
     async def status(self, request: web.Request) -> web.Response:
         """``GET /api/status``: queue and room counts (seed 001)."""
@@ -247,6 +269,10 @@ class MatchServer:
     async def cleanup(self, app: web.Application) -> None:
         """Cancel the writer tasks still running."""
         await self.tasks.close()
+
+
+def _unknown_event(event: str, _: object) -> None:
+    raise UnknownType(f"unknown event {event[:80]!r}")
 
 
 MATCH = web.AppKey("match", MatchServer)
@@ -298,5 +324,6 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/match", match_page)
     app.router.add_get("/vendor/{name}", vendor)
     app.middlewares.append(_track_websockets(server))
+    app.middlewares.append(handshake_limits(server.hub))
     app.on_shutdown.append(server.shutdown)
     app.on_cleanup.append(server.cleanup)

@@ -94,6 +94,9 @@ class Matchmaker:
         self.pairs_made = 0
         self._request_limit = FixedWindow(*limits.match_request_rate)
         self._message_limit = FixedWindow(*limits.match_message_rate)
+        # signaling of this node's sockets: counted here, with no round trip on the relay path
+        self._offer_limit = FixedWindow(*limits.match_offer_rate)
+        self._candidate_limit = FixedWindow(*limits.match_candidate_rate)
 
     @property
     def limits(self) -> Limits:
@@ -116,6 +119,14 @@ class Matchmaker:
     def check_message_rate(self, user: str) -> None:
         """Count one ``newMessage``; raise :class:`RateLimited` past MATCH_MESSAGE_RATE."""
         self._hit(self._message_limit, "newMessage", user)
+
+    def check_offer_rate(self, user: str) -> None:
+        """Count one offer or answer; raise :class:`RateLimited` past MATCH_OFFER_RATE."""
+        self._hit(self._offer_limit, "negotiation-call-offer/answer", user)
+
+    def check_candidate_rate(self, user: str) -> None:
+        """Count one ICE candidate; raise :class:`RateLimited` past MATCH_CANDIDATE_RATE."""
+        self._hit(self._candidate_limit, "send-new-ice-candidates", user)
 
     def _hit(self, window: FixedWindow, event: str, user: str) -> None:
         retry = window.hit(user, self._clock())
@@ -283,12 +294,13 @@ class Matchmaker:
     # -- queries -------------------------------------------------------------------------
 
     async def status(self, max_users: int = 100) -> MatchStatus:
-        """Queue size and its first ``max_users`` socket IDs; active and total rooms."""
+        """Queue size and the names of its first ``max_users`` (seed 001 lists names; socket
+        IDs would let anyone address a waiting user); active and total rooms."""
         queue = await self._store.get(QUEUE_KEY)
         counts = await self._store.get(COUNTS_KEY)
         entries = queue.entries if isinstance(queue, MatchQueue) else ()
         c = counts if isinstance(counts, MatchCounts) else MatchCounts()
-        return MatchStatus(len(entries), tuple(e.user for e in entries[:max_users]),
+        return MatchStatus(len(entries), tuple(e.name for e in entries[:max_users]),
                            c.active, c.total)
 
     # -- helpers -------------------------------------------------------------------------

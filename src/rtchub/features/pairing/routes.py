@@ -9,17 +9,15 @@ one gets ``403 origin_not_allowed``; ``OPTIONS`` answers preflights.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import AsyncIterator
 
-import orjson
 from aiohttp import hdrs, web
 
 from rtchub.errors import InvalidField, OriginNotAllowed, RtcHubError
 from rtchub.features.pairing import wire
 from rtchub.features.pairing.events import EVENTS
 from rtchub.features.pairing.handler import PairDialect
-from rtchub.features.pairing.rules import RECORDS
+from rtchub.features.pairing.rules import RECORDS, Chain, chain_items, chain_of_items
 from rtchub.features.pairing.service import PairService, PairSettings
 from rtchub.hub import Hub
 from rtchub.net.http import HUB, error_response, json_response, remote_of
@@ -51,7 +49,7 @@ async def mint_code(request: web.Request) -> web.Response:
     service = request.app[PAIRING]
     try:
         _check_origin(request)
-        minted = await service.mint()
+        minted = await service.mint(remote_of(request))
     except RtcHubError as err:
         return error_response(err)
     return json_response({"code": minted.code, "appID": minted.app_id,
@@ -66,14 +64,11 @@ async def redeem_code(request: web.Request) -> web.Response:
     try:
         _check_origin(request)
         try:
-            body = orjson.loads(await request.read())
-        except orjson.JSONDecodeError:
-            body = None
-        code = body.get("code") if isinstance(body, dict) else None
-        if not isinstance(code, str) or not re.fullmatch(rf"[0-9]{{{digits}}}", code.strip()):
+            code = wire.parse_redeem(await request.read(), digits)
+        except InvalidField:
             await service.fail_redeem(remote)
-            raise InvalidField(f'expected a JSON body {{"code": "<{digits} digits>"}}')
-        entry = await service.redeem(code.strip(), remote)
+            raise
+        entry = await service.redeem(code, remote)
     except RtcHubError as err:
         return error_response(err)
     return json_response({"appID": entry.app_id,
@@ -107,7 +102,9 @@ async def _cors_headers(request: web.Request, response: web.StreamResponse) -> N
 def _metrics(hub: Hub, service: PairService) -> None:
     stats = hub.stats
     stats.add_counters("rtchub_pair_codes", "Pairing code events: minted, redeemed, gone "
-                       "(410), expired, exhausted (503), rate_limited (429), pairs_expired.",
+                       "(410), expired, exhausted (503), rate_limited (429 on redeem), "
+                       "mint_limited (429 on mint), budget_exhausted (the deployment's "
+                       "failed-redeem budget ran out: alert on it), pairs_expired.",
                        "event", lambda: dict(service.codes))
     stats.add_counters("rtchub_pair_relayed", "Frames relayed between pair sides, by type.",
                        "type", lambda: dict(service.relayed))
@@ -117,6 +114,9 @@ def _metrics(hub: Hub, service: PairService) -> None:
                      lambda: {"": float(len(service.depths))})
     stats.add_gauges("rtchub_pair_sides_connected", "Pair sides connected to this node.",
                      lambda: {"": float(service.sides_connected)})
+    stats.add_gauges("rtchub_pair_mailbox_bytes", "Mailbox bytes held, over all pairs "
+                     "(bounded by PAIR_MAILBOX_TOTAL).",
+                     lambda: {"": float(service.held_total)})
     stats.add_gauges("rtchub_pair_mailbox_depth", "Mailbox messages waiting for a "
                      "delivered ack, over all pairs.",
                      lambda: {"": float(sum(service.depths.values()))})
@@ -128,8 +128,14 @@ def setup(app: web.Application) -> None:
     limits = hub.config.limits
     settings = PairSettings(ttl=limits.room_ttl, code_digits=limits.pair_code_digits,
                             mailbox_size=limits.pair_mailbox_size,
-                            redeem_failures_per_min=limits.pair_redeem_failures_per_min)
+                            redeem_failures_per_min=limits.pair_redeem_failures_per_min,
+                            mailbox_bytes=limits.pair_mailbox_bytes,
+                            mailbox_total=limits.pair_mailbox_total,
+                            mints_per_min=limits.pair_mints_per_min,
+                            max_per_ip=limits.pair_max_per_ip,
+                            redeem_budget_per_min=limits.pair_redeem_budget_per_min)
     hub.codec.register(*RECORDS, *EVENTS)
+    hub.codec.register_flat(Chain, list[str], chain_items, chain_of_items)
     service = PairService(hub.backplane.store, hub.courier, settings, hub.clock)
     hub.backplane.on_sweep(service.sweep_node)
     app[PAIRING] = service

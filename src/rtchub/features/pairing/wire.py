@@ -60,6 +60,7 @@ __all__ = [
     "encode_pong",
     "encode_room_full",
     "parse_query",
+    "parse_redeem",
     "refusal_close_code",
 ]
 
@@ -88,6 +89,20 @@ def parse_query(query: Mapping[str, str]) -> PairParams:
     except ValueError:
         raise InvalidField(f"appID must be a UUID, got {str(app_id)[:40]!r}") from None
     return PairParams(parsed, Side.parse(query.get("side")))
+
+
+def parse_redeem(body: bytes, digits: int) -> str:
+    """The code of a ``POST /rendezvous/redeem`` body ``{"code": "<digits>"}``."""
+    try:
+        obj = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        obj = None
+    code = obj.get("code") if isinstance(obj, dict) else None
+    if isinstance(code, str):
+        code = code.strip()
+        if len(code) == digits and code.isascii() and code.isdigit():
+            return code
+    raise InvalidField(f'expected a JSON body {{"code": "<{digits} digits>"}}')
 
 
 def refusal_close_code(err: RtcHubError) -> int:

@@ -2,16 +2,19 @@
 
 ``GET /`` serves the app, or seed 001's JSON status to clients that prefer JSON;
 ``/{name}`` serves the app's files; ``/api/rtc-config`` the ``RTCConfiguration`` browsers
-should use (``RTC_CONFIG_JSON``).
+should use (``RTC_CONFIG_JSON``, plus a TURN server with fresh time-limited credentials when
+``TURN_URLS`` is set).
 """
 
 from __future__ import annotations
 
 import re
+import time
 from typing import Final
 
 from aiohttp import web
 
+from rtchub.features.site.turn import rtc_configuration
 from rtchub.net.http import HUB, json_response, prefers_json
 from rtchub.web import WEB_DIR
 
@@ -42,8 +45,11 @@ async def asset(request: web.Request) -> web.StreamResponse:
 
 
 async def rtc_config(request: web.Request) -> web.Response:
-    """The RTCConfiguration browsers should use (RTC_CONFIG_JSON)."""
-    return json_response(dict(request.app[HUB].config.rtc_config))
+    """The RTCConfiguration browsers should use (RTC_CONFIG_JSON, with TURN credentials
+    minted for this request when TURN is configured); never cached."""
+    config = request.app[HUB].config
+    body = rtc_configuration(config.rtc_config, config.turn, time.time())
+    return json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def setup(app: web.Application) -> None:

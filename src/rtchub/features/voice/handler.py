@@ -20,8 +20,9 @@ from aiortc.sdp import candidate_from_sdp
 from rtchub.base.clock import Clock, Timer
 from rtchub.base.connection import Connection, ErrorReply
 from rtchub.base.metrics import Stats
+from rtchub.base.ratelimit import Window
 from rtchub.base.tasks import TaskOwner
-from rtchub.errors import Conflict, InvalidField, RtcHubError, StreamEnded
+from rtchub.errors import Conflict, InvalidField, RateLimited, RtcHubError, StreamEnded
 from rtchub.features.voice import wire
 from rtchub.features.voice.events import (
     EVENTS,
@@ -60,7 +61,9 @@ class VoiceDialect:
     events: tuple[type, ...] = EVENTS
 
     def __init__(self, service: VoiceService, broadcasts: Broadcasts, tasks: TaskOwner,
-                 stats: Stats, clock: Clock, sdp: SdpLimits, answer_timeout: float) -> None:
+                 stats: Stats, clock: Clock, sdp: SdpLimits, answer_timeout: float, *,
+                 offer_rate: tuple[int, float] = (0, 60.0),
+                 candidate_rate: tuple[int, float] = (0, 60.0)) -> None:
         self.service = service
         self.broadcasts = broadcasts
         self.tasks = tasks
@@ -68,6 +71,8 @@ class VoiceDialect:
         self.clock = clock
         self.sdp = sdp
         self.answer_timeout = answer_timeout
+        self.offer_rate = offer_rate          # VOICE_OFFER_RATE: each builds a peer connection
+        self.candidate_rate = candidate_rate  # VOICE_CANDIDATE_RATE
 
     def open(self, conn: Connection, params: object, reply_error: ErrorReply) -> VoiceHandler:
         """State for one connection."""
@@ -92,6 +97,8 @@ class VoiceHandler:
         self._answer_timer: Timer | None = None
         self._ended_offer = False  # the stream offered to us ended before our answer
         self._closed = False
+        self._offers = Window(*dialect.offer_rate)
+        self._candidates = Window(*dialect.candidate_rate)
 
     def _send(self, kind: str, data: bytes) -> None:
         if not self._closed:
@@ -122,8 +129,10 @@ class VoiceHandler:
                 self._send("sender_ready", wire.sender_ready(self.connection_id))
                 return None
             case wire.WebrtcOffer(sdp=sdp):
+                self._limit(self._offers, "VOICE_OFFER_RATE")
                 return self._offer(sdp)
             case wire.StartReceiving(stream_id=stream_id):
+                self._limit(self._offers, "VOICE_OFFER_RATE")
                 return self._start_receiving(stream_id)
             case wire.WebrtcAnswer(sdp=sdp):
                 return self._answer(sdp)
@@ -134,12 +143,19 @@ class VoiceHandler:
                 self._spawn_end(self._release())
                 return None
             case wire.IceCandidate():
+                self._limit(self._candidates, "VOICE_CANDIDATE_RATE")
                 self._candidate(msg)
                 return None
             case wire.LocalIp():
                 return None
             case _:
                 assert_never(msg)
+
+    def _limit(self, window: Window, setting: str) -> None:
+        retry = window.hit(self._d.clock())
+        if retry is not None:
+            raise RateLimited(f"at most {window.limit} per {window.window:g}s ({setting}); "
+                              f"retry in {retry:.1f}s", retry)
 
     # -- sender --------------------------------------------------------------------------
 

@@ -51,7 +51,8 @@ def setup(app: web.Application) -> None:
     app[BROADCASTS] = live
     dialect = VoiceDialect(service, live, hub.tasks, hub.stats, hub.clock,
                            SdpLimits(limits.sdp_max_bytes, limits.sdp_max_media),
-                           limits.voice_answer_timeout)
+                           limits.voice_answer_timeout, offer_rate=limits.voice_offer_rate,
+                           candidate_rate=limits.voice_candidate_rate)
     router = app[ROUTER]
     router.speak("/ws", dialect)
     router.speak("/ws/voice", dialect)

@@ -1,0 +1,318 @@
+"""Fuzz targets: every decoder a client's bytes reach, called the way rtchub calls it.
+
+Each target takes bytes and returns normally for any input the server survives: the
+errors its caller turns into an answer (the one error vocabulary, or the exceptions a
+library's caller in rtchub catches) are swallowed here exactly as there. Anything else
+escaping is a crash: a frame that would reach the executor's error boundary as a server
+error, kill aiortc's receive loop, or break the head sniffer.
+
+``ALL`` dispatches on the first byte to every target, so one short run in the suite
+covers them all; the long runs by hand take one target each (docs/reliability.md).
+``SEEDS`` are real frames of each protocol (seed documents and captured clients), the
+corpus a run starts from.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Any, Final, cast
+
+import orjson
+import socketio.packet
+from aiortc.rtp import RtcpPacket, RtpPacket
+from aiortc.sdp import candidate_from_sdp
+
+from rtchub.config import Limits
+from rtchub.errors import RtcHubError
+from rtchub.features.match import wire as match_wire
+from rtchub.features.pairing import wire as pairing_wire
+from rtchub.features.rooms import wire as rooms_wire
+from rtchub.features.voice import wire as voice_wire
+from rtchub.media import keyframes
+from rtchub.media.peers import _description, opus_payload_type, rtx_payload_type
+from rtchub.media.recording import payloads, pictures
+from rtchub.net.router import split_target
+from rtchub.net.sniffer import HeadSniffer, parse_head
+from rtchub.wire.frame import parse_frame
+from rtchub.wire.webrtc import SdpLimits, check_candidate, check_description
+
+__all__ = ["ALL", "SEEDS", "TARGETS"]
+
+Target = Callable[[bytes], None]
+_LIMITS: Final = Limits(sdp_max_bytes=8192, sdp_max_media=8)
+_SDP: Final = SdpLimits(_LIMITS.sdp_max_bytes, _LIMITS.sdp_max_media)
+
+
+def rooms(data: bytes) -> None:
+    """A /ws rooms frame: the session's parse, then the dialect's decode (seed 000)."""
+    try:
+        obj = parse_frame(data)
+        if obj["type"] in rooms_wire.SIGNAL_TYPES:
+            rooms_wire.decode_signal(obj, _SDP)
+        rooms_wire.decode(obj, _SDP)
+    except RtcHubError:
+        pass
+
+
+def voice(data: bytes) -> None:
+    """A voice frame (seed 002), and a candidate line as the voice handler gives it to
+    aiortc (catching what the handler catches)."""
+    try:
+        msg = voice_wire.decode(parse_frame(data), _SDP)
+    except RtcHubError:
+        return
+    if isinstance(msg, voice_wire.IceCandidate) and msg.candidate is not None:
+        text = msg.candidate.removeprefix("a=").removeprefix("candidate:")
+        with contextlib.suppress(ValueError, IndexError, AssertionError):
+            candidate_from_sdp(text)
+
+
+def pairing(data: bytes) -> None:
+    """A pair relay frame and a relay query string (seed 004)."""
+    try:
+        obj = parse_frame(data)
+        raw = orjson.dumps(obj) if obj["type"] in pairing_wire.RELAY_TYPES else b""
+        pairing_wire.decode(obj, raw)
+    except RtcHubError:
+        pass
+    _, query = split_target("/ws?" + data.decode("utf-8", "replace"))
+    with contextlib.suppress(RtcHubError):
+        pairing_wire.parse_query(query)
+
+
+def rendezvous(data: bytes) -> None:
+    """A ``POST /rendezvous/redeem`` body, for codes of 4 and 6 digits (seed 004)."""
+    for digits in (4, 6):
+        with contextlib.suppress(RtcHubError):
+            code = pairing_wire.parse_redeem(data, digits)
+            assert len(code) == digits and code.isascii() and code.isdigit(), code
+
+
+def match(data: bytes) -> None:
+    """A Socket.IO packet as python-socketio decodes it (only ValueError-like errors, which
+    rtchub logs as a client's fault), then an event's payload through seed 001's
+    validators."""
+    text = data.decode("utf-8", "replace")
+    with contextlib.suppress(ValueError, IndexError, KeyError, TypeError):
+        socketio.packet.Packet(encoded_packet=text)
+    try:
+        event = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(event, list) or not event or not isinstance(event[0], str):
+        return
+    with contextlib.suppress(RtcHubError):
+        match_wire.decode(event[0], event[1] if len(event) > 1 else None, _LIMITS)
+
+
+def sdp(data: bytes) -> None:
+    """A description or a candidate through the one validator; a description it passes
+    through what voice does with it (aiortc's parser behind voice's own guard)."""
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        value = {"type": "offer", "sdp": data.decode("utf-8", "replace")}
+    with contextlib.suppress(RtcHubError):
+        check_candidate(value, "candidate")
+    try:
+        desc = check_description(value, "offer", _SDP)
+    except RtcHubError:
+        return
+    text = desc.get("sdp")
+    if not isinstance(text, str):
+        return
+    try:
+        _description(text, "offer")
+    except RtcHubError:
+        return
+    rtx_payload_type(text, 96)
+    with contextlib.suppress(RtcHubError):
+        opus_payload_type(text)
+
+
+def rtp(data: bytes) -> None:
+    """An RTP packet as aiortc parses it (it drops ValueError), then rtchub's payload
+    parsers: keyframe detection, the recorder's depacketizers and picture headers."""
+    try:
+        packet = RtpPacket.parse(data)
+    except ValueError:
+        payload = data
+    else:
+        payload = packet.payload
+    keyframes.vp8_starts_keyframe(payload)
+    keyframes.vp9_starts_keyframe(payload)
+    keyframes.h264_starts_keyframe(payload)
+    for parse in (payloads.parse_vp8, payloads.parse_vp9, payloads.parse_h264,
+                  payloads.parse_opus):
+        with contextlib.suppress(payloads.MalformedPayload):
+            parse(payload)
+    with contextlib.suppress(payloads.MalformedPayload):
+        payloads.opus_samples(payload)
+    pictures.vp8_size(payload)
+    pictures.vp9_size(payload)
+    pictures.h264_size(payload)
+    pictures.vp8_is_keyframe(payload)
+    pictures.vp9_is_keyframe(payload)
+    pictures.h264_is_keyframe(payload)
+
+
+def rtcp(data: bytes) -> None:
+    """An RTCP compound packet as aiortc parses it (it drops ValueError)."""
+    with contextlib.suppress(ValueError):
+        RtcpPacket.parse(data)
+
+
+class _Transport(asyncio.Transport):
+    """Enough of a transport for the head sniffer: records what it was told."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written = bytearray()
+        self.closed = False
+        self.protocol: asyncio.BaseProtocol | None = None
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written += data
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self.protocol = protocol
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+class _Fallback(asyncio.Protocol):
+    """Stands in for aiohttp: takes the replayed head."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def data_received(self, data: bytes) -> None:
+        self.data += data
+
+
+class _Timer:
+    def cancel(self) -> None:
+        pass
+
+
+class _Clock:
+    def __call__(self) -> float:
+        return 0.0
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> _Timer:
+        return _Timer()
+
+    async def sleep(self, delay: float) -> None:
+        raise AssertionError("the sniffer never sleeps")
+
+
+def head(data: bytes) -> None:
+    """The head sniffer in front of both HTTP stacks: ``data`` in chunks (the first byte
+    sets the chunk size), then what it parsed. Whatever arrives, the socket is handed
+    over whole or refused; nothing is lost and nothing raises."""
+    parse_head(data)
+    size = 1 + (data[0] if data else 0)
+    fallback = _Fallback()
+    decided: list[tuple[bytes, bytes, bool]] = []
+
+    def decide(method: bytes, target: bytes, upgrade: bool, transport: asyncio.Transport
+               ) -> asyncio.BaseProtocol | None:
+        decided.append((method, target, upgrade))
+        split_target(target.decode("latin-1"))
+        return None
+
+    sniffer = HeadSniffer(decide, lambda: fallback, cast(Any, _Clock()), 10.0)
+    transport = _Transport()
+    sniffer.connection_made(transport)
+    for start in range(0, len(data), size):
+        if transport.protocol is not None:
+            fallback.data_received(data[start:start + size])
+        elif not transport.closed:
+            sniffer.data_received(data[start:start + size])
+    if transport.protocol is None and not transport.closed:
+        sniffer.eof_received()
+    if transport.protocol is not None:
+        assert bytes(fallback.data) == data, "the sniffer lost or changed bytes"
+    elif transport.closed:
+        assert transport.written.startswith(b"HTTP/1.1 431 ")
+    else:
+        assert not data, "bytes arrived and the sniffer neither handed over nor refused"
+
+
+TARGETS: Final[dict[str, Target]] = {
+    "rooms": rooms, "voice": voice, "pairing": pairing, "match": match, "sdp": sdp,
+    "rtp": rtp, "rtcp": rtcp, "head": head, "rendezvous": rendezvous,
+}
+_ORDER: Final = tuple(TARGETS.values())
+
+
+def ALL(data: bytes) -> None:
+    """Every target: the first byte picks one, the rest is its input."""
+    if data:
+        _ORDER[data[0] % len(_ORDER)](data[1:])
+
+
+_OFFER: Final = ("v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+                 "a=group:BUNDLE 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 96\r\n"
+                 "c=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Ke9G\r\n"
+                 "a=ice-pwd:fQ9Tj1TbWx2c3dLwGd3B1V6q\r\na=fingerprint:sha-256 "
+                 + ":".join(["AB"] * 32) + "\r\na=setup:actpass\r\na=mid:0\r\na=sendonly\r\n"
+                 "a=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10\r\n"
+                 "a=rtpmap:96 rtx/48000\r\na=fmtp:96 apt=111\r\n")
+_LINE: Final = "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host"
+_CANDIDATE: Final = {"candidate": _LINE, "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def _j(obj: object) -> bytes:
+    return orjson.dumps(obj)
+
+
+SEEDS: Final[dict[str, list[bytes]]] = {
+    "rooms": [_j({"type": "join", "room": "lobby", "from": "alice"}),
+              _j({"type": "offer", "to": "bob", "sdp": {"type": "offer", "sdp": _OFFER}}),
+              _j({"type": "candidate", "to": "bob", "candidate": _CANDIDATE}),
+              _j({"type": "hangup", "to": "bob"}), _j({"type": "leave"}),
+              _j({"type": "ping"})],
+    "voice": [_j({"type": "start_sending", "name": "Radio"}),
+              _j({"type": "webrtc_offer", "offer": {"type": "offer", "sdp": _OFFER}}),
+              _j({"type": "start_receiving", "stream_id": "s1"}),
+              _j({"type": "ice_candidate", "candidate": _CANDIDATE}),
+              _j({"type": "ice_candidate", "candidate": "a=" + _LINE}),
+              _j({"type": "get_available_streams"}), _j({"type": "local_ip", "ip": "1"})],
+    "pairing": [_j({"type": "hello", "deliveredUpTo": 3}),
+                _j({"type": "send", "to": "B", "payload": {"name": "f.txt", "size": 4}}),
+                _j({"type": "delivered", "seq": 2}), _j({"type": "telemetry",
+                                                         "event": "ice-connected"}),
+                _j({"type": "offer", "sdp": _OFFER}),
+                b"appID=3f1c1a6e-8d0b-4c59-9a55-0f1e2d3c4b5a&side=A"],
+    "match": [b'2["request-room",{"name":"Ann","roomId":null}]',
+              _j(["negotiation-call-offer", {"offer": {"type": "offer", "sdp": _OFFER},
+                                             "roomId": "r1", "remoteSocketId": "s2"}]),
+              _j(["send-new-ice-candidates", {"to": "s2", "candidate": _CANDIDATE}]),
+              _j(["newMessage", {"message": "hi", "roomId": "r1", "remoteSocket": "s2"}]),
+              _j(["stop-call"]), b'42["request-room",{"name":"Ann"}]', b"40", b"451-[\"x\"]"],
+    "rendezvous": [b'{"code": "0421"}', b'{"code": " 042117 "}', b'{"code": 421}', b"{}",
+                   b'{"code": "\\u0661\\u0662\\u0663\\u0664"}'],
+    "sdp": [_j({"type": "offer", "sdp": _OFFER}), _OFFER.encode(), _j(_CANDIDATE),
+            _j({"type": "rollback"})],
+    "rtp": [bytes.fromhex("80600001000000640000abcd" "9080003001" "9d012a" "8002e001"),
+            bytes.fromhex("80e1000200000064000000017c85b8000000"),
+            bytes.fromhex("806f00030000007800000001") + b"\xfc\xff\xfe"],
+    "rtcp": [bytes.fromhex("81c900070000000100000002000000000000000000000000000000000000"),
+             bytes.fromhex("81ce00020000000100000002"),
+             bytes.fromhex("80c8000600000001000000000000000000000000000000000000000000")],
+    "head": [b"\x10GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
+             b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
+             b"\r\n\r\n",
+             b"\x00GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+             b"\x03GET http://h:1/ws?appID=x&side=A HTTP/1.1\nHost: x\n\n"],
+}
