@@ -19,6 +19,7 @@ from rtchub.cluster.placement import RECORDS as PLACEMENT_RECORDS
 from rtchub.cluster.placement import Placement
 from rtchub.cluster.redis_backplane import RedisBackplane
 from rtchub.cluster.store import Expiring
+from rtchub.features.pairing.rules import Chain, chain_items, chain_of_items
 from rtchub.features.rooms.rules import RECORDS, MemberRecord, RoomRecord
 from tests.cluster.redis import redis_server
 from tests.support import FakeClock
@@ -36,6 +37,7 @@ class Box:
 def codec() -> Codec:
     made = Codec()
     made.register(Box, *RECORDS, *PLACEMENT_RECORDS)
+    made.register_flat(Chain, list[str], chain_items, chain_of_items)
     return made
 
 
@@ -160,3 +162,17 @@ async def test_the_codec_refuses_what_is_not_registered() -> None:
     with pytest.raises(CodecError):
         codec_without_box = Codec()
         codec_without_box.decode(stranger.encode(Box(1)))
+
+
+async def test_a_long_chain_is_stored_flat(pair: tuple[Backplane, Backplane, Seen]) -> None:
+    """Pairing's appID list is a linked chain: 5,000 links deep, it still round-trips (a
+    nested encoding passes Python's recursion limit at about 1,000)."""
+    one, two, _ = pair
+    chain = Chain.of([f"app{i}" for i in range(5000)])
+
+    def put(_: Mapping[str, object | None]) -> tuple[Mapping[str, object | None], None]:
+        return {"box:chain": chain}, None
+
+    await one.store.transact(["box:chain"], put)
+    back = await two.store.get("box:chain")
+    assert isinstance(back, Chain) and list(back) == [f"app{i}" for i in range(5000)]

@@ -73,7 +73,7 @@ class Codec:
     def register_flat(self, cls: type, form: Any, to_form: Callable[[Any], Any],
                       from_form: Callable[[Any], Any]) -> None:
         """Allow ``cls`` to be stored as ``to_form(value)`` (of msgspec type ``form``) and
-        rebuilt with ``from_form``; idempotent. For stored values only, not events."""
+        rebuilt with ``from_form``; idempotent."""
         tag = cls.__qualname__
         if self._tags.get(cls) == tag:
             return
@@ -119,7 +119,8 @@ class Codec:
             tag = tags.get(type(event))
             if tag is None:
                 raise CodecError(f"{type(event).__qualname__} is not registered with the codec")
-            rows.append((to, tag, event))
+            flat = self._flat.get(type(event))
+            rows.append((to, tag, event if flat is None else flat(event)))
         return self._encoder.encode((origin, rows))
 
     def decode_batch(self, data: bytes) -> tuple[str, Iterable[tuple[str, object]]]:
