@@ -91,6 +91,9 @@ async def serve(config: Config) -> None:
         await server.stop()
         raise
     everywhere = " (on every interface)" if not config.addr.host and not config.addr.path else ""
+    if config.calls.dev:  # like livekit-server --dev: say it once, plainly
+        log.warning("dev mode: no CALL_TOKEN_SECRET, so anyone joins call rooms as a guest; "
+                    "set one to require join tokens ('rtchub token' mints them)")
     log.info("rtchub ready%s: open %s", everywhere, "  ".join(server.urls()))
     try:
         await stop.wait()

@@ -14,7 +14,8 @@ __all__ = ["main"]
 
 _GROUPS = {"server": "server", "security": "origins, proxies and rate limits",
            "webrtc": "WebRTC", "limits": "limits", "observability": "observability",
-           "cluster": "cluster", "match": "matchmaking (Socket.IO)"}
+           "cluster": "cluster", "match": "matchmaking (Socket.IO)",
+           "calls": "call rooms (seed 003)"}
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
