@@ -114,7 +114,7 @@ def mint_join_token(secret: str | bytes, *, identity: str, room: str,
     :data:`MIN_SECRET_LENGTH` bytes.
     """
     if not identity or not room:
-        raise ValueError("a join token needs an identity and a room")
+        raise ValueError("a join token needs an identity and a room, both non-empty")
     if ttl <= 0:
         raise ValueError(f"a token lifetime greater than zero, got {ttl}")
     now = int(clock())
