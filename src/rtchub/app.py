@@ -18,6 +18,8 @@ from aiohttp import web
 
 from rtchub.base.log import setup_logging
 from rtchub.config import Config
+from rtchub.features.calls import forge_routes as forge
+from rtchub.features.calls import routes as calls
 from rtchub.features.match import routes as match
 from rtchub.features.pairing import routes as pairing
 from rtchub.features.rooms import routes as rooms
@@ -43,6 +45,9 @@ FEATURES: list[Feature] = [
     voice.setup,    # seed 002: voice broadcast on /ws and /ws/voice, /health, /stream/*
     pairing.setup,  # seed 004: rendezvous codes, /ws?appID= relay and mailbox
     match.setup,    # seed 001: Socket.IO matchmaking, /api/status, /match
+    calls.setup,    # seed 003: call rooms (mesh or SFU), their media plane
+    forge.configure,  # seed 003: the CALL_* settings on the call service (tokens, media)
+    forge.setup,    # seed 003: xraph/forge's signaling at /webrtc/signal/{roomID}
 ]
 
 GATEWAY = web.AppKey("gateway", Gateway)

@@ -14,6 +14,7 @@ from rtchub.features.calls.auth import (
     LEEWAY,
     AuthPolicy,
     Grants,
+    TokenAuthorizer,
     authorize,
     mint_join_token,
     parse_grants,
@@ -161,7 +162,18 @@ def test_with_a_secret_a_token_is_required_unless_guests_are_allowed() -> None:
     with pytest.raises(Unauthorized, match="expired"):
         authorize(strict, "standup", mint(ttl=1), None, clock=lambda: NOW + 3600)
     open_door = AuthPolicy(secret=SECRET, allow_guests=True)
-    assert authorize(open_door, "standup", None, "carol", clock=clock).guest
+    guest = authorize(open_door, "standup", None, "carol", clock=clock)
+    assert guest.guest and (guest.publish, guest.subscribe, guest.record) == (
+        True, True, False)
     # a bad token is refused even where guests are allowed: it is not a guest
     with pytest.raises(Unauthorized):
         authorize(open_door, "standup", "garbage", "carol", clock=clock)
+
+
+def test_the_token_authorizer_gives_the_call_service_its_grants() -> None:
+    authorizer = TokenAuthorizer(AuthPolicy(secret=SECRET), clock)
+    grants = authorizer.authorize("standup", mint(record=True), None)
+    assert (grants.identity, grants.room, grants.record, grants.admin) == (
+        "alice", "standup", True, False)
+    with pytest.raises(Unauthorized, match="needs a join token"):
+        authorizer.authorize("standup", None, "alice")

@@ -27,7 +27,9 @@ from typing import Any, Final
 
 import jwt
 
+from rtchub.config.calls import MIN_SECRET_LENGTH
 from rtchub.errors import Unauthorized
+from rtchub.features.calls.rules import Grants as CallGrants
 
 __all__ = [
     "ALGORITHM",
@@ -36,6 +38,7 @@ __all__ = [
     "MIN_SECRET_LENGTH",
     "AuthPolicy",
     "Grants",
+    "TokenAuthorizer",
     "authorize",
     "mint_join_token",
     "parse_grants",
@@ -45,7 +48,6 @@ __all__ = [
 ALGORITHM: Final = "HS256"
 GRANT_NAMES: Final = ("publish", "subscribe", "record", "admin")
 LEEWAY: Final = 5.0  # seconds of clock difference tolerated on exp and nbf
-MIN_SECRET_LENGTH: Final = 32  # bytes, as LiveKit asks of its API secrets
 
 # a grant left out of a token: publishing and subscribing are what joining is for
 _GRANT_DEFAULTS: Final = {"publish": True, "subscribe": True, "record": False, "admin": False}
@@ -211,20 +213,21 @@ def verify_join_token(token: str, room: str, secret: str | bytes,
 class AuthPolicy:
     """How call-room joins are admitted.
 
-    ``secret`` None is dev mode: no token is checked and everyone joins as a guest.
-    With a secret, a join needs a valid token unless ``allow_guests``. Guests get
+    ``secret`` None is dev mode: no token is checked and everyone joins as a guest
+    with ``dev_grants`` (a dev server can try everything but muting others). With a
+    secret, a join needs a valid token unless ``allow_guests``; such guests get
     ``guest_grants`` (names from :data:`GRANT_NAMES`).
     """
 
     secret: str | None = None
     allow_guests: bool = False
-    guest_grants: frozenset[str] = frozenset({"publish", "subscribe", "record"})
-    leeway: float = LEEWAY
+    guest_grants: frozenset[str] = frozenset({"publish", "subscribe"})
+    dev_grants: frozenset[str] = frozenset({"publish", "subscribe", "record"})
 
     def __post_init__(self) -> None:
         if self.secret is not None:
             _secret_bytes(self.secret)
-        unknown = set(self.guest_grants) - set(GRANT_NAMES)
+        unknown = (set(self.guest_grants) | set(self.dev_grants)) - set(GRANT_NAMES)
         if unknown:
             raise ValueError(f"unknown guest grants {sorted(unknown)}")
 
@@ -240,8 +243,9 @@ class AuthPolicy:
 
     def guest(self, identity: str, room: str, display_name: str | None = None) -> Grants:
         """What a guest gets."""
+        names = self.dev_grants if self.secret is None else self.guest_grants
         return Grants(identity=identity, room=room, display_name=display_name, guest=True,
-                      **{name: name in self.guest_grants for name in GRANT_NAMES})
+                      **{name: name in names for name in GRANT_NAMES})
 
 
 def authorize(policy: AuthPolicy, room: str, token: str | None, identity: str | None,
@@ -268,3 +272,18 @@ def authorize(policy: AuthPolicy, room: str, token: str | None, identity: str | 
     if not identity:
         raise Unauthorized("a guest needs an id to join")
     return policy.guest(identity, room, display_name)
+
+
+class TokenAuthorizer:
+    """The call service's :class:`~rtchub.features.calls.service.Authorizer` on join
+    tokens: :func:`authorize` under ``policy``, with ``clock`` giving Unix seconds."""
+
+    def __init__(self, policy: AuthPolicy, clock: Callable[[], float] = time.time) -> None:
+        self.policy = policy
+        self._clock = clock
+
+    def authorize(self, room: str, token: str | None, requested: str | None) -> CallGrants:
+        """The grants of one join of ``room``; :class:`Unauthorized` refuses it."""
+        grants = authorize(self.policy, room, token, requested, clock=self._clock)
+        return CallGrants(grants.identity, grants.room, grants.publish, grants.subscribe,
+                          grants.record, grants.admin)
