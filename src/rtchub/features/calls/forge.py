@@ -25,9 +25,12 @@ forge's ``Message`` finds the description in ``data.SDP``. The room's state come
 the call-room dialect's ``participants``, ``tracks``, ``active_speaker``, ``recording``
 and ``chat`` frames, which forge clients may ignore.
 
-In a mesh room the server only relays: a message must name its recipient
-(``"peer_id"``, or forge's ``"metadata": {"peer_id": ...}``), another participant
-connected here, who receives it with ``"from"``.
+A message that names a recipient (``"peer_id"``, or forge's ``"metadata": {"peer_id":
+...}``) is relayed instead, in either topology: to that participant's forge connection
+on this node, which receives it with ``"from"``, or, for a participant joined from
+Python, to the signaling hooks (:attr:`ForgeDialect.hooks`, which the Python API's
+signaling manager reads; they also see everything else forge clients send). In a mesh
+room the server only relays, so a message must name its recipient.
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -98,7 +101,7 @@ class ForgeRelay:
 
 
 class MeshDirectory:
-    """Which forge connection holds each participant of a mesh room on this node."""
+    """Which forge connection holds each participant of a call room on this node."""
 
     def __init__(self) -> None:
         self._at: dict[tuple[str, str], ForgeHandler] = {}
@@ -115,6 +118,19 @@ class MeshDirectory:
     def find(self, room: str, user: str) -> ForgeHandler | None:
         """The connection of ``user`` in ``room``, if it is here."""
         return self._at.get((room, user))
+
+
+def _recipient(obj: Mapping[str, Any]) -> str | None:
+    """Whom a frame is for: ``peer_id``, or forge's ``metadata.peer_id`` (None: the
+    server's peer)."""
+    metadata = obj.get("metadata")
+    to = obj.get("peer_id") or (metadata.get("peer_id") if isinstance(metadata, dict)
+                                else None)
+    if to is None:
+        return None
+    if not isinstance(to, str) or not to or len(to) > 256:
+        raise InvalidField("'peer_id' must be a participant id")
+    return to
 
 
 def _envelope(kind: str, room: str, user: str, **fields: Any) -> bytes:
@@ -141,6 +157,18 @@ class ForgeDialect:
         self.sdp = sdp
         self.max_id_length = max_id_length
         self.mesh = MeshDirectory()
+        # observers of every description and candidate a forge client sends:
+        # (room, sender, frame type, the sdp or candidate object)
+        self.hooks: list[Callable[[str, str, str, Mapping[str, Any] | None], None]] = []
+
+    def notify(self, room: str, sender: str, kind: str,
+               payload: Mapping[str, Any] | None) -> None:
+        """Tell every hook; a failing hook is logged, never the client's problem."""
+        for hook in list(self.hooks):
+            try:
+                hook(room, sender, kind, payload)
+            except Exception:
+                log.exception("a signaling hook failed")
 
     def parse_query(self, query: Mapping[str, str]) -> ForgeParams:
         """Decide the upgrade: the room (path), the user, the topology, the grants.
@@ -197,8 +225,7 @@ class ForgeHandler:
             self._conn.close(CloseCode.POLICY, err.code)
             return
         self._joined = True
-        if p.topology is Topology.MESH:
-            self._d.mesh.add(p.room, p.user, self)
+        self._d.mesh.add(p.room, p.user, self)
         room = self._calls.get_room(p.room)
         self._conn.send(_envelope("joined", p.room, p.user, topology=p.topology.value,
                                   grants=p.grants.to_wire(),
@@ -213,15 +240,21 @@ class ForgeHandler:
         if kind not in FORGE_TYPES:
             raise UnknownType(f"unknown message type {kind[:40]!r}")
         p = self._p
+        payload: Mapping[str, Any] | None
         if kind == CANDIDATE:
-            candidate = check_candidate(obj.get("candidate"), "candidate")
+            payload = candidate = check_candidate(obj.get("candidate"), "candidate")
         else:
             wanted = "offer" if kind == OFFER else "answer"
-            desc = check_description(obj.get("sdp"), "sdp", self._d.sdp,
-                                     kinds=frozenset({wanted}), default=wanted)
-        if p.topology is Topology.MESH:
-            self._relay(obj)
+            payload = desc = check_description(obj.get("sdp"), "sdp", self._d.sdp,
+                                               kinds=frozenset({wanted}), default=wanted)
+        to = _recipient(obj)
+        if to is not None and to != SERVER:
+            self._relay(to, obj)
+            self._d.notify(p.room, p.user, kind, payload)
             return None
+        if p.topology is Topology.MESH:
+            raise PeerNotFound("in a mesh room a message names its recipient: 'peer_id'")
+        self._d.notify(p.room, p.user, kind, payload)
         if kind == CANDIDATE:
             if candidate is None:
                 return self._calls.add_ice_candidate(p.room, p.user, None)
@@ -240,17 +273,16 @@ class ForgeHandler:
                                   "(webrtc.answer), then offer again")
         self._conn.send(_description("answer", p.room, p.user, answer))
 
-    def _relay(self, obj: dict[str, Any]) -> None:
+    def _relay(self, to: str, obj: dict[str, Any]) -> None:
         p = self._p
-        metadata = obj.get("metadata")
-        to = obj.get("peer_id") or (metadata.get("peer_id") if isinstance(metadata, dict)
-                                    else None)
-        if not isinstance(to, str) or not to:
-            raise PeerNotFound("in a mesh room a message names its recipient: 'peer_id'")
         target = self._d.mesh.find(p.room, to)
-        if target is None or target is self:
-            raise PeerNotFound(f"{to[:80]!r} is not connected to mesh room {p.room!r} here")
-        target.deliver(ForgeRelay(p.room, to, p.user, obj))
+        if target is not None and target is not self:
+            target.deliver(ForgeRelay(p.room, to, p.user, obj))
+            return
+        room = self._calls.find_room(p.room)
+        if to == p.user or room is None or to not in room.participants:
+            raise PeerNotFound(f"{to[:80]!r} is not connected to room {p.room!r}")
+        # a participant joined from Python: the signaling hooks carry it there
 
     def deliver(self, event: Any) -> None:
         """Render an event for this client; never raises."""
