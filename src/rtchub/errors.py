@@ -30,6 +30,7 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   ├── AlreadyInRoom            already_in_room         409
     │   ├── NotInRoom                not_in_room             409   (ErrNotInRoom)
     │   ├── TopologyMismatch         topology_mismatch       409   (join names another topology)
+    │   └── RoomElsewhere            room_elsewhere          409   (an SFU room on another node)
     │   ├── StreamEnded              stream_ended            409
     │   └── SideTaken                side_taken              409
     ├── CapacityError                capacity                503
@@ -74,6 +75,7 @@ __all__ = [
     "ProtocolError",
     "QueueFull",
     "RateLimited",
+    "RoomElsewhere",
     "RoomFull",
     "RoomNotFound",
     "RtcHubError",
@@ -272,6 +274,16 @@ class TopologyMismatch(Conflict):
     """A join names a topology (mesh or sfu) other than the existing room's."""
 
     code = "topology_mismatch"
+
+
+class RoomElsewhere(Conflict):
+    """An SFU room's media lives on another node of the cluster; ``node`` names it."""
+
+    code = "room_elsewhere"
+
+    def __init__(self, message: str, node: str) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 class StreamEnded(Conflict):

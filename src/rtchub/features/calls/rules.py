@@ -26,6 +26,7 @@ __all__ = [
     "MAX_METADATA_KEYS",
     "QUALITIES",
     "RECORDS",
+    "RECORD_ACTIONS",
     "SOURCES",
     "CallRoom",
     "Grants",
@@ -47,6 +48,7 @@ __all__ = [
 QUALITIES: Final = ("low", "medium", "high")
 """Seed 003's quality names; forge maps them to simulcast layers 0, 1, 2 (issue 11)."""
 SOURCES: Final = ("microphone", "camera", "screen")
+RECORD_ACTIONS: Final = ("start", "stop", "pause", "resume", "status")
 KINDS: Final = ("audio", "video")
 DEFAULT_MAX_MEMBERS: Final = 50
 MAX_METADATA_KEYS: Final = 32

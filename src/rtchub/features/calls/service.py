@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -51,6 +51,7 @@ from rtchub.features.calls.events import (
 )
 from rtchub.features.calls.rules import (
     DEFAULT_MAX_MEMBERS,
+    RECORD_ACTIONS,
     CallRoom,
     Grants,
     Participant,
@@ -67,13 +68,12 @@ from rtchub.features.calls.rules import (
     parse_topology,
 )
 
-__all__ = ["RECORD_ACTIONS", "Authorizer", "CallMedia", "CallService", "DevAuthorizer",
+__all__ = ["Authorizer", "CallMedia", "CallService", "DevAuthorizer",
            "EventSink", "MediaEvents"]
 
 log = logging.getLogger("rtchub.calls")
 
 EventSink = Callable[[CallEvent], None]
-RECORD_ACTIONS = ("start", "stop", "pause", "resume", "status")
 MAX_CHAT = 4096
 
 
@@ -207,6 +207,7 @@ class CallService:
         self._rooms: dict[str, CallRoom] = {}
         # where each participant is told things: a connection, or a Python sink
         self._addresses: dict[tuple[str, str], Address] = {}
+        self._where: dict[Address, tuple[str, str]] = {}
         self._sinks: dict[tuple[str, str], EventSink] = {}
         self._negotiated: set[tuple[str, str]] = set()  # made its first offer
         media.attach(self)
@@ -321,6 +322,7 @@ class CallService:
         room.participants[user_id] = participant
         if address is not None:
             self._addresses[key] = address
+            self._where[address] = key
         if sink is not None:
             self._sinks[key] = sink
         if room.is_sfu:
@@ -339,7 +341,9 @@ class CallService:
             raise NotInRoom(f"{user_id!r} is not in call room {room_id!r}")
         del room.participants[user_id]
         key = (room_id, user_id)
-        self._addresses.pop(key, None)
+        address = self._addresses.pop(key, None)
+        if address is not None and self._where.get(address) == key:
+            del self._where[address]
         self._sinks.pop(key, None)
         self._negotiated.discard(key)
         for other in room.participants.values():
@@ -362,12 +366,13 @@ class CallService:
                 await self._media.close_room(room_id)
         log.info("call left", extra={"room": room_id, "member": user_id})
 
-    def leave_address(self, address: Address) -> Awaitable[None] | None:
-        """The connection at ``address`` is gone: leave the room it was in, if any."""
-        for key, at in list(self._addresses.items()):
-            if at == address:
-                return self.leave(*key)
-        return None
+    def locate(self, address: Address) -> tuple[str, str] | None:
+        """(room, participant) of the connection at ``address``, if it is in a call room."""
+        return self._where.get(address)
+
+    def address_of(self, room_id: str, user_id: str) -> Address | None:
+        """Where a participant's connection is (None: a Python participant)."""
+        return self._addresses.get((room_id, user_id))
 
     # -- participants --------------------------------------------------------------------
 
@@ -398,6 +403,18 @@ class CallService:
     def enable_video(self, room_id: str, user_id: str) -> None:
         """Undo :meth:`disable_video` (seed 003's ``EnableVideo``)."""
         self._set_media(room_id, user_id, {"video": True}, forced=True)
+
+    def moderate(self, room_id: str, actor: str, target: str, kind: str, mute: bool) -> None:
+        """``actor`` mutes or unmutes ``target``'s audio or video: needs the admin grant
+        (:class:`Unauthorized` otherwise)."""
+        if not self.participant(room_id, actor).grants.admin:
+            raise Unauthorized(f"{actor!r} may not mute others in room {room_id!r} "
+                               f"(needs the admin grant)")
+        self.participant(room_id, target)
+        if mute:
+            self.mute_user(room_id, target, kind)
+        else:
+            self.unmute_user(room_id, target, kind)
 
     def set_media_state(self, room_id: str, user_id: str, *, audio: bool | None = None,
                         video: bool | None = None, screen: bool | None = None) -> None:
