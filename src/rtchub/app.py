@@ -18,6 +18,7 @@ from aiohttp import web
 
 from rtchub.base.log import setup_logging
 from rtchub.config import Config
+from rtchub.features.calls import forge_routes as forge
 from rtchub.features.calls import routes as calls
 from rtchub.features.match import routes as match
 from rtchub.features.pairing import routes as pairing
@@ -45,6 +46,8 @@ FEATURES: list[Feature] = [
     voice.setup,    # seed 002: voice broadcast on /ws and /ws/voice, /health, /stream/*
     pairing.setup,  # seed 004: rendezvous codes, /ws?appID= relay and mailbox
     match.setup,    # seed 001: Socket.IO matchmaking, /api/status, /match
+    forge.configure,  # seed 003: the CALL_* settings on the call service (tokens, media)
+    forge.setup,    # seed 003: xraph/forge's signaling at /webrtc/signal/{roomID}
 ]
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -96,6 +99,9 @@ async def serve(config: Config) -> None:
         await server.stop()
         raise
     everywhere = " (on every interface)" if not config.addr.host and not config.addr.path else ""
+    if config.calls.dev:  # like livekit-server --dev: say it once, plainly
+        log.warning("dev mode: no CALL_TOKEN_SECRET, so anyone joins call rooms as a guest; "
+                    "set one to require join tokens ('rtchub token' mints them)")
     log.info("rtchub ready%s: open %s", everywhere, "  ".join(server.urls()))
     try:
         await stop.wait()

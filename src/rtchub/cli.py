@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -14,7 +15,8 @@ __all__ = ["main"]
 
 _GROUPS = {"server": "server", "security": "origins, proxies and rate limits",
            "webrtc": "WebRTC", "limits": "limits", "observability": "observability",
-           "cluster": "cluster", "match": "matchmaking (Socket.IO)"}
+           "cluster": "cluster", "match": "matchmaking (Socket.IO)",
+           "calls": "call rooms (seed 003)"}
 
 
 def _serve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -91,6 +93,61 @@ def _transfer_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
                          help="do not ask (the verification string is still printed)")
 
 
+def _token_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    token = sub.add_parser(
+        "token", help="print a join token for a call room",
+        description="Print a join token (JWT, HS256) that lets IDENTITY join ROOM on a server "
+        "configured with the same CALL_TOKEN_SECRET. Give it to the client as the join's "
+        "access_token (or ?token= on /webrtc/signal/ROOM).",
+        epilog="example:\n  CALL_TOKEN_SECRET=$(cat secret) rtchub token --room standup "
+        "--identity alice --grant publish,subscribe,record --ttl 2h",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    token.add_argument("--room", required=True, help="the call room it is valid for")
+    token.add_argument("--identity", required=True, help="the participant id it names")
+    token.add_argument("--name", default=None, help="display name shown to the others")
+    token.add_argument("--grant", default="publish,subscribe", metavar="GRANTS",
+                       help="comma-separated: publish, subscribe, record, admin "
+                       "(default publish,subscribe; '' for none)")
+    token.add_argument("--ttl", default="6h",
+                       help="how long it is valid: 30m, 6h, 1h30m (default 6h)")
+    token.add_argument("--secret", default=None,
+                       help="the server's secret [env CALL_TOKEN_SECRET]")
+
+
+def _print_token(args: argparse.Namespace) -> int:
+    from rtchub.config.settings import parse_duration
+    from rtchub.features.calls.auth import mint_join_token, parse_grants
+
+    secret = args.secret if args.secret is not None else os.environ.get("CALL_TOKEN_SECRET")
+    try:
+        if not secret:
+            raise ValueError("no secret: pass --secret or set CALL_TOKEN_SECRET (the "
+                             "server's)")
+        try:
+            ttl = parse_duration(args.ttl)
+        except ValueError as exc:
+            raise ValueError(f"--ttl={args.ttl!r}: expected {exc}") from None
+        try:
+            grants = parse_grants(args.grant)
+        except ValueError as exc:
+            raise ValueError(f"--grant={args.grant!r}: {exc}") from None
+        try:
+            token = mint_join_token(secret, identity=args.identity, room=args.room,
+                                    display_name=args.name, ttl=ttl,
+                                    publish=grants["publish"],
+                                    subscribe=grants["subscribe"],
+                                    record=grants["record"], admin=grants["admin"])
+        except ValueError as exc:
+            message = str(exc)
+            raise ValueError(message if message.startswith("a join") else
+                             f"expected {message}") from None
+    except ValueError as exc:
+        print(f"rtchub token: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script."""
     parser = argparse.ArgumentParser(prog="rtchub", description="Self-hosted WebRTC server.")
@@ -98,6 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _serve_parser(sub)
     _transfer_parsers(sub)
+    _token_parser(sub)
     cfg = sub.add_parser("config", help="print the settings table")
     cfg.add_argument("--markdown", action="store_true", help="as a Markdown table")
     args = parser.parse_args(argv)
@@ -109,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      args.chunk_kib)
         return commands.run_receive(args.code, args.output, args.server, args.yes,
                                     args.node_ip, args.timeout)
+    if args.command == "token":
+        return _print_token(args)
     if args.command == "config":
         print(_config_markdown())
         return 0

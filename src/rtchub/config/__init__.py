@@ -5,6 +5,7 @@ turns environment variables and flags into a frozen :class:`Config`.
 """
 
 from rtchub.config.model import (
+    CallSettings,
     Config,
     ConfigError,
     Limits,
@@ -16,5 +17,6 @@ from rtchub.config.model import (
     parse_rtc_config,
 )
 
-__all__ = ["Config", "ConfigError", "Limits", "ListenAddress", "OriginPolicy", "TurnConfig",
+__all__ = ["CallSettings", "Config", "ConfigError", "Limits", "ListenAddress", "OriginPolicy",
+           "TurnConfig",
            "load", "parse_listen_address", "parse_rtc_config"]

@@ -22,9 +22,11 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from rtchub.config.calls import CallSettings
 from rtchub.config.settings import SETTINGS, Setting
 
 __all__ = [
+    "CallSettings",
     "Config",
     "ConfigError",
     "Limits",
@@ -280,6 +282,7 @@ class Config:
     metrics_route: str = "/metrics"
     redis_url: str | None = None
     cluster_node_ttl: float = 15.0
+    calls: CallSettings = field(default_factory=CallSettings)
 
     def __post_init__(self) -> None:
         if bool(self.tls_cert_file) != bool(self.tls_key_file):
@@ -316,6 +319,33 @@ def _parse(setting: Setting, raw: Mapping[str, str]) -> Any:
         return setting.parse(text)
     except ValueError as exc:
         raise ConfigError(f"{setting.name}={text!r}: expected {exc}") from None
+
+
+def _call_settings(v: Mapping[str, Any], raw: Mapping[str, str],
+                   limits: Limits) -> CallSettings:
+    max_members = v["CALL_MAX_MEMBERS"]
+    if max_members is None:
+        max_members = limits.max_room_members
+    elif max_members > limits.max_room_members:
+        raise ConfigError(f"CALL_MAX_MEMBERS={raw['CALL_MAX_MEMBERS']!r}: expected at most "
+                          f"MAX_ROOM_MEMBERS ({limits.max_room_members})")
+    return CallSettings(
+        token_secret=v["CALL_TOKEN_SECRET"] or None,
+        allow_guests=v["CALL_ALLOW_GUESTS"],
+        audio_enabled=v["CALL_AUDIO"],
+        audio_codecs=v["CALL_AUDIO_CODECS"],
+        audio_max_bitrate=v["CALL_AUDIO_MAX_BITRATE"],
+        video_enabled=v["CALL_VIDEO"],
+        video_codecs=v["CALL_VIDEO_CODECS"],
+        video_min_bitrate=v["CALL_VIDEO_MIN_BITRATE"],
+        video_max_bitrate=v["CALL_VIDEO_MAX_BITRATE"],
+        video_max_width=v["CALL_VIDEO_MAX_WIDTH"],
+        video_max_height=v["CALL_VIDEO_MAX_HEIGHT"],
+        video_max_fps=v["CALL_VIDEO_MAX_FPS"],
+        signaling_timeout=v["CALL_SIGNALING_TIMEOUT"],
+        max_members=max_members,
+        recording_path=v["RECORDING_PATH"],
+    )
 
 
 def load(environ: Mapping[str, str] | None = None,
@@ -413,6 +443,7 @@ def load(environ: Mapping[str, str] | None = None,
         mp3_listener_buffer=v["MP3_LISTENER_BUFFER"],
     )
     return Config(
+        calls=_call_settings(v, raw, limits),
         addr=addr,
         stream_addr=stream_addr,
         origins=origins,

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from rtchub.config.calls import parse_audio_codecs, parse_bitrate, parse_video_codecs
+
 __all__ = ["SETTINGS", "Setting", "parse_bool", "parse_duration", "parse_ip_list", "parse_rate",
            "parse_size"]
 
@@ -358,6 +360,51 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("MP3_LISTENER_BUFFER", "--mp3-listener-buffer", _int(1), "64",
             "MP3 chunks (about 100 ms each) queued for a listener before it is dropped as "
             "too slow.", "limits"),
+    # call rooms (seed 003)
+    Setting("CALL_TOKEN_SECRET", "--call-token-secret", _text, "",
+            "HS256 secret of call-room join tokens (at least 32 bytes; make one with "
+            "'openssl rand -hex 32'; 'rtchub token' mints tokens with it). With it, joining a "
+            "call room needs a token naming the room, unless CALL_ALLOW_GUESTS. Empty: dev "
+            "mode, everyone joins call rooms as a guest (said in one line at start). Seed "
+            "000's mesh rooms stay open either way.", "calls"),
+    Setting("CALL_ALLOW_GUESTS", "--call-allow-guests", parse_bool, "false",
+            "With CALL_TOKEN_SECRET set: true lets a join without a token in as a guest "
+            "(publish, subscribe, record). A bad token is refused all the same.", "calls"),
+    Setting("CALL_AUDIO", "--call-audio", parse_bool, "true",
+            "Audio in call rooms; false refuses every audio section.", "calls"),
+    Setting("CALL_AUDIO_CODECS", "--call-audio-codecs", parse_audio_codecs, "opus",
+            "Audio codecs offered, preferred first: opus, g722, pcmu, pcma. At least one "
+            "while CALL_AUDIO is on; a participant that offers none gets "
+            "codec_not_supported.", "calls"),
+    Setting("CALL_AUDIO_MAX_BITRATE", "--call-audio-max-bitrate", parse_bitrate, "128k",
+            "Audio bitrate cap put in the SDP (bits/s: 128k, 64000), 6k-510k.", "calls"),
+    Setting("CALL_VIDEO", "--call-video", parse_bool, "true",
+            "Video in call rooms (camera and screen); false refuses every video section.",
+            "calls"),
+    Setting("CALL_VIDEO_CODECS", "--call-video-codecs", parse_video_codecs, "VP8,H264",
+            "Video codecs offered, preferred first: VP8, H264. At least one while CALL_VIDEO "
+            "is on.", "calls"),
+    Setting("CALL_VIDEO_MIN_BITRATE", "--call-video-min-bitrate", parse_bitrate, "100k",
+            "Floor of the video bitrate the SFU asks publishers for (REMB), at least 10k and "
+            "at most CALL_VIDEO_MAX_BITRATE.", "calls"),
+    Setting("CALL_VIDEO_MAX_BITRATE", "--call-video-max-bitrate", parse_bitrate, "2.5M",
+            "Video bitrate cap in the SDP and the REMB sent to publishers, at most 100M.",
+            "calls"),
+    Setting("CALL_VIDEO_MAX_WIDTH", "--call-video-max-width", _int(16, 7680), "1920",
+            "Largest video width asked of publishers (pixels, 16-7680).", "calls"),
+    Setting("CALL_VIDEO_MAX_HEIGHT", "--call-video-max-height", _int(16, 4320), "1080",
+            "Largest video height asked of publishers (pixels, 16-4320).", "calls"),
+    Setting("CALL_VIDEO_MAX_FPS", "--call-video-max-fps", _int(1, 120), "30",
+            "Highest video frame rate asked of publishers (1-120).", "calls"),
+    Setting("CALL_SIGNALING_TIMEOUT", "--call-signaling-timeout", _positive_duration, "30s",
+            "How long the server's offer to a participant waits for its answer before "
+            "signaling_timeout.", "calls"),
+    Setting("CALL_MAX_MEMBERS", "--call-max-members", _int(1), None,
+            "Participants per call room unless the room was created with its own limit; at "
+            "most MAX_ROOM_MEMBERS. Default: MAX_ROOM_MEMBERS.", "calls"),
+    Setting("RECORDING_PATH", "--recording-path", _text, "recordings",
+            "Directory recordings are written under (one directory per recording, named by "
+            "room and start time); created when the first recording starts.", "calls"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",
             "debug, info, warning, error.", "observability"),

@@ -72,14 +72,22 @@ def split_target(target: str) -> tuple[str, dict[str, str]]:
 
 
 class Router:
-    """WebSocket endpoints by path, and the admission checks every upgrade passes."""
+    """WebSocket endpoints by path, and the admission checks every upgrade passes.
+
+    A path may end in one parameter, ``/webrtc/signal/{roomID}``: it matches any one
+    non-empty last segment, which the endpoint's query parser finds under that name.
+    """
 
     def __init__(self, hub: Hub) -> None:
         self._hub = hub
         self._by_path: dict[str, list[Endpoint]] = {}
+        self._templates: dict[str, tuple[str, str]] = {}  # prefix -> (parameter, path)
 
     def add(self, endpoint: Endpoint) -> None:
         """Serve ``endpoint``. Endpoints selected by a query key are tried first."""
+        prefix, brace, name = endpoint.path.rpartition("/{")
+        if brace and name.endswith("}") and name[:-1].isidentifier():
+            self._templates[prefix + "/"] = (name[:-1], endpoint.path)
         endpoints = self._by_path.setdefault(endpoint.path, [])
         endpoints.append(endpoint)
         endpoints.sort(key=lambda e: e.selected_by is None)
@@ -101,20 +109,35 @@ class Router:
 
     def serves(self, path: str) -> bool:
         """True when ``path`` has a WebSocket endpoint."""
-        return path in self._by_path
+        return path in self._by_path or self._template(path) is not None
+
+    def _template(self, path: str) -> tuple[str, str, str] | None:
+        """(parameter, its value, the endpoint's path) of a parametrized path."""
+        prefix, _, last = path.rpartition("/")
+        found = self._templates.get(prefix + "/") if last else None
+        return None if found is None else (found[0], last, found[1])
 
     def endpoint(self, path: str, query: Mapping[str, str]) -> Endpoint:
         """The endpoint for ``path`` and ``query``; :class:`NotFound` when there is none."""
-        for endpoint in self._by_path.get(path, ()):
+        return self._resolve(path, query)[0]
+
+    def _resolve(self, path: str, query: Mapping[str, str]
+                 ) -> tuple[Endpoint, Mapping[str, str]]:
+        candidates = self._by_path.get(path)
+        if candidates is None and (match := self._template(path)) is not None:
+            name, value, path = match
+            candidates = self._by_path.get(path)
+            query = {**query, name: value}
+        for endpoint in candidates or ():
             if endpoint.selected_by is None or endpoint.selected_by in query:
-                return endpoint
+                return endpoint, query
         raise NotFound(f"no WebSocket endpoint at {path[:80]!r}")
 
     def admit(self, target: str, headers: Mapping[str, str], peer_ip: str | None
               ) -> Admission:
         """Decide an upgrade request; raises the refusal as an RtcHubError (see above)."""
-        path, query = split_target(target)
-        endpoint = self.endpoint(path, query)
+        path, raw_query = split_target(target)
+        endpoint, query = self._resolve(path, raw_query)
         if "websocket" not in _tokens(headers.get("Upgrade", "")):
             raise UpgradeRequired("WebSocket upgrade expected",
                                   {"Upgrade": "websocket", "Connection": "Upgrade"})
