@@ -13,7 +13,12 @@ const PONG_TIMEOUT_MS = 10000;
 const CLOSE_REPLACED = 4001;
 
 /** Handlers for relayed signaling, installed by the peers module. */
-const handlers = { signal: null, members: null, joined: null };
+const handlers = { signal: null, members: null, joined: null, sfuJoined: null, sfu: null };
+/** Frames of SFU rooms (docs/protocol.md "Call rooms"), handled by app.sfu.js. */
+const SFU_FRAMES = new Set([
+  'sfu_offer', 'sfu_answer', 'sfu_ignored', 'sfu_candidate', 'participants', 'tracks',
+  'active_speaker', 'recording', 'chat',
+]);
 const held = { on: false, queue: [], lose: new Map() };
 const conn = { why: '', wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };
 
@@ -56,6 +61,8 @@ export function openSocket() {
     const join = { type: 'join', room: state.roomId };
     if (state.myId) join.from = state.myId;
     if (state.resumeToken) join.token = state.resumeToken;
+    if (state.wantTopology) join.topology = state.wantTopology; // else the room's own
+    if (state.accessToken) join.access_token = state.accessToken;
     ws.send(JSON.stringify(join));
     startHeartbeat(ws);
   };
@@ -127,6 +134,10 @@ const ERROR_TEXT = {
   too_many_rooms: () => 'The server has reached its room limit. Try again later.',
   id_taken: () => 'Someone in this room already uses that name. Pick another one.',
   invalid_id: (m) => `That room or name is not allowed: ${m.error || ''}`,
+  topology_mismatch: () => (state.wantTopology === 'sfu'
+    ? `“${state.roomId}” is a mesh room (media goes browser to browser): uncheck “through the server” to join it.`
+    : `“${state.roomId}” is an SFU room (media goes through the server): check “through the server” to join it.`),
+  unauthorized: (m) => `This room needs a valid invitation (access token): ${m.error || 'refused'}.`,
 };
 
 function dispatch(msg) {
@@ -142,15 +153,20 @@ function dispatch(msg) {
       conn.everJoined = true;
       state.reconnectAttempt = 0;
       state.members = msg.members || [];
+      state.topology = msg.topology === 'sfu' ? 'sfu' : 'mesh';
       notify('info', null);
       changeRoomState('joined');
-      if (handlers.joined) handlers.joined(state.members, resumed);
+      if (state.topology === 'sfu') {
+        if (handlers.sfuJoined) handlers.sfuJoined(msg, resumed);
+      } else if (handlers.joined) {
+        handlers.joined(state.members, resumed);
+      }
       emit('members', state.members);
       break;
     }
     case 'room_members':
       state.members = msg.members || [];
-      if (handlers.members) handlers.members(state.members);
+      if (handlers.members && state.topology !== 'sfu') handlers.members(state.members);
       emit('members', state.members);
       break;
     case 'pong':
@@ -158,6 +174,7 @@ function dispatch(msg) {
       conn.pongDeadline = null;
       break;
     case 'offer': case 'answer': case 'candidate': case 'hangup':
+      if (state.topology === 'sfu') break; // no browser-to-browser calls in an SFU room
       if (held.lose.get(msg.type) > 0) {
         held.lose.set(msg.type, held.lose.get(msg.type) - 1);
         break;
@@ -169,6 +186,7 @@ function dispatch(msg) {
       onError(msg);
       break;
     default:
+      if (SFU_FRAMES.has(msg.type) && state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
       break; // other dialects on /ws (available_streams, ...) are not ours
   }
 }

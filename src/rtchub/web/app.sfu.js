@@ -1,0 +1,457 @@
+// SFU mode: one peer connection with the server for the whole call (seed 003's call
+// rooms; the wire is docs/protocol.md "Call rooms").
+//
+// We publish microphone and camera (and a screen while sharing) on sendonly
+// transceivers, telling the server each track's source with `publish` before the
+// offer that carries it. The server offers us a sendonly section per track it
+// forwards; `tracks` frames say whose each track is. Every other participant is an
+// entry in `state.peers` (seed 000's Peer shape, so the tiles, stats, people panel
+// and recorder work unchanged) whose `pc` is the one shared connection and whose
+// `stream` holds their camera and microphone; a screen they share is `peer.screen`.
+//
+// Negotiation is perfect negotiation with the client polite: a server offer that
+// crosses ours rolls ours back (setRemoteDescription does it), we answer, and
+// `negotiationneeded` offers again. The server answers every offer with
+// `sfu_answer` or `sfu_ignored` in order, so each reply settles the oldest offer
+// still outstanding; a reply to an offer that was rolled back is dropped.
+
+import { state, emit, notify, refreshCallState } from './app.state.js';
+import { send, onSignal } from './app.signal.js';
+import { remoteSenders } from './app.sfu.sdp.js';
+
+const CHAT_SEEN_MAX = 200;
+
+/** The SFU session (also `state.sfu`, read-only for pages and tests). */
+const sfu = {
+  pc: null,
+  chat: null, // the "chat" data channel we opened
+  channels: [], // every open "chat" channel (the server may open one too)
+  offers: [], // our offers not answered yet: {sdp, rolledBack}
+  makingOffer: false,
+  pendingCandidates: [],
+  chain: Promise.resolve(),
+  participants: new Map(), // id -> P (docs/protocol.md)
+  tracks: new Map(), // track_id -> T
+  senders: { audio: null, video: null, screen: null }, // our RTCRtpSenders by source
+  grants: { publish: true, subscribe: true, record: false, admin: false },
+  recording: { state: 'idle' },
+  chatSeen: new Set(),
+  // counters, for the curious and for tests
+  connections: 0, offersSent: 0, ignored: 0, serverOffers: 0, collisions: 0,
+};
+
+/** Is the app in SFU mode (the room's topology, from `joined`)? */
+export function inSfu() {
+  return state.topology === 'sfu';
+}
+
+function current(pc) {
+  return sfu.pc === pc && inSfu();
+}
+
+// -- the connection -------------------------------------------------------------------
+
+/** Open a fresh connection with the server: publish what we have, open chat, offer. */
+function openConnection() {
+  closeConnection();
+  const pc = new RTCPeerConnection(state.rtcConfig);
+  sfu.pc = pc;
+  sfu.connections += 1;
+  sfu.offers = [];
+  sfu.makingOffer = false;
+  sfu.pendingCandidates = [];
+  sfu.senders = { audio: null, video: null, screen: null };
+  for (const peer of state.peers.values()) peer.pc = pc;
+
+  sfu.chat = pc.createDataChannel('chat');
+  wireChat(sfu.chat);
+  pc.ondatachannel = ({ channel }) => { if (current(pc) && channel.label === 'chat') wireChat(channel); };
+  if (sfu.grants.publish !== false) publishLocal();
+
+  pc.onnegotiationneeded = async () => {
+    if (!current(pc)) return;
+    try {
+      sfu.makingOffer = true;
+      await pc.setLocalDescription();
+      // rolled back meanwhile (a server offer went first): negotiationneeded comes again
+      if (!current(pc) || pc.signalingState !== 'have-local-offer') return;
+      sfu.offers.push({ sdp: pc.localDescription.sdp, rolledBack: false });
+      sfu.offersSent += 1;
+      send({ type: 'sfu_offer', sdp: pc.localDescription.sdp });
+    } catch (err) {
+      if (current(pc)) console.warn('offer to the server failed', err);
+    } finally {
+      if (sfu.pc === pc) sfu.makingOffer = false;
+    }
+  };
+  pc.onicecandidate = ({ candidate }) => {
+    if (current(pc)) send({ type: 'sfu_candidate', candidate: candidate ? candidate.toJSON() : null });
+  };
+  pc.ontrack = () => { if (current(pc)) assignTracks(); };
+  pc.onconnectionstatechange = () => {
+    if (!current(pc)) return;
+    if (pc.connectionState === 'failed' && state.ws) {
+      notify('warn', 'The media connection to the server failed: connecting again…', 'sfu_failed');
+      openConnection();
+    }
+    refreshCallState();
+    emit('peers');
+  };
+  emit('peers');
+  return pc;
+}
+
+function closeConnection() {
+  const pc = sfu.pc;
+  sfu.pc = null;
+  for (const dc of sfu.channels) { try { dc.close(); } catch { /* closed */ } }
+  sfu.channels = [];
+  sfu.chat = null;
+  if (pc) pc.close();
+}
+
+/** The tracks we send, by source (for useDevice and the screen share). */
+function addSender(source, track, stream) {
+  const t = sfu.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  // the server labels the track by the id in our offer's msid: say what it is first
+  const label = { audio: 'microphone', video: 'camera', screen: 'screen' }[source];
+  send({ type: 'publish', track_id: track.id, source: label });
+  sfu.senders[source] = t.sender;
+  return t.sender;
+}
+
+function publishLocal() {
+  const local = state.localStream;
+  if (!local) return;
+  const audio = local.getAudioTracks()[0];
+  const video = local.getVideoTracks()[0];
+  if (audio) addSender('audio', audio, local);
+  if (video) addSender('video', video, local);
+  if (state.usingScreen && state.screenStream) {
+    const screen = state.screenStream.getVideoTracks()[0];
+    if (screen) addSender('screen', screen, state.screenStream);
+  }
+}
+
+// -- signaling (one chain keeps the server's frames in order across awaits) --------------
+
+function queue(fn) {
+  const pc = sfu.pc;
+  sfu.chain = sfu.chain.then(() => (pc && current(pc) ? fn(pc) : null)).catch((err) => {
+    if (current(pc)) console.warn('sfu signaling failed', err);
+  });
+  return sfu.chain;
+}
+
+async function onOffer(pc, sdp) {
+  sfu.serverOffers += 1;
+  if (sfu.makingOffer || pc.signalingState !== 'stable') sfu.collisions += 1;
+  await pc.setRemoteDescription({ type: 'offer', sdp }); // rolls back an offer of ours
+  if (!current(pc)) return;
+  for (const offer of sfu.offers) offer.rolledBack = true;
+  await addQueuedCandidates(pc);
+  await pc.setLocalDescription();
+  if (!current(pc)) return;
+  send({ type: 'sfu_answer', sdp: pc.localDescription.sdp });
+  assignTracks();
+}
+
+async function onAnswer(pc, sdp) {
+  const offer = sfu.offers.shift();
+  if (!offer || offer.rolledBack || pc.signalingState !== 'have-local-offer') return;
+  await pc.setRemoteDescription({ type: 'answer', sdp });
+  await addQueuedCandidates(pc);
+  assignTracks();
+}
+
+async function onIgnored(pc) {
+  sfu.ignored += 1;
+  const offer = sfu.offers.shift();
+  // the server's own offer came first and rolled ours back; we offer again after it
+  if (!offer || offer.rolledBack) return;
+  if (pc.signalingState === 'have-local-offer' && pc.localDescription.sdp === offer.sdp) {
+    await pc.setLocalDescription({ type: 'rollback' }); // negotiationneeded offers again
+  }
+}
+
+async function addQueuedCandidates(pc) {
+  for (const c of sfu.pendingCandidates.splice(0)) await addCandidate(pc, c);
+}
+
+async function addCandidate(pc, candidate) {
+  try {
+    await pc.addIceCandidate(candidate === null ? undefined : candidate);
+  } catch (err) {
+    if (current(pc)) console.warn('server candidate refused', err);
+  }
+}
+
+function onCandidate(pc, candidate) {
+  if (!pc.remoteDescription) {
+    sfu.pendingCandidates.push(candidate);
+    return null;
+  }
+  return addCandidate(pc, candidate);
+}
+
+// -- who is who --------------------------------------------------------------------
+
+function entryFor(id) {
+  let peer = state.peers.get(id);
+  if (!peer) {
+    peer = {
+      id, pc: sfu.pc, polite: true, makingOffer: false, ignoreOffer: false, pendingCandidates: [],
+      stream: new MediaStream(), screen: null, remote: { muted: false, cameraOff: false, sharing: false },
+      stats: null, negotiations: 0, collisions: 0, remoteSession: null, attempt: 0, retries: 0,
+      watchdog: null, sfu: true, displayName: id, trackIds: new Set(),
+    };
+    state.peers.set(id, peer);
+  }
+  return peer;
+}
+
+/** Show `participants` (P frames): one entry per other participant, with their state. */
+function setParticipants(list) {
+  sfu.participants = new Map((list || []).filter((p) => p && p.id).map((p) => [p.id, p]));
+  for (const p of sfu.participants.values()) {
+    if (p.id !== state.myId) entryFor(p.id).displayName = p.display_name || p.id;
+  }
+  for (const id of [...state.peers.keys()]) {
+    if (!sfu.participants.has(id)) {
+      const peer = state.peers.get(id);
+      state.peers.delete(id);
+      emit('peerGone', peer);
+    }
+  }
+  updateRemoteState();
+  assignTracks();
+  refreshCallState();
+}
+
+function setTracks(list) {
+  sfu.tracks = new Map((list || []).filter((t) => t && t.track_id).map((t) => [t.track_id, t]));
+  updateRemoteState();
+  assignTracks();
+}
+
+/** Mute, camera and screen state of everyone, from their P and their tracks' `muted`. */
+function updateRemoteState() {
+  for (const peer of state.peers.values()) {
+    const p = sfu.participants.get(peer.id) || {};
+    const theirs = [...sfu.tracks.values()].filter((t) => t.publisher === peer.id);
+    const mic = theirs.find((t) => t.source === 'microphone');
+    const cam = theirs.find((t) => t.source === 'camera');
+    peer.remote = {
+      muted: p.audio === false || !!(mic && mic.muted) || !mic,
+      cameraOff: p.video === false || !!(cam && cam.muted) || !cam,
+      sharing: !!p.screen || theirs.some((t) => t.source === 'screen'),
+    };
+  }
+  emit('peers');
+}
+
+/** Put every track the server sends us into its publisher's stream (or screen). */
+function assignTracks() {
+  const pc = sfu.pc;
+  if (!pc || !pc.remoteDescription) return;
+  const senders = remoteSenders(pc.remoteDescription.sdp);
+  const wanted = new Map(); // participant -> {main: [tracks], screen: [tracks]}
+  for (const tr of pc.getTransceivers()) {
+    const sent = tr.mid !== null && senders.get(tr.mid);
+    if (!sent || tr.currentDirection === 'stopped') continue;
+    const track = tr.receiver.track;
+    const info = sfu.tracks.get(sent.trackId)
+      || [...sfu.tracks.values()].find((t) => t.stream_id === sent.streamId && t.kind === track.kind
+        && t.source !== 'screen');
+    if (!info || info.publisher === state.myId || !state.peers.has(info.publisher)) continue;
+    const slot = wanted.get(info.publisher) || { main: [], screen: [] };
+    slot[info.source === 'screen' ? 'screen' : 'main'].push(track);
+    wanted.set(info.publisher, slot);
+  }
+  for (const peer of state.peers.values()) {
+    const slot = wanted.get(peer.id) || { main: [], screen: [] };
+    let changed = fill(peer.stream, slot.main);
+    if (slot.screen.length) {
+      if (!peer.screen) { peer.screen = new MediaStream(); changed = true; }
+      changed = fill(peer.screen, slot.screen) || changed;
+    } else if (peer.screen) {
+      peer.screen = null;
+      changed = true;
+    }
+    peer.trackIds = new Set([...slot.main, ...slot.screen].map((t) => t.id));
+    if (changed) emit('peerMedia', peer);
+  }
+}
+
+/** Make `stream` hold exactly `tracks` (one per kind); returns whether it changed. */
+function fill(stream, tracks) {
+  let changed = false;
+  const keep = new Map();
+  for (const t of tracks) if (!keep.has(t.kind)) keep.set(t.kind, t);
+  for (const t of stream.getTracks()) {
+    if (keep.get(t.kind) !== t) { stream.removeTrack(t); changed = true; }
+  }
+  for (const t of keep.values()) {
+    if (!stream.getTracks().includes(t)) { stream.addTrack(t); changed = true; }
+  }
+  return changed;
+}
+
+// -- chat over the "chat" data channel ---------------------------------------------------
+
+function wireChat(dc) {
+  sfu.channels.push(dc);
+  dc.onmessage = (ev) => onChatData(ev.data);
+  dc.onclose = () => { sfu.channels = sfu.channels.filter((c) => c !== dc); };
+}
+
+function onChatData(data) {
+  if (typeof data !== 'string') return;
+  let msg;
+  try { msg = JSON.parse(data); } catch { return; }
+  if (msg && typeof msg.text === 'string' && typeof msg.from === 'string') showChat(msg);
+}
+
+/** A chat line from someone else (data channel or `chat` frame; the same line once). */
+function showChat(msg) {
+  if (msg.from === state.myId) return;
+  const key = `${msg.from}\n${msg.ts}\n${msg.text}`;
+  if (sfu.chatSeen.has(key)) return;
+  sfu.chatSeen.add(key);
+  if (sfu.chatSeen.size > CHAT_SEEN_MAX) sfu.chatSeen.delete(sfu.chatSeen.values().next().value);
+  const p = sfu.participants.get(msg.from);
+  const at = typeof msg.ts === 'number' ? msg.ts * 1000 : Date.now();
+  emit('chat', {
+    from: p && p.display_name ? p.display_name : msg.from, text: msg.text.slice(0, 4000), at, mine: false,
+  });
+}
+
+/** Send a chat line through the server; returns how many others it goes to (0: not sent). */
+export function sfuChat(line) {
+  const open = sfu.channels.find((c) => c === sfu.chat && c.readyState === 'open')
+    || sfu.channels.find((c) => c.readyState === 'open');
+  const others = [...sfu.participants.keys()].filter((id) => id !== state.myId).length;
+  const sent = open ? others : 0;
+  if (open) open.send(JSON.stringify({ text: line }));
+  emit('chat', { from: state.myId, text: line, at: Date.now(), mine: true, delivered: sent });
+  return sent;
+}
+
+// -- our own media ----------------------------------------------------------------------
+
+/** Tell the room our microphone, camera and screen state. */
+export function sendMediaState() {
+  send({ type: 'media_state', audio: !state.muted && !!sfu.senders.audio,
+    video: !state.cameraOff && !!sfu.senders.video, screen: state.usingScreen });
+}
+
+/** Swap the camera or microphone we send (a device switch; no renegotiation). */
+export async function sfuReplace(kind, track) {
+  const sender = sfu.senders[kind === 'audio' ? 'audio' : 'video'];
+  if (sender) await sender.replaceTrack(track);
+}
+
+/** Publish `stream`'s video as our screen (a track of its own, beside the camera). */
+export function sfuStartScreen(stream) {
+  const track = stream.getVideoTracks()[0];
+  if (!sfu.pc || !track) return;
+  if (sfu.senders.screen) sfu.pc.removeTrack(sfu.senders.screen);
+  addSender('screen', track, stream);
+}
+
+/** Stop publishing the screen (its section goes inactive: the server ends the track). */
+export function sfuStopScreen() {
+  if (sfu.pc && sfu.senders.screen) {
+    try { sfu.pc.removeTrack(sfu.senders.screen); } catch { /* closed */ }
+  }
+  sfu.senders.screen = null;
+}
+
+// -- recording on the server ----------------------------------------------------------------
+
+/** May we record (the join token's grant)? */
+export function mayRecord() {
+  return !!sfu.grants.record;
+}
+
+/** Is the server recording this room? */
+export function serverRecording() {
+  return sfu.recording.state === 'recording' || sfu.recording.state === 'paused';
+}
+
+/** Start or stop the server-side recorder (the Record button in SFU mode). */
+export function toggleServerRecording() {
+  send({ type: 'record', action: serverRecording() ? 'stop' : 'start' });
+}
+
+// -- the frames --------------------------------------------------------------------------
+
+/** `joined` in an SFU room: take the room's state and (re)connect our media. */
+export function sfuJoined(msg, resumed) {
+  state.sfu = sfu;
+  sfu.grants = { ...sfu.grants, ...(msg.grants || {}) };
+  sfu.recording = msg.recording || { state: 'idle' };
+  const keep = resumed && sfu.pc && ['connected', 'connecting', 'new'].includes(sfu.pc.connectionState);
+  if (!keep) {
+    for (const peer of [...state.peers.values()]) { state.peers.delete(peer.id); emit('peerGone', peer); }
+    openConnection();
+  }
+  setParticipants(msg.participants || []);
+  setTracks(msg.tracks || []);
+  sendMediaState();
+  emit('self');
+}
+
+/** One server frame of the SFU dialect. */
+export function sfuFrame(msg) {
+  if (!sfu.pc) return null; // not (or no longer) in an SFU call
+  switch (msg.type) {
+    case 'sfu_offer': return queue((pc) => onOffer(pc, msg.sdp));
+    case 'sfu_answer': return queue((pc) => onAnswer(pc, msg.sdp));
+    case 'sfu_ignored': return queue((pc) => onIgnored(pc));
+    case 'sfu_candidate': return queue((pc) => onCandidate(pc, msg.candidate ?? null));
+    case 'participants': setParticipants(msg.participants); break;
+    case 'tracks': setTracks(msg.tracks); break;
+    case 'active_speaker':
+      state.activeSpeaker = msg.participant || null;
+      emit('peers');
+      emit('self');
+      break;
+    case 'recording':
+      sfu.recording = { ...msg };
+      delete sfu.recording.type;
+      emit('self');
+      break;
+    case 'chat':
+      if (typeof msg.text === 'string' && typeof msg.from === 'string') showChat(msg);
+      break;
+    default:
+      break;
+  }
+  return null;
+}
+
+/** Leave SFU mode: close the connection and forget everyone's media. */
+export function stopSfu() {
+  closeConnection();
+  for (const peer of [...state.peers.values()]) {
+    if (!peer.sfu) continue;
+    state.peers.delete(peer.id);
+    emit('peerGone', peer);
+  }
+  sfu.participants = new Map();
+  sfu.tracks = new Map();
+  sfu.recording = { state: 'idle' };
+  sfu.grants = { publish: true, subscribe: true, record: false, admin: false };
+  sfu.chain = Promise.resolve();
+  state.activeSpeaker = null;
+  refreshCallState();
+  emit('peers');
+  emit('self');
+}
+
+/** Route the SFU frames and `joined` of SFU rooms here. */
+export function installSfu() {
+  onSignal('sfuJoined', sfuJoined);
+  onSignal('sfu', sfuFrame);
+}
