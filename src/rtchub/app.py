@@ -18,6 +18,7 @@ from aiohttp import web
 
 from rtchub.base.log import setup_logging
 from rtchub.config import Config
+from rtchub.features.calls import routes as calls
 from rtchub.features.match import routes as match
 from rtchub.features.pairing import routes as pairing
 from rtchub.features.rooms import routes as rooms
@@ -40,6 +41,7 @@ Feature = Callable[[web.Application], None]
 FEATURES: list[Feature] = [
     site.setup,     # the browser app's lobby page and RTC configuration (seed 000's client)
     rooms.setup,    # seed 000: room signaling on /ws and /ws/rooms
+    calls.setup,    # seed 003: call rooms (mesh or SFU) riding the rooms dialect
     voice.setup,    # seed 002: voice broadcast on /ws and /ws/voice, /health, /stream/*
     pairing.setup,  # seed 004: rendezvous codes, /ws?appID= relay and mailbox
     match.setup,    # seed 001: Socket.IO matchmaking, /api/status, /match
@@ -62,6 +64,9 @@ def create_app(config: Config, hub: Hub | None = None) -> web.Application:
     add_ops_routes(app)
     for setup in FEATURES:
         setup(app)
+    # a rooms join learns call rooms (topology, tokens, SFU participants) from the calls
+    # feature; features never import each other, so the two meet here
+    app[rooms.ROOMS_DIALECT].calls = app[calls.CALL_JOINS]
     for path in sorted(router.paths):
         app.router.add_get(path, gateway.handle)
     site.add_asset_route(app)

@@ -11,6 +11,7 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   ├── UnknownType              unknown_type            400
     │   ├── MissingField             missing_field           400
     │   ├── InvalidField             invalid_field           400
+    │   │   └── InvalidQuality       invalid_quality         400   (set_quality: low|medium|high)
     │   ├── InvalidSDP               invalid_sdp             400   (ErrInvalidSDP)
     │   └── UpgradeRequired          upgrade_required        426
     ├── InvalidId                    invalid_id              400
@@ -28,6 +29,8 @@ REST endpoints). The names follow seed 003's sentinel errors.
     │   │   └── IdTaken              id_taken                409
     │   ├── AlreadyInRoom            already_in_room         409
     │   ├── NotInRoom                not_in_room             409   (ErrNotInRoom)
+    │   ├── TopologyMismatch         topology_mismatch       409   (join names another topology)
+    │   └── RoomElsewhere            room_elsewhere          409   (an SFU room on another node)
     │   ├── StreamEnded              stream_ended            409
     │   └── SideTaken                side_taken              409
     ├── CapacityError                capacity                503
@@ -60,6 +63,7 @@ __all__ = [
     "IdTaken",
     "InvalidField",
     "InvalidId",
+    "InvalidQuality",
     "InvalidSDP",
     "MessageTooLarge",
     "MissingField",
@@ -71,6 +75,7 @@ __all__ = [
     "ProtocolError",
     "QueueFull",
     "RateLimited",
+    "RoomElsewhere",
     "RoomFull",
     "RoomNotFound",
     "RtcHubError",
@@ -82,6 +87,7 @@ __all__ = [
     "StreamEnded",
     "StreamNotFound",
     "TooManyRooms",
+    "TopologyMismatch",
     "TrackNotFound",
     "Unauthorized",
     "UnknownType",
@@ -133,6 +139,12 @@ class InvalidField(ProtocolError):
     """A field is present but has the wrong type or an invalid value."""
 
     code = "invalid_field"
+
+
+class InvalidQuality(InvalidField):
+    """A quality other than ``low``, ``medium`` or ``high`` (seed 003's ``SetQuality``)."""
+
+    code = "invalid_quality"
 
 
 class InvalidSDP(ProtocolError):
@@ -256,6 +268,22 @@ class NotInRoom(Conflict):
     """The operation needs a joined room (ErrNotInRoom)."""
 
     code = "not_in_room"
+
+
+class TopologyMismatch(Conflict):
+    """A join names a topology (mesh or sfu) other than the existing room's."""
+
+    code = "topology_mismatch"
+
+
+class RoomElsewhere(Conflict):
+    """An SFU room's media lives on another node of the cluster; ``node`` names it."""
+
+    code = "room_elsewhere"
+
+    def __init__(self, message: str, node: str) -> None:
+        super().__init__(message)
+        self.node = node
 
 
 class StreamEnded(Conflict):

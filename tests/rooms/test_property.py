@@ -99,7 +99,7 @@ async def _apply(srv: Running, conns: list[WsClient], model: Model, action: Acti
             model.where[who] = (room, member)
             model.rooms.setdefault(room, []).append(who)
             expect[who].append({"type": "joined", "room": room, "from": member,
-                                "members": model.ids(room)})
+                                "members": model.ids(room), "topology": "mesh"})
             for c in model.rooms[room]:
                 expect[c].append(_members(room, model))
     elif kind == "leave":

@@ -51,4 +51,7 @@ def encode_error(err: RtcHubError) -> bytes:
     retry = getattr(err, "retry_after", None)
     if retry is not None:
         body["retry_after"] = round(retry, 3)
+    node = getattr(err, "node", None)   # RoomElsewhere: the node that hosts the room
+    if isinstance(node, str):
+        body["node"] = node
     return dumps(body)

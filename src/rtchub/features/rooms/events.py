@@ -14,12 +14,15 @@ __all__ = ["EVENTS", "Joined", "Probe", "ProbeAnswer", "Relayed", "Replaced", "R
 
 @dataclass(frozen=True, slots=True)
 class Joined:
-    """You are in ``room`` as ``member``; ``token`` resumes this identity later."""
+    """You are in ``room`` as ``member``; ``token`` resumes this identity later.
+    ``topology`` is the room's; ``call`` the call-room fields ``joined`` gains (seed 003)."""
 
     room: str
     member: str
     members: tuple[str, ...]
     token: str
+    topology: str = "mesh"
+    call: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

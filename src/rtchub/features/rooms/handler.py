@@ -18,8 +18,8 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Awaitable
-from typing import Any, Final, assert_never
+from collections.abc import Awaitable, Mapping
+from typing import Any, Final, Protocol, assert_never
 
 from rtchub.base.clock import Clock
 from rtchub.base.connection import Address, Connection, ErrorReply
@@ -37,15 +37,51 @@ from rtchub.features.rooms.events import (
 from rtchub.features.rooms.service import Membership, Rooms
 from rtchub.wire.webrtc import SdpLimits
 
-__all__ = ["RoomsDialect", "RoomsHandler"]
+__all__ = ["Admitted", "CallRooms", "RoomsDialect", "RoomsHandler"]
 
 log = logging.getLogger("rtchub.rooms")
 
 _EVENT_NAMES: Final = {"Joined": "joined", "RoomMembers": "room_members"}
 
 
+class Admitted(Protocol):
+    """A join the call rooms admitted: the topology they found and the member id (a join
+    token's identity, else the one asked for)."""
+
+    @property
+    def topology(self) -> str | None:
+        """``mesh``, ``sfu``, or None (whatever the room has)."""
+        ...
+
+    @property
+    def member(self) -> str | None:
+        """The member id to join as (None: the server picks one)."""
+        ...
+
+
+class CallRooms(Protocol):
+    """The call rooms' part of a join (seed 003; the calls feature, wired by the app)."""
+
+    async def admit(self, room: str, requested: str | None, topology: str | None,
+                    fields: Mapping[str, Any]) -> Any:
+        """Before the join: check it (raise to refuse); returns an :class:`Admitted`."""
+        ...
+
+    async def enter(self, ticket: Any, room: str, member: str, address: Address,
+                    topology: str) -> dict[str, Any]:
+        """The member is in: join the call room; returns the fields ``joined`` gains."""
+        ...
+
+    def leave(self, address: Address) -> Awaitable[None] | None:
+        """The connection at ``address`` left its room or closed."""
+        ...
+
+
 class RoomsDialect:
-    """Seed 000's messages, spoken on ``/ws`` and ``/ws/rooms``."""
+    """Seed 000's messages, spoken on ``/ws`` and ``/ws/rooms``.
+
+    ``calls`` (set by the app when the calls feature is mounted) takes part in joins and
+    leaves; without it every room is mesh."""
 
     types: frozenset[str] = wire.TYPES
     events: tuple[type, ...] = EVENTS
@@ -58,6 +94,7 @@ class RoomsDialect:
         self.clock = clock
         self.probe_timeout = probe_timeout
         self.probe_ids = itertools.count(1)
+        self.calls: CallRooms | None = None
 
     def open(self, conn: Connection, params: object, reply_error: ErrorReply) -> RoomsHandler:
         """State for one connection."""
@@ -118,14 +155,23 @@ class RoomsHandler:
         if self._membership is not None:
             raise AlreadyInRoom(f"already in room {self._membership.room!r}; send leave first")
         address = self._conn.address
+        calls = self._d.calls
+        client, topology, enter = msg.client, msg.topology, None
+        if calls is not None:
+            ticket = await calls.admit(msg.room, msg.client, msg.topology, msg.call or {})
+            client, topology = ticket.member, ticket.topology
+
+            async def enter(room: str, member: str, topology: str) -> dict[str, Any]:
+                return await calls.enter(ticket, room, member, address, topology)
         try:
-            m = await self._rooms.join(msg.room, msg.client, address, msg.token)
+            m = await self._rooms.join(msg.room, client, address, msg.token,
+                                       topology=topology, enter=enter)
         except IdTaken as taken:
             holder = taken.holder
             if not isinstance(holder, Address) or await self._alive(holder, msg):
                 raise
-            m = await self._rooms.join(msg.room, msg.client, address, msg.token,
-                                       take_over=holder)
+            m = await self._rooms.join(msg.room, client, address, msg.token,
+                                       take_over=holder, topology=topology, enter=enter)
         self._membership = m
         log.info("joined", extra={"room": m.room, "member": m.member, "conn": self._conn.id,
                                   "remote": self._conn.remote, "resumed": msg.token is not None})
@@ -154,6 +200,7 @@ class RoomsHandler:
         if membership is None:
             raise NotInRoom("not in a room")
         await self._rooms.leave(membership)
+        await self._leave_call()
         log.info("left", extra={"room": membership.room, "member": membership.member,
                                 "conn": self._conn.id})
 
@@ -164,7 +211,19 @@ class RoomsHandler:
             return None
         log.info("disconnected", extra={"room": membership.room, "member": membership.member,
                                         "conn": self._conn.id})
-        return self._rooms.leave(membership)
+        if self._d.calls is None:
+            return self._rooms.leave(membership)
+        return self._leave_both(membership)
+
+    async def _leave_both(self, membership: Membership) -> None:
+        await self._rooms.leave(membership)
+        await self._leave_call()
+
+    async def _leave_call(self) -> None:
+        calls = self._d.calls
+        work = None if calls is None else calls.leave(self._conn.address)
+        if work is not None:
+            await work
 
     def _answer_probe(self, probe: Probe) -> None:
         m = self._membership

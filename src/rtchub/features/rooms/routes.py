@@ -16,9 +16,10 @@ from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
 from rtchub.wire.webrtc import SdpLimits
 
-__all__ = ["ROOMS", "setup"]
+__all__ = ["ROOMS", "ROOMS_DIALECT", "setup"]
 
 ROOMS = web.AppKey("rooms", Rooms)
+ROOMS_DIALECT = web.AppKey("rooms_dialect", RoomsDialect)
 
 
 def setup(app: web.Application) -> None:
@@ -32,6 +33,7 @@ def setup(app: web.Application) -> None:
     # a relay never parses the description: its size is bounded, its sections not counted
     dialect = RoomsDialect(rooms, hub.stats, SdpLimits(limits.sdp_max_bytes, None),
                            hub.clock, limits.id_probe_timeout)
+    app[ROOMS_DIALECT] = dialect   # the app hands it the call rooms' part of a join
     router = app[ROUTER]
     router.speak("/ws", dialect)
     router.speak("/ws/rooms", dialect)

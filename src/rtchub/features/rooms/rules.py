@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from rtchub.base.connection import Address
 from rtchub.config import Limits
-from rtchub.errors import IdTaken, RoomFull, TooManyRooms
+from rtchub.errors import IdTaken, RoomFull, TooManyRooms, TopologyMismatch
 
 __all__ = [
     "RECORDS",
@@ -54,10 +54,12 @@ class MemberRecord:
 
 @dataclass(frozen=True, slots=True)
 class RoomRecord:
-    """A room and its members in join order."""
+    """A room, its members in join order, and its topology (``mesh``; ``sfu`` for a call
+    room whose media goes through the server)."""
 
     id: str
     members: tuple[MemberRecord, ...]
+    topology: str = "mesh"
 
     def member(self, member_id: str) -> MemberRecord | None:
         """The member with this ID, if present."""
@@ -82,8 +84,8 @@ class JoinDecision:
 
 
 def decide_join(room: RoomRecord | None, room_id: str, member: MemberRecord,
-                token: str | None, limits: Limits, take_over: Address | None = None
-                ) -> JoinDecision:
+                token: str | None, limits: Limits, take_over: Address | None = None,
+                topology: str | None = None) -> JoinDecision:
     """Decide a join.
 
     * A new room is ``created``: it needs a slot under ``limits.max_rooms``, which the
@@ -94,24 +96,32 @@ def decide_join(room: RoomRecord | None, room_id: str, member: MemberRecord,
     * ``take_over`` is the holder the caller found dead (it did not answer a probe): if
       that connection still holds the ID, the newcomer takes its place with its own token.
     * A full room refuses newcomers; resuming into a full room is allowed.
+    * ``topology`` (None: whatever the room has) must be the room's; a new room gets it
+      (mesh by default).
     """
     if room is None:
-        return JoinDecision(RoomRecord(room_id, (member,)), None, created=True)
+        return JoinDecision(RoomRecord(room_id, (member,), topology or "mesh"), None,
+                            created=True)
+    if topology is not None and topology != room.topology:
+        raise TopologyMismatch(f"room {room_id!r} is {room.topology}, not {topology}")
     existing = room.member(member.id)
     if existing is not None:
         if take_over is not None and existing.address == take_over:
             members = tuple(member if m.id == member.id else m for m in room.members)
-            return JoinDecision(RoomRecord(room_id, members), existing, created=False)
+            return JoinDecision(RoomRecord(room_id, members, room.topology), existing,
+                                created=False)
         if token is None or not hmac.compare_digest(existing.token_hash, hash_token(token)):
             raise IdTaken(f"client ID {member.id!r} is taken in room {room_id!r}; "
                           "reconnect with its resume token or choose another ID",
                           existing.address)
         kept = MemberRecord(member.id, member.address, existing.token_hash)
         members = tuple(kept if m.id == member.id else m for m in room.members)
-        return JoinDecision(RoomRecord(room_id, members), existing, created=False)
+        return JoinDecision(RoomRecord(room_id, members, room.topology), existing,
+                            created=False)
     if len(room.members) >= limits.max_room_members:
         raise RoomFull(f"room {room_id!r} is full ({limits.max_room_members} members)")
-    return JoinDecision(RoomRecord(room_id, (*room.members, member)), None, created=False)
+    return JoinDecision(RoomRecord(room_id, (*room.members, member), room.topology), None,
+                        created=False)
 
 
 def decide_leave(room: RoomRecord | None, member_id: str, address: Address
@@ -126,7 +136,7 @@ def decide_leave(room: RoomRecord | None, member_id: str, address: Address
     kept = tuple(m for m in room.members if not (m.id == member_id and m.address == address))
     if len(kept) == len(room.members):
         return room
-    return RoomRecord(room.id, kept)
+    return RoomRecord(room.id, kept, room.topology)
 
 
 def too_many_rooms(limits: Limits) -> TooManyRooms:

@@ -12,7 +12,7 @@ room's transactions touch that room's key only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,10 +43,12 @@ from rtchub.features.rooms.rules import (
     too_many_rooms,
 )
 
-__all__ = ["Membership", "Rooms"]
+__all__ = ["Enter", "Membership", "Rooms"]
 
 MAX_TOKEN_LENGTH = 128
 Alive = Callable[[Address], bool]
+# the call rooms' part of a join (seed 003): (room, member, topology) -> joined's fields
+Enter = Callable[[str, str, str], Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +84,17 @@ class Rooms:
     # -- state changes -------------------------------------------------------------------
 
     async def join(self, room_id: object, member_id: object, address: Address,
-                   token: object = None, take_over: Address | None = None) -> Membership:
+                   token: object = None, take_over: Address | None = None, *,
+                   topology: str | None = None, enter: Enter | None = None) -> Membership:
         """Join ``room_id`` as ``member_id`` (a fresh random ID when None).
 
         Delivers ``Joined`` to the joiner and ``RoomMembers`` to everyone in the
         room; a resumed identity's old connection gets ``Replaced``. ``take_over`` is a
         holder of the ID that did not answer a probe: the newcomer takes its place.
+        ``topology`` must be the room's (None: any; a new room gets it, mesh by default).
+        ``enter(room, member, topology)`` runs once the member is in, before ``Joined``:
+        it returns the call-room fields ``Joined`` carries; if it raises, the member is
+        taken out again and the error stands.
         """
         limit = self._limits.max_id_length
         room = validate_id("room", room_id, limit)
@@ -100,20 +107,30 @@ class Rooms:
         issued = token if token is not None else self._new_token()
         record = MemberRecord(member, address, hash_token(issued))
         decision = await self._write_join(room, record, token if isinstance(token, str)
-                                          else None, take_over)
+                                          else None, take_over, topology)
         membership = Membership(room, member, address)
+        call: dict[str, Any] | None = None
+        if enter is not None:
+            try:
+                call = await enter(room, member, decision.room.topology)
+            except BaseException:
+                self._local[address] = (membership, record)
+                await self.leave(membership)
+                raise
         self._local[address] = (membership, record)
         if decision.replaced is not None:
             self._local.pop(decision.replaced.address, None)
             reason = ("client ID taken over: this connection did not answer a ping"
                       if take_over is not None else "session resumed by another connection")
             self._courier.deliver(decision.replaced.address, Replaced(room, member, reason))
-        self._courier.deliver(address, Joined(room, member, decision.room.member_ids, issued))
+        self._courier.deliver(address, Joined(room, member, decision.room.member_ids, issued,
+                                              decision.room.topology, call))
         self._broadcast_members(decision.room)
         return membership
 
     async def _write_join(self, room: str, record: MemberRecord, token: str | None,
-                          take_over: Address | None = None) -> JoinDecision:
+                          take_over: Address | None = None, topology: str | None = None
+                          ) -> JoinDecision:
         """Apply a join; a new room first takes a slot on the room counter."""
         limits = self._limits
         reserved = False
@@ -122,7 +139,7 @@ class Rooms:
                    ) -> tuple[Mapping[str, object | None], JoinDecision]:
             current = values.get(room_key(room))
             decision = decide_join(current if isinstance(current, RoomRecord) else None,
-                                   room, record, token, limits, take_over)
+                                   room, record, token, limits, take_over, topology)
             if decision.created and not reserved:
                 return {}, decision   # take a slot first, then try again
             return {room_key(room): decision.room}, decision

@@ -2,10 +2,11 @@
 
 Wire format (docs/protocol.md has an example of every message)::
 
-    client -> server   join {room, from?, token?} | leave | ping
+    client -> server   join {room, from?, token?, topology?, <call-room fields>?} | leave | ping
                        offer {to, sdp} | answer {to, sdp} | candidate {to, candidate}
                        hangup {to}
-    server -> client   joined {room, from, members, token} | room_members {room, members}
+    server -> client   joined {room, from, members, token, topology, <call-room fields>?}
+                       room_members {room, members}
                        pong | offer/answer/candidate/hangup {room, from, to, ...}
                        error {code, error, message}
 """
@@ -21,6 +22,7 @@ from rtchub.wire.frame import dumps, require_str
 from rtchub.wire.webrtc import SdpLimits, check_candidate, check_description
 
 __all__ = [
+    "CALL_FIELDS",
     "CLOSE_REPLACED",
     "PONG",
     "SIGNAL_TYPES",
@@ -42,13 +44,22 @@ PONG: Final = b'{"type":"pong"}'
 CLOSE_REPLACED: Final = 4001  # the identity was resumed by a newer connection
 
 
+CALL_FIELDS: Final = ("access_token", "display_name", "metadata", "auto_subscribe")
+"""Fields of a ``join`` that only call rooms read (seed 003); passed on unparsed."""
+
+
 @dataclass(frozen=True, slots=True)
 class Join:
-    """Join ``room`` as ``client`` (server picks an ID when None), resuming with ``token``."""
+    """Join ``room`` as ``client`` (server picks an ID when None), resuming with ``token``.
+
+    ``topology`` (``mesh`` or ``sfu``) and ``call`` (the :data:`CALL_FIELDS` present) are
+    for call rooms; a seed 000 client sends neither."""
 
     room: str
     client: str | None
     token: str | None
+    topology: str | None = None
+    call: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +121,12 @@ def decode(obj: dict[str, Any], limits: SdpLimits) -> RoomsMessage:
         token = obj.get("token")
         if token is not None and not isinstance(token, str):
             raise InvalidField("'token' must be a string")
-        return Join(room, client, token)
+        topology = obj.get("topology")
+        if topology is not None and topology not in ("mesh", "sfu"):
+            raise InvalidField("'topology' must be \"mesh\" or \"sfu\"")
+        call: dict[str, Any] | None = {
+            name: obj[name] for name in CALL_FIELDS if name in obj} or None
+        return Join(room, client, token, topology, call)
     if kind == "leave":
         return _LEAVE
     raise UnknownType(f"unknown message type {kind[:40]!r}")
@@ -130,8 +146,12 @@ def encode_event(event: RoomEvent) -> bytes | None:
         return dumps({"type": "room_members", "room": event.room,
                       "members": list(event.members)})
     if type(event) is Joined:
-        return dumps({"type": "joined", "room": event.room, "from": event.member,
-                      "members": list(event.members), "token": event.token})
+        body = {"type": "joined", "room": event.room, "from": event.member,
+                "members": list(event.members), "token": event.token,
+                "topology": event.topology}
+        if event.call:
+            body.update(event.call)
+        return dumps(body)
     if type(event) is Replaced:
         return None
     return None
