@@ -4,9 +4,13 @@ work as in a mesh call (seed 003's call rooms; docs/browser-app.md "SFU rooms").
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
+import pytest_asyncio
 
 from tests.e2e.browser import Browser, Participant
+from tests.e2e.conftest import Sessions
 from tests.e2e.sfu import (
     JS_TILE,
     decodes_everyone,
@@ -14,8 +18,16 @@ from tests.e2e.sfu import (
     open_counting,
     sees_video,
 )
+from tests.support import running
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def browser(sessions: Sessions) -> AsyncIterator[Browser]:
+    """The shared Chromium on a server whose SFU peers gather on loopback."""
+    async with running(node_ips=("127.0.0.1",)) as srv, sessions(srv.url) as session:
+        yield session
 
 JS_ONE_CONNECTION = """() => window.__connections === 1
   && new Set([...state.peers.values()].map((p) => p.pc)).size <= 1

@@ -15,8 +15,8 @@
 // `sfu_answer` or `sfu_ignored` in order, so each reply settles the oldest offer
 // still outstanding; a reply to an offer that was rolled back is dropped.
 
-import { state, emit, notify, refreshCallState } from './app.state.js';
-import { send, onSignal } from './app.signal.js';
+import { state, emit, on, notify, refreshCallState } from './app.state.js';
+import { send, onSignal, rejoin } from './app.signal.js';
 import { remoteSenders } from './app.sfu.sdp.js';
 
 const CHAT_SEEN_MAX = 200;
@@ -36,9 +36,16 @@ const sfu = {
   grants: { publish: true, subscribe: true, record: false, admin: false },
   recording: { state: 'idle' },
   chatSeen: new Set(),
+  rejoining: false,
+  recordAsked: false, // a `record` request not answered yet (its refusal is an error frame)
   // counters, for the curious and for tests
-  connections: 0, offersSent: 0, ignored: 0, serverOffers: 0, collisions: 0,
+  connections: 0, offersSent: 0, ignored: 0, serverOffers: 0, collisions: 0, rejoins: 0,
 };
+
+// errors the server answers an offer of ours with (instead of sfu_answer / sfu_ignored)
+const OFFER_REFUSED = new Set(['invalid_sdp', 'codec_not_supported', 'sdp_too_large']);
+// our server peer is gone: the server asks us to leave and join again
+const PEER_GONE = new Set(['connection_failed', 'signaling_timeout'])
 
 /** Is the app in SFU mode (the room's topology, from `joined`)? */
 export function inSfu() {
@@ -90,15 +97,26 @@ function openConnection() {
   pc.ontrack = () => { if (current(pc)) assignTracks(); };
   pc.onconnectionstatechange = () => {
     if (!current(pc)) return;
-    if (pc.connectionState === 'failed' && state.ws) {
-      notify('warn', 'The media connection to the server failed: connecting again…', 'sfu_failed');
-      openConnection();
-    }
+    if (pc.connectionState === 'failed') startOver();
     refreshCallState();
     emit('peers');
   };
   emit('peers');
   return pc;
+}
+
+/**
+ * Our server peer is gone (it failed, or ours did): leave and join again on the same
+ * socket, which gives a fresh server peer and a fresh connection (sfuJoined). The
+ * others see us stay: the rejoin is over within the server's grace for leaving.
+ */
+function startOver() {
+  if (sfu.rejoining || !inSfu()) return;
+  sfu.rejoining = true;
+  sfu.rejoins += 1;
+  closeConnection();
+  notify('warn', 'The media connection to the server broke: joining again…', 'sfu_rejoin');
+  if (!rejoin()) sfu.rejoining = false; // the socket is down: its reconnect joins again
 }
 
 function closeConnection() {
@@ -171,6 +189,15 @@ async function onIgnored(pc) {
   if (!offer || offer.rolledBack) return;
   if (pc.signalingState === 'have-local-offer' && pc.localDescription.sdp === offer.sdp) {
     await pc.setLocalDescription({ type: 'rollback' }); // negotiationneeded offers again
+  }
+}
+
+/** The server refused our oldest outstanding offer: drop it (and roll it back). */
+async function onRefused(pc) {
+  const offer = sfu.offers.shift();
+  if (!offer || offer.rolledBack) return;
+  if (pc.signalingState === 'have-local-offer' && pc.localDescription.sdp === offer.sdp) {
+    await pc.setLocalDescription({ type: 'rollback' });
   }
 }
 
@@ -381,7 +408,7 @@ export function serverRecording() {
 
 /** Start or stop the server-side recorder (the Record button in SFU mode). */
 export function toggleServerRecording() {
-  send({ type: 'record', action: serverRecording() ? 'stop' : 'start' });
+  sfu.recordAsked = send({ type: 'record', action: serverRecording() ? 'stop' : 'start' });
 }
 
 // -- the frames --------------------------------------------------------------------------
@@ -391,6 +418,8 @@ export function sfuJoined(msg, resumed) {
   state.sfu = sfu;
   sfu.grants = { ...sfu.grants, ...(msg.grants || {}) };
   sfu.recording = msg.recording || { state: 'idle' };
+  if (sfu.rejoining) notify('info', null);
+  sfu.rejoining = false;
   const keep = resumed && sfu.pc && ['connected', 'connecting', 'new'].includes(sfu.pc.connectionState);
   if (!keep) {
     for (const peer of [...state.peers.values()]) { state.peers.delete(peer.id); emit('peerGone', peer); }
@@ -418,6 +447,7 @@ export function sfuFrame(msg) {
       emit('self');
       break;
     case 'recording':
+      sfu.recordAsked = false;
       sfu.recording = { ...msg };
       delete sfu.recording.type;
       emit('self');
@@ -450,8 +480,22 @@ export function stopSfu() {
   emit('self');
 }
 
+function onServerError(msg) {
+  if (!inSfu() || !sfu.pc || (state.roomState !== 'joined' && state.roomState !== 'calling')) return;
+  if (sfu.recordAsked) { // the answer to our `record` (connection_failed: not configured)
+    sfu.recordAsked = false;
+    notify('warn', `Recording: ${msg.error || msg.code}`, 'recording');
+  } else if (OFFER_REFUSED.has(msg.code)) {
+    queue((pc) => onRefused(pc));
+    notify('warn', `The server refused our media: ${msg.error || msg.code}`, msg.code);
+  } else if (PEER_GONE.has(msg.code)) {
+    startOver();
+  }
+}
+
 /** Route the SFU frames and `joined` of SFU rooms here. */
 export function installSfu() {
   onSignal('sfuJoined', sfuJoined);
   onSignal('sfu', sfuFrame);
+  on('serverError', onServerError);
 }

@@ -50,6 +50,27 @@ function tokenKey() {
   return `rtchub.token.${state.roomId}.${state.myId}`;
 }
 
+function joinFrame(topology) {
+  const join = { type: 'join', room: state.roomId };
+  if (state.myId) join.from = state.myId;
+  if (state.resumeToken) join.token = state.resumeToken;
+  if (topology) join.topology = topology; // else the room's own
+  if (state.accessToken) join.access_token = state.accessToken;
+  return join;
+}
+
+/**
+ * Leave and join again on the same socket, as the same person, in a room of the topology
+ * we are in (an SFU room gives a fresh server peer this way). Returns whether it was sent.
+ */
+export function rejoin() {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !conn.everJoined) return false;
+  ws.send('{"type":"leave"}');
+  ws.send(JSON.stringify(joinFrame(state.topology)));
+  return true;
+}
+
 /** Open the socket and join (or resume). */
 export function openSocket() {
   clearTimeout(conn.timer);
@@ -58,12 +79,7 @@ export function openSocket() {
   let opened = false;
   ws.onopen = () => {
     opened = true;
-    const join = { type: 'join', room: state.roomId };
-    if (state.myId) join.from = state.myId;
-    if (state.resumeToken) join.token = state.resumeToken;
-    if (state.wantTopology) join.topology = state.wantTopology; // else the room's own
-    if (state.accessToken) join.access_token = state.accessToken;
-    ws.send(JSON.stringify(join));
+    ws.send(JSON.stringify(joinFrame(state.wantTopology)));
     startHeartbeat(ws);
   };
   ws.onmessage = (ev) => {
@@ -137,7 +153,9 @@ const ERROR_TEXT = {
   topology_mismatch: () => (state.wantTopology === 'sfu'
     ? `“${state.roomId}” is a mesh room (media goes browser to browser): uncheck “through the server” to join it.`
     : `“${state.roomId}” is an SFU room (media goes through the server): check “through the server” to join it.`),
-  unauthorized: (m) => `This room needs a valid invitation (access token): ${m.error || 'refused'}.`,
+  unauthorized: (m) => (state.roomState === 'connecting' || state.roomState === 'reconnecting'
+    ? `This room needs a valid invitation (access token): ${m.error || 'refused'}.`
+    : `Not allowed: ${m.error || 'refused'}.`),
 };
 
 function dispatch(msg) {
