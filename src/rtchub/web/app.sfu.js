@@ -446,12 +446,19 @@ export function sfuFrame(msg) {
       emit('peers');
       emit('self');
       break;
-    case 'recording':
+    case 'recording': {
       sfu.recordAsked = false;
+      const was = sfu.recording.state;
       sfu.recording = { ...msg };
       delete sfu.recording.type;
+      if (msg.state === 'failed') notify('warn', `The recording failed: ${msg.reason || 'no reason given'}`, 'recording');
+      else if (msg.state === 'stopped' && was !== 'stopped') {
+        const n = Array.isArray(msg.files) ? msg.files.length : 0;
+        notify('info', `Recording saved on the server${n ? ` (${n} file${n > 1 ? 's' : ''})` : ''}.`, 'recording');
+      }
       emit('self');
       break;
+    }
     case 'chat':
       if (typeof msg.text === 'string' && typeof msg.from === 'string') showChat(msg);
       break;
