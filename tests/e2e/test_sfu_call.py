@@ -187,3 +187,25 @@ async def test_four_people_in_an_sfu_room(browser: Browser) -> None:
     await ann.wait("() => [...document.querySelectorAll('#grid video')]"
                    ".every((v) => v.videoWidth > 0)")
     await ann.screenshot("call-sfu-four")
+
+
+async def test_glare_with_the_server_is_settled_by_the_polite_browser(browser: Browser) -> None:
+    ann, ben = await pair(browser, "sfu-glare")
+    await sees_video(ben, "ann")
+    await sees_video(ann, "ben")
+    # ben hears nothing from the server for a while: ann's screen makes the server
+    # offer to ben, and ben's own screen share makes ben offer while that is unanswered
+    await ben.eval("() => rtchub.holdSignals(true)")
+    await ann.page.click("#btn-screen")
+    await ben.wait("() => rtchub.heldSignals().includes('sfu_offer')")
+    await ben.page.click("#btn-screen")
+    await ben.wait("() => rtchub.heldSignals().includes('sfu_ignored')")
+    await ben.eval("() => rtchub.holdSignals(false)")
+    # ben rolled back, answered the server, offered again: both screens go both ways
+    await ben.wait("() => state.sfu.collisions >= 1 && state.sfu.ignored >= 1")
+    await sees_video(ben, "ann", "screen")
+    await sees_video(ann, "ben", "screen")
+    await sees_video(ben, "ann")
+    await sees_video(ann, "ben")
+    assert await ben.eval("() => state.sfu.pc.signalingState") == "stable"
+    assert await ben.eval("() => window.__connections") == 1

@@ -8,7 +8,7 @@
 
 import { state, setRoomState, changeRoomState, notify, on } from './app.state.js';
 import {
-  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals, loseSignals,
+  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals, heldSignals, loseSignals,
 } from './app.signal.js';
 import { installPeers, callPeer, hangupPeer, hangupAll } from './app.peers.js';
 import { sendChat } from './app.channel.js';
@@ -105,7 +105,8 @@ const api = {
 Object.assign(window, api);
 // rtchub extras for tests and power users
 window.rtchub = {
-  useScreenStream, dropSocket, backoffDelay, holdSignals, loseSignals, useDevice, watchdog, version: 2,
+  useScreenStream, dropSocket, backoffDelay, holdSignals, heldSignals, loseSignals, useDevice, watchdog,
+  version: 2,
 };
 
 function control(id, icon, label, onClick) {

@@ -4,10 +4,9 @@
 // We publish microphone and camera (and a screen while sharing) on sendonly
 // transceivers, telling the server each track's source with `publish` before the
 // offer that carries it. The server offers us a sendonly section per track it
-// forwards; `tracks` frames say whose each track is. Every other participant is an
-// entry in `state.peers` (seed 000's Peer shape, so the tiles, stats, people panel
-// and recorder work unchanged) whose `pc` is the one shared connection and whose
-// `stream` holds their camera and microphone; a screen they share is `peer.screen`.
+// forwards; app.sfu.people.js turns them into one `state.peers` entry per participant.
+// Chat is a data channel labelled "chat" that the server relays; recording is the
+// server's, for those whose join grants it.
 //
 // Negotiation is perfect negotiation with the client polite: a server offer that
 // crosses ours rolls ours back (setRemoteDescription does it), we answer, and
@@ -17,7 +16,7 @@
 
 import { state, emit, on, notify, refreshCallState } from './app.state.js';
 import { send, onSignal, rejoin } from './app.signal.js';
-import { remoteSenders } from './app.sfu.sdp.js';
+import { assignTracks, setParticipants, setTracks } from './app.sfu.people.js';
 
 const CHAT_SEEN_MAX = 200;
 
@@ -45,7 +44,7 @@ const sfu = {
 // errors the server answers an offer of ours with (instead of sfu_answer / sfu_ignored)
 const OFFER_REFUSED = new Set(['invalid_sdp', 'codec_not_supported', 'sdp_too_large']);
 // our server peer is gone: the server asks us to leave and join again
-const PEER_GONE = new Set(['connection_failed', 'signaling_timeout'])
+const PEER_GONE = new Set(['connection_failed', 'signaling_timeout']);
 
 /** Is the app in SFU mode (the room's topology, from `joined`)? */
 export function inSfu() {
@@ -94,7 +93,7 @@ function openConnection() {
   pc.onicecandidate = ({ candidate }) => {
     if (current(pc)) send({ type: 'sfu_candidate', candidate: candidate ? candidate.toJSON() : null });
   };
-  pc.ontrack = () => { if (current(pc)) assignTracks(); };
+  pc.ontrack = () => { if (current(pc)) assignTracks(sfu); };
   pc.onconnectionstatechange = () => {
     if (!current(pc)) return;
     if (pc.connectionState === 'failed') startOver();
@@ -171,7 +170,7 @@ async function onOffer(pc, sdp) {
   await pc.setLocalDescription();
   if (!current(pc)) return;
   send({ type: 'sfu_answer', sdp: pc.localDescription.sdp });
-  assignTracks();
+  assignTracks(sfu);
 }
 
 async function onAnswer(pc, sdp) {
@@ -179,7 +178,7 @@ async function onAnswer(pc, sdp) {
   if (!offer || offer.rolledBack || pc.signalingState !== 'have-local-offer') return;
   await pc.setRemoteDescription({ type: 'answer', sdp });
   await addQueuedCandidates(pc);
-  assignTracks();
+  assignTracks(sfu);
 }
 
 async function onIgnored(pc) {
@@ -219,109 +218,6 @@ function onCandidate(pc, candidate) {
     return null;
   }
   return addCandidate(pc, candidate);
-}
-
-// -- who is who --------------------------------------------------------------------
-
-function entryFor(id) {
-  let peer = state.peers.get(id);
-  if (!peer) {
-    peer = {
-      id, pc: sfu.pc, polite: true, makingOffer: false, ignoreOffer: false, pendingCandidates: [],
-      stream: new MediaStream(), screen: null, remote: { muted: false, cameraOff: false, sharing: false },
-      stats: null, negotiations: 0, collisions: 0, remoteSession: null, attempt: 0, retries: 0,
-      watchdog: null, sfu: true, displayName: id, trackIds: new Set(),
-    };
-    state.peers.set(id, peer);
-  }
-  return peer;
-}
-
-/** Show `participants` (P frames): one entry per other participant, with their state. */
-function setParticipants(list) {
-  sfu.participants = new Map((list || []).filter((p) => p && p.id).map((p) => [p.id, p]));
-  for (const p of sfu.participants.values()) {
-    if (p.id !== state.myId) entryFor(p.id).displayName = p.display_name || p.id;
-  }
-  for (const id of [...state.peers.keys()]) {
-    if (!sfu.participants.has(id)) {
-      const peer = state.peers.get(id);
-      state.peers.delete(id);
-      emit('peerGone', peer);
-    }
-  }
-  updateRemoteState();
-  assignTracks();
-  refreshCallState();
-}
-
-function setTracks(list) {
-  sfu.tracks = new Map((list || []).filter((t) => t && t.track_id).map((t) => [t.track_id, t]));
-  updateRemoteState();
-  assignTracks();
-}
-
-/** Mute, camera and screen state of everyone, from their P and their tracks' `muted`. */
-function updateRemoteState() {
-  for (const peer of state.peers.values()) {
-    const p = sfu.participants.get(peer.id) || {};
-    const theirs = [...sfu.tracks.values()].filter((t) => t.publisher === peer.id);
-    const mic = theirs.find((t) => t.source === 'microphone');
-    const cam = theirs.find((t) => t.source === 'camera');
-    peer.remote = {
-      muted: p.audio === false || !!(mic && mic.muted) || !mic,
-      cameraOff: p.video === false || !!(cam && cam.muted) || !cam,
-      sharing: !!p.screen || theirs.some((t) => t.source === 'screen'),
-    };
-  }
-  emit('peers');
-}
-
-/** Put every track the server sends us into its publisher's stream (or screen). */
-function assignTracks() {
-  const pc = sfu.pc;
-  if (!pc || !pc.remoteDescription) return;
-  const senders = remoteSenders(pc.remoteDescription.sdp);
-  const wanted = new Map(); // participant -> {main: [tracks], screen: [tracks]}
-  for (const tr of pc.getTransceivers()) {
-    const sent = tr.mid !== null && senders.get(tr.mid);
-    if (!sent || tr.currentDirection === 'stopped') continue;
-    const track = tr.receiver.track;
-    const info = sfu.tracks.get(sent.trackId)
-      || [...sfu.tracks.values()].find((t) => t.stream_id === sent.streamId && t.kind === track.kind
-        && t.source !== 'screen');
-    if (!info || info.publisher === state.myId || !state.peers.has(info.publisher)) continue;
-    const slot = wanted.get(info.publisher) || { main: [], screen: [] };
-    slot[info.source === 'screen' ? 'screen' : 'main'].push(track);
-    wanted.set(info.publisher, slot);
-  }
-  for (const peer of state.peers.values()) {
-    const slot = wanted.get(peer.id) || { main: [], screen: [] };
-    let changed = fill(peer.stream, slot.main);
-    if (slot.screen.length) {
-      if (!peer.screen) { peer.screen = new MediaStream(); changed = true; }
-      changed = fill(peer.screen, slot.screen) || changed;
-    } else if (peer.screen) {
-      peer.screen = null;
-      changed = true;
-    }
-    peer.trackIds = new Set([...slot.main, ...slot.screen].map((t) => t.id));
-    if (changed) emit('peerMedia', peer);
-  }
-}
-
-/** Make `stream` hold exactly `tracks` (one per kind); returns whether it changed. */
-function fill(stream, tracks) {
-  let changed = false;
-  const keep = new Map();
-  for (const t of tracks) if (!keep.has(t.kind)) keep.set(t.kind, t);
-  for (const t of stream.getTracks()) {
-    if (keep.get(t.kind) !== t) { stream.removeTrack(t); changed = true; }
-  }
-  for (const t of keep.values()) {
-    if (!stream.getTracks().includes(t)) { stream.addTrack(t); changed = true; }
-  }
-  return changed;
 }
 
 // -- chat over the "chat" data channel ---------------------------------------------------
@@ -425,8 +321,8 @@ export function sfuJoined(msg, resumed) {
     for (const peer of [...state.peers.values()]) { state.peers.delete(peer.id); emit('peerGone', peer); }
     openConnection();
   }
-  setParticipants(msg.participants || []);
-  setTracks(msg.tracks || []);
+  setParticipants(sfu, msg.participants || []);
+  setTracks(sfu, msg.tracks || []);
   sendMediaState();
   emit('self');
 }
@@ -439,8 +335,8 @@ export function sfuFrame(msg) {
     case 'sfu_answer': return queue((pc) => onAnswer(pc, msg.sdp));
     case 'sfu_ignored': return queue((pc) => onIgnored(pc));
     case 'sfu_candidate': return queue((pc) => onCandidate(pc, msg.candidate ?? null));
-    case 'participants': setParticipants(msg.participants); break;
-    case 'tracks': setTracks(msg.tracks); break;
+    case 'participants': setParticipants(sfu, msg.participants); break;
+    case 'tracks': setTracks(sfu, msg.tracks); break;
     case 'active_speaker':
       state.activeSpeaker = msg.participant || null;
       emit('peers');

@@ -203,6 +203,10 @@ function dispatch(msg) {
     case 'error':
       onError(msg);
       break;
+    case 'sfu_offer': case 'sfu_answer': case 'sfu_ignored': case 'sfu_candidate':
+      if (held.on) held.queue.push(msg);
+      else if (state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
+      break;
     default:
       if (SFU_FRAMES.has(msg.type) && state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
       break; // other dialects on /ws (available_streams, ...) are not ours
@@ -266,14 +270,25 @@ export function dropSocket() {
 }
 
 /**
- * Hold relayed offers/answers/candidates in arrival order (true) and deliver
- * them (false). Tests use it to make both sides offer before either hears the
- * other, the glare that perfect negotiation must settle.
+ * Hold relayed offers/answers/candidates (and the server's sfu_* frames) in arrival
+ * order (true) and deliver them (false). Tests use it to make both sides offer before
+ * either hears the other, the glare that perfect negotiation must settle.
  */
 export function holdSignals(on) {
   held.on = !!on;
   if (held.on) return;
-  for (const msg of held.queue.splice(0)) if (handlers.signal) handlers.signal(msg);
+  for (const msg of held.queue.splice(0)) {
+    if (msg.type.startsWith('sfu_')) {
+      if (state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
+    } else if (handlers.signal) {
+      handlers.signal(msg);
+    }
+  }
+}
+
+/** The types of the frames holdSignals(true) holds now, in arrival order (tests). */
+export function heldSignals() {
+  return held.queue.map((msg) => msg.type);
 }
 
 /**
