@@ -2,6 +2,7 @@
 // mute / camera-off / screen status so the other side can show indicators.
 
 import { state, emit } from './app.state.js';
+import { inSfu, sendMediaState, sfuChat } from './app.sfu.js';
 
 /** Handle one message from `peer`'s data channel. */
 export function onData(peer, data) {
@@ -28,6 +29,10 @@ export function sendStatusTo(peer) {
 
 /** Tell every connected peer our mute / camera / screen status. */
 export function broadcastStatus() {
+  if (inSfu()) {
+    sendMediaState(); // the server tells everyone
+    return;
+  }
   for (const peer of state.peers.values()) sendStatusTo(peer);
 }
 
@@ -35,6 +40,7 @@ export function broadcastStatus() {
 export function sendChat(text) {
   const line = String(text ?? '').trim();
   if (!line) return 0;
+  if (inSfu()) return sfuChat(line);
   const payload = JSON.stringify({ type: 'chat', text: line });
   let sent = 0;
   for (const peer of state.peers.values()) {

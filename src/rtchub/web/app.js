@@ -8,7 +8,7 @@
 
 import { state, setRoomState, changeRoomState, notify, on } from './app.state.js';
 import {
-  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals, loseSignals,
+  startSignaling, stopSignaling, dropSocket, backoffDelay, holdSignals, heldSignals, loseSignals,
 } from './app.signal.js';
 import { installPeers, callPeer, hangupPeer, hangupAll } from './app.peers.js';
 import { sendChat } from './app.channel.js';
@@ -23,6 +23,7 @@ import { installUi } from './app.ui.js';
 import { installToasts } from './app.toasts.js';
 import { timing as watchdog } from './app.watchdog.js';
 import { icons } from './app.icons.js';
+import { installSfu, toggleServerRecording } from './app.sfu.js';
 
 const $ = (sel) => document.querySelector(sel);
 
@@ -104,7 +105,8 @@ const api = {
 Object.assign(window, api);
 // rtchub extras for tests and power users
 window.rtchub = {
-  useScreenStream, dropSocket, backoffDelay, holdSignals, loseSignals, useDevice, watchdog, version: 2,
+  useScreenStream, dropSocket, backoffDelay, holdSignals, heldSignals, loseSignals, useDevice, watchdog,
+  version: 2,
 };
 
 function control(id, icon, label, onClick) {
@@ -134,8 +136,11 @@ function wire() {
   control('#btn-camera', icons.cam, 'Stop video', () => toggleCamera());
   control('#btn-screen', icons.screen, 'Share screen',
     () => (state.usingScreen ? stopScreenShare() : startScreenShare()));
-  control('#btn-record', icons.record, 'Record',
-    () => (state.recorder ? stopRecording() : startRecording()));
+  control('#btn-record', icons.record, 'Record', () => {
+    if (state.topology === 'sfu') toggleServerRecording(); // the server's recorder
+    else if (state.recorder) stopRecording();
+    else startRecording();
+  });
   control('#btn-people', icons.people, 'People', () => toggleSide('people'));
   control('#btn-chat', icons.chat, 'Chat', () => toggleSide('chat'));
   control('#btn-devices', icons.gear, 'Devices', () => toggleSide('devices'));
@@ -145,7 +150,8 @@ function wire() {
   $('#copy-link').innerHTML = `${icons.link}<span>Copy invite link</span>`;
   $('#copy-link-2').addEventListener('click', () => $('#copy-link').click());
   $('#copy-link').addEventListener('click', async () => {
-    const link = `${location.origin}/?room=${encodeURIComponent(state.roomId)}`;
+    const sfu = state.topology === 'sfu' ? '&topology=sfu' : '';
+    const link = `${location.origin}/?room=${encodeURIComponent(state.roomId)}${sfu}`;
     try {
       await navigator.clipboard.writeText(link);
       notify('info', `Invite link copied: ${link}`, 'copied');
@@ -163,6 +169,7 @@ function wire() {
     connect($('#room-input').value, $('#name-input').value);
   });
   $('#room-input').addEventListener('input', syncJoin);
+  $('#sfu-input').addEventListener('change', () => wantTopology($('#sfu-input').checked ? 'sfu' : ''));
   $('#room-random').addEventListener('click', () => {
     $('#room-input').value = randomRoom();
     syncJoin();
@@ -214,9 +221,27 @@ function prefill() {
   $('#room-input').value = room || '';
   $('#name-input').value = name || '';
   if (params.get('autocall') === '0') state.autoCall = false;
+  state.accessToken = params.get('access_token') || '';
+  const topology = params.get('topology');
+  wantTopology(topology === 'sfu' || topology === 'mesh' ? topology : '');
   (room ? $('#name-input') : $('#room-input')).focus();
   if (room) $('#lobby-title').textContent = `Join “${room}”`;
   syncJoin();
+}
+
+/**
+ * The topology to ask for on join ('sfu', 'mesh', or '' for the room's own), kept in the
+ * page's address (`?topology=sfu`) so that a reload and an invite link ask for it too.
+ */
+function wantTopology(topology) {
+  state.wantTopology = topology;
+  $('#sfu-input').checked = topology === 'sfu';
+  $('#media-path').textContent = topology === 'sfu'
+    ? 'Media goes through the server: one connection each, for larger calls.'
+    : 'Media flows directly between browsers.';
+  const url = new URL(location.href);
+  if (topology) url.searchParams.set('topology', topology); else url.searchParams.delete('topology');
+  history.replaceState(null, '', url);
 }
 
 // A reload (or a crashed tab restored) puts you back in the call as the same person.
@@ -226,6 +251,7 @@ function forgetActive() {
 }
 on('roomState', ({ next }) => {
   if (next !== 'joined') return;
+  if (state.topology === 'sfu' && state.wantTopology !== 'sfu') wantTopology('sfu'); // a room made SFU
   try { sessionStorage.setItem(ACTIVE, JSON.stringify({ room: state.roomId, id: state.myId })); } catch { /* ignore */ }
 });
 on('replaced', forgetActive);
@@ -244,6 +270,7 @@ function resumeAfterReload() {
 }
 
 installPeers();
+installSfu();
 installDevices();
 wire();
 installUi();

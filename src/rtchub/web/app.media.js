@@ -10,6 +10,7 @@ import { state, emit, notify } from './app.state.js';
 import { outgoingVideo, replaceVideo } from './app.peers.js';
 import { broadcastStatus } from './app.channel.js';
 import { mediaConstraints, takePreview, mediaProblem } from './app.devices.js';
+import { inSfu, sfuStartScreen, sfuStopScreen } from './app.sfu.js';
 
 const share = { stopping: null };
 
@@ -104,10 +105,16 @@ export async function useScreenStream(stream) {
   if (!track) return false;
   await share.stopping;
   track.addEventListener('ended', () => { stopScreenShare(); });
-  await replaceVideo(track);
-  state.screenStream = stream;
-  state.usingScreen = true;
-  await replaceVideo(outgoingVideo()); // a call set up during the swap sent the camera
+  if (inSfu()) { // a track of its own, beside the camera
+    state.screenStream = stream;
+    state.usingScreen = true;
+    sfuStartScreen(stream);
+  } else {
+    await replaceVideo(track);
+    state.screenStream = stream;
+    state.usingScreen = true;
+    await replaceVideo(outgoingVideo()); // a call set up during the swap sent the camera
+  }
   broadcastStatus();
   emit('self');
   emit('localMedia', state.localStream);
@@ -117,11 +124,18 @@ export async function useScreenStream(stream) {
 async function backToCamera() {
   const screen = state.screenStream;
   const camera = state.localStream ? state.localStream.getVideoTracks()[0] || null : null;
-  await replaceVideo(camera);
-  state.usingScreen = false;
-  state.screenStream = null;
-  if (screen) for (const t of screen.getTracks()) t.stop();
-  await replaceVideo(outgoingVideo()); // a call set up during the swap sent the screen
+  if (inSfu()) {
+    sfuStopScreen();
+    state.usingScreen = false;
+    state.screenStream = null;
+    if (screen) for (const t of screen.getTracks()) t.stop();
+  } else {
+    await replaceVideo(camera);
+    state.usingScreen = false;
+    state.screenStream = null;
+    if (screen) for (const t of screen.getTracks()) t.stop();
+    await replaceVideo(outgoingVideo()); // a call set up during the swap sent the screen
+  }
   broadcastStatus();
   emit('self');
   emit('localMedia', state.localStream);

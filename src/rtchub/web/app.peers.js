@@ -14,6 +14,7 @@ import { state, emit, refreshCallState } from './app.state.js';
 import { send, onSignal } from './app.signal.js';
 import { onData, sendStatusTo } from './app.channel.js';
 import { installWatchdog, watch, unwatch } from './app.watchdog.js';
+import { inSfu, sfuReplace, stopSfu } from './app.sfu.js';
 
 /** The session id in an SDP's o= line; a new one means the remote made a new RTCPeerConnection. */
 function sessionOf(sdp) {
@@ -177,6 +178,7 @@ export function closePeer(id) {
 /** Start a call with a member (no-op when one is already up or being set up). */
 export function callPeer(id) {
   if (!id || id === state.myId) return null;
+  if (inSfu()) return state.peers.get(id) || null; // the server connects everyone
   const existing = state.peers.get(id);
   if (existing && existing.pc.connectionState !== 'failed' && existing.pc.connectionState !== 'closed') {
     return existing;
@@ -191,12 +193,17 @@ export function callPeer(id) {
 
 /** End the call with one member and tell them. */
 export function hangupPeer(id) {
+  if (inSfu()) return; // no call of our own with anyone: leave to stop receiving them
   send({ type: 'hangup', to: id });
   closePeer(id);
 }
 
 /** End every call (stay in the room). */
 export function hangupAll() {
+  if (inSfu()) {
+    stopSfu(); // the one connection with the server carries every call
+    return;
+  }
   for (const id of [...state.peers.keys()]) hangupPeer(id);
 }
 
@@ -360,6 +367,10 @@ function pruneGone(members) {
 
 /** Swap the outgoing track of `kind` on every call without renegotiating. */
 export async function replaceOutgoing(kind, track) {
+  if (inSfu()) {
+    await sfuReplace(kind, track);
+    return;
+  }
   const jobs = [];
   for (const peer of state.peers.values()) {
     for (const t of peer.pc.getTransceivers()) {

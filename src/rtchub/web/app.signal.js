@@ -13,7 +13,12 @@ const PONG_TIMEOUT_MS = 10000;
 const CLOSE_REPLACED = 4001;
 
 /** Handlers for relayed signaling, installed by the peers module. */
-const handlers = { signal: null, members: null, joined: null };
+const handlers = { signal: null, members: null, joined: null, sfuJoined: null, sfu: null };
+/** Frames of SFU rooms (docs/protocol.md "Call rooms"), handled by app.sfu.js. */
+const SFU_FRAMES = new Set([
+  'sfu_offer', 'sfu_answer', 'sfu_ignored', 'sfu_candidate', 'participants', 'tracks',
+  'active_speaker', 'recording', 'chat',
+]);
 const held = { on: false, queue: [], lose: new Map() };
 const conn = { why: '', wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };
 
@@ -45,6 +50,27 @@ function tokenKey() {
   return `rtchub.token.${state.roomId}.${state.myId}`;
 }
 
+function joinFrame(topology) {
+  const join = { type: 'join', room: state.roomId };
+  if (state.myId) join.from = state.myId;
+  if (state.resumeToken) join.token = state.resumeToken;
+  if (topology) join.topology = topology; // else the room's own
+  if (state.accessToken) join.access_token = state.accessToken;
+  return join;
+}
+
+/**
+ * Leave and join again on the same socket, as the same person, in a room of the topology
+ * we are in (an SFU room gives a fresh server peer this way). Returns whether it was sent.
+ */
+export function rejoin() {
+  const ws = state.ws;
+  if (!ws || ws.readyState !== WebSocket.OPEN || !conn.everJoined) return false;
+  ws.send('{"type":"leave"}');
+  ws.send(JSON.stringify(joinFrame(state.topology)));
+  return true;
+}
+
 /** Open the socket and join (or resume). */
 export function openSocket() {
   clearTimeout(conn.timer);
@@ -53,10 +79,7 @@ export function openSocket() {
   let opened = false;
   ws.onopen = () => {
     opened = true;
-    const join = { type: 'join', room: state.roomId };
-    if (state.myId) join.from = state.myId;
-    if (state.resumeToken) join.token = state.resumeToken;
-    ws.send(JSON.stringify(join));
+    ws.send(JSON.stringify(joinFrame(state.wantTopology)));
     startHeartbeat(ws);
   };
   ws.onmessage = (ev) => {
@@ -127,6 +150,12 @@ const ERROR_TEXT = {
   too_many_rooms: () => 'The server has reached its room limit. Try again later.',
   id_taken: () => 'Someone in this room already uses that name. Pick another one.',
   invalid_id: (m) => `That room or name is not allowed: ${m.error || ''}`,
+  topology_mismatch: () => (state.wantTopology === 'sfu'
+    ? `“${state.roomId}” is a mesh room (media goes browser to browser): uncheck “through the server” to join it.`
+    : `“${state.roomId}” is an SFU room (media goes through the server): check “through the server” to join it.`),
+  unauthorized: (m) => (state.roomState === 'connecting' || state.roomState === 'reconnecting'
+    ? `This room needs a valid invitation (access token): ${m.error || 'refused'}.`
+    : `Not allowed: ${m.error || 'refused'}.`),
 };
 
 function dispatch(msg) {
@@ -142,15 +171,20 @@ function dispatch(msg) {
       conn.everJoined = true;
       state.reconnectAttempt = 0;
       state.members = msg.members || [];
+      state.topology = msg.topology === 'sfu' ? 'sfu' : 'mesh';
       notify('info', null);
       changeRoomState('joined');
-      if (handlers.joined) handlers.joined(state.members, resumed);
+      if (state.topology === 'sfu') {
+        if (handlers.sfuJoined) handlers.sfuJoined(msg, resumed);
+      } else if (handlers.joined) {
+        handlers.joined(state.members, resumed);
+      }
       emit('members', state.members);
       break;
     }
     case 'room_members':
       state.members = msg.members || [];
-      if (handlers.members) handlers.members(state.members);
+      if (handlers.members && state.topology !== 'sfu') handlers.members(state.members);
       emit('members', state.members);
       break;
     case 'pong':
@@ -158,6 +192,7 @@ function dispatch(msg) {
       conn.pongDeadline = null;
       break;
     case 'offer': case 'answer': case 'candidate': case 'hangup':
+      if (state.topology === 'sfu') break; // no browser-to-browser calls in an SFU room
       if (held.lose.get(msg.type) > 0) {
         held.lose.set(msg.type, held.lose.get(msg.type) - 1);
         break;
@@ -168,7 +203,12 @@ function dispatch(msg) {
     case 'error':
       onError(msg);
       break;
+    case 'sfu_offer': case 'sfu_answer': case 'sfu_ignored': case 'sfu_candidate':
+      if (held.on) held.queue.push(msg);
+      else if (state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
+      break;
     default:
+      if (SFU_FRAMES.has(msg.type) && state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
       break; // other dialects on /ws (available_streams, ...) are not ours
   }
 }
@@ -230,14 +270,25 @@ export function dropSocket() {
 }
 
 /**
- * Hold relayed offers/answers/candidates in arrival order (true) and deliver
- * them (false). Tests use it to make both sides offer before either hears the
- * other, the glare that perfect negotiation must settle.
+ * Hold relayed offers/answers/candidates (and the server's sfu_* frames) in arrival
+ * order (true) and deliver them (false). Tests use it to make both sides offer before
+ * either hears the other, the glare that perfect negotiation must settle.
  */
 export function holdSignals(on) {
   held.on = !!on;
   if (held.on) return;
-  for (const msg of held.queue.splice(0)) if (handlers.signal) handlers.signal(msg);
+  for (const msg of held.queue.splice(0)) {
+    if (msg.type.startsWith('sfu_')) {
+      if (state.topology === 'sfu' && handlers.sfu) handlers.sfu(msg);
+    } else if (handlers.signal) {
+      handlers.signal(msg);
+    }
+  }
+}
+
+/** The types of the frames holdSignals(true) holds now, in arrival order (tests). */
+export function heldSignals() {
+  return held.queue.map((msg) => msg.type);
 }
 
 /**

@@ -25,6 +25,12 @@ export const state = {
   autoCall: true,
   lastError: null,
   reconnectAttempt: 0,
+  // call rooms (seed 003): the room's topology from `joined`, the one asked for on join
+  // ('' lets the room decide), the access token (`?access_token=`), the SFU session
+  topology: 'mesh',
+  wantTopology: '',
+  accessToken: '',
+  sfu: null,
 };
 
 const bus = new EventTarget();

@@ -7,8 +7,11 @@ const EVERY_MS = 700;
 const SPEAKING_LEVEL = 0.02;
 const poll = { timer: null, busy: false };
 
-async function sample(peer) {
-  const report = await peer.pc.getStats();
+async function sample(peer, reports) {
+  // in SFU mode every peer shares one connection: one report per tick, read per peer
+  // through the ids of the tracks that are theirs (peer.trackIds)
+  if (!reports.has(peer.pc)) reports.set(peer.pc, peer.pc.getStats());
+  const report = await reports.get(peer.pc);
   const now = performance.now();
   const s = {
     rttMs: null, kbps: 0, lossPct: 0, framesDecoded: 0, frameWidth: 0, frameHeight: 0,
@@ -21,6 +24,7 @@ async function sample(peer) {
         && typeof r.currentRoundTripTime === 'number') {
       s.rttMs = Math.round(r.currentRoundTripTime * 1000);
     } else if (r.type === 'inbound-rtp') {
+      if (peer.trackIds && !peer.trackIds.has(r.trackIdentifier)) return;
       s.bytes += r.bytesReceived || 0;
       lost += Math.max(0, r.packetsLost || 0);
       received += r.packetsReceived || 0;
@@ -56,7 +60,8 @@ async function tick() {
   poll.busy = true;
   try {
     const peers = [...state.peers.values()];
-    await Promise.all(peers.map((p) => sample(p).catch(() => null)));
+    const reports = new Map();
+    await Promise.all(peers.map((p) => sample(p, reports).catch(() => null)));
     let speaker = null;
     let loudest = SPEAKING_LEVEL;
     for (const p of peers) {
@@ -64,7 +69,7 @@ async function tick() {
     }
     const mine = await localLevel().catch(() => 0);
     if (mine > loudest) speaker = state.myId;
-    state.activeSpeaker = speaker;
+    if (state.topology !== 'sfu') state.activeSpeaker = speaker; // SFU: the server says
     emit('stats');
   } finally {
     poll.busy = false;

@@ -5,6 +5,7 @@ import { state, on } from './app.state.js';
 import { icons } from './app.icons.js';
 import { badgeText, quality } from './app.stats.js';
 import { fitTiles, layoutFor } from './app.layout.js';
+import { mayRecord, serverRecording } from './app.sfu.js';
 
 export { bestGrid } from './app.layout.js';
 
@@ -26,10 +27,11 @@ function hue(name) {
   return h;
 }
 
-function makeTile(id, self) {
+function makeTile(id, self, kind = 'main') {
   const tile = document.createElement('div');
   tile.className = 'tile';
   tile.dataset.self = String(self);
+  tile.dataset.kind = kind; // 'main' (camera and microphone) or 'screen' (SFU mode)
   tile.dataset.fit = 'contain';
   tile.innerHTML = `
     <video autoplay playsinline ${self ? 'muted' : ''}></video>
@@ -43,13 +45,13 @@ function makeTile(id, self) {
   return tile;
 }
 
-function nameTile(tile, id, self) {
+function nameTile(tile, id, self, label = id) {
   tile.dataset.peer = id;
-  tile.dataset.name = self ? (id ? `${id} (you)` : 'You') : id;
+  tile.dataset.name = self ? (id ? `${id} (you)` : 'You') : label;
   tile.querySelector('.name').textContent = tile.dataset.name;
   const avatar = tile.querySelector('.avatar');
   avatar.style.setProperty('--hue', hue(id || 'you'));
-  avatar.querySelector('span').textContent = initials(id || 'You');
+  avatar.querySelector('span').textContent = initials(self ? id || 'You' : label);
 }
 
 /** Your own tile (shown from the moment you press Join; named once the server confirms). */
@@ -66,11 +68,11 @@ function selfTile() {
   return tile;
 }
 
-function tileFor(id) {
+function tileFor(id, kind = 'main') {
   const grid = $('#grid');
-  let tile = grid.querySelector(`.tile[data-self="false"][data-peer="${CSS.escape(id)}"]`);
+  let tile = grid.querySelector(`.tile[data-self="false"][data-kind="${kind}"][data-peer="${CSS.escape(id)}"]`);
   if (!tile) {
-    tile = makeTile(id, false);
+    tile = makeTile(id, false, kind);
     grid.append(tile);
     layout();
   }
@@ -137,8 +139,12 @@ function renderSelf() {
   tile.dataset.speaking = String(state.activeSpeaker === state.myId);
   renderToggles();
   setButton('#btn-screen', state.usingScreen, icons.screen, state.usingScreen ? 'Stop sharing' : 'Share screen');
-  setButton('#btn-record', !!state.recorder, icons.record, state.recorder ? 'Stop recording' : 'Record');
-  $('#rec-dot').hidden = !state.recorder;
+  // SFU rooms record on the server, for those whose token grants it; everyone sees REC
+  const sfuMode = state.topology === 'sfu';
+  const recording = sfuMode ? serverRecording() : !!state.recorder;
+  setButton('#btn-record', recording, icons.record, recording ? 'Stop recording' : 'Record');
+  $('#btn-record').hidden = sfuMode && !mayRecord();
+  $('#rec-dot').hidden = !recording;
 }
 
 /** Mute and camera buttons, in the call's bar and on the lobby's preview. */
@@ -198,13 +204,28 @@ function renderPeer(peer) {
   const badge = tile.querySelector('.badge');
   badge.textContent = cs === 'connected' ? badgeText(peer.stats) : '';
   badge.dataset.q = quality(peer.stats);
+  const label = peer.displayName || peer.id;
+  if (tile.dataset.name !== label) nameTile(tile, peer.id, false, label);
+  if (peer.screen) renderScreen(peer, label);
+}
+
+/** A screen someone shares in an SFU room: a tile of its own beside theirs. */
+function renderScreen(peer, label) {
+  const tile = tileFor(peer.id, 'screen');
+  attach(tile.querySelector('video'), peer.screen);
+  if (tile.dataset.name !== `${label}’s screen`) nameTile(tile, peer.id, false, `${label}’s screen`);
+  tile.dataset.state = peer.pc.connectionState;
+  tile.dataset.screen = 'true';
+  tile.dataset.muted = 'false';
+  tile.dataset.camoff = 'false';
 }
 
 function renderPeers() {
   const grid = $('#grid');
   for (const peer of state.peers.values()) renderPeer(peer);
   for (const tile of [...grid.querySelectorAll('.tile[data-self="false"]')]) {
-    if (!state.peers.has(tile.dataset.peer)) tile.remove();
+    const peer = state.peers.get(tile.dataset.peer);
+    if (!peer || (tile.dataset.kind === 'screen' && !peer.screen)) tile.remove();
   }
   sortTiles(grid);
   layout();
@@ -216,7 +237,7 @@ function sortTiles(grid) {
   const rank = (tile) => {
     if (tile.dataset.self === 'true') return -1;
     const i = state.members.indexOf(tile.dataset.peer);
-    return i < 0 ? state.members.length : i;
+    return (i < 0 ? state.members.length : i) + (tile.dataset.kind === 'screen' ? 0.5 : 0);
   };
   const tiles = [...grid.children];
   const sorted = [...tiles].sort((a, b) => rank(a) - rank(b));
@@ -226,7 +247,9 @@ function sortTiles(grid) {
 function renderMembers() {
   const list = $('#member-list');
   list.replaceChildren();
-  for (const id of state.members) {
+  const sfuMode = state.topology === 'sfu' && state.sfu;
+  if (sfuMode) renderParticipants(list);
+  for (const id of sfuMode ? [] : state.members) {
     const li = document.createElement('li');
     li.dataset.member = id;
     const name = document.createElement('span');
@@ -246,10 +269,37 @@ function renderMembers() {
     }
     list.append(li);
   }
-  $('#hangup-all').hidden = state.peers.size === 0;
+  $('#hangup-all').hidden = state.peers.size === 0 || !!sfuMode;
   $('#people-count').textContent = String(state.members.length || '');
   const inRoom = state.roomState === 'joined' || state.roomState === 'calling';
   $('#waiting').hidden = !(inRoom && state.members.length <= 1);
+}
+
+/** SFU mode's people: display names, microphone and screen state, who is speaking. */
+function renderParticipants(list) {
+  const people = [...state.sfu.participants.values()]
+    .sort((a, b) => (a.joined_at || 0) - (b.joined_at || 0));
+  for (const p of people) {
+    const me = p.id === state.myId;
+    const peer = state.peers.get(p.id);
+    const muted = me ? state.muted : !!(peer && peer.remote.muted);
+    const sharing = me ? state.usingScreen : !!(peer && peer.remote.sharing);
+    const li = document.createElement('li');
+    li.dataset.member = p.id;
+    li.dataset.muted = String(muted);
+    li.dataset.speaking = String(state.activeSpeaker === p.id);
+    const name = document.createElement('span');
+    name.className = 'who';
+    const shown = p.display_name || p.id;
+    name.textContent = me ? `${shown} (you)` : shown;
+    const marks = document.createElement('span');
+    marks.className = 'marks';
+    marks.innerHTML = (sharing ? `<span class="sharing" title="Sharing the screen">${icons.screen}</span>` : '')
+      + (muted ? `<span class="mic-off" title="Microphone off">${icons.micOff}</span>`
+        : `<span class="mic-on" title="Microphone on">${icons.mic}</span>`);
+    li.append(name, marks);
+    list.append(li);
+  }
 }
 
 function renderRoomState() {
