@@ -469,6 +469,11 @@ class CallService:
         if answer is not None and key not in self._negotiated and key[1] in room.participants:
             self._negotiated.add(key)
             participant = room.participants[user_id]
+            # subscriptions noted before this first negotiation (tracks published, or
+            # subscribe requests, while the participant had no connection) start now
+            for track_id in list(participant.subscriptions):
+                if track_id in room.tracks:
+                    self._media.subscribe(room_id, user_id, track_id)
             if participant.auto_subscribe and participant.grants.subscribe:
                 for track in list(room.tracks.values()):
                     if track.publisher != user_id:
