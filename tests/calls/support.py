@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
@@ -62,6 +62,7 @@ class Participant:
     published: list[MediaStreamTrack] = field(default_factory=list)
     server_offers: int = 0
     ignored: int = 0
+    pongs: int = 0
     channel: RTCDataChannel | None = None
     _reply: asyncio.Future[dict[str, Any]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -103,6 +104,8 @@ class Participant:
                 self.recording = msg
             elif kind == "chat":
                 self.chat_ws.append(msg)
+            elif kind == "pong":
+                self.pongs += 1
             elif kind == "error":
                 self.errors.append(msg)
                 if self._reply is not None and not self._reply.done():
@@ -112,6 +115,15 @@ class Participant:
     async def send(self, obj: dict[str, Any]) -> None:
         """Send one frame."""
         await self.ws.send(obj)
+
+    def _offered_since(self, count: int) -> bool:
+        return self.server_offers > count
+
+    async def sync(self) -> None:
+        """Return once everything sent before was applied (a ping's pong arrived)."""
+        pongs = self.pongs
+        await self.send({"type": "ping"})
+        await self.changes.wait_for(lambda: self.pongs > pongs, WAIT)
 
     async def _answer(self, sdp: str) -> None:
         async with self._lock:
@@ -169,7 +181,7 @@ class Participant:
                 self.ignored += 1
                 offers = self.server_offers
             # glare: the server's offer goes first
-            await self.changes.wait_for(lambda: self.server_offers > offers, WAIT)
+            await self.changes.wait_for(functools.partial(self._offered_since, offers), WAIT)
 
     # -- what it knows -------------------------------------------------------------------
 
