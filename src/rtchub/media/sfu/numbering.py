@@ -84,8 +84,9 @@ def harmonize_offer(sdp: str, numbering: Numbering) -> str:
 
     A section negotiated before gets its negotiated codecs and extensions back;
     a new section's codecs take the payload type the connection already uses
-    for the same codec, or one it never used, and its extensions the ids the
-    connection uses for them.
+    for the same codec, else the one it was offered with if the connection never used
+    that, else a free one; its extensions likewise (the connection's id, else the
+    offered one if free, else a free one).
     """
     session, sections = sections_of(sdp)
     used_pts = set(numbering.payload_types)
@@ -115,16 +116,19 @@ def harmonize_offer(sdp: str, numbering: Numbering) -> str:
             if pt is None:
                 pt = next((p for p, s in numbering.payload_types.items() if s == signature),
                           None)
-            if pt is None:
-                pt = next(p for p in _FREE_PTS if p not in used_pts)
+            if pt is None:   # keep the number the offer was made with when it is free
+                pt = codec.payload_type if codec.payload_type not in used_pts else next(
+                    p for p in _FREE_PTS if p not in used_pts)
             used_pts.add(pt)
             assigned_pts[signature] = pt
             mapping[codec.payload_type] = pt
         ext_map: dict[int, int] = {}
         for uri, old in section.extensions.items():
             new = numbering.extension_ids.get(uri) or assigned_ids.get(uri)
-            if new is None:
-                new = next(i for i in range(1, 15) if i not in used_ids)
+            if new is None:   # the offer's own id when free (aiortc clients need it:
+                # they keep one extension map per transport, from their own fixed table)
+                new = old if old not in used_ids else next(
+                    i for i in range(1, 15) if i not in used_ids)
             used_ids.add(new)
             assigned_ids[uri] = new
             ext_map[old] = new
