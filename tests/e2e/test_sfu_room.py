@@ -87,9 +87,12 @@ async def test_the_active_speaker_is_outlined(site: Site) -> None:
         await join_sfu(person, "sfu-speaker")
     for person in (ann, ben):
         await sees_video(cat, person.name)
-    # everyone's fake microphone beeps alike: only ann keeps hers on
-    await ben.page.click("#btn-mute")
-    await cat.page.click("#btn-mute")
+    # everyone's fake microphone beeps alike. All go quiet: nobody speaks (ann, there
+    # from the start, has heard every active_speaker); then ann alone speaks again
+    for person in (ann, ben, cat):
+        await person.page.click("#btn-mute")
+    await ann.wait("() => state.activeSpeaker === null", timeout=30_000)
+    await ann.page.click("#btn-mute")
     await cat.wait("() => state.activeSpeaker === 'ann'", timeout=30_000)
     await cat.wait(f"(a) => ({JS_TILE})(a) === 'true'", ["ann", "speaking"])
     assert await cat.eval(JS_TILE, ["ben", "speaking"]) == "false"

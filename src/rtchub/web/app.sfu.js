@@ -314,6 +314,8 @@ export function sfuJoined(msg, resumed) {
   state.sfu = sfu;
   sfu.grants = { ...sfu.grants, ...(msg.grants || {}) };
   sfu.recording = msg.recording || { state: 'idle' };
+  // who speaks now, when the server says so on join (else from the next active_speaker)
+  if ('active_speaker' in msg) state.activeSpeaker = msg.active_speaker || null;
   if (sfu.rejoining) notify('info', null);
   sfu.rejoining = false;
   const keep = resumed && sfu.pc && ['connected', 'connecting', 'new'].includes(sfu.pc.connectionState);

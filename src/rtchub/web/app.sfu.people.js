@@ -83,29 +83,25 @@ export function assignTracks(sfu) {
   }
   for (const peer of state.peers.values()) {
     const slot = wanted.get(peer.id) || { main: [], screen: [] };
-    let changed = fill(peer.stream, slot.main);
-    if (slot.screen.length) {
-      if (!peer.screen) { peer.screen = new MediaStream(); changed = true; }
-      changed = fill(peer.screen, slot.screen) || changed;
-    } else if (peer.screen) {
-      peer.screen = null;
-      changed = true;
-    }
+    const main = streamOf(peer.stream, slot.main);
+    const screen = slot.screen.length ? streamOf(peer.screen, slot.screen) : null;
+    const changed = main !== peer.stream || screen !== peer.screen;
+    peer.stream = main;
+    peer.screen = screen;
     peer.trackIds = new Set([...slot.main, ...slot.screen].map((t) => t.id));
     if (changed) emit('peerMedia', peer);
   }
 }
 
-/** Make `stream` hold exactly `tracks` (one per kind); returns whether it changed. */
-function fill(stream, tracks) {
-  let changed = false;
+/**
+ * `stream` when it holds exactly `tracks` (the first of each kind), else a new stream of
+ * them: a <video> whose stream lost every track has ended and does not play tracks
+ * added later, while a new srcObject starts it again.
+ */
+function streamOf(stream, tracks) {
   const keep = new Map();
   for (const t of tracks) if (!keep.has(t.kind)) keep.set(t.kind, t);
-  for (const t of stream.getTracks()) {
-    if (keep.get(t.kind) !== t) { stream.removeTrack(t); changed = true; }
-  }
-  for (const t of keep.values()) {
-    if (!stream.getTracks().includes(t)) { stream.addTrack(t); changed = true; }
-  }
-  return changed;
+  const now = stream ? stream.getTracks() : [];
+  if (stream && now.length === keep.size && now.every((t) => keep.get(t.kind) === t)) return stream;
+  return new MediaStream([...keep.values()]);
 }

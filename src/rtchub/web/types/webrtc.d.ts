@@ -6,13 +6,41 @@
 /** Every `type` of the rooms protocol on /ws. */
 export type MessageType =
   | 'join' | 'joined' | 'leave' | 'room_members' | 'ping' | 'pong'
-  | 'offer' | 'answer' | 'candidate' | 'hangup' | 'error';
+  | 'offer' | 'answer' | 'candidate' | 'hangup' | 'error'
+  // call rooms (seed 003), see docs/protocol.md "Call rooms"
+  | 'sfu_offer' | 'sfu_answer' | 'sfu_ignored' | 'sfu_candidate' | 'publish' | 'media_state'
+  | 'participants' | 'tracks' | 'active_speaker' | 'recording' | 'chat' | 'record';
 
 /** Stable `code` values of `error` frames. */
 export type ErrorCode =
   | 'bad_message' | 'missing_field' | 'invalid_field' | 'invalid_sdp' | 'unknown_type'
   | 'invalid_id' | 'not_in_room' | 'already_in_room' | 'peer_not_found' | 'id_taken'
-  | 'room_full' | 'too_many_rooms' | 'queue_full' | 'rate_limited' | 'server_error';
+  | 'room_full' | 'too_many_rooms' | 'queue_full' | 'rate_limited' | 'server_error'
+  | 'topology_mismatch' | 'unauthorized' | 'connection_failed' | 'signaling_timeout';
+
+/** A call room's participant (`participants` frames, `joined.participants`). */
+export interface CallParticipant {
+  id: string; display_name: string; metadata: Record<string, unknown>;
+  audio: boolean; video: boolean; screen: boolean; joined_at: number;
+}
+
+/** A track published in an SFU room (`tracks` frames, `joined.tracks`). */
+export interface CallTrack {
+  track_id: string; publisher: string; kind: 'audio' | 'video';
+  source: 'microphone' | 'camera' | 'screen'; stream_id: string; muted: boolean;
+}
+
+/** The SFU session of the page (`state.sfu`), read-only. */
+export interface SfuSession {
+  /** The one connection with the server (null when not in an SFU call). */
+  pc: RTCPeerConnection | null;
+  participants: Map<string, CallParticipant>;
+  tracks: Map<string, CallTrack>;
+  grants: { publish: boolean; subscribe: boolean; record: boolean; admin: boolean };
+  recording: { state: string; started_at?: number; files?: string[]; [key: string]: unknown };
+  offersSent: number; serverOffers: number; ignored: number; collisions: number;
+  connections: number; rejoins: number;
+}
 
 /**
  * One JSON frame. `type` is a string because `/ws` also carries other
@@ -91,6 +119,13 @@ export interface Peer {
   attempt: number;
   /** Watchdog: retries over the whole call (an ICE restart, then fresh offers). */
   retries: number;
+  // SFU rooms: `pc` is the page's one connection with the server
+  sfu?: boolean;
+  /** Their shared screen (a tile of its own), or null. */
+  screen?: MediaStream | null;
+  displayName?: string;
+  /** Ids of the receiver tracks that are theirs (what getStats() calls trackIdentifier). */
+  trackIds?: Set<string>;
 }
 
 export type RoomState = 'idle' | 'connecting' | 'joined' | 'reconnecting' | 'calling';
@@ -117,6 +152,13 @@ export interface AppState {
   activeSpeaker?: string | null;
   lastError: { code: string | null; text: string } | null;
   reconnectAttempt: number;
+  /** The room's topology, from `joined` ('mesh' until then). */
+  topology: 'mesh' | 'sfu';
+  /** Asked for on join (`?topology=`, the lobby's "Through the server"); '' lets the room decide. */
+  wantTopology: '' | 'mesh' | 'sfu';
+  /** Sent as the join's `access_token` (`?access_token=`). */
+  accessToken: string;
+  sfu: SfuSession | null;
 }
 
 declare global {
@@ -141,6 +183,8 @@ declare global {
     dropSocket(): void;
     backoffDelay(attempt: number): number;
     holdSignals(on: boolean): void;
+    /** Types of the frames held now (relayed ones and the server's sfu_*), in order. */
+    heldSignals(): string[];
     /** Lose the next `count` relayed frames of `type`, as a lossy path would (tests). */
     loseSignals(type: 'offer' | 'answer' | 'candidate', count?: number): void;
     /** Switch camera or microphone (in the lobby's preview, or in every call). */
