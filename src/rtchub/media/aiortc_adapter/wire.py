@@ -93,7 +93,8 @@ class SrtpWire:
     """
 
     __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_protector", "_socket", "closed",
-                 "rx_bytes", "rx_dropped", "rx_packets", "tx_bytes", "tx_dropped", "tx_packets")
+                 "rx_bytes", "rx_dropped", "rx_early", "rx_packets", "tx_bytes", "tx_dropped",
+                 "tx_packets")
 
     def __init__(self, dtls: RTCDtlsTransport, on_rtp: RtpHandler) -> None:
         self._dtls = dtls
@@ -106,6 +107,7 @@ class SrtpWire:
         self.closed = False
         self.rx_packets = self.rx_bytes = 0
         self.rx_dropped = 0  # SRTP authentication failures
+        self.rx_early = 0    # RTP that arrived before DTLS had its keys (dropped)
         self.tx_packets = self.tx_bytes = 0
         self.tx_dropped = 0  # sends while not connected, or refused by SRTP
         original = connection.data_received
@@ -114,6 +116,12 @@ class SrtpWire:
             # RTP, not RTCP (RFC 5761: an RTCP packet type sits where RTP has M + PT)
             if 127 < data[0] < 192 and len(data) > 12 and not 191 < data[1] < 209:
                 srtp = dtls._rx_srtp
+                if srtp is None and not self.closed:
+                    # before DTLS has its keys: dropped here, never queued for aiortc,
+                    # which would parse it later with its own header extension ids (the
+                    # server renumbers them), fail, and end the DTLS transport
+                    self.rx_early += 1
+                    return
                 if srtp is not None and not self.closed:
                     try:
                         plain = srtp.unprotect(data)
