@@ -46,7 +46,6 @@ FEATURES: list[Feature] = [
     voice.setup,    # seed 002: voice broadcast on /ws and /ws/voice, /health, /stream/*
     pairing.setup,  # seed 004: rendezvous codes, /ws?appID= relay and mailbox
     match.setup,    # seed 001: Socket.IO matchmaking, /api/status, /match
-    forge.configure,  # seed 003: the CALL_* settings on the call service (tokens, media)
     forge.setup,    # seed 003: xraph/forge's signaling at /webrtc/signal/{roomID}
 ]
 

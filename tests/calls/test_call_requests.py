@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 
+from rtchub.config import CallSettings
 from rtchub.features.calls.rules import Grants
 from tests.calls.support import WAIT, call
 from tests.media.sfu_support import PictureTrack, next_frame
@@ -196,3 +197,15 @@ class _client:
     async def __aexit__(self, *exc: object) -> None:
         assert self._ws is not None
         await self._ws.close()
+
+
+async def test_call_max_members_bounds_a_call_room() -> None:
+    """CALL_MAX_MEMBERS (here 1) is what the call service enforces: the next join is
+    refused with room_full."""
+    async with call(calls=CallSettings(max_members=1)) as c:
+        ann, ben = await c.connect("ann"), await c.connect("ben")
+        await ann.send({"type": "join", "room": "small", "from": "ann", "topology": "sfu"})
+        await c.until(lambda: bool(ann.joined))
+        await ben.send({"type": "join", "room": "small", "from": "ben", "topology": "sfu"})
+        await c.until(lambda: bool(ben.errors))
+        assert ben.errors[0]["code"] == "room_full" and not ben.joined

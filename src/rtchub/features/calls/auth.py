@@ -214,7 +214,8 @@ class AuthPolicy:
     """How call-room joins are admitted.
 
     ``secret`` None is dev mode: no token is checked and everyone joins as a guest
-    with ``dev_grants`` (a dev server can try everything but muting others). With a
+    with ``dev_grants`` (publish and subscribe: recording writes to the server's disk
+    and muting acts on others, so both need a token's grant). With a
     secret, a join needs a valid token unless ``allow_guests``; such guests get
     ``guest_grants`` (names from :data:`GRANT_NAMES`).
     """
@@ -222,7 +223,7 @@ class AuthPolicy:
     secret: str | None = None
     allow_guests: bool = False
     guest_grants: frozenset[str] = frozenset({"publish", "subscribe"})
-    dev_grants: frozenset[str] = frozenset({"publish", "subscribe", "record"})
+    dev_grants: frozenset[str] = frozenset({"publish", "subscribe"})
 
     def __post_init__(self) -> None:
         if self.secret is not None:

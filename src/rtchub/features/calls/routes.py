@@ -4,22 +4,27 @@ The call service and its SFU media plane (kept on the app under :data:`CALLS` an
 :data:`CALL_MEDIA`), the call-room frames on ``/ws`` and ``/ws/rooms`` beside the rooms
 dialect, and :data:`CALL_JOINS`, the part of a rooms ``join`` that call rooms decide (the
 app hands it to the rooms dialect). SFU rooms are placed on one node through the cluster
-store (:class:`~rtchub.cluster.placement.Placement`). Tests and the Python API set
-``app[CALLS].authorizer`` (join tokens) and ``app[CALL_MEDIA].recordings`` (where
-recordings go) before the server starts; every call room closes at shutdown.
+store (:class:`~rtchub.cluster.placement.Placement`). The ``CALL_*`` settings apply here:
+join tokens (``CALL_TOKEN_SECRET``, ``CALL_ALLOW_GUESTS``), codecs, bitrates and the
+signaling timeout of the SFU, ``CALL_MAX_MEMBERS`` and ``RECORDING_PATH``. Tests and the
+Python API may still replace ``app[CALLS].authorizer`` and ``app[CALL_MEDIA].recordings``
+before the server starts; every call room closes at shutdown.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from rtchub.cluster import placement
+from rtchub.features.calls.auth import TokenAuthorizer
+from rtchub.features.calls.configure import auth_policy, media_config
 from rtchub.features.calls.events import EVENTS
 from rtchub.features.calls.handler import CallJoins, CallsDialect
 from rtchub.features.calls.live import SfuMedia
 from rtchub.features.calls.rules import RECORDS
 from rtchub.features.calls.service import CallService
-from rtchub.media.sfu import SfuMediaConfig
 from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
 
@@ -35,9 +40,11 @@ def setup(app: web.Application) -> None:
     hub = app[HUB]
     limits = hub.config.limits
     hub.codec.register(*RECORDS, *EVENTS, *placement.RECORDS)
-    media = SfuMedia(SfuMediaConfig(node_ips=hub.config.node_ips,
-                                    udp_ports=hub.config.udp_ports))
-    calls = CallService(media, hub.courier, max_members=limits.max_room_members)
+    settings = hub.config.calls
+    media = SfuMedia(media_config(hub.config))
+    media.recordings = Path(settings.recording_path)
+    calls = CallService(media, hub.courier, max_members=settings.max_members)
+    calls.authorizer = TokenAuthorizer(auth_policy(settings))
     node = hub.courier.node
     rooms = placement.Placement(hub.backplane.store, node, "sfu")
     hub.backplane.on_sweep(rooms.sweep_node)
