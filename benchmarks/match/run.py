@@ -291,6 +291,8 @@ def main() -> int:
             names.insert(1, vname)
     if args.baseline is not None and "baseline" not in names:
         names.insert(1, "baseline")
+    if args.baseline is not None and not (args.baseline / "src" / "rtchub").is_dir():
+        p.error("--baseline DIR must be a checkout with src/rtchub")
     if args.clients % (2 * args.gen_procs):
         p.error("--clients must be a multiple of 2 x --gen-procs")
     install()

@@ -17,8 +17,17 @@ before any Socket.IO packet: :func:`handshake_limits` puts it through ``WS_RATE_
 each session against its IP until Engine.IO ends it, whatever ends it (close, ping
 timeout, transport error).
 
-Both overrides are of python-socketio 5.18's private dispatch methods (pinned exactly in
-pyproject.toml); :func:`check_socketio` fails start-up if they are gone.
+Engine.IO's WebSocket transport runs without permessage-deflate: python-engineio's aiohttp
+driver builds its ``WebSocketResponse`` with aiohttp's default ``compress=True``, which
+accepts the deflate that the stock ``socket.io-client`` (Node's ``ws``) and browsers offer.
+On seed 001's small frames deflate cost a fifth of the server's CPU per match and doubled
+the client's (docs/benchmarks.md), for bytes that do not matter next to the media the
+signaling sets up; the Node ``socket.io`` server declines it by default too.
+:class:`PlainWebSocket` is the driver's class with ``compress=False``.
+
+The overrides are of python-socketio 5.18's private dispatch methods and of
+python-engineio's driver table (both pinned exactly in pyproject.toml);
+:func:`check_socketio` fails start-up if they are gone.
 """
 
 from __future__ import annotations
@@ -29,13 +38,14 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from rtchub.base.clientip import ip_key
 from rtchub.errors import RateLimited
 from rtchub.hub import Hub
 from rtchub.net.http import error_response, remote_of
 
-__all__ = ["MatchSocketServer", "check_socketio", "handshake_limits"]
+__all__ = ["MatchSocketServer", "PlainWebSocket", "check_socketio", "handshake_limits"]
 
 Refuse = Callable[[str, str], None]   # (socket ID, event name as text) -> answer it
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -46,9 +56,24 @@ _CONNS_RETRY = 5.0
 def check_socketio() -> None:
     """Raise RuntimeError unless python-socketio still has the methods overridden here."""
     missing = [m for m in _OVERRIDDEN if not callable(getattr(socketio.AsyncServer, m, None))]
+    if "websocket" not in getattr(eio_aiohttp, "_async", {}):
+        missing.append("engineio.async_drivers.aiohttp._async['websocket']")
     if missing:
         raise RuntimeError(f"python-socketio {version('python-socketio')} has no "
                            f"{', '.join(missing)}: rtchub's Socket.IO guard needs them")
+
+
+class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]  # untyped library
+    """python-engineio's aiohttp WebSocket transport without permessage-deflate."""
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+                                           compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
 
 
 class MatchSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
@@ -58,6 +83,8 @@ class MatchSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped 
                  ) -> None:
         check_socketio()
         super().__init__(**kwargs)
+        # (per instance: the driver's table is python-engineio's module state)
+        self.eio._async = dict(self.eio._async, websocket=PlainWebSocket)
         self._hub = hub
         self._events = frozenset(events)
         self._refuse = refuse
