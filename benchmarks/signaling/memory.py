@@ -20,7 +20,6 @@ import asyncio
 import collections
 import gc
 import os
-import subprocess
 import sys
 import time
 import tracemalloc
@@ -30,7 +29,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.signaling.run import build, read_tagged  # noqa: E402
+from benchmarks.signaling.run import build  # noqa: E402
 from rtchub.app import build_server  # noqa: E402
 from rtchub.config import load  # noqa: E402
 
