@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import shutil
-import socket
-import sys
 from pathlib import Path
 
 import aiohttp
@@ -21,12 +19,6 @@ from tests.support import running
 
 NODE_DIR = Path(__file__).resolve().parent.parent / "node"
 TIMEOUT = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_a_client_offering_deflate_gets_a_plain_websocket() -> None:
@@ -47,28 +39,13 @@ async def test_a_client_offering_deflate_gets_a_plain_websocket() -> None:
     shutil.which("node") is None or not (NODE_DIR / "node_modules" / "socket.io-client").is_dir(),
     reason="needs node and `npm ci` in tests/node (scripts/test does both)")
 async def test_stock_socket_io_client_negotiates_no_deflate() -> None:
-    port = free_port()
-    server = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "rtchub", "serve", "--addr", f"127.0.0.1:{port}",
-        "--stream-addr", "", stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE)
-    try:
-        assert server.stderr is not None
-        while True:     # the server logs "rtchub ready" once it listens
-            line = await asyncio.wait_for(server.stderr.readline(), TIMEOUT)
-            assert line, "rtchub serve exited before it was ready"
-            if b"rtchub ready" in line:
-                break
+    async with running() as srv:
         node = await asyncio.create_subprocess_exec(
-            "node", str(NODE_DIR / "deflate_check.js"), f"http://127.0.0.1:{port}",
+            "node", str(NODE_DIR / "deflate_check.js"), f"http://127.0.0.1:{srv.port}",
             stdout=asyncio.subprocess.PIPE, cwd=NODE_DIR)
         out, _ = await asyncio.wait_for(node.communicate(), TIMEOUT)
-        result = json.loads(out.decode().splitlines()[-1])
-        assert node.returncode == 0, result
-        for way in ("websocket", "upgraded"):
-            assert result[way] == {"transport": "websocket", "extensions": "",
-                                   "code": "not_in_room"}, result
-    finally:
-        if server.returncode is None:
-            server.terminate()
-        assert await asyncio.wait_for(server.wait(), TIMEOUT) == 0
+    result = json.loads(out.decode().splitlines()[-1])
+    assert node.returncode == 0, result
+    for way in ("websocket", "upgraded"):
+        assert result[way] == {"transport": "websocket", "extensions": "",
+                               "code": "not_in_room"}, result
