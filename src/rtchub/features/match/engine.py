@@ -17,8 +17,13 @@ before any Socket.IO packet: :func:`handshake_limits` puts it through ``WS_RATE_
 each session against its IP until Engine.IO ends it, whatever ends it (close, ping
 timeout, transport error).
 
-Engine.IO's WebSocket transport is :class:`~rtchub.features.match.eiows.PlainWebSocket`:
-no permessage-deflate, and one loop per connection without a task per frame.
+Engine.IO's WebSocket transport runs without permessage-deflate: python-engineio's aiohttp
+driver builds its ``WebSocketResponse`` with aiohttp's default ``compress=True``, which
+accepts the deflate that the stock ``socket.io-client`` (Node's ``ws``) and browsers offer.
+On seed 001's small frames deflate cost a fifth of the server's CPU per match and doubled
+the client's (docs/benchmarks.md), for bytes that do not matter next to the media the
+signaling sets up; the Node ``socket.io`` server declines it by default too.
+:class:`PlainWebSocket` is the driver's class with ``compress=False``.
 
 The overrides are of python-socketio 5.18's private dispatch methods and of
 python-engineio's driver table (both pinned exactly in pyproject.toml);
@@ -37,12 +42,11 @@ from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from rtchub.base.clientip import ip_key
 from rtchub.errors import RateLimited
-from rtchub.features.match.eiows import PlainWebSocket
 from rtchub.features.match.frames import OrjsonPacket, decode_event
 from rtchub.hub import Hub
 from rtchub.net.http import error_response, remote_of
 
-__all__ = ["MatchSocketServer", "check_socketio", "handshake_limits"]
+__all__ = ["MatchSocketServer", "PlainWebSocket", "check_socketio", "handshake_limits"]
 
 Refuse = Callable[[str, str], None]   # (socket ID, event name as text) -> answer it
 Dispatch = Callable[[str, str, list[Any]], None]   # (socket ID, event, arguments)
@@ -60,6 +64,26 @@ def check_socketio() -> None:
     if missing:
         raise RuntimeError(f"python-socketio {version('python-socketio')} has no "
                            f"{', '.join(missing)}: rtchub's Socket.IO guard needs them")
+
+
+class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]  # untyped library
+    """python-engineio's aiohttp WebSocket transport without permessage-deflate."""
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+                                           compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one frame (the driver's version asks ``inspect`` which call to await)."""
+        if isinstance(message, str):
+            await self._sock.send_str(message)
+        else:
+            await self._sock.send_bytes(message)
 
 
 class MatchSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
