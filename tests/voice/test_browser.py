@@ -8,19 +8,22 @@ from typing import Any
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 from tests.support import TIMEOUT, Running, WsClient, running
 from tests.voice.audio import mono_samples
 from tests.voice.voiceclients import read_mp3, start_receiver, start_sender
 
-pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+# one Chromium for the module (each test opens pages in contexts of its own and closes
+# them), so the tests share the module's event loop
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.asyncio(loop_scope="module")]
 
 CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
                  "--allow-loopback-in-peer-connection",
                  "--autoplay-policy=no-user-gesture-required"]
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Any]:
     async_playwright = pytest.importorskip("playwright.async_api").async_playwright
     async with async_playwright() as pw:

@@ -130,11 +130,14 @@ class FaultLog:
 
     def debug(self, msg: str, *args: Any, **kw: Any) -> None:
         """Passed through."""
-        self._target.debug(msg, *args, **_plain(kw))
+        if self._target.isEnabledFor(logging.DEBUG):
+            self._target.debug(msg, *args, **_plain(kw))
 
     def info(self, msg: str, *args: Any, **kw: Any) -> None:
-        """Passed through at DEBUG: libraries narrate every event at INFO."""
-        self._target.debug(msg, *args, **_plain(kw))
+        """Passed through at DEBUG: libraries narrate every event at INFO (python-socketio
+        and engine.io several lines per event, so the level is tested first)."""
+        if self._target.isEnabledFor(logging.DEBUG):
+            self._target.debug(msg, *args, **_plain(kw))
 
     def warning(self, msg: str, *args: Any, **kw: Any) -> None:
         """A client fault or passed through; see the class docstring."""

@@ -115,6 +115,7 @@ class SerialExecutor:
                     await self._guard(more, a)
         finally:
             self._busy = False
+            self._queue = None     # (a deque is 760 bytes: idle connections hold none)
             if self._closed:
                 self._finish_now()
 

@@ -57,7 +57,15 @@ def _head_end(buf: bytearray) -> tuple[int, bool]:
 
 
 class HeadSniffer(asyncio.Protocol):
-    """Reads a request head, picks a protocol, hands the transport over."""
+    """Reads a request head, picks a protocol, hands the transport over.
+
+    uvloop's transport keeps the first protocol's ``data_received`` after a hand-over to
+    a buffered protocol (picows), so the sniffer lives as long as the connection: it has
+    slots and lets go of its buffer and transport when it hands over.
+    """
+
+    __slots__ = ("_buf", "_clock", "_decide", "_fallback", "_head_timeout", "_timer",
+                 "_transport")
 
     def __init__(self, decide: RouteDecision, fallback: Callable[[], asyncio.BaseProtocol],
                  clock: Clock, head_timeout: float) -> None:
@@ -121,6 +129,7 @@ class HeadSniffer(asyncio.Protocol):
             proto = self._fallback()
         data = bytes(self._buf)
         self._buf = bytearray()
+        self._transport = None
         transport.set_protocol(proto)
         proto.connection_made(transport)
         _feed(proto, data)

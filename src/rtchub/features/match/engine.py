@@ -17,8 +17,17 @@ before any Socket.IO packet: :func:`handshake_limits` puts it through ``WS_RATE_
 each session against its IP until Engine.IO ends it, whatever ends it (close, ping
 timeout, transport error).
 
-Both overrides are of python-socketio 5.18's private dispatch methods (pinned exactly in
-pyproject.toml); :func:`check_socketio` fails start-up if they are gone.
+Engine.IO's WebSocket transport runs without permessage-deflate: python-engineio's aiohttp
+driver builds its ``WebSocketResponse`` with aiohttp's default ``compress=True``, which
+accepts the deflate that the stock ``socket.io-client`` (Node's ``ws``) and browsers offer.
+On seed 001's small frames deflate cost a fifth of the server's CPU per match and doubled
+the client's (docs/benchmarks.md), for bytes that do not matter next to the media the
+signaling sets up; the Node ``socket.io`` server declines it by default too.
+:class:`PlainWebSocket` is the driver's class with ``compress=False``.
+
+The overrides are of python-socketio 5.18's private dispatch methods and of
+python-engineio's driver table (both pinned exactly in pyproject.toml);
+:func:`check_socketio` fails start-up if they are gone.
 """
 
 from __future__ import annotations
@@ -29,39 +38,85 @@ from typing import Any
 
 import socketio
 from aiohttp import web
+from engineio.async_drivers import aiohttp as eio_aiohttp
 
 from rtchub.base.clientip import ip_key
 from rtchub.errors import RateLimited
+from rtchub.features.match.frames import OrjsonPacket, decode_event
 from rtchub.hub import Hub
 from rtchub.net.http import error_response, remote_of
 
-__all__ = ["MatchSocketServer", "check_socketio", "handshake_limits"]
+__all__ = ["MatchSocketServer", "PlainWebSocket", "check_socketio", "handshake_limits"]
 
 Refuse = Callable[[str, str], None]   # (socket ID, event name as text) -> answer it
+Dispatch = Callable[[str, str, list[Any]], None]   # (socket ID, event, arguments)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-_OVERRIDDEN = ("_handle_event", "_handle_eio_connect", "_handle_eio_disconnect")
+_OVERRIDDEN = ("_handle_event", "_handle_eio_message", "_handle_eio_connect",
+               "_handle_eio_disconnect")
 _CONNS_RETRY = 5.0
 
 
 def check_socketio() -> None:
     """Raise RuntimeError unless python-socketio still has the methods overridden here."""
     missing = [m for m in _OVERRIDDEN if not callable(getattr(socketio.AsyncServer, m, None))]
+    if "websocket" not in getattr(eio_aiohttp, "_async", {}):
+        missing.append("engineio.async_drivers.aiohttp._async['websocket']")
     if missing:
         raise RuntimeError(f"python-socketio {version('python-socketio')} has no "
                            f"{', '.join(missing)}: rtchub's Socket.IO guard needs them")
 
 
-class MatchSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
-    """An AsyncServer that dispatches only ``events`` and counts sessions per IP."""
+class PlainWebSocket(eio_aiohttp.WebSocket):  # type: ignore[misc]  # untyped library
+    """python-engineio's aiohttp WebSocket transport without permessage-deflate."""
 
-    def __init__(self, hub: Hub, events: Collection[str], refuse: Refuse, **kwargs: Any
-                 ) -> None:
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = web.WebSocketResponse(max_msg_size=self.server.max_http_buffer_size,
+                                           compress=False)
+        await self._sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return self._sock
+
+    async def send(self, message: str | bytes) -> None:
+        """Send one frame (the driver's version asks ``inspect`` which call to await)."""
+        if isinstance(message, str):
+            await self._sock.send_str(message)
+        else:
+            await self._sock.send_bytes(message)
+
+
+class MatchSocketServer(socketio.AsyncServer):  # type: ignore[misc]  # untyped library
+    """An AsyncServer that dispatches only ``events`` and counts sessions per IP.
+
+    A plain event frame of a connected client (``42[...]``: default namespace, no ack,
+    no attachments) whose name is one of ``events`` goes straight to ``dispatch``,
+    decoded once with orjson (:mod:`~rtchub.features.match.frames`); python-socketio's
+    own dispatch (a packet object that scans the payload for bytes, a log line, a
+    handler lookup and three awaits) handles every other frame.
+    """
+
+    def __init__(self, hub: Hub, events: Collection[str], refuse: Refuse,
+                 dispatch: Dispatch, **kwargs: Any) -> None:
         check_socketio()
-        super().__init__(**kwargs)
+        super().__init__(serializer=OrjsonPacket, **kwargs)
+        # (per instance: the driver's table is python-engineio's module state)
+        self.eio._async = dict(self.eio._async, websocket=PlainWebSocket)
         self._hub = hub
         self._events = frozenset(events)
         self._refuse = refuse
+        self._dispatch = dispatch
         self._remotes: dict[str, str] = {}   # Engine.IO session -> client IP
+
+    async def _handle_eio_message(self, eio_sid: str, data: Any) -> None:
+        decoded = decode_event(data) if eio_sid not in self._binary_packet else None
+        if decoded is not None and decoded[0] in self._events:
+            manager = self.manager
+            sid = manager.sid_from_eio_sid(eio_sid, "/")
+            if sid is not None and manager.is_connected(sid, "/"):
+                self._dispatch(sid, decoded[0], decoded[1])
+            return
+        await super()._handle_eio_message(eio_sid, data)
 
     async def _handle_event(self, eio_sid: str, namespace: str | None, id: Any, data: Any
                             ) -> None:

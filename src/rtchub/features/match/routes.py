@@ -7,7 +7,8 @@ carries events here: each client's events are applied in order by its own serial
 executor (the one every dialect uses), matchmaking state lives in the
 :class:`~rtchub.features.match.service.Matchmaker` behind the backplane store, and
 delivery goes through the courier by address (python-socketio's rooms are not used).
-What a client is sent waits in a bounded outbox; a client whose engine.io queue passes
+What a client is sent goes straight into its Engine.IO session's queue (rendered once with
+orjson, :mod:`~rtchub.features.match.frames`); a client whose queue passes
 ``WS_SEND_BUFFER`` packets (it stopped reading) is disconnected.
 """
 
@@ -16,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import datetime
 import logging
-from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -31,6 +31,7 @@ from rtchub.errors import RtcHubError, UnknownType
 from rtchub.features.match import wire
 from rtchub.features.match.engine import MatchSocketServer, handshake_limits
 from rtchub.features.match.events import EVENTS
+from rtchub.features.match.frames import event_message
 from rtchub.features.match.handler import MatchSession
 from rtchub.features.match.rules import RECORDS
 from rtchub.features.match.service import Matchmaker
@@ -52,10 +53,10 @@ _EVENT_INDEX = dict.fromkeys(EVENTS, 0)  # every matchmaking event goes to the c
 
 
 class _Client:
-    """One Socket.IO connection: its session, serial executor and bounded outbox."""
+    """One Socket.IO connection: its session, serial executor and rate windows."""
 
-    __slots__ = ("_server", "_writing", "closed", "eio_sid", "errors", "executor", "outbox",
-                 "rate", "session", "sid")
+    __slots__ = ("_server", "closed", "eio_sid", "errors", "executor", "rate", "session",
+                 "sid")
 
     def __init__(self, server: MatchServer, sid: str, eio_sid: str) -> None:
         hub = server.hub
@@ -63,8 +64,6 @@ class _Client:
         self.sid = sid
         self.eio_sid = eio_sid
         self.closed = False
-        self._writing = False
-        self.outbox: deque[tuple[str, Any]] = deque()
         self.session = MatchSession(sid, hub.courier.register(sid, (self,), _EVENT_INDEX),
                                     server.matchmaker, self.emit, hub.stats)
         self.executor = SerialExecutor(hub.tasks.spawn, self._failed,
@@ -85,7 +84,6 @@ class _Client:
                  window.limit, what, window.window, setting)
         server.hub.stats.closes[label] += 1
         self.closed = True
-        self.outbox.clear()
         with contextlib.suppress(RuntimeError):
             server.tasks.spawn(server.sio.disconnect(self.sid), name="match-drop")
 
@@ -100,41 +98,28 @@ class _Client:
             self._drop(self.errors, "refused events", "WS_ERROR_RATE", "error_rate")
 
     def emit(self, event: str, data: Any) -> None:
-        """Queue one event for this client, in order; drop a client that stopped reading."""
+        """Queue one event for this client, in order; drop a client that stopped reading.
+
+        The frame goes straight into the Engine.IO session's queue, which its transport
+        (WebSocket writer or long-poll) drains, in order with python-socketio's own
+        packets; no task per event.
+        """
         if self.closed:
             return
         server = self._server
-        if self._backlog() >= server.send_buffer:
+        sock = server.sio.eio.sockets.get(self.eio_sid)
+        if sock is None or sock.closed or sock.closing:
+            return
+        queue = sock.queue
+        if queue.qsize() >= server.send_buffer:
             log.info("match: %s is not reading (%d events queued); disconnecting", self.sid,
-                     self._backlog())
+                     queue.qsize())
             server.hub.stats.closes["policy"] += 1
             self.closed = True
-            self.outbox.clear()
             with contextlib.suppress(RuntimeError):
                 server.tasks.spawn(server.sio.disconnect(self.sid), name="match-drop")
             return
-        self.outbox.append((event, data))
-        if not self._writing:
-            self._writing = True
-            try:
-                server.tasks.spawn(self._write(), name=f"match-write-{self.sid}")
-            except RuntimeError:   # shutting down: nothing more goes out
-                self._writing = False
-                self.outbox.clear()
-
-    def _backlog(self) -> int:
-        sock = self._server.sio.eio.sockets.get(self.eio_sid)
-        queue = getattr(sock, "queue", None)
-        return len(self.outbox) + (queue.qsize() if queue is not None else 0)
-
-    async def _write(self) -> None:
-        sio = self._server.sio
-        try:
-            while self.outbox and not self.closed:
-                event, data = self.outbox.popleft()
-                await sio.emit(event, data, to=self.sid)
-        finally:
-            self._writing = False
+        queue.put_nowait(event_message(event, data))
 
 
 class MatchServer:
@@ -160,7 +145,8 @@ class MatchServer:
                           period=period, errors_are_faults=True)
         self.sio = MatchSocketServer(
             hub, wire.CLIENT_EVENTS, self._refused,
-            async_mode="aiohttp", async_handlers=False, logger=faults, engineio_logger=faults,
+            self._dispatch, async_mode="aiohttp", async_handlers=False, logger=faults,
+            engineio_logger=faults,
             cors_allowed_origins=allowed,
             max_http_buffer_size=limits.max_message_bytes,
             ping_interval=hub.config.heartbeat, ping_timeout=hub.config.heartbeat)
@@ -195,7 +181,6 @@ class MatchServer:
             self.hub.untrack(sid)
             return
         client.closed = True
-        client.outbox.clear()
         client.executor.close(lambda: self._release(client))
 
     async def _release(self, client: _Client) -> None:
@@ -217,12 +202,19 @@ class MatchServer:
         if queue is not None:
             queue.put_nowait(None)
 
+    def _dispatch(self, sid: str, event: str, args: list[Any]) -> None:
+        """One of seed 001's events from a connected client: counted, rate limited, and
+        applied in order by the client's serial executor."""
+        client = self.clients.get(sid)
+        if client is not None and not client.flooding():
+            self.hub.stats.frames_in[event] += 1
+            client.executor.submit(client.session.handle, event, args[0] if args else None)
+
     def _handler(self, event: str) -> Callable[..., Coroutine[Any, Any, None]]:
+        """python-socketio's handler for ``event`` (frames the fast dispatch leaves to it,
+        such as an event that asks for an ack)."""
         async def handle(sid: str, *args: Any) -> None:
-            client = self.clients.get(sid)
-            if client is not None and not client.flooding():
-                self.hub.stats.frames_in[event] += 1
-                client.executor.submit(client.session.handle, event, args[0] if args else None)
+            self._dispatch(sid, event, list(args))
         return handle
 
     def _refused(self, sid: str, event: str) -> None:

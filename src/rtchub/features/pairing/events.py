@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from rtchub.base.connection import Address
 from rtchub.features.pairing.rules import Mail, Side
 
 __all__ = ["EVENTS", "PairComplete", "PairEvent", "PairMail", "PairRelay", "PeerLeft"]
@@ -12,7 +13,10 @@ __all__ = ["EVENTS", "PairComplete", "PairEvent", "PairMail", "PairRelay", "Peer
 
 @dataclass(frozen=True, slots=True)
 class PairComplete:
-    """Both sides are connected (seed 004's ``room_full``)."""
+    """Both sides are connected (seed 004's ``room_full``); ``partner`` is the other
+    side's connection, where this side's relayed frames go until :class:`PeerLeft`."""
+
+    partner: Address
 
 
 @dataclass(frozen=True, slots=True)

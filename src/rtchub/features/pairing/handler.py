@@ -15,7 +15,7 @@ from typing import Any, assert_never
 
 import orjson
 
-from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.connection import Address, Connection, ErrorReply
 from rtchub.base.metrics import Stats
 from rtchub.errors import InvalidField, RtcHubError
 from rtchub.features.pairing import wire
@@ -64,6 +64,8 @@ class PairHandler:
         self._side = params.side
         self._joined = False
         self._written: set[int] = set()
+        # the other side's connection while both are connected (PairComplete .. PeerLeft)
+        self._partner: Address | None = None
 
     def start(self) -> Awaitable[None]:
         """Join the pair first; a refusal ends the connection."""
@@ -89,7 +91,8 @@ class PairHandler:
         match msg:
             case wire.Relay(kind=kind, raw=raw):
                 self._stats.frames_out[kind] += 1
-                return self._service.relay(self._app_id, self._side, kind, raw)
+                self._service.relay(self._partner, self._side, kind, raw)
+                return None
             case wire.Hello(delivered_up_to=seq):
                 return self._hello(seq)
             case wire.Send(payload=payload, to=to):
@@ -143,9 +146,11 @@ class PairHandler:
                 self._conn.send(raw)
             case PairMail(mail=mail):
                 self._push_mail(mail)
-            case PairComplete():
+            case PairComplete(partner=partner):
+                self._partner = partner
                 self._conn.send(wire.encode_room_full())
             case PeerLeft(side=side):
+                self._partner = None
                 self._conn.send(wire.encode_peer_left(side))
             case _:
                 assert_never(event)

@@ -283,8 +283,8 @@ class PairService:
         self.sides_connected += 1
         other = pair.conn(side.other)
         if other is not None:
-            self._courier.deliver(other, PairComplete())
-            self._courier.deliver(addr, PairComplete())
+            self._courier.deliver(other, PairComplete(addr))
+            self._courier.deliver(addr, PairComplete(other))
         return pair
 
     async def leave(self, app_id: str, side: Side, addr: Address) -> Pair | None:
@@ -301,11 +301,10 @@ class PairService:
             self._courier.deliver(other, PeerLeft(side))
         return pair
 
-    async def relay(self, app_id: str, side: Side, kind: str, raw: bytes) -> None:
-        """Forward a signaling frame to the other side; PeerNotFound when it is absent."""
-        pair = await self.store.get(rules.app_key(app_id))
-        assert pair is None or isinstance(pair, Pair)
-        other = pair.conn(side.other) if pair is not None else None
+    def relay(self, other: Address | None, side: Side, kind: str, raw: bytes) -> None:
+        """Forward a signaling frame from ``side`` to the other side's connection ``other``
+        (the partner its :class:`PairComplete` named; None: PeerNotFound). The hot path:
+        no store round trip, no task."""
         if other is None:
             raise PeerNotFound(f"side {side.other.value} is not connected; {kind!r} was not "
                                "relayed")
