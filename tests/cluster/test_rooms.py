@@ -95,3 +95,29 @@ async def test_a_resumed_identity_moves_to_another_node(two: Cluster) -> None:
         assert (await peer.expect("room_members"))["members"] == ["peer"]
     finally:
         await asyncio.gather(peer.close(), old.close())
+
+
+async def test_an_sfu_room_lives_on_one_node_and_others_are_sent_there(two: Cluster) -> None:
+    """A call room in SFU topology is placed on the node of its first participant; a
+    join on another node, naming the topology or not, is refused with room_elsewhere
+    naming that node (the client connects there); once the room is gone, any node may
+    hold it again."""
+    a, b = two.nodes
+    ann = await WsClient.connect(a.ws_url)
+    ben = await WsClient.connect(b.ws_url)
+    try:
+        joined = await ann.join("call1", "ann", topology="sfu")
+        assert (joined["type"], joined["topology"]) == ("joined", "sfu"), joined
+        for extra in ({"topology": "sfu"}, {}):   # named, or the room's own
+            refused = await ben.join("call1", "ben", **extra)
+            assert refused.get("code") == "room_elsewhere", refused
+            assert isinstance(refused["node"], str) and refused["node"] in refused["error"]
+        await ann.send({"type": "leave"})
+        await ann.send({"type": "ping"})   # frames apply in order: the pong follows the leave
+        await ann.expect("pong")
+        # the room is gone with its last participant: node B may place it now
+        rejoined = await ben.join("call1", "ben", topology="sfu")
+        assert rejoined["type"] == "joined", rejoined
+    finally:
+        await ann.close()
+        await ben.close()

@@ -65,6 +65,11 @@ class Placement:
 
         return await self._store.transact((key,), place)
 
+    async def owner(self, room: str) -> str | None:
+        """The node hosting ``room``, if it is placed (a read: nothing is claimed)."""
+        current = await self._store.get(self._key(room))
+        return current.node if isinstance(current, Placed) else None
+
     async def release(self, room: str) -> None:
         """The room is empty: forget its placement (only its owner does this)."""
         key, node = self._key(room), self._node

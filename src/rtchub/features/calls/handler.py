@@ -32,6 +32,7 @@ log = logging.getLogger("rtchub.calls")
 # Placement.claim (rtchub.cluster.placement) and release, or None on a single node
 Claim = Callable[[str], Awaitable[str]]
 Release = Callable[[str], Awaitable[None]]
+Owner = Callable[[str], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,11 +69,12 @@ class CallJoins:
     """The call rooms' part of a rooms ``join`` (see the module doc)."""
 
     def __init__(self, calls: CallService, node: str, claim: Claim | None = None,
-                 release: Release | None = None) -> None:
+                 release: Release | None = None, owner: Owner | None = None) -> None:
         self.calls = calls
         self.node = node
         self._claim = claim
         self._release = release
+        self._owner = owner
 
     async def admit(self, room: str, requested: str | None, topology: str | None,
                     fields: Mapping[str, Any]) -> Ticket:
@@ -81,6 +83,10 @@ class CallJoins:
         token, name, metadata, auto = _fields(fields)
         topo = parse_topology(topology) if topology is not None else \
             self.calls.topology_of(room)
+        if topo is None and self._owner is not None and await self._owner(room) is not None:
+            # not here, but placed on a node: an SFU room (a join that names no topology
+            # takes the room's own, so it is sent to that node like an SFU join)
+            topo = Topology.SFU
         grants: Grants | None = None
         member = requested
         if topo is Topology.SFU:

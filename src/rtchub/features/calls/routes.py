@@ -50,7 +50,7 @@ def setup(app: web.Application) -> None:
     hub.backplane.on_sweep(rooms.sweep_node)
     app[CALL_MEDIA] = media
     app[CALLS] = calls
-    app[CALL_JOINS] = CallJoins(calls, node, rooms.claim, rooms.release)
+    app[CALL_JOINS] = CallJoins(calls, node, rooms.claim, rooms.release, rooms.owner)
     dialect = CallsDialect(calls, limits.sdp_max_bytes)
     router = app[ROUTER]
     router.speak("/ws", dialect)
