@@ -19,8 +19,8 @@ from pathlib import Path
 from aiortc.rtp import RtpPacket
 
 from rtchub.errors import ConnectionFailed, NotInRoom, RtcHubError, TrackNotFound
+from rtchub.features.calls.ports import MediaEvents
 from rtchub.features.calls.rules import RecordingInfo
-from rtchub.features.calls.service import MediaEvents
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.recording import RecordingState, RoomRecording
 from rtchub.media.recording.manifest import RecordingStatus
