@@ -277,13 +277,15 @@ class TopologyMismatch(Conflict):
 
 
 class RoomElsewhere(Conflict):
-    """An SFU room's media lives on another node of the cluster; ``node`` names it."""
+    """An SFU room's media lives on another node of the cluster; ``node`` names it and
+    ``url`` is that node's public base URL (``NODE_URL``), empty when it has none."""
 
     code = "room_elsewhere"
 
-    def __init__(self, message: str, node: str) -> None:
+    def __init__(self, message: str, node: str, url: str = "") -> None:
         super().__init__(message)
         self.node = node
+        self.url = url
 
 
 class StreamEnded(Conflict):

@@ -34,6 +34,7 @@ class Node:
         self.name = name
         self.port = free_port()
         self.env = {**os.environ, **env, "ADDR": f"127.0.0.1:{self.port}",
+                    "NODE_URL": f"http://127.0.0.1:{self.port}",
                     "STREAM_ADDR": "", "LOG_LEVEL": env.get("LOG_LEVEL", "info"),
                     "RTC_NODE_IP": "127.0.0.1", "PYTHONUNBUFFERED": "1"}
         self.proc: subprocess.Popen[bytes] | None = None

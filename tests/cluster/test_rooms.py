@@ -100,8 +100,8 @@ async def test_a_resumed_identity_moves_to_another_node(two: Cluster) -> None:
 async def test_an_sfu_room_lives_on_one_node_and_others_are_sent_there(two: Cluster) -> None:
     """A call room in SFU topology is placed on the node of its first participant; a
     join on another node, naming the topology or not, is refused with room_elsewhere
-    naming that node (the client connects there); once the room is gone, any node may
-    hold it again."""
+    naming that node and its NODE_URL (the client connects there); once the room is
+    gone, any node may hold it again."""
     a, b = two.nodes
     ann = await WsClient.connect(a.ws_url)
     ben = await WsClient.connect(b.ws_url)
@@ -112,6 +112,7 @@ async def test_an_sfu_room_lives_on_one_node_and_others_are_sent_there(two: Clus
             refused = await ben.join("call1", "ben", **extra)
             assert refused.get("code") == "room_elsewhere", refused
             assert isinstance(refused["node"], str) and refused["node"] in refused["error"]
+            assert refused["url"] == a.url, refused    # where a client reaches node A
         await ann.send({"type": "leave"})
         await ann.send({"type": "ping"})   # frames apply in order: the pong follows the leave
         await ann.expect("pong")

@@ -16,7 +16,7 @@ from rtchub.cluster.backplane import Backplane
 from rtchub.cluster.codec import Codec, CodecError
 from rtchub.cluster.memory import MemoryBackplane
 from rtchub.cluster.placement import RECORDS as PLACEMENT_RECORDS
-from rtchub.cluster.placement import Placement
+from rtchub.cluster.placement import Placed, Placement
 from rtchub.cluster.redis_backplane import RedisBackplane
 from rtchub.cluster.store import Expiring
 from rtchub.features.pairing.rules import Chain, chain_items, chain_of_items
@@ -135,16 +135,16 @@ async def test_expiring_values_and_placement(pair: tuple[Backplane, Backplane, S
     await one.store.transact(["box:e"], lambda v: ({"box:e": Expiring(Box(1), 30.0)}, None))
     assert await two.store.get("box:e") == Box(1)
     # placement: the first claim wins everywhere; a lost owner's rooms are placed again
-    first = Placement(one.store, "n0", "sfu")
+    first = Placement(one.store, "n0", "sfu", "https://n0.example")
     second = Placement(two.store, "n1", "sfu")
-    assert await second.claim("room") == "n1"
-    assert await first.claim("room") == "n1"
+    assert await second.claim("room") == Placed("n1", "")
+    assert await first.claim("room") == Placed("n1", "")
     await first.sweep_node("n1", lambda a: False)
-    assert await first.claim("room") == "n0"
+    assert await first.claim("room") == Placed("n0", "https://n0.example")
     await second.release("room")            # not its room any more: nothing happens
-    assert await second.claim("room") == "n0"
+    assert await second.claim("room") == Placed("n0", "https://n0.example")
     await first.release("room")
-    assert await second.claim("room") == "n1"
+    assert (await second.claim("room")).node == "n1"
 
 
 @pytest.mark.asyncio(loop_scope="module")

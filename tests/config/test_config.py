@@ -82,6 +82,8 @@ def test_aliases_and_precedence() -> None:
      "TLS_CERT_FILE='/nonexistent.pem': expected a readable PEM file"),
     ({"TRUST_PROXY": "proxy"}, "TRUST_PROXY='proxy'"),
     ({"METRICS_ROUTE": "metrics"}, "METRICS_ROUTE='metrics'"),
+    ({"NODE_URL": "node-b.example.com"}, "NODE_URL='node-b.example.com': expected an absolute"),
+    ({"NODE_URL": "https://b.example/?x=1"}, "NODE_URL='https://b.example/?x=1'"),
 ])
 def test_bad_values_name_variable_value_and_expectation(env: dict[str, str], fragment: str
                                                         ) -> None:
@@ -89,6 +91,11 @@ def test_bad_values_name_variable_value_and_expectation(env: dict[str, str], fra
         load(env)
     assert fragment in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_node_url_is_kept_without_its_trailing_slash() -> None:
+    assert load({"NODE_URL": "https://b.example.com/rtc/"}).node_url == "https://b.example.com/rtc"
+    assert load({}).node_url == ""
 
 
 def test_tls_needs_both_files(tmp_path: Path) -> None:

@@ -33,9 +33,11 @@ PLACEMENT_PREFIX = "place:"
 
 @dataclass(frozen=True, slots=True)
 class Placed:
-    """A room's home: the node that hosts its media."""
+    """A room's home: the node that hosts its media, and that node's public base URL
+    (``NODE_URL``; empty when it has none) for the participants sent there."""
 
     node: str
+    url: str = ""
 
 
 RECORDS = (Placed,)
@@ -44,24 +46,25 @@ RECORDS = (Placed,)
 class Placement:
     """Places rooms of one kind (``"sfu"``) on nodes through the shared store."""
 
-    def __init__(self, store: StateStore, node: str, kind: str) -> None:
+    def __init__(self, store: StateStore, node: str, kind: str, url: str = "") -> None:
         self._store = store
         self._node = node
+        self._url = url
         self._prefix = f"{PLACEMENT_PREFIX}{kind}:"
 
     def _key(self, room: str) -> str:
         return f"{self._prefix}{room}"
 
-    async def claim(self, room: str) -> str:
-        """The node hosting ``room``: this node when the room was not placed yet."""
-        key, node = self._key(room), self._node
+    async def claim(self, room: str) -> Placed:
+        """Where ``room`` lives: this node when the room was not placed yet."""
+        key, here = self._key(room), Placed(self._node, self._url)
 
         def place(values: Mapping[str, object | None]
-                  ) -> tuple[Mapping[str, object | None], str]:
+                  ) -> tuple[Mapping[str, object | None], Placed]:
             current = values.get(key)
             if isinstance(current, Placed):
-                return {}, current.node
-            return {key: Placed(node)}, node
+                return {}, current
+            return {key: here}, here
 
         return await self._store.transact((key,), place)
 
@@ -87,12 +90,13 @@ class Placement:
         """Rooms placed on a lost node are placed again by their next participant."""
         if node == self._node:
             return      # this node is alive: its rooms stay here
-        lost = Placed(node)
+        def lost(value: object | None) -> bool:
+            return isinstance(value, Placed) and value.node == node
 
         def unplace(key: str) -> Callable[[Mapping[str, object | None]],
                                           tuple[Mapping[str, object | None], None]]:
-            return lambda values: ({key: None} if values.get(key) == lost else {}, None)
+            return lambda values: ({key: None} if lost(values.get(key)) else {}, None)
 
         for key, value in (await self._store.scan(self._prefix)).items():
-            if value == lost:
+            if lost(value):
                 await self._store.transact((key,), unplace(key))

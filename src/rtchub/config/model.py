@@ -282,6 +282,7 @@ class Config:
     metrics_route: str = "/metrics"
     redis_url: str | None = None
     cluster_node_ttl: float = 15.0
+    node_url: str = ""
     calls: CallSettings = field(default_factory=CallSettings)
 
     def __post_init__(self) -> None:
@@ -464,4 +465,5 @@ def load(environ: Mapping[str, str] | None = None,
         metrics_route=v["METRICS_ROUTE"],
         redis_url=v["REDIS_URL"] or None,
         cluster_node_ttl=v["CLUSTER_NODE_TTL"],
+        node_url=v["NODE_URL"],
     )

@@ -156,6 +156,18 @@ def _log_format(text: str) -> str:
     return fmt
 
 
+def _node_url(text: str) -> str:
+    """``NODE_URL``: empty, or an absolute http(s) URL with a host and no query."""
+    text = text.strip().rstrip("/")
+    if not text:
+        return ""
+    match = re.fullmatch(r"(https?)://([^/?#\s]+)(/[^?#\s]*)?", text)
+    if not match:
+        raise ValueError("an absolute http:// or https:// URL such as "
+                         "https://node-b.example.com, with no query or fragment")
+    return text
+
+
 def _text(text: str) -> str:
     return text.strip()
 
@@ -425,4 +437,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLUSTER_NODE_TTL", "--cluster-node-ttl", _positive_duration, "15s",
             "With REDIS_URL: a node that sent no heartbeat for this long is lost, and what "
             "its connections held is swept (heartbeats every third of it).", "cluster"),
+    Setting("NODE_URL", "--node-url", _node_url, "",
+            "This node's own public base URL (https://node-b.example.com), as a browser "
+            "reaches it past the load balancer. A join for an SFU room hosted here that "
+            "lands on another node is refused with room_elsewhere carrying this URL, and "
+            "the browser app goes there. Empty: room_elsewhere names the node only.",
+            "cluster"),
 )

@@ -258,6 +258,37 @@ on('replaced', forgetActive);
 on('joinRefused', () => { forgetActive(); stopStats(); stopLocalMedia(); startPreview(); });
 on('roomState', ({ next }) => { if (next === 'idle') syncJoin(); });
 
+/**
+ * An SFU room lives on one server of a cluster: a join that landed on another one is
+ * refused with room_elsewhere and that server's address (its NODE_URL). Go there with
+ * the same room, name and invitation, and join at once (`autojoin=1`).
+ */
+function goToNode(base) {
+  let dest;
+  try { dest = new URL(base); } catch { return; }
+  if (dest.origin === location.origin) return; // already here: never loop
+  dest.pathname = dest.pathname.replace(/\/$/, '') + location.pathname;
+  const params = new URLSearchParams(location.search);
+  params.set('room', state.roomId);
+  if (state.myId) params.set('name', state.myId);
+  params.set('topology', 'sfu');
+  params.set('autojoin', '1');
+  dest.search = params.toString();
+  location.assign(dest.toString());
+}
+on('serverError', (msg) => { if (msg.code === 'room_elsewhere' && msg.url) goToNode(msg.url); });
+
+/** Sent here by another server (goToNode): join the room named in the address now. */
+function autoJoin() {
+  const url = new URL(location.href);
+  const room = url.searchParams.get('room');
+  if (url.searchParams.get('autojoin') !== '1' || !room) return false;
+  url.searchParams.delete('autojoin'); // a reload shows the lobby, as any other page
+  history.replaceState(null, '', url);
+  connect(room, url.searchParams.get('name') || '');
+  return true;
+}
+
 function resumeAfterReload() {
   let active = null;
   try { active = JSON.parse(sessionStorage.getItem(ACTIVE) || 'null'); } catch { active = null; }
@@ -276,5 +307,5 @@ wire();
 installUi();
 installToasts();
 prefill();
-if (!resumeAfterReload()) startPreview();
+if (!resumeAfterReload() && !autoJoin()) startPreview();
 document.documentElement.dataset.ready = 'true';

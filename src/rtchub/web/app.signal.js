@@ -153,6 +153,9 @@ const ERROR_TEXT = {
   topology_mismatch: () => (state.wantTopology === 'sfu'
     ? `“${state.roomId}” is a mesh room (media goes browser to browser): uncheck “through the server” to join it.`
     : `“${state.roomId}” is an SFU room (media goes through the server): check “through the server” to join it.`),
+  room_elsewhere: (m) => (m.url
+    ? `“${state.roomId}” is hosted by another server of this service: taking you there…`
+    : `“${state.roomId}” is hosted by another server of this service (${m.node || 'unknown'}), which did not say how to reach it.`),
   unauthorized: (m) => (state.roomState === 'connecting' || state.roomState === 'reconnecting'
     ? `This room needs a valid invitation (access token): ${m.error || 'refused'}.`
     : `Not allowed: ${m.error || 'refused'}.`),

@@ -54,4 +54,7 @@ def encode_error(err: RtcHubError) -> bytes:
     node = getattr(err, "node", None)   # RoomElsewhere: the node that hosts the room
     if isinstance(node, str):
         body["node"] = node
+        url = getattr(err, "url", "")     # ... and where a client reaches it
+        if url:
+            body["url"] = url
     return dumps(body)

@@ -30,7 +30,7 @@ __all__ = ["CallJoins", "CallsDialect", "CallsHandler", "Claim", "Ticket"]
 log = logging.getLogger("rtchub.calls")
 
 # Placement.claim (rtchub.cluster.placement) and release, or None on a single node
-Claim = Callable[[str], Awaitable[str]]
+Claim = Callable[[str], Awaitable[tuple[str, str]]]   # room -> (owner node, its URL)
 Release = Callable[[str], Awaitable[None]]
 Owner = Callable[[str], Awaitable[str | None]]
 
@@ -93,10 +93,11 @@ class CallJoins:
             grants = self.calls.authorize(room, topo, token, requested)
             member = grants.identity or requested
             if self._claim is not None:
-                owner = await self._claim(room)
+                owner, url = await self._claim(room)
                 if owner != self.node:
-                    raise RoomElsewhere(f"SFU room {room!r} lives on node {owner!r}: its "
-                                        f"participants connect there", owner)
+                    where = f"{url} (node {owner!r})" if url else f"node {owner!r}"
+                    raise RoomElsewhere(f"SFU room {room!r} lives on {where}: its "
+                                        f"participants connect there", owner, url)
         if topo is not None:
             self.calls.admit(room, member or "", topo)
         return Ticket(None if topo is None else topo.value, member, grants, name, metadata,

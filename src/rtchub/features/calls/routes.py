@@ -46,11 +46,16 @@ def setup(app: web.Application) -> None:
     calls = CallService(media, hub.courier, max_members=settings.max_members)
     calls.authorizer = TokenAuthorizer(auth_policy(settings))
     node = hub.courier.node
-    rooms = placement.Placement(hub.backplane.store, node, "sfu")
+    rooms = placement.Placement(hub.backplane.store, node, "sfu", hub.config.node_url)
     hub.backplane.on_sweep(rooms.sweep_node)
+
+    async def claim(room: str) -> tuple[str, str]:
+        placed = await rooms.claim(room)
+        return placed.node, placed.url
+
     app[CALL_MEDIA] = media
     app[CALLS] = calls
-    app[CALL_JOINS] = CallJoins(calls, node, rooms.claim, rooms.release, rooms.owner)
+    app[CALL_JOINS] = CallJoins(calls, node, claim, rooms.release, rooms.owner)
     dialect = CallsDialect(calls, limits.sdp_max_bytes)
     router = app[ROUTER]
     router.speak("/ws", dialect)
