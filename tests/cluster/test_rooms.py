@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 
+import aiohttp
 import pytest
 import pytest_asyncio
 
@@ -122,3 +124,49 @@ async def test_an_sfu_room_lives_on_one_node_and_others_are_sent_there(two: Clus
     finally:
         await ann.close()
         await ben.close()
+
+
+async def test_forge_clients_keep_an_sfu_room_on_one_node(two: Cluster) -> None:
+    """forge's endpoint places SFU rooms like /ws does: a forge client on the wrong node
+    is refused with room_elsewhere (and its socket closed), a room a forge client placed
+    sends /ws joins to its node, and a room left empty by forge may be placed again."""
+    a, b = two.nodes
+    ann = await WsClient.connect(a.ws_url)
+    cy = await WsClient.connect(a.ws_url)
+    try:
+        await ann.join("call2", "ann", topology="sfu")
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(
+                    f"ws://127.0.0.1:{b.port}/webrtc/signal/call2?user_id=fox") as ws:
+                refused = json.loads((await ws.receive(20)).data)
+                assert (refused["code"], refused["url"]) == ("room_elsewhere", a.url), refused
+                closing = await ws.receive(20)
+                assert closing.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            # a fresh room placed by a forge client on B: a /ws join on A goes to B
+            since = b.mark()
+            async with session.ws_connect(
+                    f"ws://127.0.0.1:{b.port}/webrtc/signal/call3?user_id=fox") as ws:
+                joined = json.loads((await ws.receive(20)).data)
+                assert joined["type"] == "joined", joined
+                refused = await cy.join("call3", "cy")
+                assert (refused.get("code"), refused.get("url")) == ("room_elsewhere", b.url)
+        # forge's client left: the room is gone from B, node A may place it now
+        await b.until(r"call room unplaced\" room=call3", since)
+        assert (await cy.join("call3", "cy", topology="sfu"))["type"] == "joined"
+    finally:
+        await asyncio.gather(ann.close(), cy.close())
+
+
+async def test_a_refused_join_leaves_no_placement_behind(two: Cluster) -> None:
+    """A join that claimed an SFU room's placement and was then refused by the rooms
+    part (here: a resume token that is too long) frees it: the room may live elsewhere."""
+    a, b = two.nodes
+    ann = await WsClient.connect(a.ws_url)
+    ben = await WsClient.connect(b.ws_url)
+    try:
+        refused = await ben.join("call4", "ben", topology="sfu", token="t" * 1000)
+        assert refused.get("code") == "invalid_field", refused
+        joined = await ann.join("call4", "ann", topology="sfu")
+        assert joined["type"] == "joined", joined
+    finally:
+        await asyncio.gather(ann.close(), ben.close())

@@ -73,18 +73,19 @@ class Placement:
         current = await self._store.get(self._key(room))
         return current.node if isinstance(current, Placed) else None
 
-    async def release(self, room: str) -> None:
-        """The room is empty: forget its placement (only its owner does this)."""
+    async def release(self, room: str) -> bool:
+        """The room is empty: forget its placement (only its owner does this). True when
+        it was placed here and is forgotten now."""
         key, node = self._key(room), self._node
 
         def forget(values: Mapping[str, object | None]
-                   ) -> tuple[Mapping[str, object | None], None]:
+                   ) -> tuple[Mapping[str, object | None], bool]:
             current = values.get(key)
             if isinstance(current, Placed) and current.node == node:
-                return {key: None}, None
-            return {}, None
+                return {key: None}, True
+            return {}, False
 
-        await self._store.transact((key,), forget)
+        return await self._store.transact((key,), forget)
 
     async def sweep_node(self, node: str, alive: Callable[[Address], bool]) -> None:
         """Rooms placed on a lost node are placed again by their next participant."""

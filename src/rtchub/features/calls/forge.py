@@ -48,6 +48,7 @@ from rtchub.errors import (
     InvalidField,
     NotInRoom,
     PeerNotFound,
+    RoomElsewhere,
     RtcHubError,
     SignalingFailed,
     UnknownType,
@@ -157,6 +158,10 @@ class ForgeDialect:
         self.sdp = sdp
         self.max_id_length = max_id_length
         self.mesh = MeshDirectory()
+        # an SFU room lives on one node (cluster/placement.py, through CallJoins):
+        # ``place`` raises RoomElsewhere, ``vacated`` releases a room left empty
+        self.place: Callable[[str], Awaitable[None]] | None = None
+        self.vacated: Callable[[str], Awaitable[None]] | None = None
         # observers of every description and candidate a forge client sends:
         # (room, sender, frame type, the sdp or candidate object)
         self.hooks: list[Callable[[str, str, str, Mapping[str, Any] | None], None]] = []
@@ -218,9 +223,13 @@ class ForgeHandler:
     async def _join(self) -> None:
         p = self._p
         try:
+            if p.topology is Topology.SFU and self._d.place is not None:
+                await self._d.place(p.room)
             await self._calls.join(p.room, p.user, topology=p.topology, grants=p.grants,
                                    address=self._conn.address)
         except RtcHubError as err:
+            if self._d.vacated is not None and not isinstance(err, RoomElsewhere):
+                await self._d.vacated(p.room)   # placed for a join that failed
             self._reply_error(err)
             self._conn.close(CloseCode.POLICY, err.code)
             return
@@ -325,3 +334,5 @@ class ForgeHandler:
         p = self._p
         with contextlib.suppress(NotInRoom):  # the room was deleted under it
             await self._calls.leave(p.room, p.user)
+        if self._d.vacated is not None:
+            await self._d.vacated(p.room)

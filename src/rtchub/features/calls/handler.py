@@ -31,7 +31,7 @@ log = logging.getLogger("rtchub.calls")
 
 # Placement.claim (rtchub.cluster.placement) and release, or None on a single node
 Claim = Callable[[str], Awaitable[tuple[str, str]]]   # room -> (owner node, its URL)
-Release = Callable[[str], Awaitable[None]]
+Release = Callable[[str], Awaitable[bool]]   # room -> it was placed here
 Owner = Callable[[str], Awaitable[str | None]]
 
 
@@ -92,16 +92,28 @@ class CallJoins:
         if topo is Topology.SFU:
             grants = self.calls.authorize(room, topo, token, requested)
             member = grants.identity or requested
-            if self._claim is not None:
-                owner, url = await self._claim(room)
-                if owner != self.node:
-                    where = f"{url} (node {owner!r})" if url else f"node {owner!r}"
-                    raise RoomElsewhere(f"SFU room {room!r} lives on {where}: its "
-                                        f"participants connect there", owner, url)
+            await self.place(room)
         if topo is not None:
             self.calls.admit(room, member or "", topo)
         return Ticket(None if topo is None else topo.value, member, grants, name, metadata,
                       auto, call_aware=bool(fields) or topology is not None)
+
+    async def place(self, room: str) -> None:
+        """An SFU room's media lives on one node: place ``room`` on this node unless it is
+        placed elsewhere already. Raises RoomElsewhere naming the owner and its URL."""
+        if self._claim is None:
+            return
+        owner, url = await self._claim(room)
+        if owner != self.node:
+            where = f"{url} (node {owner!r})" if url else f"node {owner!r}"
+            raise RoomElsewhere(f"SFU room {room!r} lives on {where}: its "
+                                f"participants connect there", owner, url)
+
+    async def vacated(self, room: str) -> None:
+        """A participant left ``room``: once it is gone, another node may place it."""
+        if self.calls.find_room(room) is None and self._release is not None \
+                and await self._release(room):
+            log.info("call room unplaced", extra={"room": room})
 
     async def enter(self, ticket: Ticket, room: str, member: str, address: Address,
                     topology: str) -> dict[str, Any]:
@@ -140,8 +152,7 @@ class CallJoins:
             await self.calls.leave(room, member)
         except NotInRoom:
             return
-        if self.calls.find_room(room) is None and self._release is not None:
-            await self._release(room)
+        await self.vacated(room)
 
 
 class CallsDialect:

@@ -24,7 +24,7 @@ from typing import Any, Final, Protocol, assert_never
 from rtchub.base.clock import Clock
 from rtchub.base.connection import Address, Connection, ErrorReply
 from rtchub.base.metrics import Stats
-from rtchub.errors import AlreadyInRoom, IdTaken, NotInRoom
+from rtchub.errors import AlreadyInRoom, IdTaken, NotInRoom, RtcHubError
 from rtchub.features.rooms import wire
 from rtchub.features.rooms.events import (
     EVENTS,
@@ -34,7 +34,7 @@ from rtchub.features.rooms.events import (
     Replaced,
     RoomEvent,
 )
-from rtchub.features.rooms.service import Membership, Rooms
+from rtchub.features.rooms.service import Enter, Membership, Rooms
 from rtchub.wire.webrtc import SdpLimits
 
 __all__ = ["Admitted", "CallRooms", "RoomsDialect", "RoomsHandler"]
@@ -74,6 +74,10 @@ class CallRooms(Protocol):
 
     def leave(self, address: Address) -> Awaitable[None] | None:
         """The connection at ``address`` left its room or closed."""
+        ...
+
+    async def vacated(self, room: str) -> None:
+        """A join admitted for ``room`` failed: undo what admitting held for it."""
         ...
 
 
@@ -164,17 +168,27 @@ class RoomsHandler:
             async def enter(room: str, member: str, topology: str) -> dict[str, Any]:
                 return await calls.enter(ticket, room, member, address, topology)
         try:
-            m = await self._rooms.join(msg.room, client, address, msg.token,
-                                       topology=topology, enter=enter)
+            m = await self._enter(msg, client, topology, enter)
+        except RtcHubError:
+            if calls is not None:
+                await calls.vacated(msg.room)   # e.g. an SFU room placed for this join
+            raise
+        self._membership = m
+        log.info("joined", extra={"room": m.room, "member": m.member, "conn": self._conn.id,
+                                  "remote": self._conn.remote, "resumed": msg.token is not None})
+
+    async def _enter(self, msg: wire.Join, client: str | None, topology: str | None,
+                     enter: Enter | None) -> Membership:
+        address = self._conn.address
+        try:
+            return await self._rooms.join(msg.room, client, address, msg.token,
+                                          topology=topology, enter=enter)
         except IdTaken as taken:
             holder = taken.holder
             if not isinstance(holder, Address) or await self._alive(holder, msg):
                 raise
-            m = await self._rooms.join(msg.room, client, address, msg.token,
-                                       take_over=holder, topology=topology, enter=enter)
-        self._membership = m
-        log.info("joined", extra={"room": m.room, "member": m.member, "conn": self._conn.id,
-                                  "remote": self._conn.remote, "resumed": msg.token is not None})
+            return await self._rooms.join(msg.room, client, address, msg.token,
+                                          take_over=holder, topology=topology, enter=enter)
 
     async def _alive(self, holder: Address, msg: wire.Join) -> bool:
         """Probe the connection holding the ID; False when it does not answer in time
