@@ -19,6 +19,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any, Final, cast
 
+import jwt
 import orjson
 import socketio.packet
 from aiortc.rtp import RtcpPacket, RtpPacket
@@ -26,6 +27,9 @@ from aiortc.sdp import candidate_from_sdp
 
 from rtchub.config import Limits
 from rtchub.errors import RtcHubError
+from rtchub.features.calls import auth as call_auth
+from rtchub.features.calls import forge as call_forge
+from rtchub.features.calls import wire as calls_wire
 from rtchub.features.match import wire as match_wire
 from rtchub.features.pairing import wire as pairing_wire
 from rtchub.features.rooms import wire as rooms_wire
@@ -33,6 +37,10 @@ from rtchub.features.voice import wire as voice_wire
 from rtchub.media import keyframes
 from rtchub.media.peers import _description, opus_payload_type, rtx_payload_type
 from rtchub.media.recording import payloads, pictures
+from rtchub.media.sfu import rtp as sfu_packets
+from rtchub.media.sfu.config import SfuMediaConfig
+from rtchub.media.sfu.numbering import Numbering, harmonize_offer
+from rtchub.media.sfu.sdp import parse_sections, reject_sections, restrict_offer
 from rtchub.net.router import split_target
 from rtchub.net.sniffer import HeadSniffer, parse_head
 from rtchub.wire.frame import parse_frame
@@ -164,6 +172,76 @@ def rtcp(data: bytes) -> None:
         RtcpPacket.parse(data)
 
 
+def calls(data: bytes) -> None:
+    """A call-room frame on /ws (seed 003): the session's parse, then the calls dialect's
+    decode; and the same object as forge's endpoint reads it (its recipient, its
+    description or candidate)."""
+    try:
+        obj = parse_frame(data)
+    except RtcHubError:
+        return
+    with contextlib.suppress(RtcHubError):
+        calls_wire.decode(obj, _LIMITS.sdp_max_bytes)
+    with contextlib.suppress(RtcHubError):
+        call_forge._recipient(obj)
+    with contextlib.suppress(RtcHubError):
+        check_candidate(obj.get("candidate"), "candidate")
+    with contextlib.suppress(RtcHubError):
+        check_description(obj.get("sdp"), "sdp", _SDP, default="offer")
+
+
+_TOKEN_SECRET: Final = "fuzz-secret-of-thirty-two-bytes!!"
+
+
+def token(data: bytes) -> None:
+    """A join token: the bytes as a token, and as the claims of a token signed with the
+    server's secret (so the claim checks, not only the signature, are reached)."""
+    with contextlib.suppress(RtcHubError):
+        call_auth.verify_join_token(data.decode("utf-8", "replace"), "r", _TOKEN_SECRET,
+                                    lambda: 1_000.0)
+    try:
+        claims = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return
+    if not isinstance(claims, dict):
+        return
+    signed = jwt.encode(claims, _TOKEN_SECRET, algorithm="HS256")
+    with contextlib.suppress(RtcHubError):
+        call_auth.verify_join_token(signed, "r", _TOKEN_SECRET, lambda: 1_000.0)
+
+
+def sfu_rtp(data: bytes) -> None:
+    """An RTP packet as the SFU reads it itself (its header parser and the RFC 8285
+    extension lookup for every id), before any of it reaches aiortc."""
+    try:
+        header = sfu_packets.RtpHeader.parse(data)
+    except sfu_packets.MalformedPacket:
+        return
+    for ext_id in range(1, 15):
+        value = sfu_packets.find_extension(data, header.ext_profile, header.ext_start,
+                                       header.ext_end, ext_id)
+        if value and ext_id == 1:
+            sfu_packets.audio_level(value)
+
+
+_SFU: Final = SfuMediaConfig()
+
+
+def sfu_sdp(data: bytes) -> None:
+    """A client's offer as the SFU reads it before aiortc: its sections, the codecs it
+    keeps, the numbering it learns, which a later server offer is then made to follow."""
+    text = data.decode("utf-8", "replace")
+    try:
+        sections = parse_sections(text)
+        restrict_offer(text, _SFU)
+    except RtcHubError:
+        return
+    numbering = Numbering()
+    numbering.learn(text)
+    harmonize_offer(_OFFER.replace("sendonly", "recvonly"), numbering)
+    reject_sections(text, {s.mid for s in sections if s.mid is not None})
+
+
 class _Transport(asyncio.Transport):
     """Enough of a transport for the head sniffer: records what it was told."""
 
@@ -251,6 +329,7 @@ def head(data: bytes) -> None:
 TARGETS: Final[dict[str, Target]] = {
     "rooms": rooms, "voice": voice, "pairing": pairing, "match": match, "sdp": sdp,
     "rtp": rtp, "rtcp": rtcp, "head": head, "rendezvous": rendezvous,
+    "calls": calls, "token": token, "sfu_rtp": sfu_rtp, "sfu_sdp": sfu_sdp,
 }
 _ORDER: Final = tuple(TARGETS.values())
 
@@ -310,6 +389,30 @@ SEEDS: Final[dict[str, list[bytes]]] = {
     "rtcp": [bytes.fromhex("81c900070000000100000002000000000000000000000000000000000000"),
              bytes.fromhex("81ce00020000000100000002"),
              bytes.fromhex("80c8000600000001000000000000000000000000000000000000000000")],
+    "calls": [_j({"type": "join", "room": "standup", "topology": "sfu",
+                  "access_token": "x.y.z", "display_name": "Ann", "metadata": {"a": 1}}),
+              _j({"type": "sfu_offer", "sdp": {"type": "offer", "sdp": _OFFER},
+                  "publish": {"0": "camera"}}),
+              _j({"type": "sfu_candidate", "candidate": _CANDIDATE}),
+              _j({"type": "subscribe", "track_id": "t1"}),
+              _j({"type": "set_quality", "track_id": "t1", "quality": "high"}),
+              _j({"type": "media_state", "audio": False, "video": True}),
+              _j({"type": "mute", "user": "bob", "kind": "audio"}),
+              _j({"type": "record", "action": "start"}), _j({"type": "chat", "text": "hi"}),
+              _j({"type": "webrtc.offer", "sdp": {"type": "offer", "sdp": _OFFER},
+                  "metadata": {"peer_id": "bob"}}),
+              _j({"type": "webrtc.ice_candidate", "candidate": _CANDIDATE, "peer_id": "b"})],
+    "token": [b"eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
+              _j({"sub": "alice", "room": "r", "exp": 2000, "nbf": 900,
+                  "grants": {"publish": True, "record": False}, "name": "Alice"}),
+              _j({"sub": "alice", "room": "r", "exp": "soon"})],
+    "sfu_rtp": [bytes.fromhex("90600001000000640000abcd" "bede0002" "10ff2203" "04050600"
+                              "9d012a"),
+                bytes.fromhex("90600001000000640000abcd" "10000002" "01020304" "02010900"),
+                bytes.fromhex("a06f00030000007800000001") + b"\xfc\xff\x02"],
+    "sfu_sdp": [_OFFER.encode(), _OFFER.replace("audio 9", "video 9").replace(
+        "opus/48000/2", "VP8/90000").encode() + b"a=extmap:4 urn:ietf:params:rtp-hdrext:"
+        b"sdes:mid\r\na=rid:h send\r\na=simulcast:send h;f\r\n"],
     "head": [b"\x10GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
              b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
              b"\r\n\r\n",
