@@ -15,6 +15,7 @@ import logging
 
 import aiohttp
 import orjson
+import pytest
 
 from rtchub.features.match.routes import MATCH
 from tests.match.support import CANDIDATE, OFFER, pair, sio_clients, status
@@ -25,9 +26,14 @@ from tests.support import FakeClock, Running, running
 HANDSHAKE = "/socket.io/?EIO=4&transport=websocket"
 
 
-async def raw_socketio(srv: Running) -> tuple[RawWs, str]:
+# a WebSocket-only Socket.IO client is served by the fast path when its upgrade is its
+# socket's first request (features/match/eio.py), by python-socketio on a kept-alive socket
+PATHS = pytest.mark.parametrize("kept_alive", [False, True], ids=["fast", "python-socketio"])
+
+
+async def raw_socketio(srv: Running, kept_alive: bool = False) -> tuple[RawWs, str]:
     """A Socket.IO client by hand (Engine.IO open, Socket.IO connect); its socket ID."""
-    raw, head = await RawWs.open(srv.port, HANDSHAKE)
+    raw, head = await RawWs.open(srv.port, HANDSHAKE, kept_alive=kept_alive)
     assert head.startswith(b"HTTP/1.1 101"), head
     _, packet = await raw.recv()
     assert packet.startswith(b"0{")
@@ -49,10 +55,11 @@ async def next_event(raw: RawWs) -> tuple[str, object]:
         return str(event), args[0] if args else None
 
 
-async def test_reserved_and_unknown_event_names_never_dispatch() -> None:
+@PATHS
+async def test_reserved_and_unknown_event_names_never_dispatch(kept_alive: bool) -> None:
     async with running() as srv, sio_clients(srv.url, 2) as (victim, partner):
         await pair(victim, partner)
-        attacker, _ = await raw_socketio(srv)
+        attacker, _ = await raw_socketio(srv, kept_alive)
         forged = [b'42["*","%s",{}]' % victim.sid.encode(), b'42["disconnect"]',
                   b'42["disconnect","transport close"]', b'42["connect",{"x":1}]',
                   b'42["connect_error"]', b"42[7]", b'42[{"a":1}]', b'42["__class__"]',
@@ -66,7 +73,7 @@ async def test_reserved_and_unknown_event_names_never_dispatch() -> None:
         # the victim and its partner heard nothing; both are still matched and connected
         assert await victim.sync() == []
         assert await partner.sync() == []
-        assert len(srv.server.app[MATCH].clients) == 3
+        assert len(srv.server.app[MATCH].sessions) == 3
         await partner.emit("send-new-ice-candidates", {"to": victim.sid,
                                                        "candidate": CANDIDATE})
         assert await victim.expect("new-ice-candidates") == {"candidate": CANDIDATE}
@@ -82,15 +89,16 @@ async def test_api_status_lists_waiting_users_by_name_not_socket_id() -> None:
         assert a.sid.encode() not in body
 
 
-async def test_engineio_sessions_count_against_the_per_ip_limit() -> None:
+@PATHS
+async def test_engineio_sessions_count_against_the_per_ip_limit(kept_alive: bool) -> None:
     async with running(max_conns_per_ip=2) as srv:
         held = []
         for _ in range(2):   # Engine.IO sessions alone (no Socket.IO connect) count
-            raw, head = await RawWs.open(srv.port, HANDSHAKE)
+            raw, head = await RawWs.open(srv.port, HANDSHAKE, kept_alive=kept_alive)
             assert head.startswith(b"HTTP/1.1 101"), head
             assert (await raw.recv())[1].startswith(b"0{")
             held.append(raw)
-        _, head = await RawWs.open(srv.port, HANDSHAKE)
+        _, head = await RawWs.open(srv.port, HANDSHAKE, kept_alive=kept_alive)
         assert head.startswith(b"HTTP/1.1 429"), head
         async with aiohttp.ClientSession() as http, http.get(
                 srv.url + "/socket.io/?EIO=4&transport=polling") as resp:
@@ -146,10 +154,35 @@ async def test_offers_and_candidates_past_their_rates_are_refused() -> None:
         assert await b.sync() == []
 
 
+MALFORMED = [b'42["x"', b"4zz", b"9", b"42[", b"45-[\"x\"]", b"40/admin,"]
+
+
+async def test_malformed_packets_on_the_fast_path_get_an_error_each() -> None:
+    """Each packet that is not Engine.IO 4 / Socket.IO 5 as a client sends it is answered
+    with seed 001's error event (bad_message), in order, and nothing is logged above
+    INFO; another namespace gets Socket.IO's CONNECT_ERROR."""
+    with captured("rtchub") as lines:
+        async with running() as srv:
+            raw, _ = await raw_socketio(srv)
+            for packet in MALFORMED:
+                await raw.send(0x1, packet)
+            for packet in MALFORMED[:-1]:
+                event, data = await next_event(raw)
+                assert event == "error" and isinstance(data, dict), (packet, data)
+                assert data["code"] == "bad_message", (packet, data)
+            _, packet = await raw.recv()
+            assert packet == b'44/admin,{"message":"Invalid namespace"}', packet
+            await raw.send(0x1, b'42["rtchub-sync"]')
+            assert (await next_event(raw))[0] == "error"
+            raw.close()
+        assert not [r for r in lines.records if r.levelno > logging.INFO]
+
+
 async def test_malformed_packets_log_one_info_line_each_within_the_bound() -> None:
+    """python-socketio's path (a kept-alive socket) logs what it refuses, boundedly."""
     with captured("rtchub.socketio") as lines, captured("engineio.server") as engine:
         async with running(log_fault_rate=(5, 60.0)) as srv:
-            raw, _ = await raw_socketio(srv)
+            raw, _ = await raw_socketio(srv, kept_alive=True)
             for n in range(50):
                 await raw.send(0x1, [b'42["x"', b"4zz", b"9", b"42[", b"4" + b"{" * n][n % 5])
             await raw.send(0x1, b'42["rtchub-sync"]')
@@ -163,9 +196,15 @@ async def test_malformed_packets_log_one_info_line_each_within_the_bound() -> No
         assert not engine.records     # engine.io's own logger (and its handler) is not used
 
 
-async def test_a_client_past_the_message_rate_is_disconnected() -> None:
-    async with running(ws_msg_rate=(10, 60.0)) as srv, sio_clients(srv.url, 2) as (a, b):
-        for _ in range(10):
+@pytest.mark.parametrize("transport,allowed", [
+    ("websocket", 9),   # the fast path counts every frame: the client's CONNECT (40) too
+    ("polling", 10),    # python-socketio's path counts events
+])
+async def test_a_client_past_the_message_rate_is_disconnected(transport: str,
+                                                               allowed: int) -> None:
+    async with running(ws_msg_rate=(10, 60.0)) as srv, \
+            sio_clients(srv.url, 2, [transport]) as (a, b):
+        for _ in range(allowed):
             await a.emit("no-such-event")
             assert (await a.error("unknown_type"))["event"] == "no-such-event"
         await a.emit("no-such-event")

@@ -182,12 +182,16 @@ async def test_a_websocket_version_other_than_13_is_refused(kept_alive: bool) ->
         assert b"sec-websocket-version: 13" in head.lower()
 
 
-async def test_a_matched_partner_that_stops_reading_is_dropped() -> None:
-    async with running(send_buffer=16, match_candidate_rate=(0, 60.0), ws_msg_rate=(0, 1.0)
-                       ) as srv, \
+@pytest.mark.parametrize("kept_alive", [False, True], ids=["fast", "python-socketio"])
+async def test_a_matched_partner_that_stops_reading_is_dropped(kept_alive: bool) -> None:
+    # (rates off: the fast client floods on purpose, and on the fast path the slow one's
+    # partner is told when its socket is gone, WS_SEND_TIMEOUT after the drop, meanwhile
+    # the flood's relays are refused as not_in_room)
+    async with running(send_buffer=16, match_candidate_rate=(0, 60.0), ws_msg_rate=(0, 1.0),
+                       ws_error_rate=(0, 1.0)) as srv, \
             sio_clients(srv.url, 1) as (fast,):
         slow, _ = await RawWs.open(srv.port, "/socket.io/?EIO=4&transport=websocket",
-                                   rcvbuf=4096)
+                                   rcvbuf=4096, kept_alive=kept_alive)
         _, packet = await slow.recv()
         assert packet.startswith(b"0{")  # engine.io open
         await slow.send(0x1, b"40")      # socket.io connect

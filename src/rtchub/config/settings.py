@@ -282,8 +282,9 @@ SETTINGS: tuple[Setting, ...] = (
             "How long a client may keep queued messages unsent before it is disconnected.",
             "limits"),
     Setting("WS_MSG_RATE", "--ws-msg-rate", parse_rate, "2000/10s",
-            "Messages one connection may send (WebSocket frames on every path, Socket.IO "
-            "events); past it the connection is closed (1008, or a Socket.IO disconnect): a "
+            "Messages one connection may send (WebSocket frames on every path, Engine.IO "
+            "packets of a WebSocket-only Socket.IO client, Socket.IO events of a polling "
+            "one); past it the connection is closed (1008, or a Socket.IO disconnect): a "
             "flood of frames costs the server a parse each. 0 disables.", "limits"),
     Setting("WS_ERROR_RATE", "--ws-error-rate", parse_rate, "100/10s",
             "Refused messages (each answered with an error) one connection may cause; past "

@@ -61,7 +61,7 @@ class NetConnection:
     """
 
     __slots__ = ("_abort_timer", "_buffer", "_clock", "_closed", "_limits", "_probe_timer",
-                 "_stats", "address", "id", "pinged", "probes", "remote", "seen")
+                 "_stats", "address", "id", "pinged", "probes", "remote", "seen", "text_ping")
 
     def __init__(self, conn_id: str, remote: str, write: Callable[[bytes], None],
                  limits: ConnLimits, clock: Clock, stats: Stats) -> None:
@@ -79,6 +79,8 @@ class NetConnection:
         self.pinged = False   # the last sweep pinged this connection
         self.probes: list[Callable[[bool], None]] | None = None  # waiting for any frame
         self._probe_timer: Timer | None = None
+        # the endpoint's own ping (Engine.IO's "2"), sent as text on every sweep
+        self.text_ping: bytes | None = None
 
     # -- what features see ---------------------------------------------------------------
 
@@ -140,7 +142,21 @@ class NetConnection:
 
     def beat(self) -> None:
         """One heartbeat sweep: ping a connection that was silent for a whole period, drop
-        one that stayed silent for another period after its ping."""
+        one that stayed silent for another period after its ping. A connection with a
+        ``text_ping`` is pinged on every sweep (an Engine.IO client closes when the
+        server's pings stop, however much it sends itself) and dropped when nothing came
+        back since the previous one."""
+        if self.text_ping is not None:
+            if self._closed:
+                return
+            if self.pinged and not self.seen:
+                self._kill(CloseCode.GOING_AWAY, "heartbeat timeout: no answer to ping",
+                           "heartbeat")
+                return
+            self.seen = False
+            self.pinged = True
+            self._buffer.send(self.text_ping)
+            return
         if self.seen:
             self.seen = False
             self.pinged = False

@@ -67,13 +67,15 @@ class Gateway:
         self._sessions[conn.id] = conn
         hub.connection_opened(conn.remote)
         hub.track(Drainable(conn.id, conn.close))
-        self.heartbeat.add(conn)
         endpoint = admission.endpoint
+        conn.text_ping = endpoint.text_ping
+        self.heartbeat.add(conn)
         routing = self._routing.get(endpoint)
         if routing is None:
             limits = hub.config.limits
             routing = self._routing[endpoint] = Routing(
-                endpoint.dialects, hub.clock, limits.ws_msg_rate, limits.ws_error_rate)
+                endpoint.dialects, hub.clock, limits.ws_msg_rate, limits.ws_error_rate,
+                endpoint.codec)
         return Session(conn, routing, admission.params, courier=hub.courier,
                        spawn=hub.tasks.spawn, stats=hub.stats,
                        pending_max=hub.config.limits.pending_max, on_end=self._ended)

@@ -28,7 +28,7 @@ from aiohttp import web
 
 from rtchub.errors import NotFound, ProtocolError, UpgradeRequired
 from rtchub.hub import Hub
-from rtchub.net.session import Dialect
+from rtchub.net.session import Dialect, FrameCodec
 
 __all__ = ["ROUTER", "Admission", "Endpoint", "Router", "split_target"]
 
@@ -38,12 +38,23 @@ QueryParser = Callable[[Mapping[str, str]], Any]
 @dataclass(frozen=True, slots=True)
 class Endpoint:
     """A WebSocket endpoint: its path, the dialects spoken there, and, for an endpoint
-    that shares its path, the query key that selects it and the parser of its query."""
+    that shares its path, the query key that selects it and the parser of its query.
+
+    An endpoint may also frame its messages its own way (``codec``), ping with a text
+    frame of its protocol instead of a WebSocket ping (``text_ping``: Engine.IO's ``2``,
+    sent on every heartbeat sweep, as its clients expect), and take only the upgrades
+    whose query ``accepts`` on the fast path, leaving every other request of its path to
+    an aiohttp route of its own (``mounted=False``: the gateway does not mount the path
+    on aiohttp)."""
 
     path: str
     dialects: tuple[Dialect, ...]
     selected_by: str | None = None
     parse_query: QueryParser | None = None
+    codec: FrameCodec | None = None
+    text_ping: bytes | None = None
+    accepts: Callable[[Mapping[str, str]], bool] | None = None
+    mounted: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +115,19 @@ class Router:
 
     @property
     def paths(self) -> frozenset[str]:
-        """Every path with a WebSocket endpoint."""
-        return frozenset(self._by_path)
+        """Every path whose WebSocket endpoints the gateway mounts on aiohttp too."""
+        return frozenset(path for path, endpoints in self._by_path.items()
+                         if any(e.mounted for e in endpoints))
 
-    def serves(self, path: str) -> bool:
-        """True when ``path`` has a WebSocket endpoint."""
-        return path in self._by_path or self._template(path) is not None
+    def serves(self, path: str, query: Mapping[str, str] | None = None) -> bool:
+        """True when an upgrade to ``path`` (with ``query``) is the gateway's: the path
+        has a WebSocket endpoint that takes it."""
+        if self._template(path) is not None:
+            return True
+        endpoints = self._by_path.get(path)
+        if not endpoints:
+            return False
+        return any(e.accepts is None or e.accepts(query or {}) for e in endpoints)
 
     def _template(self, path: str) -> tuple[str, str, str] | None:
         """(parameter, its value, the endpoint's path) of a parametrized path."""

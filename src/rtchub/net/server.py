@@ -189,8 +189,8 @@ class Server:
                    transport: asyncio.Transport) -> asyncio.BaseProtocol | None:
             if not (fast and upgrade and method == b"GET"):
                 return None
-            path, _ = split_target(target.decode("latin-1"))
-            if not gateway.router.serves(path):
+            path, query = split_target(target.decode("latin-1"))
+            if not gateway.router.serves(path, query):
                 return None
             return gateway.fast_protocol(transport)
 

@@ -25,7 +25,7 @@ from rtchub.net.connection import NetConnection
 from rtchub.net.executor import SerialExecutor, Spawn
 from rtchub.wire.frame import encode_error, parse_frame
 
-__all__ = ["Dialect", "DialectHandler", "ErrorReply", "Routing", "Session"]
+__all__ = ["Dialect", "DialectHandler", "ErrorReply", "FrameCodec", "Routing", "Session"]
 
 log = logging.getLogger("rtchub.ws")
 
@@ -69,17 +69,34 @@ class Dialect(Protocol):
         ...
 
 
+class FrameCodec(Protocol):
+    """How an endpoint whose frames are not rtchub's JSON envelope (Engine.IO's, on
+    ``/socket.io/``) reads them and writes its errors. Without one, a frame is a JSON
+    object routed by its ``type`` and an error is ``{"type": "error", ...}``."""
+
+    def parse(self, data: bytes) -> dict[str, Any]:
+        """The frame as an object whose ``type`` names its dialect's operation; raises
+        RtcHubError for a frame the client must be told is wrong."""
+        ...
+
+    def error(self, err: RtcHubError, frame: object) -> bytes:
+        """The frame that tells the client of ``err`` (``frame``: what failed, or None)."""
+        ...
+
+
 class Routing:
     """Which dialect of an endpoint owns each frame type and renders each event class:
     built once per endpoint and shared by all its connections (a connection holds only
     its handlers, in the same order)."""
 
-    __slots__ = ("clock", "dialects", "error_rate", "events", "msg_rate", "types")
+    __slots__ = ("clock", "codec", "dialects", "error_rate", "events", "msg_rate", "types")
 
     def __init__(self, dialects: Sequence[Dialect], clock: Clock | None = None,
                  msg_rate: tuple[int, float] = (0, 1.0),
-                 error_rate: tuple[int, float] = (0, 1.0)) -> None:
+                 error_rate: tuple[int, float] = (0, 1.0),
+                 codec: FrameCodec | None = None) -> None:
         self.dialects = tuple(dialects)
+        self.codec = codec
         # WS_MSG_RATE, WS_ERROR_RATE: a client past either is closed (each frame costs the
         # server a parse, each refusal an error frame too); no clock: not enforced
         self.clock = clock
@@ -149,8 +166,9 @@ class Session(SerialExecutor):
         """Parse, route, and apply in order; every failure becomes an error frame."""
         if self._routing.msg_rate is not None and self._flooding():
             return
+        codec = self._routing.codec
         try:
-            obj = parse_frame(data)
+            obj = parse_frame(data) if codec is None else codec.parse(data)
             kind = obj["type"]
             index = self._routing.types.get(kind)
             if index is None:
@@ -167,7 +185,8 @@ class Session(SerialExecutor):
         if self._flooding():
             return
         self._stats.frames_in["binary"] += 1
-        self.reply_error(ProtocolError("binary frames are not supported: send JSON text frames"))
+        self.reply_error(ProtocolError("binary frames are not supported here: send text "
+                                       "frames"))
 
     def on_close(self) -> None:
         """The socket is gone: unregister, then release every dialect after what was sent
@@ -179,11 +198,12 @@ class Session(SerialExecutor):
         self._stats.connections_open -= 1
         self.close(self._release)
 
-    def reply_error(self, err: RtcHubError) -> None:
+    def reply_error(self, err: RtcHubError, frame: object = None) -> None:
         """Send ``err`` to this client as an error frame; past WS_ERROR_RATE, close."""
         self._stats.errors[err.code] += 1
         self._stats.frames_out["error"] += 1
-        self._conn.send(encode_error(err))
+        codec = self._routing.codec
+        self._conn.send(encode_error(err) if codec is None else codec.error(err, frame))
         routing = self._routing
         if routing.error_rate is None or routing.clock is None:
             return
@@ -196,7 +216,7 @@ class Session(SerialExecutor):
                                                f"{errors.window:g}s (WS_ERROR_RATE)")
 
     def _op_failed(self, err: RtcHubError, frame: object) -> None:
-        self.reply_error(err)
+        self.reply_error(err, frame)
 
     def _release(self) -> Awaitable[None] | None:
         pending = []

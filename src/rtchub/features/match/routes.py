@@ -1,8 +1,10 @@
 """Seed 001 on the wire: python-socketio at ``/socket.io/``, ``/api/status`` and ``/match``.
 
-The Socket.IO server (protocol v5, ``async_mode="aiohttp"``) is attached to the main
-aiohttp app; the head sniffer hands every socket that is not a fast ``/ws`` upgrade to
-aiohttp, so both the polling and the WebSocket transport reach it. python-socketio only
+A WebSocket-only client whose upgrade is its socket's first request is served on the
+fast path (:mod:`~rtchub.features.match.eio`, the endpoint registered below). The
+Socket.IO server (protocol v5, ``async_mode="aiohttp"``) is attached to the main aiohttp
+app for everything else at ``/socket.io/``: long-polling, the upgrade of a polling
+session, a WebSocket upgrade on a kept-alive socket. python-socketio only
 carries events here: each client's events are applied in order by its own serial
 executor (the one every dialect uses), matchmaking state lives in the
 :class:`~rtchub.features.match.service.Matchmaker` behind the backplane store, and
@@ -29,6 +31,7 @@ from rtchub.base.ratelimit import Window
 from rtchub.base.tasks import TaskOwner
 from rtchub.errors import RtcHubError, UnknownType
 from rtchub.features.match import wire
+from rtchub.features.match.eio import EIO_PATH, EioCodec, EioDialect, accepts
 from rtchub.features.match.engine import MatchSocketServer, handshake_limits
 from rtchub.features.match.events import EVENTS
 from rtchub.features.match.frames import event_message
@@ -38,6 +41,7 @@ from rtchub.features.match.service import Matchmaker
 from rtchub.hub import Drainable, Hub, Lifecycle
 from rtchub.net.executor import SerialExecutor
 from rtchub.net.http import HUB, json_response
+from rtchub.net.router import ROUTER, Endpoint
 from rtchub.web import WEB_DIR
 
 __all__ = ["MATCH", "MatchServer", "setup"]
@@ -134,6 +138,9 @@ class MatchServer:
         self.matchmaker = Matchmaker(hub.backplane.store, hub.courier, limits, clock=hub.clock)
         hub.backplane.on_sweep(self.matchmaker.sweep_node)
         self.clients: dict[str, _Client] = {}
+        # the WebSocket-only clients the fast path serves (eio.py)
+        self.fast = EioDialect(self.matchmaker, hub.stats, ping_interval=hub.config.heartbeat,
+                               max_payload=limits.max_message_bytes)
         self._closing_all = False
         origins = hub.config.origins
 
@@ -155,14 +162,15 @@ class MatchServer:
         for event in wire.CLIENT_EVENTS:
             self.sio.on(event, self._handler(event))
         hub.stats.add_gauges("rtchub_match_sockets", "Socket.IO matchmaking connections now.",
-                             lambda: {"": float(len(self.clients))})
+                             lambda: {"": float(len(self.clients) + len(self.fast.sessions))})
         hub.stats.add_counters("rtchub_match_pairs", "Pairs matched by this node.", "",
                                lambda: {"": float(self.matchmaker.pairs_made)})
 
     @property
     def sessions(self) -> dict[str, MatchSession]:
-        """The matchmaking session of every connected client, by socket ID."""
-        return {sid: client.session for sid, client in self.clients.items()}
+        """The matchmaking session of every connected client, by socket ID (both paths)."""
+        return {**self.fast.sessions,
+                **{sid: client.session for sid, client in self.clients.items()}}
 
     async def _connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         hub = self.hub
@@ -312,6 +320,9 @@ def setup(app: web.Application) -> None:
     server = MatchServer(app[HUB])
     app[MATCH] = server
     server.sio.attach(app, socketio_path="socket.io")
+    # WebSocket-only clients on the fast path; python-socketio's route serves the rest
+    app[ROUTER].add(Endpoint(EIO_PATH, (server.fast,), codec=EioCodec(), text_ping=b"2",
+                             accepts=accepts, mounted=False))
     app.router.add_get("/api/status", server.status)
     app.router.add_get("/match", match_page)
     app.router.add_get("/vendor/{name}", vendor)
