@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from rtchub.features.match.routes import MATCH
 from tests.support import Running
 
 pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
@@ -73,6 +74,8 @@ async def test_two_strangers_meet_chat_and_part(server: Running, browser: Any) -
     await bob.wait_for_selector("body[data-state='matched']")
     assert await ann.text_content("#remote-name") == "Bob"
     assert await bob.text_content("#remote-name") == "Ann"
+    # the page opens a WebSocket first: both are on the fast path (features/match/eio.py)
+    assert len(server.server.app[MATCH].fast.sessions) == 2
     thumb = await ann.get_attribute("#remote-thumb", "src")
     assert thumb is not None and thumb.startswith("data:image/jpeg;base64,")
 

@@ -128,7 +128,9 @@ async function loadRtcConfig() {
 
 function connect() {
   if (app.socket) return app.socket;
-  const socket = io();   // same origin, /socket.io/, polling then WebSocket
+  // same origin, /socket.io/: WebSocket first (the server's fast path), long-polling
+  // when a WebSocket cannot be opened (a proxy that refuses upgrades)
+  const socket = io({ transports: ['websocket', 'polling'], tryAllTransports: true });
   socket.on('match-done', onMatch);
   socket.on('negotiation-call-offer', onOffer);
   socket.on('negotiation-call-answer', onAnswer);
