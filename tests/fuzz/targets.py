@@ -31,6 +31,7 @@ from rtchub.features.calls import auth as call_auth
 from rtchub.features.calls import forge as call_forge
 from rtchub.features.calls import wire as calls_wire
 from rtchub.features.match import wire as match_wire
+from rtchub.features.match.eio import EioCodec
 from rtchub.features.pairing import wire as pairing_wire
 from rtchub.features.rooms import wire as rooms_wire
 from rtchub.features.voice import wire as voice_wire
@@ -51,6 +52,7 @@ __all__ = ["ALL", "SEEDS", "TARGETS"]
 Target = Callable[[bytes], None]
 _LIMITS: Final = Limits(sdp_max_bytes=8192, sdp_max_media=8)
 _SDP: Final = SdpLimits(_LIMITS.sdp_max_bytes, _LIMITS.sdp_max_media)
+_EIO: Final = EioCodec()
 
 
 def rooms(data: bytes) -> None:
@@ -100,11 +102,13 @@ def rendezvous(data: bytes) -> None:
 
 def match(data: bytes) -> None:
     """A Socket.IO packet as python-socketio decodes it (only ValueError-like errors, which
-    rtchub logs as a client's fault), then an event's payload through seed 001's
-    validators."""
+    rtchub logs as a client's fault) and as the WebSocket fast path reads it, then an
+    event's payload through seed 001's validators."""
     text = data.decode("utf-8", "replace")
     with contextlib.suppress(ValueError, IndexError, KeyError, TypeError):
         socketio.packet.Packet(encoded_packet=text)
+    with contextlib.suppress(RtcHubError):     # the WebSocket fast path's own framing
+        _EIO.parse(data)
     try:
         event = orjson.loads(data)
     except orjson.JSONDecodeError:
