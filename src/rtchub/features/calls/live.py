@@ -20,6 +20,8 @@ from aiortc.rtp import RtpPacket
 
 from rtchub.errors import ConnectionFailed, NotInRoom, RtcHubError, TrackNotFound
 from rtchub.features.calls.ports import MediaEvents
+from rtchub.features.calls.quality import QualityMonitor
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import RecordingInfo
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.recording import RecordingState, RoomRecording
@@ -123,6 +125,21 @@ class SfuMedia:
         self._policy = speaker_policy
         self._rooms: dict[str, _RoomMedia] = {}
         self._events: MediaEvents | None = None
+        self._quality: QualityMonitor | None = None
+
+    @property
+    def quality(self) -> QualityMonitor | None:
+        """The quality monitor every SFU participant is measured by (None: not measured)."""
+        return self._quality
+
+    @quality.setter
+    def quality(self, monitor: QualityMonitor | None) -> None:
+        self._quality = monitor
+        if monitor is not None:
+            monitor.on_room_report = self._quality_report
+
+    def _quality_report(self, room: str, qualities: tuple[ConnectionQuality, ...]) -> None:
+        self.events.quality_changed(room, qualities)
 
     def attach(self, events: MediaEvents) -> None:
         """Where to report (the call service)."""
@@ -171,6 +188,8 @@ class SfuMedia:
         if old is not None:
             log.warning("a second peer for %r in %r: the first is dropped", participant, room)
         media.peers[participant] = peer
+        if self._quality is not None:
+            self._quality.monitor(peer, room)
 
     async def close_peer(self, room: str, participant: str) -> None:
         """Close the participant's peer: its tracks end, its subscriptions end."""
@@ -178,6 +197,8 @@ class SfuMedia:
         if media is None:
             return
         peer = media.peers.pop(participant, None)
+        if self._quality is not None:
+            self._quality.stop(participant, room)
         media.chat.pop(participant, None)
         for key in [k for k in media.subscriptions if k[0] == participant]:
             media.subscriptions.pop(key, None)
@@ -386,6 +407,8 @@ class SfuMedia:
                 log.exception("closing the recording of %r failed", room)
         for participant in list(media.peers):
             peer = media.peers.pop(participant)
+            if self._quality is not None:
+                self._quality.stop(participant, room)
             await peer.close()
 
     def room_ids(self) -> list[str]:
