@@ -3,6 +3,7 @@ out to one of them, its figures move (and the others' do not), then it recovers.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import pytest
@@ -47,7 +48,7 @@ async def test_loss_to_one_subscriber_moves_its_quality_and_it_recovers() -> Non
         alice = people[0]
         for person in people:
             others = [p.name for p in people if p is not person]
-            await c.until(lambda person=person, others=others: person.has_media_of(others))
+            await c.until(functools.partial(person.has_media_of, others))
         monitor = c.srv.server.app[CALL_MEDIA].quality
         assert monitor is not None and monitor.interval == 1.0
         seen: dict[str, list[ConnectionQuality]] = {"bob": [], "carol": []}
