@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 from typing import Any
 
+import aiohttp
 import pytest
 
 from rtchub.config import CallSettings
@@ -89,3 +90,17 @@ async def test_loss_to_one_subscriber_moves_its_quality_and_it_recovers() -> Non
         # every participant got the same frames: bob sees his own quality
         bob = people[1]
         await c.until(lambda: "bob" in bob.quality and "alice" in bob.quality)
+        # Prometheus: one series per room, gone with the room
+        text = await _metrics(c)
+        assert 'rtchub_call_quality_score{room="call"}' in text
+        assert 'rtchub_call_quality_packet_loss_percent{room="call"}' in text
+        assert 'rtchub_call_quality_peers{room="call"} 3.0' in text
+        for person in people:
+            await person.send({"type": "leave"})
+        await c.until(lambda: not c.calls.rooms())
+        assert "rtchub_call_quality_score{" not in await _metrics(c)
+
+
+async def _metrics(c: Call) -> str:
+    async with aiohttp.ClientSession() as http, http.get(c.srv.url + "/metrics") as resp:
+        return await resp.text()
