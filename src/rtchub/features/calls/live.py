@@ -19,6 +19,7 @@ from pathlib import Path
 from aiortc.rtp import RtpPacket
 
 from rtchub.errors import ConnectionFailed, NotInRoom, RtcHubError, TrackNotFound
+from rtchub.features.calls.adapting import CallAdaptation
 from rtchub.features.calls.ports import MediaEvents
 from rtchub.features.calls.quality import QualityMonitor
 from rtchub.features.calls.quality_rules import ConnectionQuality
@@ -126,6 +127,7 @@ class SfuMedia:
         self._rooms: dict[str, _RoomMedia] = {}
         self._events: MediaEvents | None = None
         self._quality: QualityMonitor | None = None
+        self.adaptation: CallAdaptation | None = None  # CALL_ADAPTIVE_QUALITY
 
     @property
     def quality(self) -> QualityMonitor | None:
@@ -275,6 +277,8 @@ class SfuMedia:
         media.subscriptions[key] = subscription
 
         def changed(sub: Subscription) -> None:
+            if self.adaptation is not None:
+                self.adaptation.follow(room, sub)
             if sub.state is SubscriptionState.ACTIVE and sub.track.track_id in media.held \
                     and sub.downtrack is not None:
                 sub.downtrack.selector = _HELD

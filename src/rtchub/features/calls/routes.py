@@ -20,6 +20,7 @@ from aiohttp import web
 
 from rtchub.cluster import placement
 from rtchub.config import CallSettings
+from rtchub.features.calls.adapting import CallAdaptation
 from rtchub.features.calls.auth import TokenAuthorizer
 from rtchub.features.calls.configure import auth_policy, media_config
 from rtchub.features.calls.events import EVENTS
@@ -29,6 +30,7 @@ from rtchub.features.calls.quality import QualityMonitor
 from rtchub.features.calls.quality_rules import QualityThresholds
 from rtchub.features.calls.rules import RECORDS
 from rtchub.features.calls.service import CallService
+from rtchub.media.sfu.adaptive import AdaptationDriver
 from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
 
@@ -50,6 +52,8 @@ def setup(app: web.Application) -> None:
     quality = QualityMonitor(hub.clock, interval=settings.quality_interval,
                              thresholds=quality_thresholds(settings))
     media.quality = quality
+    if settings.adaptive_quality:
+        media.adaptation = CallAdaptation(AdaptationDriver(hub.clock), quality)
     calls = CallService(media, hub.courier, max_members=settings.max_members)
     calls.authorizer = TokenAuthorizer(auth_policy(settings))
     node = hub.courier.node
@@ -75,6 +79,8 @@ def setup(app: web.Application) -> None:
         for room in list(calls.rooms()):
             await calls.delete_room(room.id)
         quality.close()
+        if media.adaptation is not None:
+            media.adaptation.close()
 
     app.on_cleanup.append(cleanup)
 
