@@ -8,8 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 
+from rtchub.calls import CallsConfig, CallsExtension
+from rtchub.cluster.codec import Codec
 from rtchub.config import ConfigError, load
 from rtchub.errors import PeerNotFound
+from rtchub.features.calls.events import EVENTS, QualityChanged
 from rtchub.features.calls.quality import QualityMonitor
 from rtchub.features.calls.quality_rules import (
     ConnectionQuality,
@@ -19,10 +22,10 @@ from rtchub.features.calls.quality_rules import (
     score,
     warnings,
 )
-from rtchub.features.calls.routes import quality_thresholds
+from rtchub.features.calls.routes import CALL_MEDIA, quality_thresholds
 from rtchub.features.calls.wire import quality_to_wire
 from rtchub.media.sfu import SfuMediaConfig, SfuPeer
-from tests.support import FakeClock
+from tests.support import FakeClock, make_config, running
 
 LIMITS = QualityThresholds()
 
@@ -195,3 +198,29 @@ def test_bad_quality_settings_stop_start_up(env: dict[str, str], message: str) -
     with pytest.raises(ConfigError) as refused:
         load(env)
     assert str(refused.value).startswith(message)
+
+
+def test_quality_frames_cross_nodes_through_the_codec() -> None:
+    codec = Codec()
+    codec.register(*EVENTS)
+    event = QualityChanged("r", (assess("a", "r", Figures(receive_loss=7.0, rtt=40.0),
+                                        LIMITS, 5.0),))
+    assert codec.decode(codec.encode(event)) == event
+
+
+async def test_the_python_api_hands_out_the_servers_monitor() -> None:
+    clock = FakeClock()
+    async with running(make_config(node_ips=("127.0.0.1",)), clock=clock) as srv:
+        ext = CallsExtension(srv.server.app, CallsConfig(require_auth=False))
+        monitor = ext.get_quality_monitor()
+        assert monitor is srv.server.app[CALL_MEDIA].quality
+        room = ext.create_call_room("q", topology="sfu")
+        peer = await room.join_call("ann")
+        assert monitor.peers("q") == [("q", "ann")]
+        assert room.get_participants()[0].quality is None  # not measured yet
+        clock.advance(monitor.interval)
+        quality = room.get_participants()[0].quality
+        assert quality is not None and quality == monitor.get_quality("ann")
+        assert quality.to_dict()["peer_id"] == "ann"
+        await peer.close()
+        assert monitor.peers() == []
