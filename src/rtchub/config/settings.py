@@ -414,9 +414,9 @@ SETTINGS: tuple[Setting, ...] = (
             "How often the quality monitor measures each SFU participant's connection (loss, "
             "jitter, round-trip time, bitrate, score) and sends the room's quality frame "
             "when someone's changed; 250ms-1h.", "calls"),
-    Setting("CALL_QUALITY_MAX_LOSS", "--call-quality-max-loss", parse_percent, "5%",
-            "Packet loss above which a participant's quality carries a high packet loss "
-            "warning (0-100%).", "calls"),
+    Setting("CALL_QUALITY_MAX_LOSS", "--call-quality-max-loss", parse_percent, "5",
+            "Packet loss (percent of packets, 0-100) above which a participant's quality "
+            "carries a high packet loss warning.", "calls"),
     Setting("CALL_QUALITY_MAX_JITTER", "--call-quality-max-jitter", _positive_duration,
             "30ms", "Jitter above which a participant's quality carries a warning.", "calls"),
     Setting("CALL_QUALITY_MAX_RTT", "--call-quality-max-rtt", _positive_duration, "300ms",
