@@ -71,6 +71,10 @@ async def test_loss_to_one_subscriber_moves_its_quality_and_it_recovers() -> Non
         assert lossy["score"] < before and lossy["score"] < 80, lossy
         assert lossy["receive_loss"] < 25, lossy  # what was dropped, not more
         assert lossy["grade"] != "good"
+        # between intervals, the last reports say it too (what adaptation reads)
+        loss, _ = monitor.recent("bob", ROOM)
+        assert loss is not None and loss > 5
+        assert (monitor.recent("carol", ROOM)[0] or 0) < 2
         # carol, measured in the same interval, keeps receiving cleanly
         assert _clean(alice.quality.get("carol")), alice.quality.get("carol")
         # the Python API saw it too, through on_quality_change and get_quality

@@ -5,8 +5,9 @@
 downtrack is a :class:`~rtchub.media.sfu.adaptive.LayerControl` (simulcast forwarding
 gives it one) is handed to the :class:`~rtchub.media.sfu.adaptive.AdaptationDriver`
 while it is active, with its subscriber's link as the driver reads it: the downtrack's
-share of the subscriber's REMB, and the loss it receives with and the round-trip time
-of its connection from the quality monitor's latest measurement. Any other downtrack
+share of the subscriber's REMB, and the loss its client last reported and the latest
+round-trip time of its connection (from the quality monitor, which sees every receiver
+report, so a step down does not wait for the next quality interval). Any other downtrack
 (a track with one layer) is left alone. ``CALL_ADAPTIVE_QUALITY=false`` builds none.
 """
 
@@ -49,10 +50,8 @@ class CallAdaptation:
 
         def link() -> SubscriberLink:
             estimate = getattr(downtrack, "estimate", None)
-            quality = self._latest(room, subscriber)
-            return SubscriberLink(estimate if isinstance(estimate, int) else None,
-                                  None if quality is None else quality.receive_loss,
-                                  None if quality is None else quality.latency)
+            loss, rtt = self._recent(room, subscriber)
+            return SubscriberLink(estimate if isinstance(estimate, int) else None, loss, rtt)
 
         self.driver.add(key, control, link, (room, subscription.track.track_id))
         return True
@@ -62,11 +61,11 @@ class CallAdaptation:
         subscribers needs its top layer; None: no cap from adaptation."""
         return self.driver.cap_for((room, track_id))
 
-    def _latest(self, room: str, participant: str) -> Any:
+    def _recent(self, room: str, participant: str) -> tuple[float | None, float | None]:
         monitor = self.quality
         if monitor is None or (room, participant) not in monitor.peers(room):
-            return None
-        return monitor.get_quality(participant, room)
+            return None, None
+        return monitor.recent(participant, room)
 
     def close(self) -> None:
         """Stop driving anything."""

@@ -131,6 +131,13 @@ class QualityMonitor:
         return [w.latest for (r, _), w in self._watched.items()
                 if r == room and w.latest is not None]
 
+    def recent(self, peer_id: str, room: str | None = None
+               ) -> tuple[float | None, float | None]:
+        """Between intervals: the loss (%) ``peer_id``'s client reported last about what
+        it receives, and the last round-trip time (ms); None where unknown. Adaptive
+        quality reads this to step down as soon as a report shows trouble."""
+        return self._find(peer_id, room).meter.recent()
+
     def room_figures(self) -> dict[str, dict[str, float]]:
         """Per room (as Prometheus gauges read them): mean ``score``, lowest
         ``score_min``, mean ``packet_loss`` (%), ``jitter`` and ``rtt`` (s), summed

@@ -18,13 +18,15 @@ the participant's connection since the previous sample:
 - **Bitrates** both ways from the bytes on the SFU's packet path.
 
 Several streams are folded into one figure: loss over all packets, the worst
-jitter, the mean round-trip time. A figure nothing measured in the interval is
+jitter, the median round-trip time (a report handled late by a busy event loop reads
+as a long round trip; the median is not swayed by one). A figure nothing measured in the interval is
 None (a client that receives nothing sends no report blocks); the round-trip
 time carries the last one over for :data:`RTT_CARRY` samples.
 """
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 from typing import Final
 
@@ -76,13 +78,31 @@ class PeerMeter:
         self._rtt: float | None = None
         self._rtt_age = 0
         self._bytes = peer.wire_bytes
+        self._fractions: dict[int, float] = {}  # SSRC -> % lost in its latest report
+        self._last_rtt: float | None = None  # seconds, smoothed over the reports
+
+    def recent(self) -> tuple[float | None, float | None]:
+        """What the latest receiver reports say, between samples: the loss (%) the
+        client reports over the streams it receives now, and the round-trip time (ms,
+        smoothed over the reports: a report handled late, on a busy event loop, reads
+        as a long round trip)."""
+        ssrcs = {s.downtrack.ssrc for s in self.peer.subscriptions
+                 if s.downtrack is not None and s.downtrack.active}
+        fractions = [f for ssrc, f in self._fractions.items() if ssrc in ssrcs]
+        loss = sum(fractions) / len(fractions) if fractions else None
+        return loss, None if self._last_rtt is None else 1000 * self._last_rtt
 
     def _observe(self, blocks: list[adapter.ReportBlock],
                  infos: list[adapter.SenderInfo]) -> None:
         for block in blocks:
             self._blocks[block.ssrc] = block
-            if block.rtt is not None and len(self._rtts) < _MAX_RTTS:
-                self._rtts.append(block.rtt)
+            self._fractions[block.ssrc] = 100 * block.fraction_lost / 256
+            if block.rtt is not None:
+                last = self._last_rtt  # smoothed: one late report must not swing it
+                self._last_rtt = block.rtt if last is None else 0.8 * last + 0.2 * block.rtt
+                if len(self._rtts) < _MAX_RTTS:
+                    self._rtts.append(block.rtt)
+
 
     def watch(self) -> bool:
         """Start watching the client's reports once its connection has a transport;
@@ -108,7 +128,7 @@ class PeerMeter:
 
     def _round_trip(self) -> float | None:
         if self._rtts:
-            self._rtt = 1000 * sum(self._rtts) / len(self._rtts)
+            self._rtt = 1000 * statistics.median(self._rtts)
             self._rtt_age = 0
             self._rtts.clear()
         elif self._rtt is not None:
@@ -146,6 +166,8 @@ class PeerMeter:
         self._blocks.clear()
         for gone in [s for s in self._reported if s not in rates]:
             del self._reported[gone]
+        for gone in [s for s in self._fractions if s not in rates]:
+            del self._fractions[gone]
         return video, _loss(lost, expected, fractions), max(jitters, default=None)
 
     def _uplink(self) -> tuple[bool, float | None, float | None]:
