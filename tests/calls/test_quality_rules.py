@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from rtchub.calls import CallsConfig, CallsExtension
+from rtchub.calls import CallsConfig, CallsExtension, ServerPeer
 from rtchub.cluster.codec import Codec
 from rtchub.config import ConfigError, load
 from rtchub.errors import PeerNotFound
@@ -216,11 +216,16 @@ async def test_the_python_api_hands_out_the_servers_monitor() -> None:
         assert monitor is srv.server.app[CALL_MEDIA].quality
         room = ext.create_call_room("q", topology="sfu")
         peer = await room.join_call("ann")
+        assert isinstance(peer, ServerPeer)
         assert monitor.peers("q") == [("q", "ann")]
         assert room.get_participants()[0].quality is None  # not measured yet
         clock.advance(monitor.interval)
         quality = room.get_participants()[0].quality
         assert quality is not None and quality == monitor.get_quality("ann")
         assert quality.to_dict()["peer_id"] == "ann"
+        monitor.stop("ann")
+        assert monitor.peers() == []
+        monitor.monitor(peer)  # seed 003's Monitor(peer): the API's peer, its room known
+        assert monitor.peers() == [("q", "ann")] and monitor.get_history("ann") == []
         await peer.close()
         assert monitor.peers() == []

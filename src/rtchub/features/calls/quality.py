@@ -22,7 +22,8 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Protocol
 
 from rtchub.base.clock import Clock, Timer
 from rtchub.errors import PeerNotFound
@@ -31,7 +32,7 @@ from rtchub.media.sfu import SfuPeer
 from rtchub.media.sfu.quality import PeerMeter
 
 __all__ = ["DEFAULT_HISTORY", "DEFAULT_INTERVAL", "QualityListener", "QualityMonitor",
-           "RoomReport"]
+           "RoomPeer", "RoomReport"]
 
 log = logging.getLogger("rtchub.calls")
 
@@ -42,13 +43,26 @@ QualityListener = Callable[[str, ConnectionQuality], None]  # (peer id, its qual
 RoomReport = Callable[[str, tuple[ConnectionQuality, ...]], None]  # (room, everyone's)
 
 
+class RoomPeer(Protocol):
+    """A peer of the Python API in an SFU room (``ServerPeer``)."""
+
+    @property
+    def room_id(self) -> str:
+        """Its room."""
+        ...
+
+    @property
+    def server_peer(self) -> SfuPeer:
+        """The server's peer underneath."""
+        ...
+
+
 @dataclass(slots=True)
 class _Watched:
     room: str
     meter: PeerMeter
     history: deque[ConnectionQuality]
     latest: ConnectionQuality | None = None
-    listeners: list[QualityListener] = field(default_factory=list)
 
 
 class QualityMonitor:
@@ -79,9 +93,14 @@ class QualityMonitor:
 
     # -- seed 003's API ----------------------------------------------------------------
 
-    def monitor(self, peer: SfuPeer, room: str = "") -> None:
-        """Start measuring ``peer`` (its participant id is the peer id); measuring it
+    def monitor(self, peer: SfuPeer | RoomPeer, room: str | None = None) -> None:
+        """Start measuring ``peer`` (its participant id is the peer id): a server peer,
+        or the Python API's peer of an SFU room (its room is known then); measuring it
         already keeps its history."""
+        if not isinstance(peer, SfuPeer):
+            room = peer.room_id if room is None else room
+            peer = peer.server_peer
+        room = "" if room is None else room
         key = (room, peer.participant_id)
         found = self._watched.get(key)
         if found is not None and found.meter.peer is peer:
