@@ -135,6 +135,10 @@ async def test_the_monitor_measures_every_interval_on_its_clock() -> None:
         assert len(monitor.get_history("a")) == 3  # bounded
         assert set(monitor.room_figures()) == {"r1", "r2"}
         assert monitor.room_figures()["r1"]["score"] == 100.0
+        snapshot = monitor.snapshot()
+        assert set(snapshot) == {"r1", "r2"} and len(snapshot["r1"]["a"]) == 3
+        assert json.loads(json.dumps(snapshot)) == snapshot  # plain data
+        assert monitor.snapshot("r2", history=False)["r2"]["b"][0]["peer_id"] == "b"
         remove()
         monitor.stop("a")
         with pytest.raises(PeerNotFound):

@@ -157,6 +157,19 @@ class QualityMonitor:
         quality reads this to step down as soon as a report shows trouble."""
         return self._find(peer_id, room).meter.recent()
 
+    def snapshot(self, room: str | None = None, history: bool = True
+                 ) -> dict[str, dict[str, list[dict[str, object]]]]:
+        """Plain data for a dashboard: room -> peer id -> its qualities as dicts, oldest
+        first (only the latest when not ``history``; empty before the first)."""
+        out: dict[str, dict[str, list[dict[str, object]]]] = {}
+        for (r, peer_id), watched in self._watched.items():
+            if room is not None and r != room:
+                continue
+            kept = list(watched.history) if history else (
+                [] if watched.latest is None else [watched.latest])
+            out.setdefault(r, {})[peer_id] = [q.to_dict() for q in kept]
+        return out
+
     def room_figures(self) -> dict[str, dict[str, float]]:
         """Per room (as Prometheus gauges read them): mean ``score``, lowest
         ``score_min``, mean ``packet_loss`` (%), ``jitter`` and ``rtt`` (s), summed
