@@ -46,13 +46,16 @@ from rtchub.features.calls.api import (
     gather_on,
 )
 from rtchub.features.calls.auth import mint_join_token, verify_join_token
+from rtchub.features.calls.quality import QualityMonitor
+from rtchub.features.calls.quality_rules import ConnectionQuality, QualityThresholds
 from rtchub.media.sfu import DataChannel
 
 __all__ = ["AudioConfig", "CallRoom", "CallsConfig", "CallsExtension", "CodecNotSupported",
-           "ConnectionFailed", "DataChannel", "IceCandidate", "InvalidQuality", "InvalidSDP",
-           "LocalPeer", "NotInRoom", "Participant", "PeerAlreadyExists", "PeerConnection",
-           "PeerNotFound", "Recorder", "RoomFull", "RoomNotFound", "SFUNotEnabled",
-           "ServerPeer", "SessionDescription", "SfuRouter", "SignalingFailed",
-           "SignalingManager", "SignalingTimeout", "Track", "TrackInfo", "TrackNotFound",
-           "TrackReceiver", "TurnServer", "Unauthorized", "VideoConfig", "gather_on",
-           "mint_join_token", "verify_join_token"]
+           "ConnectionFailed", "ConnectionQuality", "DataChannel", "IceCandidate",
+           "InvalidQuality", "InvalidSDP", "LocalPeer", "NotInRoom", "Participant",
+           "PeerAlreadyExists", "PeerConnection", "PeerNotFound", "QualityMonitor",
+           "QualityThresholds", "Recorder", "RoomFull", "RoomNotFound", "SFUNotEnabled",
+           "ServerPeer", "SessionDescription", "SfuRouter", "SignalingFailed", "SignalingManager",
+           "SignalingTimeout", "Track", "TrackInfo", "TrackNotFound", "TrackReceiver",
+           "TurnServer", "Unauthorized", "VideoConfig", "gather_on", "mint_join_token",
+           "verify_join_token"]

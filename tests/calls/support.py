@@ -57,6 +57,7 @@ class Participant:
     recording: dict[str, Any] = field(default_factory=dict)
     chat_ws: list[dict[str, Any]] = field(default_factory=list)
     chat_dc: list[dict[str, Any]] = field(default_factory=list)
+    quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last quality frame
     errors: list[dict[str, Any]] = field(default_factory=list)
     received: dict[str, MediaStreamTrack] = field(default_factory=dict)  # by track id
     published: list[MediaStreamTrack] = field(default_factory=list)
@@ -104,6 +105,8 @@ class Participant:
                 self.recording = msg
             elif kind == "chat":
                 self.chat_ws.append(msg)
+            elif kind == "quality":
+                self.quality = {p["id"]: p for p in msg["participants"]}
             elif kind == "pong":
                 self.pongs += 1
             elif kind == "error":

@@ -69,16 +69,16 @@ class Stats:
         self.closes: Counter[str] = Counter()
         self.relay_latency = Histogram()
         self.http_rejections: Counter[str] = Counter()
-        self._gauges: list[tuple[str, str, Gauges]] = []
+        self._gauges: list[tuple[str, str, Gauges, str | None]] = []
         self._counters: list[tuple[str, str, str, Callable[[], dict[str, float]]]] = []
 
-    def add_gauges(self, name: str, doc: str, read: Gauges) -> None:
+    def add_gauges(self, name: str, doc: str, read: Gauges, label: str | None = None) -> None:
         """Register gauges read at scrape time: ``read()`` returns {label value: number}.
 
-        The label is named after the last word of ``name`` unless ``read`` returns
-        the key ``""`` (no label).
+        The label is ``label``, else named after the last word of ``name``, unless
+        ``read`` returns the key ``""`` (no label).
         """
-        self._gauges.append((name, doc, read))
+        self._gauges.append((name, doc, read, label))
 
     def add_counters(self, name: str, doc: str, label: str,
                      read: Callable[[], dict[str, float]]) -> None:
@@ -88,7 +88,7 @@ class Stats:
     def gauge_values(self, names: Collection[str]) -> dict[str, float]:
         """The current value of the unlabelled gauges named ``names``, by name."""
         values: dict[str, float] = {}
-        for name, _, read in self._gauges:
+        for name, _, read, _ in self._gauges:
             if name not in names:
                 continue
             read_values = read()
@@ -116,9 +116,9 @@ class Stats:
                                      "Time from a signaling frame's arrival to its relay write.")
         hist.add_metric([], self.relay_latency.buckets(), self.relay_latency.sum)
         yield hist
-        for name, doc, read in self._gauges:
+        for name, doc, read, named in self._gauges:
             values = read()
-            label = "" if "" in values else name.rsplit("_", 1)[-1]
+            label = "" if "" in values else named or name.rsplit("_", 1)[-1]
             yield _gauge(name, doc, label, values)
         for name, doc, label, read_counts in self._counters:
             yield _counter(name, doc, label, read_counts())

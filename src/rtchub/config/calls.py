@@ -20,6 +20,7 @@ __all__ = [
     "CallSettings",
     "parse_audio_codecs",
     "parse_bitrate",
+    "parse_percent",
     "parse_video_codecs",
 ]
 
@@ -39,6 +40,17 @@ def parse_bitrate(text: str) -> int:
         raise ValueError("a bitrate such as 128k, 2.5M or 128000 (bits per second)")
     scale = {"": 1, "k": 1000, "m": 1_000_000}[match.group(2).lower()]
     return round(float(match.group(1)) * scale)
+
+
+def parse_percent(text: str) -> float:
+    """Parse a percentage: ``5``, ``5%``, ``2.5 %`` (0-100)."""
+    try:
+        value = float(text.strip().removesuffix("%").strip())
+    except ValueError:
+        raise ValueError("a percentage such as 5% or 2.5") from None
+    if not 0 <= value <= 100:
+        raise ValueError("a percentage between 0 and 100")
+    return value
 
 
 def _codecs(kind: str, known: tuple[str, ...], text: str) -> tuple[str, ...]:
@@ -95,6 +107,12 @@ class CallSettings:
     signaling_timeout: float = 30.0
     max_members: int = 50
     recording_path: str = "recordings"
+    quality_interval: float = 5.0  # seconds between two measurements of a participant
+    quality_max_loss: float = 5.0  # % of packets lost above which a warning is given
+    quality_max_jitter: float = 0.030  # seconds
+    quality_max_rtt: float = 0.300  # seconds
+    quality_min_bitrate: int = 100_000  # bits/s, while video flows
+    adaptive_quality: bool = True  # SFU rooms pick each subscriber's simulcast layer
 
     def __post_init__(self) -> None:
         if self.token_secret is not None:
@@ -134,6 +152,18 @@ class CallSettings:
                "than zero")
         _check(self.max_members >= 1,
                f"CALL_MAX_MEMBERS={self.max_members}: expected an integer >= 1")
+        _check(0.25 <= self.quality_interval <= 3600,
+               f"CALL_QUALITY_INTERVAL={self.quality_interval:g}: expected a duration between "
+               "250ms and 1h")
+        _check(0 <= self.quality_max_loss <= 100,
+               f"CALL_QUALITY_MAX_LOSS={self.quality_max_loss:g}: expected a percentage "
+               "between 0 and 100")
+        for name, limit in (("JITTER", self.quality_max_jitter), ("RTT", self.quality_max_rtt)):
+            _check(0 < limit <= 60, f"CALL_QUALITY_MAX_{name}={limit:g}: expected a duration "
+                   "greater than zero and at most 1m")
+        _check(0 <= self.quality_min_bitrate <= 100_000_000,
+               f"CALL_QUALITY_MIN_BITRATE={self.quality_min_bitrate}: expected a bitrate "
+               "between 0 and 100M")
         _check(bool(self.recording_path.strip()),
                "RECORDING_PATH is empty: expected a directory for recordings")
 

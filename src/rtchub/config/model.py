@@ -346,6 +346,12 @@ def _call_settings(v: Mapping[str, Any], raw: Mapping[str, str],
         signaling_timeout=v["CALL_SIGNALING_TIMEOUT"],
         max_members=max_members,
         recording_path=v["RECORDING_PATH"],
+        quality_interval=v["CALL_QUALITY_INTERVAL"],
+        quality_max_loss=v["CALL_QUALITY_MAX_LOSS"],
+        quality_max_jitter=v["CALL_QUALITY_MAX_JITTER"],
+        quality_max_rtt=v["CALL_QUALITY_MAX_RTT"],
+        quality_min_bitrate=v["CALL_QUALITY_MIN_BITRATE"],
+        adaptive_quality=v["CALL_ADAPTIVE_QUALITY"],
     )
 
 

@@ -14,7 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from rtchub.config.calls import parse_audio_codecs, parse_bitrate, parse_video_codecs
+from rtchub.config.calls import (
+    parse_audio_codecs,
+    parse_bitrate,
+    parse_percent,
+    parse_video_codecs,
+)
 
 __all__ = ["SETTINGS", "Setting", "parse_bool", "parse_duration", "parse_ip_list", "parse_rate",
            "parse_size"]
@@ -418,6 +423,25 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RECORDING_PATH", "--recording-path", _text, "recordings",
             "Directory recordings are written under (one directory per recording, named by "
             "room and start time); created when the first recording starts.", "calls"),
+    Setting("CALL_QUALITY_INTERVAL", "--call-quality-interval", _positive_duration, "5s",
+            "How often the quality monitor measures each SFU participant's connection (loss, "
+            "jitter, round-trip time, bitrate, score) and sends the room's quality frame "
+            "when someone's changed; 250ms-1h.", "calls"),
+    Setting("CALL_QUALITY_MAX_LOSS", "--call-quality-max-loss", parse_percent, "5",
+            "Packet loss (percent of packets, 0-100) above which a participant's quality "
+            "carries a high packet loss warning.", "calls"),
+    Setting("CALL_QUALITY_MAX_JITTER", "--call-quality-max-jitter", _positive_duration,
+            "30ms", "Jitter above which a participant's quality carries a warning.", "calls"),
+    Setting("CALL_QUALITY_MAX_RTT", "--call-quality-max-rtt", _positive_duration, "300ms",
+            "Round-trip time above which a participant's quality carries a high latency "
+            "warning.", "calls"),
+    Setting("CALL_QUALITY_MIN_BITRATE", "--call-quality-min-bitrate", parse_bitrate, "100k",
+            "While video flows on a participant's connection, a total bitrate below this "
+            "gives a low bitrate warning (bits/s; 0 never warns).", "calls"),
+    Setting("CALL_ADAPTIVE_QUALITY", "--call-adaptive-quality", parse_bool, "true",
+            "In SFU rooms, pick each subscriber's simulcast layer from its bandwidth estimate, "
+            "loss and round-trip time (down fast, up slowly) within the quality it asked for, "
+            "and cap what publishers send when nobody needs their top layer.", "calls"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",
             "debug, info, warning, error.", "observability"),

@@ -16,7 +16,7 @@
 
 import { state, emit, on, notify, refreshCallState } from './app.state.js';
 import { send, onSignal, rejoin } from './app.signal.js';
-import { assignTracks, setParticipants, setTracks } from './app.sfu.people.js';
+import { assignTracks, setParticipants, setQuality, setTracks } from './app.sfu.people.js';
 
 const CHAT_SEEN_MAX = 200;
 
@@ -339,6 +339,7 @@ export function sfuFrame(msg) {
     case 'sfu_candidate': return queue((pc) => onCandidate(pc, msg.candidate ?? null));
     case 'participants': setParticipants(sfu, msg.participants); break;
     case 'tracks': setTracks(sfu, msg.tracks); break;
+    case 'quality': setQuality(msg.participants); break;
     case 'active_speaker':
       state.activeSpeaker = msg.participant || null;
       emit('peers');

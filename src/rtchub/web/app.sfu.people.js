@@ -40,6 +40,16 @@ export function setParticipants(sfu, list) {
   refreshCallState();
 }
 
+/** Take a `quality` frame (Q): each participant's link as the server measures it. */
+export function setQuality(list) {
+  for (const q of list || []) {
+    if (!q || typeof q.id !== 'string') continue;
+    if (q.id === state.myId) state.myQuality = q;
+    else if (state.peers.has(q.id)) state.peers.get(q.id).serverQuality = q;
+  }
+  emit('stats');
+}
+
 /** Take a `tracks` frame's list (T): who publishes what, muted or not. */
 export function setTracks(sfu, list) {
   sfu.tracks = new Map((list || []).filter((t) => t && t.track_id).map((t) => [t.track_id, t]));

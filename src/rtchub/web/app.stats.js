@@ -98,6 +98,20 @@ export function badgeText(stats) {
   return parts.join(' · ');
 }
 
+/**
+ * The badge of one participant of an SFU room from the server's `quality` frame entry:
+ * "score 87 · 12 ms · 1.4 Mb/s · 0.3% loss", and its grade for the colour.
+ */
+export function serverBadge(q) {
+  if (!q) return { text: '', grade: 'unknown' };
+  const parts = [`score ${q.score}`];
+  if (typeof q.latency === 'number') parts.push(`${Math.round(q.latency)} ms`);
+  const kbps = Math.round(q.bitrate_kbps || 0);
+  parts.push(kbps >= 1000 ? `${(kbps / 1000).toFixed(1)} Mb/s` : `${kbps} kb/s`);
+  parts.push(`${Number(q.packet_loss || 0).toFixed(1)}% loss`);
+  return { text: parts.join(' · '), grade: q.grade || 'unknown', title: (q.warnings || []).join('\n') };
+}
+
 /** good | fair | poor, for the badge colour. */
 export function quality(stats) {
   if (!stats) return 'unknown';

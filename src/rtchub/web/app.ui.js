@@ -3,7 +3,7 @@
 
 import { state, on } from './app.state.js';
 import { icons } from './app.icons.js';
-import { badgeText, quality } from './app.stats.js';
+import { badgeText, quality, serverBadge } from './app.stats.js';
 import { fitTiles, layoutFor } from './app.layout.js';
 import { mayRecord, serverRecording } from './app.sfu.js';
 
@@ -126,6 +126,13 @@ function fit(tile) {
   tile.dataset.fit = share >= 0.85 ? 'cover' : 'contain';
 }
 
+function showServerBadge(badge, q) {
+  const shown = serverBadge(q);
+  badge.textContent = shown.text;
+  badge.dataset.q = shown.grade;
+  badge.title = shown.title || '';
+}
+
 function renderSelf() {
   if (state.roomState === 'idle') return;
   const tile = selfTile();
@@ -137,6 +144,7 @@ function renderSelf() {
   tile.dataset.camoff = String(!state.usingScreen && (state.cameraOff || noVideo));
   tile.dataset.screen = String(state.usingScreen);
   tile.dataset.speaking = String(state.activeSpeaker === state.myId);
+  if (state.topology === 'sfu') showServerBadge(tile.querySelector('.badge'), state.myQuality);
   renderToggles();
   setButton('#btn-screen', state.usingScreen, icons.screen, state.usingScreen ? 'Stop sharing' : 'Share screen');
   // SFU rooms record on the server, for those whose token grants it; everyone sees REC
@@ -202,8 +210,12 @@ function renderPeer(peer) {
   tile.dataset.speaking = String(state.activeSpeaker === peer.id);
   tile.querySelector('.conn').textContent = connText(peer);
   const badge = tile.querySelector('.badge');
-  badge.textContent = cs === 'connected' ? badgeText(peer.stats) : '';
-  badge.dataset.q = quality(peer.stats);
+  if (peer.sfu && peer.serverQuality) {  // SFU rooms: the server's view of their link
+    showServerBadge(badge, peer.serverQuality);
+  } else {
+    badge.textContent = cs === 'connected' ? badgeText(peer.stats) : '';
+    badge.dataset.q = quality(peer.stats);
+  }
   const label = peer.displayName || peer.id;
   if (tile.dataset.name !== label) nameTile(tile, peer.id, false, label);
   if (peer.screen) renderScreen(peer, label);

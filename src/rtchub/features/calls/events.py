@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import ParticipantState, RecordingInfo, TrackInfo
 
 __all__ = ["EVENTS", "ActiveSpeaker", "CallEvent", "Chat", "ParticipantsChanged", "PeerFailed",
-           "RecordingChanged", "ServerOffer", "TracksChanged"]
+           "QualityChanged", "RecordingChanged", "ServerOffer", "TracksChanged"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +77,16 @@ class PeerFailed:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class QualityChanged:
+    """Everyone's connection quality in an SFU room as the server measures it, after an
+    interval in which someone's changed."""
+
+    room: str
+    qualities: tuple[ConnectionQuality, ...]
+
+
 CallEvent = (ParticipantsChanged | TracksChanged | ActiveSpeaker | RecordingChanged | Chat
-             | ServerOffer | PeerFailed)
+             | ServerOffer | PeerFailed | QualityChanged)
 EVENTS = (ParticipantsChanged, TracksChanged, ActiveSpeaker, RecordingChanged, Chat,
-          ServerOffer, PeerFailed)
+          ServerOffer, PeerFailed, QualityChanged)

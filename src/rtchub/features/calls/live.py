@@ -19,7 +19,10 @@ from pathlib import Path
 from aiortc.rtp import RtpPacket
 
 from rtchub.errors import ConnectionFailed, NotInRoom, RtcHubError, TrackNotFound
+from rtchub.features.calls.adapting import CallAdaptation
 from rtchub.features.calls.ports import MediaEvents
+from rtchub.features.calls.quality import QualityMonitor
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import RecordingInfo
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.recording import RecordingState, RoomRecording
@@ -123,6 +126,22 @@ class SfuMedia:
         self._policy = speaker_policy
         self._rooms: dict[str, _RoomMedia] = {}
         self._events: MediaEvents | None = None
+        self._quality: QualityMonitor | None = None
+        self.adaptation: CallAdaptation | None = None  # CALL_ADAPTIVE_QUALITY
+
+    @property
+    def quality(self) -> QualityMonitor | None:
+        """The quality monitor every SFU participant is measured by (None: not measured)."""
+        return self._quality
+
+    @quality.setter
+    def quality(self, monitor: QualityMonitor | None) -> None:
+        self._quality = monitor
+        if monitor is not None:
+            monitor.on_room_report = self._quality_report
+
+    def _quality_report(self, room: str, qualities: tuple[ConnectionQuality, ...]) -> None:
+        self.events.quality_changed(room, qualities)
 
     def attach(self, events: MediaEvents) -> None:
         """Where to report (the call service)."""
@@ -171,6 +190,8 @@ class SfuMedia:
         if old is not None:
             log.warning("a second peer for %r in %r: the first is dropped", participant, room)
         media.peers[participant] = peer
+        if self._quality is not None:
+            self._quality.monitor(peer, room)
 
     async def close_peer(self, room: str, participant: str) -> None:
         """Close the participant's peer: its tracks end, its subscriptions end."""
@@ -178,6 +199,8 @@ class SfuMedia:
         if media is None:
             return
         peer = media.peers.pop(participant, None)
+        if self._quality is not None:
+            self._quality.stop(participant, room)
         media.chat.pop(participant, None)
         for key in [k for k in media.subscriptions if k[0] == participant]:
             media.subscriptions.pop(key, None)
@@ -254,6 +277,8 @@ class SfuMedia:
         media.subscriptions[key] = subscription
 
         def changed(sub: Subscription) -> None:
+            if self.adaptation is not None:
+                self.adaptation.follow(room, sub)
             if sub.state is SubscriptionState.ACTIVE and sub.track.track_id in media.held \
                     and sub.downtrack is not None:
                 sub.downtrack.selector = _HELD
@@ -386,6 +411,8 @@ class SfuMedia:
                 log.exception("closing the recording of %r failed", room)
         for participant in list(media.peers):
             peer = media.peers.pop(participant)
+            if self._quality is not None:
+                self._quality.stop(participant, room)
             await peer.close()
 
     def room_ids(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from rtchub.errors import RtcHubError
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import Grants, RecordingInfo
 
 __all__ = ["Authorizer", "CallMedia", "DevAuthorizer", "MediaEvents"]
@@ -71,6 +72,10 @@ class MediaEvents(Protocol):
 
     def recording_changed(self, room: str, info: RecordingInfo) -> None:
         """The room's recording changed state on its own (it failed, a file opened)."""
+        ...
+
+    def quality_changed(self, room: str, qualities: tuple[ConnectionQuality, ...]) -> None:
+        """The quality monitor measured the room's participants and someone's changed."""
         ...
 
 

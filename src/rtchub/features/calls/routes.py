@@ -13,18 +13,24 @@ before the server starts; every call room closes at shutdown.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from aiohttp import web
 
 from rtchub.cluster import placement
+from rtchub.config import CallSettings
+from rtchub.features.calls.adapting import CallAdaptation
 from rtchub.features.calls.auth import TokenAuthorizer
 from rtchub.features.calls.configure import auth_policy, media_config
 from rtchub.features.calls.events import EVENTS
 from rtchub.features.calls.handler import CallJoins, CallsDialect
 from rtchub.features.calls.live import SfuMedia
+from rtchub.features.calls.quality import QualityMonitor
+from rtchub.features.calls.quality_rules import QualityThresholds
 from rtchub.features.calls.rules import RECORDS
 from rtchub.features.calls.service import CallService
+from rtchub.media.sfu.adaptive import AdaptationDriver
 from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
 
@@ -43,6 +49,11 @@ def setup(app: web.Application) -> None:
     settings = hub.config.calls
     media = SfuMedia(media_config(hub.config))
     media.recordings = Path(settings.recording_path)
+    quality = QualityMonitor(hub.clock, interval=settings.quality_interval,
+                             thresholds=quality_thresholds(settings))
+    media.quality = quality
+    if settings.adaptive_quality:
+        media.adaptation = CallAdaptation(AdaptationDriver(hub.clock), quality)
     calls = CallService(media, hub.courier, max_members=settings.max_members)
     calls.authorizer = TokenAuthorizer(auth_policy(settings))
     node = hub.courier.node
@@ -65,11 +76,42 @@ def setup(app: web.Application) -> None:
     hub.stats.add_gauges("rtchub_call_participants", "Call-room participants on this node.",
                          lambda: {"": float(sum(len(r.participants) for r in calls.rooms()))})
 
+    for metric, unit, doc in _QUALITY_GAUGES:
+        hub.stats.add_gauges(f"rtchub_call_quality_{metric}{unit}", doc,
+                             functools.partial(_quality_figure, quality, metric), "room")
+
     async def cleanup(app: web.Application) -> None:
         for room in list(calls.rooms()):
             await calls.delete_room(room.id)
+        quality.close()
+        if media.adaptation is not None:
+            media.adaptation.close()
 
     app.on_cleanup.append(cleanup)
+
+
+_QUALITY_GAUGES = (
+    ("score", "", "Mean connection quality score (0-100) of an SFU room's participants."),
+    ("score_min", "", "Lowest connection quality score (0-100) in an SFU room."),
+    ("packet_loss", "_percent", "Mean packet loss (worse direction) of a room's participants."),
+    ("jitter", "_seconds", "Mean jitter (worse direction) of an SFU room's participants."),
+    ("rtt", "_seconds", "Mean round-trip time of an SFU room's participants."),
+    ("bitrate", "_bits_per_second", "Total bitrate through an SFU room's connections."),
+    ("peers", "", "Participants of an SFU room whose quality is measured."),
+)
+
+
+def quality_thresholds(settings: CallSettings) -> QualityThresholds:
+    """The quality monitor's warning thresholds from the ``CALL_QUALITY_*`` settings."""
+    return QualityThresholds(packet_loss=settings.quality_max_loss,
+                             jitter=settings.quality_max_jitter * 1000,
+                             latency=settings.quality_max_rtt * 1000,
+                             min_bitrate_kbps=settings.quality_min_bitrate / 1000)
+
+
+def _quality_figure(quality: QualityMonitor, metric: str) -> dict[str, float]:
+    return {room: figures[metric] for room, figures in quality.room_figures().items()
+            if metric in figures}
 
 
 def _by_topology(calls: CallService) -> dict[str, float]:

@@ -45,11 +45,13 @@ from rtchub.features.calls.events import (
     Chat,
     ParticipantsChanged,
     PeerFailed,
+    QualityChanged,
     RecordingChanged,
     ServerOffer,
     TracksChanged,
 )
 from rtchub.features.calls.ports import Authorizer, CallMedia, DevAuthorizer
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import (
     DEFAULT_MAX_MEMBERS,
     RECORD_ACTIONS,
@@ -585,6 +587,12 @@ class CallService:
             return
         call.recording = info
         self._broadcast(call, RecordingChanged(room, info))
+
+    def quality_changed(self, room: str, qualities: tuple[ConnectionQuality, ...]) -> None:
+        """Tell everyone in the room everyone's quality (``quality``)."""
+        call = self._rooms.get(room)
+        if call is not None:
+            self._broadcast(call, QualityChanged(room, qualities))
 
     # -- helpers -------------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Wire format (docs/protocol.md, "Call rooms", has an example of every message)::
     server -> client   sfu_answer {sdp} | sfu_ignored | sfu_offer {sdp}
                        participants {room, participants} | tracks {room, tracks}
                        active_speaker {room, participant} | recording {room, state, ...}
-                       chat {room, from, text, ts} | error {code, error, message}
+                       chat {room, from, text, ts} | quality {room, participants}
+                       error {code, error, message}
 
 ``join`` and ``joined`` belong to the rooms dialect, which asks this feature for the
 call-room fields of ``joined`` (:func:`joined_fields`).
@@ -28,10 +29,12 @@ from rtchub.features.calls.events import (
     Chat,
     ParticipantsChanged,
     PeerFailed,
+    QualityChanged,
     RecordingChanged,
     ServerOffer,
     TracksChanged,
 )
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import KINDS, RECORD_ACTIONS
 from rtchub.wire.frame import dumps, require_str
 from rtchub.wire.webrtc import check_candidate
@@ -53,6 +56,7 @@ __all__ = [
     "encode_answer",
     "encode_event",
     "encode_recording",
+    "quality_to_wire",
 ]
 
 TYPES: Final = frozenset({"sfu_offer", "sfu_answer", "sfu_candidate", "publish", "subscribe",
@@ -220,6 +224,13 @@ def encode_recording(room: str, event: RecordingChanged) -> bytes:
     return dumps({"type": "recording", "room": room, **event.recording.to_wire()})
 
 
+def quality_to_wire(quality: ConnectionQuality) -> dict[str, Any]:
+    """One participant's entry of a ``quality`` frame: ``id`` and every figure."""
+    data = quality.to_dict()
+    data.pop("room", None)
+    return {"id": data.pop("peer_id"), **data}
+
+
 def encode_event(event: CallEvent) -> bytes:
     """Render a call event for a client of the rooms dialect."""
     match event:
@@ -237,6 +248,9 @@ def encode_event(event: CallEvent) -> bytes:
             return encode_recording(room, event)
         case Chat(room=room, sender=sender, text=text, ts=ts):
             return dumps({"type": "chat", "room": room, "from": sender, "text": text, "ts": ts})
+        case QualityChanged(room=room, qualities=qualities):
+            return dumps({"type": "quality", "room": room,
+                          "participants": [quality_to_wire(q) for q in qualities]})
         case PeerFailed(code=code, message=message):
             return dumps({"type": "error", "code": code, "error": message, "message": message})
     raise TypeError(f"not a call event: {type(event).__name__}")

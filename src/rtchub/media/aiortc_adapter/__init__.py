@@ -23,6 +23,11 @@ hooks into aiortc 1.16 / aioice 0.13, all here and nowhere else:
    on as bytes from the socket callback, and protected (``srtp_protect`` without
    pylibsrtp's Python wrapper) and sent synchronously; and which section carries a
    BUNDLE group (``RTCRtpTransceiver._bundled``) for trickled candidates.
+6. **The RTCP reports a client sends** (:mod:`.reports`,
+   ``RTCDtlsTransport._handle_rtcp_data`` and ``RTCRtpSender``'s ``__lsr`` /
+   ``__lsr_time``): receiver report blocks and sender reports as plain values, with
+   the round-trip time of each block that echoes the server's last sender report
+   (the quality monitor's downlink figures).
 
 :func:`check_assumptions` verifies each of these against the installed aiortc
 and names what changed; the media tests call it first, so an upgrade that
@@ -39,6 +44,13 @@ from rtchub.media.aiortc_adapter.receiver import (
     send_nack,
     tap_receiver,
     watch_receiver,
+)
+from rtchub.media.aiortc_adapter.reports import (
+    ReportBlock,
+    ReportObserver,
+    SenderInfo,
+    bundled_transport,
+    watch_reports,
 )
 from rtchub.media.aiortc_adapter.sender import (
     FeedbackSink,
@@ -63,11 +75,15 @@ __all__ = [
     "FeedbackSink",
     "PacketSink",
     "ReceptionStats",
+    "ReportBlock",
+    "ReportObserver",
     "RtcpFeedback",
     "RtpHandler",
     "RtpOutlet",
+    "SenderInfo",
     "SrtpWire",
     "bundle_primary_mid",
+    "bundled_transport",
     "check_assumptions",
     "configure_ice",
     "label_sender",
@@ -79,5 +95,6 @@ __all__ = [
     "tap_sender_feedback",
     "tap_sender_rtcp",
     "watch_receiver",
+    "watch_reports",
     "watch_sender_rtcp",
 ]

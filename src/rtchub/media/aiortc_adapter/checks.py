@@ -10,6 +10,7 @@ from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.rtcdtlstransport import State as DtlsState
 
 from rtchub.media.aiortc_adapter.receiver import RECEIVER_CODECS, RECEIVER_STREAMS
+from rtchub.media.aiortc_adapter.reports import SENDER_LSR, SENDER_LSR_TIME
 from rtchub.media.aiortc_adapter.sender import (
     SENDER_NTP,
     SENDER_OCTETS,
@@ -96,8 +97,10 @@ async def check_assumptions() -> None:
                                         "_send_rtcp_nack", RECEIVER_STREAMS, RECEIVER_CODECS))
         problems += _missing(sender, ("_ssrc", "_rtx_ssrc", "_stream_id", "_track_id",
                                       "_handle_rtcp_packet", SENDER_NTP, SENDER_RTP_TS,
-                                      SENDER_OCTETS, SENDER_PACKETS))
+                                      SENDER_OCTETS, SENDER_PACKETS, SENDER_LSR,
+                                      SENDER_LSR_TIME))
         problems += _missing(dtls, ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state", "_get_stats",
+                                    "_handle_rtcp_data",
                                     DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES,
                                     DTLS_TX_PACKETS))
         problems += _missing(transceiver, ("_bundled",))

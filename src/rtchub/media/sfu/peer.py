@@ -164,6 +164,13 @@ class SfuPeer:
         return 0 if wire is None else wire.tx_packets
 
     @property
+    def wire_bytes(self) -> tuple[int, int]:
+        """SRTP bytes (received, sent) on the SFU's packet path (the quality monitor's
+        bitrates)."""
+        wire = self._publications.wire
+        return (0, 0) if wire is None else (wire.rx_bytes, wire.tx_bytes)
+
+    @property
     def rtp_unroutable(self) -> int:
         """RTP packets of no published track (unknown SSRC and no usable MID)."""
         return self._publications.demux.unroutable

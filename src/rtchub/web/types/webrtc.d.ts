@@ -126,6 +126,28 @@ export interface Peer {
   displayName?: string;
   /** Ids of the receiver tracks that are theirs (what getStats() calls trackIdentifier). */
   trackIds?: Set<string>;
+  /** Their connection as the server measures it (the last `quality` frame's entry). */
+  serverQuality?: ServerQuality;
+}
+
+/** One participant's entry of an SFU room's `quality` frame (docs/protocol.md). */
+export interface ServerQuality {
+  id: string;
+  score: number;
+  grade: 'good' | 'fair' | 'poor';
+  packet_loss: number;
+  jitter: number;
+  latency: number | null;
+  bitrate_kbps: number;
+  warnings: string[];
+  send_loss: number | null;
+  receive_loss: number | null;
+  send_jitter: number | null;
+  receive_jitter: number | null;
+  send_kbps: number;
+  receive_kbps: number;
+  video: boolean;
+  measured_at: number;
 }
 
 export type RoomState = 'idle' | 'connecting' | 'joined' | 'reconnecting' | 'calling';
@@ -159,6 +181,8 @@ export interface AppState {
   /** Sent as the join's `access_token` (`?access_token=`). */
   accessToken: string;
   sfu: SfuSession | null;
+  /** SFU rooms: your own connection as the server measures it (from `quality`). */
+  myQuality?: ServerQuality;
 }
 
 declare global {

@@ -25,6 +25,7 @@ from rtchub.features.calls.auth import AuthPolicy, TokenAuthorizer
 from rtchub.features.calls.forge import ForgeDialect, ForgeRelay
 from rtchub.features.calls.forge_routes import FORGE
 from rtchub.features.calls.live import SfuMedia
+from rtchub.features.calls.quality import QualityMonitor
 from rtchub.features.calls.routes import CALL_MEDIA, CALLS
 from rtchub.features.calls.rules import Grants
 from rtchub.features.calls.service import CallService
@@ -144,6 +145,7 @@ class CallsExtension:
             media = SfuMedia(SfuMediaConfig(node_ips=hub.config.node_ips,
                                             udp_ports=hub.config.udp_ports))
             calls = CallService(media, hub.courier, max_members=config.max_members)
+            media.quality = QualityMonitor(hub.clock)
         else:
             hub = source[HUB]
             media, calls = source[CALL_MEDIA], source[CALLS]
@@ -170,6 +172,9 @@ class CallsExtension:
                                                           config.allow_guests))
         else:
             calls.authorizer = _Closed(config.allow_guests)
+        if media.quality is None:
+            media.quality = QualityMonitor(hub.clock)
+        self.quality: QualityMonitor = media.quality
         self.signaling = SignalingManager(forge)
         self.recorder = Recorder(calls)
         self._rooms: dict[str, CallRoom] = {}
@@ -184,7 +189,7 @@ class CallsExtension:
         if handle is None:
             handle = self._rooms[room_id] = CallRoom(
                 self._calls, room_id, self._server_peer, self._local_peer,
-                self.config.signaling_timeout)
+                self.config.signaling_timeout, self.quality)
         return handle
 
     def _server_peer(self, room: str, user: str) -> SfuPeer:
@@ -229,6 +234,11 @@ class CallsExtension:
     def get_signaling_manager(self) -> SignalingManager:
         """The signaling manager."""
         return self.signaling
+
+    def get_quality_monitor(self) -> QualityMonitor:
+        """Seed 003's ``GetQualityMonitor``: every SFU participant is measured already;
+        ``monitor`` / ``stop`` start and stop measuring others' server peers."""
+        return self.quality
 
     def get_recorder(self) -> Recorder:
         """The recorder."""

@@ -214,6 +214,16 @@ class ServerPeer:
         """The connection state of the server's peer."""
         return "closed" if self._closed else self._peer.connection_state
 
+    @property
+    def room_id(self) -> str:
+        """The room this peer is in."""
+        return self._room
+
+    @property
+    def server_peer(self) -> SfuPeer:
+        """The media plane's peer underneath (what the quality monitor measures)."""
+        return self._peer
+
     async def create_offer(self) -> SessionDescription:
         """The server's next offer (it offers when the participant's subscriptions
         change); :class:`SignalingTimeout` if none comes within the signaling timeout."""

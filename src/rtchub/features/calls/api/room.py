@@ -14,6 +14,8 @@ from typing import Any
 from rtchub.errors import PeerAlreadyExists, PeerNotFound
 from rtchub.features.calls.api.localpeer import LocalPeer
 from rtchub.features.calls.api.peer import PeerConnection, ServerPeer, Track
+from rtchub.features.calls.quality import QualityMonitor
+from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import Grants, RecordingInfo, Topology
 from rtchub.features.calls.service import CallService
 from rtchub.media.sfu import SfuPeer
@@ -23,8 +25,9 @@ __all__ = ["CallRoom", "Participant", "Recorder", "SfuRouter", "TrackInfo"]
 
 @dataclass(frozen=True, slots=True)
 class Participant:
-    """Seed 003's ``Participant``: who, their media state, when they joined. ``quality``
-    is None until the quality monitor lands (issue 11)."""
+    """Seed 003's ``Participant``: who, their media state, when they joined, and in an
+    SFU room the quality monitor's latest :class:`ConnectionQuality` of their connection
+    (None until it is first measured)."""
 
     user_id: str
     display_name: str
@@ -33,7 +36,7 @@ class Participant:
     screen_sharing: bool
     joined_at: datetime
     metadata: dict[str, Any]
-    quality: Any = None
+    quality: ConnectionQuality | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,13 +124,14 @@ class CallRoom:
 
     def __init__(self, calls: CallService, room_id: str, server_peer: Callable[[str, str],
                  SfuPeer], make_local: Callable[[str, str], LocalPeer],
-                 signaling_timeout: float) -> None:
+                 signaling_timeout: float, quality: QualityMonitor | None = None) -> None:
         self._calls = calls
         self._id = room_id
         self._server_peer = server_peer
         self._make_local = make_local
         self._timeout = signaling_timeout
         self._peers: dict[str, PeerConnection] = {}
+        self._quality = quality
 
     @property
     def id(self) -> str:
@@ -200,8 +204,15 @@ class CallRoom:
     def get_participants(self) -> list[Participant]:
         """Everyone in the room, in join order, however they joined."""
         return [Participant(p.id, p.display_name, p.audio, p.video, p.screen,
-                            datetime.fromtimestamp(p.joined_at, UTC), dict(p.metadata))
+                            datetime.fromtimestamp(p.joined_at, UTC), dict(p.metadata),
+                            self._latest(p.id))
                 for p in self._calls.participants(self._id)]
+
+    def _latest(self, user_id: str) -> ConnectionQuality | None:
+        monitor = self._quality
+        if monitor is None or (self._id, user_id) not in monitor.peers(self._id):
+            return None
+        return monitor.get_quality(user_id, self._id)
 
     async def leave(self, user_id: str) -> None:
         """``user_id`` leaves (:class:`~rtchub.errors.NotInRoom` if it is not in)."""

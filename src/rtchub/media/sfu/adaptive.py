@@ -1,0 +1,265 @@
+"""Adaptive quality: which simulcast layer each subscriber gets, and what publishers send.
+
+The policy (:func:`decide`, pure: time comes in as ``now``) picks, for one subscriber
+of one simulcast track, the highest layer that fits: within its explicit ceiling
+(``set_quality``), whose bitrate fits in the subscriber's bandwidth estimate (REMB)
+with some headroom, one step lower while its loss or round-trip time is bad. It steps
+**down at once** and **up slowly**: one layer at a time, only after conditions allowed
+the higher layer for ``up_after`` seconds without a break (hysteresis, so a subscriber
+near a boundary does not flap and make the publisher send keyframes).
+:func:`publisher_cap` says what a publisher may send when none of a track's
+subscribers needs its top layer: the layers needed with a margin (the REMB sent
+upstream), so the browser's encoder stops spending on a layer nobody gets.
+
+:class:`AdaptationDriver` applies the policy every ``interval`` seconds on its clock
+to every :class:`LayerControl` it was given, and keeps the publisher caps for the
+peer's REMB to read (:meth:`AdaptationDriver.cap_for`).
+
+What a downtrack must provide (:class:`LayerControl`) and what the driver is told
+about a subscriber's link (:class:`SubscriberLink`) are this module's only contract
+with simulcast forwarding; see docs/sfu-media.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Protocol
+
+from rtchub.base.clock import Clock, Timer
+
+__all__ = ["AdaptationDriver", "AdaptivePolicy", "LayerChoice", "LayerControl",
+           "SubscriberLink", "decide", "publisher_cap"]
+
+log = logging.getLogger("rtchub.media")
+
+
+class LayerControl(Protocol):
+    """One subscriber's downtrack of a simulcast track, as adaptation drives it.
+
+    Layers are numbered from 0 (lowest). ``layer_bitrates`` is what each layer of the
+    track measured lately in bits/s, one entry per layer the publisher announced (0:
+    not arriving now). ``ceiling`` is the subscriber's explicit ``set_quality`` as a
+    layer (None: none asked). ``set_target`` asks for a layer; the downtrack switches
+    at that layer's next keyframe (and falls back by itself when it stops arriving).
+    """
+
+    def layer_bitrates(self) -> list[int]:
+        """Bits/s measured per layer, lowest first."""
+        ...
+
+    @property
+    def ceiling(self) -> int | None:
+        """The highest layer the subscriber asked for, or None."""
+        ...
+
+    def set_target(self, layer: int) -> None:
+        """Forward ``layer`` from its next keyframe on."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberLink:
+    """What is known of one subscriber's link now: its REMB estimate for this track
+    (bits/s, None: none yet), loss in % and round-trip time in ms (None: unknown)."""
+
+    estimate: int | None
+    loss: float | None = None
+    rtt: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AdaptivePolicy:
+    """The policy's knobs.
+
+    A layer fits when its bitrate is at most ``headroom`` times the estimate. Loss of
+    ``loss_down`` % or more, or a round trip of ``rtt_down`` ms or more, takes the
+    subscriber one layer below what fits; while loss is above ``loss_hold`` % it does
+    not step up. A step up waits until a higher layer was allowed for ``up_after``
+    seconds without a break. A publisher capped because nobody needs its top layer is
+    allowed ``cap_margin`` more than the layers needed.
+    """
+
+    headroom: float = 0.85
+    loss_down: float = 10.0
+    loss_hold: float = 2.0
+    rtt_down: float = 500.0
+    up_after: float = 8.0
+    cap_margin: float = 0.25
+
+    def __post_init__(self) -> None:
+        if not 0 < self.headroom <= 1:
+            raise ValueError(f"headroom must be within (0, 1], got {self.headroom}")
+        if not 0 <= self.loss_hold <= self.loss_down:
+            raise ValueError(f"expected 0 <= loss_hold <= loss_down, got {self.loss_hold}, "
+                             f"{self.loss_down}")
+        if self.rtt_down <= 0 or self.up_after < 0 or self.cap_margin < 0:
+            raise ValueError("rtt_down must be positive, up_after and cap_margin not negative")
+
+
+@dataclass(frozen=True, slots=True)
+class LayerChoice:
+    """The layer a subscriber gets, and since when a higher one was allowed (None: not)."""
+
+    layer: int
+    better_since: float | None = None
+
+
+def _fitting(bitrates: list[int], top: int, estimate: int | None, headroom: float) -> int:
+    """The highest layer up to ``top`` whose bitrate fits the estimate (0 when none)."""
+    if estimate is None:
+        return top
+    budget = estimate * headroom
+    for layer in range(top, -1, -1):
+        if bitrates[layer] <= budget:
+            return layer
+    return 0
+
+
+def decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | None,
+           link: SubscriberLink, now: float, policy: AdaptivePolicy) -> LayerChoice:
+    """The layer one subscriber should get now (see the module doc).
+
+    ``bitrates`` are the layers' known bitrates (bits/s, lowest first; a layer paused
+    by a publisher cap keeps its last known rate). A first decision (``current`` None)
+    starts at what fits at once.
+    """
+    if not bitrates:
+        return LayerChoice(0)
+    top = len(bitrates) - 1 if ceiling is None else max(0, min(ceiling, len(bitrates) - 1))
+    wanted = _fitting(bitrates, top, link.estimate, policy.headroom)
+    troubled = ((link.loss is not None and link.loss >= policy.loss_down)
+                or (link.rtt is not None and link.rtt >= policy.rtt_down))
+    if current is None:
+        return LayerChoice(max(0, wanted - 1) if troubled else wanted)
+    layer = min(current.layer, top)
+    if troubled:
+        wanted = min(wanted, max(0, layer - 1))
+    if wanted < layer or layer != current.layer:
+        return LayerChoice(min(wanted, layer))  # down: at once
+    holding = link.loss is not None and link.loss > policy.loss_hold
+    if wanted == layer or holding:
+        return LayerChoice(layer)
+    since = current.better_since if current.better_since is not None else now
+    if now - since >= policy.up_after:
+        return LayerChoice(layer + 1, now if layer + 1 < wanted else None)  # up: one step
+    return LayerChoice(layer, since)
+
+
+def publisher_cap(targets: list[int], bitrates: list[int], margin: float) -> int | None:
+    """What the publisher of a track may send (bits/s) when none of its subscribers'
+    ``targets`` is the top layer: every layer up to the highest one needed, plus
+    ``margin``; None when someone needs the top layer or nobody subscribes."""
+    if not targets or not bitrates or max(targets) >= len(bitrates) - 1:
+        return None
+    needed = sum(bitrates[:max(targets) + 1])
+    return int(needed * (1 + margin)) if needed > 0 else None
+
+
+@dataclass(slots=True)
+class _Driven:
+    control: LayerControl
+    link: Callable[[], SubscriberLink]
+    track: Hashable
+    choice: LayerChoice | None = None
+    known: list[int] | None = None  # the last nonzero bitrate of each layer
+
+
+class AdaptationDriver:
+    """Applies :func:`decide` to every control every ``interval`` seconds.
+
+    :meth:`add` a subscriber's control with a function that reads its link now and
+    the key of its track (the publisher caps are per track). One timer runs while
+    anything is driven.
+    """
+
+    def __init__(self, clock: Clock, policy: AdaptivePolicy | None = None,
+                 interval: float = 1.0) -> None:
+        if not interval > 0:
+            raise ValueError(f"the adaptation interval must be positive, got {interval}")
+        self.policy = policy or AdaptivePolicy()
+        self.interval = interval
+        self._clock = clock
+        self._driven: dict[Hashable, _Driven] = {}
+        self._caps: dict[Hashable, int] = {}
+        self._timer: Timer | None = None
+        self.closed = False
+
+    def add(self, key: Hashable, control: LayerControl, link: Callable[[], SubscriberLink],
+            track: Hashable) -> None:
+        """Drive ``control`` (known as ``key``) from now on; the first decision is made
+        at once."""
+        driven = self._driven[key] = _Driven(control, link, track)
+        self._apply(driven, self._clock())
+        self._update_caps()
+        if self._timer is None and not self.closed:
+            self._timer = self._clock.call_later(self.interval, self._tick)
+
+    def remove(self, key: Hashable) -> None:
+        """Stop driving ``key`` (its track's cap is worked out again)."""
+        if self._driven.pop(key, None) is not None:
+            self._update_caps()
+        if not self._driven and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def layer_of(self, key: Hashable) -> int | None:
+        """The layer last chosen for ``key``."""
+        driven = self._driven.get(key)
+        return None if driven is None or driven.choice is None else driven.choice.layer
+
+    def cap_for(self, track: Hashable) -> int | None:
+        """What the publisher of ``track`` may send now (None: no cap from adaptation)."""
+        return self._caps.get(track)
+
+    def step(self) -> None:
+        """Decide for everyone now (the timer does this every interval)."""
+        now = self._clock()
+        for driven in list(self._driven.values()):
+            try:
+                self._apply(driven, now)
+            except Exception:
+                log.exception("adapting a subscriber's layer failed")
+        self._update_caps()
+
+    def _apply(self, driven: _Driven, now: float) -> None:
+        measured = driven.control.layer_bitrates()
+        known = driven.known or [0] * len(measured)
+        known = [m if m > 0 else (known[i] if i < len(known) else 0)
+                 for i, m in enumerate(measured)]
+        driven.known = known
+        before = driven.choice
+        choice = decide(before, known, driven.control.ceiling, driven.link(), now, self.policy)
+        driven.choice = choice
+        if before is None or choice.layer != before.layer:
+            driven.control.set_target(choice.layer)
+
+    def _update_caps(self) -> None:
+        by_track: dict[Hashable, list[_Driven]] = {}
+        for driven in self._driven.values():
+            by_track.setdefault(driven.track, []).append(driven)
+        caps: dict[Hashable, int] = {}
+        for track, group in by_track.items():
+            targets = [d.choice.layer for d in group if d.choice is not None]
+            bitrates = max((d.known or [] for d in group), key=len)
+            cap = publisher_cap(targets, bitrates, self.policy.cap_margin)
+            if cap is not None:
+                caps[track] = cap
+        self._caps = caps
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self.closed or not self._driven:
+            return
+        self._timer = self._clock.call_later(self.interval, self._tick)
+        self.step()
+
+    def close(self) -> None:
+        """Stop driving anything."""
+        self.closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._driven.clear()
+        self._caps.clear()
