@@ -184,7 +184,7 @@ class CallsExtension:
         if handle is None:
             handle = self._rooms[room_id] = CallRoom(
                 self._calls, room_id, self._server_peer, self._local_peer,
-                self.config.signaling_timeout)
+                self.config.signaling_timeout, self.hub.clock)
         return handle
 
     def _server_peer(self, room: str, user: str) -> SfuPeer:
