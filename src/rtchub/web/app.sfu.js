@@ -43,7 +43,8 @@ const sfu = {
 
 // errors the server answers an offer of ours with (instead of sfu_answer / sfu_ignored)
 const OFFER_REFUSED = new Set(['invalid_sdp', 'codec_not_supported', 'sdp_too_large']);
-// our server peer is gone: the server asks us to leave and join again
+// a request of ours found our server peer gone (it failed: `sfu_failed` said so, or is
+// about to); join again
 const PEER_GONE = new Set(['connection_failed', 'signaling_timeout']);
 
 /** Is the app in SFU mode (the room's topology, from `joined`)? */
@@ -337,6 +338,9 @@ export function sfuFrame(msg) {
     case 'sfu_answer': return queue((pc) => onAnswer(pc, msg.sdp));
     case 'sfu_ignored': return queue((pc) => onIgnored(pc));
     case 'sfu_candidate': return queue((pc) => onCandidate(pc, msg.candidate ?? null));
+    case 'sfu_failed': // our server peer failed or timed out: it is gone, join again
+      startOver();
+      break;
     case 'participants': setParticipants(sfu, msg.participants); break;
     case 'tracks': setTracks(sfu, msg.tracks); break;
     case 'active_speaker':
