@@ -33,10 +33,12 @@ async def test_everyone_receives_everyone_else(n: int) -> None:
         # every received track decodes: a video frame and an audio frame from each other
         for person in people:
             for track in person.others_tracks():
+                assert not person.failed, (person.name, person.failed)
                 frame = await next_frame(person.received[track["track_id"]], WAIT)
                 assert frame is not None
         for person in people:
             assert [p["id"] for p in person.participants] == names
             assert not person.errors, person.errors
+            assert not person.failed, person.failed
         # everything went through the server: nothing asked again was missing from its cache
         assert c.srv.server.app[CALL_MEDIA].stats.nack_misses == 0

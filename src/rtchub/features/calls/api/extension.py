@@ -159,6 +159,9 @@ class CallsExtension:
             audio_max_bitrate=settings.audio_max_bitrate,
             video_min_bitrate=settings.video_min_bitrate,
             video_max_bitrate=settings.video_max_bitrate,
+            video_max_width=settings.video_max_width,
+            video_max_height=settings.video_max_height,
+            video_max_fps=settings.video_max_fps,
             node_ips=hub.config.node_ips, udp_ports=hub.config.udp_ports,
             signaling_timeout=settings.signaling_timeout)
         media.recordings = None if config.recording_path is None else Path(
