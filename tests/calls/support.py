@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ class Participant:
     chat_dc: list[dict[str, Any]] = field(default_factory=list)
     quality: dict[str, dict[str, Any]] = field(default_factory=dict)  # the last quality frame
     errors: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[dict[str, Any]] = field(default_factory=list)  # sfu_failed frames
     received: dict[str, MediaStreamTrack] = field(default_factory=dict)  # by track id
     published: list[MediaStreamTrack] = field(default_factory=list)
     server_offers: int = 0
@@ -109,6 +110,8 @@ class Participant:
                 self.quality = {p["id"]: p for p in msg["participants"]}
             elif kind == "pong":
                 self.pongs += 1
+            elif kind == "sfu_failed":
+                self.failed.append(msg)
             elif kind == "error":
                 self.errors.append(msg)
                 if self._reply is not None and not self._reply.done():
@@ -235,9 +238,12 @@ class Call:
         return person
 
     async def join(self, name: str, room: str = "call", *, media: bool = True,
-                   size: tuple[int, int] = (160, 120), **fields: Any) -> Participant:
+                   size: tuple[int, int] = (160, 120),
+                   sources: Callable[[int], Sequence[MediaStreamTrack]] | None = None,
+                   **fields: Any) -> Participant:
         """Connect, join ``room`` as an SFU participant, open chat and negotiate, then
-        publish a camera and a tone (when ``media``) and negotiate again."""
+        publish a camera and a tone (when ``media``; ``sources`` makes other tracks from
+        the participant's number) and negotiate again."""
         person = await self.connect(name)
         await person.send({"type": "join", "room": room, "from": name, "topology": "sfu",
                            **fields})
@@ -250,8 +256,11 @@ class Call:
         # aiortc (the client) starts its senders only on a connected transport
         await self.until(lambda: channel.readyState == "open")
         if media:
-            person.publish(PictureTrack(*size, seed=len(self.people)))
-            person.publish(ToneTrack(220.0 + 110 * len(self.people)))
+            number = len(self.people)
+            tracks = ([PictureTrack(*size, seed=number), ToneTrack(220.0 + 110 * number)]
+                      if sources is None else sources(number))
+            for track in tracks:
+                person.publish(track)
             await person.negotiate()
         return person
 

@@ -36,7 +36,7 @@ from rtchub.config import ConfigError
 from rtchub.features.calls.routes import CALLS
 from rtchub.features.calls.rules import Topology
 from tests.media.sfu_support import PictureTrack, next_frame
-from tests.support import TIMEOUT, Running, make_config, running
+from tests.support import TIMEOUT, FakeClock, Running, make_config, running
 
 pytestmark = pytest.mark.webrtc
 
@@ -129,6 +129,22 @@ async def test_the_router_subscribes_and_the_server_offers() -> None:
             await ext.delete_call_room("r")
         with pytest.raises(RoomNotFound):
             ext.get_call_room("r")
+
+
+async def test_create_offer_times_out_on_the_hubs_clock() -> None:
+    clock = FakeClock()
+    async with running(make_config(node_ips=("127.0.0.1",)), clock=clock) as srv:
+        ext = CallsExtension(srv.server.app, CallsConfig(signaling_timeout=30))
+        peer = await ext.create_call_room("r", topology="sfu").join_call("alice")
+        waiting = asyncio.get_running_loop().create_task(peer.create_offer())
+        await asyncio.sleep(0)  # the task runs up to its wait: its timer is set
+        clock.advance(29.9)
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        clock.advance(0.2)  # 30 s of the hub's clock, milliseconds of real time
+        with pytest.raises(SignalingTimeout):
+            await asyncio.wait_for(waiting, TIMEOUT)
+        await ext.get_call_room("r").leave("alice")
 
 
 async def test_seed_003s_sentinel_errors_in_python() -> None:

@@ -103,6 +103,8 @@ def test_settings_map_onto_the_sfus_media_config() -> None:
     config = load({"CALL_AUDIO_CODECS": "g722,opus", "CALL_AUDIO_MAX_BITRATE": "64k",
                    "CALL_VIDEO_CODECS": "H264", "CALL_VIDEO_MIN_BITRATE": "200k",
                    "CALL_VIDEO_MAX_BITRATE": "1.5M", "CALL_SIGNALING_TIMEOUT": "5s",
+                   "CALL_VIDEO_MAX_WIDTH": "640", "CALL_VIDEO_MAX_HEIGHT": "360",
+                   "CALL_VIDEO_MAX_FPS": "15",
                    "RTC_NODE_IP": "127.0.0.1", "RTC_UDP_PORTS": "40000-40099"})
     media = media_config(config)
     assert media.allowed("audio") == ("audio/G722", "audio/opus")
@@ -110,6 +112,9 @@ def test_settings_map_onto_the_sfus_media_config() -> None:
     assert (media.audio_max_bitrate, media.video_min_bitrate, media.video_max_bitrate) == (
         64_000, 200_000, 1_500_000)
     assert media.signaling_timeout == 5.0
+    assert (media.video_max_width, media.video_max_height, media.video_max_fps) == (
+        640, 360, 15)
+    assert media.video_max_macroblocks == 40 * 23
     assert media.node_ips == ("127.0.0.1",) and media.udp_ports == (40000, 40099)
     assert media_config(load({"CALL_VIDEO": "false"})).allowed("video") == ()
 

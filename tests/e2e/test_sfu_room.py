@@ -3,6 +3,7 @@ may record) and the active speaker the server announces."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,8 +11,10 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 
+from rtchub.errors import ConnectionFailed
 from rtchub.features.calls.routes import CALL_MEDIA, CALLS
 from rtchub.features.calls.rules import Grants
+from rtchub.net.server import Server
 from tests.e2e.browser import Browser
 from tests.e2e.conftest import Sessions
 from tests.e2e.sfu import JS_TILE, join_sfu, sees_video
@@ -34,6 +37,7 @@ class Site:
 
     browser: Browser
     recordings: Path
+    server: Server
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -43,7 +47,7 @@ async def site(sessions: Sessions, tmp_path: Path) -> AsyncIterator[Site]:
     async with running(node_ips=("127.0.0.1",)) as srv, sessions(srv.url) as session:
         srv.server.app[CALL_MEDIA].recordings = tmp_path
         srv.server.app[CALLS].authorizer = RecorderIsAnn()
-        yield Site(session, tmp_path)
+        yield Site(session, tmp_path, srv.server)
 
 
 async def test_record_button_drives_the_server_recorder(site: Site) -> None:
@@ -103,3 +107,25 @@ async def test_the_active_speaker_is_outlined(site: Site) -> None:
     # ann's own page outlines her own tile
     await ann.wait("() => document.querySelector('#grid .tile[data-self=\"true\"]')"
                    ".dataset.speaking === 'true'")
+
+
+async def test_a_failed_server_peer_makes_the_page_join_again(site: Site) -> None:
+    ann = await site.browser.open("ann", "?topology=sfu")
+    ben = await site.browser.open("ben", "?topology=sfu")
+    await join_sfu(ann, "sfu-fail")
+    await join_sfu(ben, "sfu-fail")
+    await sees_video(ben, "ann")
+    # ben's peer on the server fails (as when ICE/DTLS fail): the server says sfu_failed
+    media = site.server.app[CALL_MEDIA]
+    peer = media.peer("sfu-fail", "ben")
+    assert peer.on_failed is not None
+    peer.on_failed(ConnectionFailed("the WebRTC connection of 'ben' failed"))
+    # and closes in a task of its own, as a failed peer does
+    closing = asyncio.get_running_loop().create_task(peer.close())
+    await ben.wait("() => state.sfu.rejoins === 1")
+    await ben.wait("() => document.querySelector('#notice .t').textContent"
+                   ".startsWith('The media connection to the server broke')")
+    await closing
+    # a new connection, and media both ways again
+    await sees_video(ben, "ann")
+    await sees_video(ann, "ben")

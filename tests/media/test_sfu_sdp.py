@@ -110,11 +110,16 @@ def test_caps_go_after_the_connection_line_of_each_receiving_section() -> None:
         "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 45\r\nc=IN IP4 0.0.0.0",
         "m=video 9 UDP/TLS/RTP/SAVPF 96 97 102 103 104 105 45\r\nc=IN IP4 0.0.0.0\r\nb=AS:9")
     capped = cap_answer(answer, SfuMediaConfig(audio_max_bitrate=64_000,
-                                               video_max_bitrate=1_000_000))
+                                               video_max_bitrate=1_000_000,
+                                               video_max_width=640, video_max_height=360,
+                                               video_max_fps=15))
     assert "c=IN IP4 0.0.0.0\r\nb=AS:64\r\nb=TIAS:64000\r\n" in capped
     assert "c=IN IP4 0.0.0.0\r\nb=AS:1000\r\nb=TIAS:1000000\r\n" in capped
     assert "b=AS:9" not in capped
     assert "a=fmtp:111 minptime=10;useinbandfec=1;maxaveragebitrate=64000" in capped
+    # VP8's frame size in macroblocks (40 x 23 for 640x360) and rate (RFC 7741 6.1)
+    vp8 = next(c for c in parse_sections(capped)[1].codecs if c.name == "VP8")
+    assert (vp8.params["max-fs"], vp8.params["max-fr"]) == ("920", "15")
     # a section the server does not receive on is left alone
     assert cap_answer(BROWSER_OFFER, SfuMediaConfig()) == BROWSER_OFFER
 

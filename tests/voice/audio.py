@@ -31,6 +31,12 @@ class ToneTrack(MediaStreamTrack):
         self._amp = int(32767 * amplitude)
         self._pts = 0
         self._clock = AudioStreamTrack()
+        # the tone repeats every ``_period`` frames (when freq * 20 ms is a fraction with
+        # a small denominator, as for every whole-Hz tone): each phase is computed once
+        # (generating samples in Python cost more than the SFU itself in an 8-person call)
+        phase = fractions.Fraction(freq).limit_denominator(1000) * SAMPLES / RATE
+        self._period = phase.denominator if phase.denominator <= 64 else 0
+        self._frames: dict[int, bytes] = {}
 
     def stop(self) -> None:
         self._clock.stop()
@@ -40,19 +46,32 @@ class ToneTrack(MediaStreamTrack):
         if self.readyState != "live":
             raise MediaStreamError
         await self._clock.recv()  # the next 20 ms tick
-        step = 2 * math.pi * self.freq / RATE
-        samples = array.array("h")
-        for i in range(self._pts, self._pts + SAMPLES):
-            v = int(self._amp * math.sin(step * i))
-            samples.append(v)
-            samples.append(v)
         frame = av.AudioFrame(format="s16", layout="stereo", samples=SAMPLES)
-        frame.planes[0].update(samples.tobytes())
+        frame.planes[0].update(self.samples(self._pts))
         frame.sample_rate = RATE
         frame.pts = self._pts
         frame.time_base = fractions.Fraction(1, RATE)
         self._pts += SAMPLES
         return frame
+
+    def samples(self, start: int) -> bytes:
+        """The tone's :data:`SAMPLES` stereo s16 samples from sample ``start`` on."""
+        key = (start // SAMPLES) % self._period if self._period and not start % SAMPLES else -1
+        data = self._frames.get(key)
+        if data is None:
+            data = self._compute(start)
+            if key >= 0:
+                self._frames[key] = data
+        return data
+
+    def _compute(self, start: int) -> bytes:
+        step = 2 * math.pi * self.freq / RATE
+        samples = array.array("h")
+        for i in range(start, start + SAMPLES):
+            v = int(self._amp * math.sin(step * i))
+            samples.append(v)
+            samples.append(v)
+        return samples.tobytes()
 
 
 def mono_samples(frame: Any) -> list[float]:

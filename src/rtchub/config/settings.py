@@ -409,11 +409,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Video bitrate cap in the SDP and the REMB sent to publishers, at most 100M.",
             "calls"),
     Setting("CALL_VIDEO_MAX_WIDTH", "--call-video-max-width", _int(16, 7680), "1920",
-            "Largest video width asked of publishers (pixels, 16-7680).", "calls"),
+            "Largest video width asked of publishers (pixels, 16-7680): with the height, "
+            "VP8 max-fs in the server's answers.", "calls"),
     Setting("CALL_VIDEO_MAX_HEIGHT", "--call-video-max-height", _int(16, 4320), "1080",
             "Largest video height asked of publishers (pixels, 16-4320).", "calls"),
     Setting("CALL_VIDEO_MAX_FPS", "--call-video-max-fps", _int(1, 120), "30",
-            "Highest video frame rate asked of publishers (1-120).", "calls"),
+            "Highest video frame rate asked of publishers (1-120): VP8 max-fr in the "
+            "server's answers. The browser app applies both; Chromium and aiortc alone "
+            "do not (docs/calls.md).", "calls"),
     Setting("CALL_SIGNALING_TIMEOUT", "--call-signaling-timeout", _positive_duration, "30s",
             "How long the server's offer to a participant waits for its answer before "
             "signaling_timeout.", "calls"),

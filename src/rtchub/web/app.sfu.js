@@ -17,6 +17,7 @@
 import { state, emit, on, notify, refreshCallState } from './app.state.js';
 import { send, onSignal, rejoin } from './app.signal.js';
 import { assignTracks, setParticipants, setQuality, setTracks } from './app.sfu.people.js';
+import { videoLimits } from './app.sfu.sdp.js';
 
 const CHAT_SEEN_MAX = 200;
 
@@ -43,7 +44,8 @@ const sfu = {
 
 // errors the server answers an offer of ours with (instead of sfu_answer / sfu_ignored)
 const OFFER_REFUSED = new Set(['invalid_sdp', 'codec_not_supported', 'sdp_too_large']);
-// our server peer is gone: the server asks us to leave and join again
+// a request of ours found our server peer gone (it failed: `sfu_failed` said so, or is
+// about to); join again
 const PEER_GONE = new Set(['connection_failed', 'signaling_timeout']);
 
 /** Is the app in SFU mode (the room's topology, from `joined`)? */
@@ -171,6 +173,7 @@ async function onOffer(pc, sdp) {
   if (!current(pc)) return;
   send({ type: 'sfu_answer', sdp: pc.localDescription.sdp });
   assignTracks(sfu);
+  await applyVideoLimits(pc);
 }
 
 async function onAnswer(pc, sdp) {
@@ -179,6 +182,50 @@ async function onAnswer(pc, sdp) {
   await pc.setRemoteDescription({ type: 'answer', sdp });
   await addQueuedCandidates(pc);
   assignTracks(sfu);
+  await applyVideoLimits(pc);
+}
+
+/**
+ * Send no larger and no faster than the server's answer asks (VP8 max-fs / max-fr, from
+ * CALL_VIDEO_MAX_WIDTH/HEIGHT/FPS): Chromium does not apply them by itself, so each video
+ * sender with one encoding is scaled down and capped with setParameters.
+ */
+async function applyVideoLimits(pc) {
+  const sdp = pc.remoteDescription && pc.remoteDescription.sdp;
+  for (const t of pc.getTransceivers()) {
+    const track = t.sender.track;
+    if (!track || track.kind !== 'video' || t.mid === null) continue;
+    const limits = videoLimits(sdp, t.mid);
+    if (!limits || (!limits.maxFs && !limits.maxFr)) continue;
+    const params = t.sender.getParameters();
+    if (!params.encodings || params.encodings.length !== 1) continue; // simulcast: its own
+    const enc = params.encodings[0];
+    const { width, height } = track.getSettings();
+    let changed = false;
+    if (limits.maxFr && enc.maxFramerate !== limits.maxFr) {
+      enc.maxFramerate = limits.maxFr;
+      changed = true;
+    }
+    if (limits.maxFs && width && height) {
+      const side = 16 * Math.sqrt(8 * limits.maxFs); // RFC 7741: each side's bound too
+      let scale = Math.max(1, Math.sqrt((width * height) / (256 * limits.maxFs)),
+        width / side, height / side);
+      // max-fs counts whole macroblocks: step up until the scaled frame fits
+      // (Chromium may round a scaled side up)
+      const blocks = (s) => Math.ceil(Math.ceil(width / s) / 16) * Math.ceil(Math.ceil(height / s) / 16);
+      while (blocks(scale) > limits.maxFs && scale < 64) scale *= 1.01;
+      if (Math.abs((enc.scaleResolutionDownBy || 1) - scale) > 0.01) {
+        enc.scaleResolutionDownBy = scale;
+        changed = true;
+      }
+    }
+    if (!changed) continue;
+    try {
+      await t.sender.setParameters(params);
+    } catch (err) {
+      console.warn('rtchub: could not apply the video limits', err);
+    }
+  }
 }
 
 async function onIgnored(pc) {
@@ -337,6 +384,9 @@ export function sfuFrame(msg) {
     case 'sfu_answer': return queue((pc) => onAnswer(pc, msg.sdp));
     case 'sfu_ignored': return queue((pc) => onIgnored(pc));
     case 'sfu_candidate': return queue((pc) => onCandidate(pc, msg.candidate ?? null));
+    case 'sfu_failed': // our server peer failed or timed out: it is gone, join again
+      startOver();
+      break;
     case 'participants': setParticipants(sfu, msg.participants); break;
     case 'tracks': setTracks(sfu, msg.tracks); break;
     case 'quality': setQuality(msg.participants); break;

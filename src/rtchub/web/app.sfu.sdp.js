@@ -44,3 +44,36 @@ export function remoteSenders(sdp) {
   }
   return out;
 }
+
+/**
+ * The largest frame and rate the remote side asks of what we send in section `mid`, from
+ * VP8's fmtp (RFC 7741: `max-fs` in 16x16 macroblocks, `max-fr` in frames a second):
+ * {maxFs, maxFr} (null when not given), or null without such a section.
+ */
+export function videoLimits(sdp, mid) {
+  const parts = String(sdp || '').split(/\r?\n(?=m=)/).slice(1);
+  for (const part of parts) {
+    if (!part.startsWith('m=video')) continue;
+    const lines = part.split(/\r?\n/);
+    if (!lines.includes(`a=mid:${mid}`)) continue;
+    const vp8 = new Set();
+    for (const line of lines) {
+      const m = /^a=rtpmap:(\d+) VP8\//i.exec(line);
+      if (m) vp8.add(m[1]);
+    }
+    const limits = { maxFs: null, maxFr: null };
+    for (const line of lines) {
+      const m = /^a=fmtp:(\d+) (.*)$/.exec(line);
+      if (!m || !vp8.has(m[1])) continue;
+      for (const pair of m[2].split(';')) {
+        const [key, value] = pair.trim().split('=');
+        const n = Number(value);
+        if (!(n > 0)) continue;
+        if (key === 'max-fs') limits.maxFs = n;
+        else if (key === 'max-fr') limits.maxFr = n;
+      }
+    }
+    return limits;
+  }
+  return null;
+}

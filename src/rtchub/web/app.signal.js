@@ -17,7 +17,7 @@ const handlers = { signal: null, members: null, joined: null, sfuJoined: null, s
 /** Frames of SFU rooms (docs/protocol.md "Call rooms"), handled by app.sfu.js. */
 const SFU_FRAMES = new Set([
   'sfu_offer', 'sfu_answer', 'sfu_ignored', 'sfu_candidate', 'participants', 'tracks',
-  'active_speaker', 'recording', 'chat', 'quality',
+  'active_speaker', 'recording', 'chat', 'quality', 'sfu_failed',
 ]);
 const held = { on: false, queue: [], lose: new Map() };
 const conn = { why: '', wanted: false, timer: null, pingTimer: null, pongDeadline: null, everJoined: false };

@@ -18,8 +18,8 @@ __all__ = ["auth_policy", "media_config"]
 def media_config(config: Config) -> SfuMediaConfig:
     """The SFU's media configuration for ``config``: codecs, bitrate caps, addresses, timing.
 
-    The frame size and rate limits (``CALL_VIDEO_MAX_WIDTH/HEIGHT/FPS``) are not part of
-    it: they are what the server asks of publishers, not what it forwards.
+    The frame size and rate limits (``CALL_VIDEO_MAX_WIDTH/HEIGHT/FPS``) are what the
+    server asks of publishers in its answers (VP8 ``max-fs``/``max-fr``).
     """
     calls = config.calls
     return SfuMediaConfig(
@@ -28,6 +28,9 @@ def media_config(config: Config) -> SfuMediaConfig:
         audio_max_bitrate=calls.audio_max_bitrate,
         video_min_bitrate=calls.video_min_bitrate,
         video_max_bitrate=calls.video_max_bitrate,
+        video_max_width=calls.video_max_width,
+        video_max_height=calls.video_max_height,
+        video_max_fps=calls.video_max_fps,
         node_ips=config.node_ips,
         udp_ports=config.udp_ports,
         signaling_timeout=calls.signaling_timeout,

@@ -252,5 +252,8 @@ def encode_event(event: CallEvent) -> bytes:
             return dumps({"type": "quality", "room": room,
                           "participants": [quality_to_wire(q) for q in qualities]})
         case PeerFailed(code=code, message=message):
-            return dumps({"type": "error", "code": code, "error": message, "message": message})
+            # its own frame: an `error` with the same code can answer a request (a refused
+            # `record` is connection_failed too), this one is never an answer
+            return dumps({"type": "sfu_failed", "code": code, "error": message,
+                          "message": message})
     raise TypeError(f"not a call event: {type(event).__name__}")

@@ -45,6 +45,9 @@ class SfuMediaConfig:
     audio_max_bitrate: int = 128_000
     video_min_bitrate: int = 100_000
     video_max_bitrate: int = 2_500_000
+    video_max_width: int = 1920  # CALL_VIDEO_MAX_WIDTH/HEIGHT/FPS: VP8 max-fs/max-fr asked
+    video_max_height: int = 1080  # of publishers in the answer (RFC 7741; docs/calls.md
+    video_max_fps: int = 30  # says who honours them)
     node_ips: tuple[str, ...] = ()  # RTC_NODE_IP: host candidates gathered
     udp_ports: tuple[int, int] | None = None  # RTC_UDP_PORTS
     keyframe_interval: float = 0.5  # at most one PLI upstream per track per interval
@@ -62,6 +65,9 @@ class SfuMediaConfig:
         if not 0 < self.video_min_bitrate <= self.video_max_bitrate:
             raise ValueError(f"video bitrates need 0 < min <= max, got min "
                              f"{self.video_min_bitrate}, max {self.video_max_bitrate}")
+        for name in ("video_max_width", "video_max_height", "video_max_fps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("keyframe_interval", "remb_interval", "remb_stale_after",
                      "signaling_timeout"):
             if getattr(self, name) <= 0:
@@ -82,6 +88,11 @@ class SfuMediaConfig:
         if kind == "video":
             return _mime_types("video", self.video_codecs, VIDEO_CODECS)
         return ()
+
+    @property
+    def video_max_macroblocks(self) -> int:
+        """The largest frame allowed, in 16x16 macroblocks (VP8's ``max-fs``)."""
+        return -(-self.video_max_width // 16) * -(-self.video_max_height // 16)
 
     def max_bitrate(self, kind: str) -> int:
         """The cap put in the SDP for ``kind``."""

@@ -332,7 +332,9 @@ def cap_answer(sdp: str, config: SfuMediaConfig) -> str:
     """``sdp`` (an answer) with bitrate caps on each section the server receives on.
 
     ``b=AS`` (kbps) and ``b=TIAS`` (bps) per section, and Opus's
-    ``maxaveragebitrate``, which browsers honour when they send.
+    ``maxaveragebitrate``, which browsers honour when they send; VP8's ``max-fs``
+    (macroblocks) and ``max-fr`` (frames a second, RFC 7741 6.1) for the configured
+    largest frame and rate (docs/calls.md says which senders honour them).
     """
     session, sections = _split(sdp)
     out: list[list[str]] = []
@@ -347,16 +349,28 @@ def cap_answer(sdp: str, config: SfuMediaConfig) -> str:
         body[at:at] = [f"b=AS:{max(1, bitrate // 1000)}", f"b=TIAS:{bitrate}"]
         if section.kind == "audio":
             body = _opus_cap(section, body, bitrate)
+        else:
+            body = _vp8_cap(section, body, config)
         out.append([lines[0], *body])
     return _join(session, out)
 
 
 def _opus_cap(section: Section, body: list[str], bitrate: int) -> list[str]:
+    return _set_params(section, body, "opus", {"maxaveragebitrate": str(bitrate)})
+
+
+def _vp8_cap(section: Section, body: list[str], config: SfuMediaConfig) -> list[str]:
+    return _set_params(section, body, "vp8", {"max-fs": str(config.video_max_macroblocks),
+                                              "max-fr": str(config.video_max_fps)})
+
+
+def _set_params(section: Section, body: list[str], name: str,
+                values: dict[str, str]) -> list[str]:
     for codec in section.codecs:
-        if codec.name.lower() != "opus":
+        if codec.name.lower() != name:
             continue
         params = dict(codec.params)
-        params["maxaveragebitrate"] = str(bitrate)
+        params.update(values)
         line = f"a=fmtp:{codec.payload_type} " + ";".join(f"{k}={v}" for k, v in params.items())
         prefix = f"a=fmtp:{codec.payload_type} "
         if any(x.startswith(prefix) for x in body):

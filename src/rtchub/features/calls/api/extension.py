@@ -161,6 +161,9 @@ class CallsExtension:
             audio_max_bitrate=settings.audio_max_bitrate,
             video_min_bitrate=settings.video_min_bitrate,
             video_max_bitrate=settings.video_max_bitrate,
+            video_max_width=settings.video_max_width,
+            video_max_height=settings.video_max_height,
+            video_max_fps=settings.video_max_fps,
             node_ips=hub.config.node_ips, udp_ports=hub.config.udp_ports,
             signaling_timeout=settings.signaling_timeout)
         media.recordings = None if config.recording_path is None else Path(
@@ -189,7 +192,7 @@ class CallsExtension:
         if handle is None:
             handle = self._rooms[room_id] = CallRoom(
                 self._calls, room_id, self._server_peer, self._local_peer,
-                self.config.signaling_timeout, self.quality)
+                self.config.signaling_timeout, self.hub.clock, self.quality)
         return handle
 
     def _server_peer(self, room: str, user: str) -> SfuPeer:

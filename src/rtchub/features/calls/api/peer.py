@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rtchub.base.clock import Clock, LoopClock
 from rtchub.errors import (
     InvalidSDP,
     NotInRoom,
@@ -169,12 +170,13 @@ class ServerPeer:
     """
 
     def __init__(self, calls: CallService, peer: SfuPeer, room: str, user: str,
-                 signaling_timeout: float) -> None:
+                 signaling_timeout: float, clock: Clock | None = None) -> None:
         self._calls = calls
         self._peer = peer
         self._room = room
         self._user = user
         self._timeout = signaling_timeout
+        self._clock: Clock = clock if clock is not None else LoopClock()
         self._offers: asyncio.Queue[str] = asyncio.Queue(maxsize=8)
         self._made: SessionDescription | None = None  # created, not yet set as local
         self._published: set[str] = set()
@@ -227,11 +229,24 @@ class ServerPeer:
     async def create_offer(self) -> SessionDescription:
         """The server's next offer (it offers when the participant's subscriptions
         change); :class:`SignalingTimeout` if none comes within the signaling timeout."""
+        getter = asyncio.get_running_loop().create_task(self._offers.get())
+        expired = False
+
+        def expire() -> None:
+            nonlocal expired
+            expired = True
+            getter.cancel()
+
+        timer = self._clock.call_later(self._timeout, expire)
         try:
-            sdp = await asyncio.wait_for(self._offers.get(), self._timeout)
-        except TimeoutError:
+            sdp = await getter   # cancelling this call cancels the getter too
+        except asyncio.CancelledError:
+            if not expired:
+                raise
             raise SignalingTimeout(f"the server had nothing to offer {self._user!r} within "
                                    f"{self._timeout:g}s") from None
+        finally:
+            timer.cancel()
         self._made = SessionDescription("offer", sdp)
         return self._made
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from rtchub.base.clock import Clock
 from rtchub.errors import PeerAlreadyExists, PeerNotFound
 from rtchub.features.calls.api.localpeer import LocalPeer
 from rtchub.features.calls.api.peer import PeerConnection, ServerPeer, Track
@@ -124,12 +125,14 @@ class CallRoom:
 
     def __init__(self, calls: CallService, room_id: str, server_peer: Callable[[str, str],
                  SfuPeer], make_local: Callable[[str, str], LocalPeer],
-                 signaling_timeout: float, quality: QualityMonitor | None = None) -> None:
+                 signaling_timeout: float, clock: Clock | None = None,
+                 quality: QualityMonitor | None = None) -> None:
         self._calls = calls
         self._id = room_id
         self._server_peer = server_peer
         self._make_local = make_local
         self._timeout = signaling_timeout
+        self._clock = clock
         self._peers: dict[str, PeerConnection] = {}
         self._quality = quality
 
@@ -182,7 +185,7 @@ class CallRoom:
         peer: PeerConnection
         if room.topology is Topology.SFU:
             server = ServerPeer(self._calls, self._server_peer(self._id, user_id), self._id,
-                                user_id, self._timeout)
+                                user_id, self._timeout, self._clock)
             holder.append(server)
             peer = server
         else:
