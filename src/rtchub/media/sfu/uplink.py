@@ -259,7 +259,10 @@ class TrackUplink:
         self.estimates.update(id(downtrack), bitrate, self._clock())
 
     def remb_target(self, floor: int, cap: int, stale_after: float) -> int:
-        """The bitrate to allow the publisher for this track now."""
+        """The bitrate to allow the publisher for this track now (a simulcast track: the
+        cap, since each subscriber takes only the layer that fits it)."""
+        if self.simulcast:
+            return cap
         return self.estimates.target(self._clock(), floor, cap, stale_after)
 
     # -- upstream ------------------------------------------------------------------------

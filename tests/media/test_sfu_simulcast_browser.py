@@ -1,0 +1,223 @@
+"""Headless Chromium publishes its camera as three simulcast layers (q/h/f, 1280x720
+captured) to a server-side SFU peer; a second Chromium page subscribes, and forcing
+its layer to low / medium / high gives it the matching resolution (``frameWidth`` in
+its inbound-rtp stats), each switch without a freeze longer than one keyframe
+interval and with frames decoded throughout.
+
+The pages are minimal polite peers signalled over a test-only WebSocket, as in
+test_sfu_browser.py; the call feature's wire is not part of the media layer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import WSMsgType, web
+
+from rtchub.media.sfu import PublishedTrack, SfuPeer, Subscription, SubscriptionState
+from tests.media.sfu_support import Room, room
+
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+
+CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 "--allow-loopback-in-peer-connection",
+                 "--autoplay-policy=no-user-gesture-required"]
+WIDTHS = {0: 320, 1: 640, 2: 1280}  # q, h, f of a 1280x720 capture
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>simulcast</title><body>
+<script type="module">
+const role = new URLSearchParams(location.search).get("role");
+const ws = new WebSocket(`ws://${location.host}/ws?role=${role}`);
+const pc = new RTCPeerConnection({ iceServers: [] });
+window.pc = pc;
+window.errors = [];
+window.gaps = [];  // [presented at (ms), gap since the previous frame (ms)]
+const send = (msg) => ws.send(JSON.stringify(msg));
+pc.onicecandidate = ({ candidate }) =>
+  send({ type: "candidate", candidate: candidate ? candidate.candidate : null });
+pc.ontrack = (event) => {
+  const el = document.createElement("video");
+  el.autoplay = true; el.muted = true; el.width = 1280; el.height = 720;
+  el.srcObject = new MediaStream([event.track]);
+  document.body.append(el);
+  let last = null;
+  const frame = (now) => {
+    if (last !== null) window.gaps.push([now, now - last]);
+    last = now;
+    el.requestVideoFrameCallback(frame);
+  };
+  el.requestVideoFrameCallback(frame);
+};
+pc.onnegotiationneeded = async () => {
+  await pc.setLocalDescription();
+  send({ type: "offer", sdp: pc.localDescription.sdp });
+};
+ws.onmessage = async ({ data }) => {
+  const msg = JSON.parse(data);
+  try {
+    if (msg.type === "answer") {
+      await pc.setRemoteDescription({ type: "answer", sdp: msg.sdp });
+    } else if (msg.type === "offer") {
+      await pc.setRemoteDescription({ type: "offer", sdp: msg.sdp });
+      await pc.setLocalDescription();
+      send({ type: "answer", sdp: pc.localDescription.sdp });
+    }
+  } catch (e) { window.errors.push(`${msg.type}: ${e}`); }
+};
+ws.onopen = async () => {
+  if (role !== "pub") return;
+  const stream = await navigator.mediaDevices.getUserMedia(
+    { video: { width: 1280, height: 720 } });
+  pc.addTransceiver(stream.getVideoTracks()[0], { direction: "sendonly", streams: [stream],
+    sendEncodings: [{ rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150000 },
+                    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500000 },
+                    { rid: "f", maxBitrate: 1500000 }] });
+};
+</script></body>"""
+
+JS_INBOUND = """async () => {
+  const out = { framesDecoded: 0, frameWidth: 0, freezeCount: 0, totalFreezesDuration: 0,
+                keyFramesDecoded: 0, pliCount: 0 };
+  (await window.pc.getStats()).forEach((r) => {
+    if (r.type === 'inbound-rtp' && r.kind === 'video') {
+      for (const k of Object.keys(out)) out[k] = r[k] || 0;
+    }
+  });
+  return out;
+}"""
+
+JS_OUTBOUND = """async () => {
+  const out = {};
+  (await window.pc.getStats()).forEach((r) => {
+    if (r.type === 'outbound-rtp' && r.kind === 'video')
+      out[r.rid] = { width: r.frameWidth || 0, active: r.active,
+                     limitation: r.qualityLimitationReason };
+  });
+  return out;
+}"""
+
+
+@contextlib.asynccontextmanager
+async def pages_server(r: Room, peers: dict[str, SfuPeer]) -> AsyncIterator[str]:
+    """Serves the page; each WebSocket gets a new SfuPeer named by its ``role``."""
+
+    async def index(request: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    async def ws_handler(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(max_msg_size=1 << 20)
+        await ws.prepare(request)
+
+        async def on_offer(sdp: str) -> None:
+            await ws.send_json({"type": "offer", "sdp": sdp})
+
+        def published(track: PublishedTrack) -> None:
+            r.published.append(track)
+            r.changes.notify()
+
+        name = request.query["role"]
+        peer = SfuPeer(name, r.config, on_offer, stats=r.stats)
+        peer.on_track_published = published
+        peer.on_connection_state_change = lambda state: r.changes.notify()
+        peers[name] = peer
+        r.changes.notify()
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                data = json.loads(msg.data)
+                if data["type"] == "offer":
+                    answer = await peer.accept_offer(data["sdp"])
+                    if answer is not None:
+                        await ws.send_json({"type": "answer", "sdp": answer})
+                elif data["type"] == "answer":
+                    await peer.accept_answer(data["sdp"])
+                elif data["type"] == "candidate":
+                    await peer.add_ice_candidate(data["candidate"])
+        finally:
+            await peer.close()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", index)
+    app.router.add_get("/ws", ws_handler)
+    runner = web.AppRunner(app, shutdown_timeout=1.0)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
+                                            args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_a_chromium_subscriber_gets_the_layer_it_asks_for(
+        browser: Any, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="aiortc")
+    async with room() as r:
+        peers: dict[str, SfuPeer] = {}
+        async with pages_server(r, peers) as url:
+            publisher = await (await browser.new_context()).new_page()
+            await publisher.goto(url + "?role=pub")
+            await r.until(lambda: any(t.publisher_id == "pub" for t in r.published),
+                          timeout=20)
+            track = next(t for t in r.published if t.publisher_id == "pub")
+            uplink = track.uplink
+            assert [layer.rid for layer in uplink.layers] == ["q", "h", "f"]
+            subscriber = await (await browser.new_context()).new_page()
+            await subscriber.goto(url + "?role=sub")
+            await r.until(lambda: "sub" in peers, timeout=20)
+            subscription: Subscription = peers["sub"].subscribe(track)
+            await r.until(lambda: subscription.state is SubscriptionState.ACTIVE, timeout=20)
+            downtrack = subscription.downtrack
+            assert downtrack is not None and downtrack.layers is not None
+            layers = downtrack.layers
+            layers.set_ceiling(0)  # a new subscriber starts low
+
+            # the page keeps its latest inbound stats in window.inbound
+            await subscriber.evaluate(
+                f"setInterval(async () => {{ window.inbound = await ({JS_INBOUND})(); }}, 100)")
+
+            async def shows(width: int, timeout: float = 60) -> dict[str, Any]:
+                await subscriber.wait_for_function(
+                    f"window.inbound && window.inbound.frameWidth === {width}",
+                    polling=250, timeout=timeout * 1000)
+                stats: dict[str, Any] = await subscriber.evaluate(JS_INBOUND)
+                return stats
+
+            before = await shows(WIDTHS[0])
+            # all three layers arrive once Chromium's estimate has ramped up (see docs)
+            await r.until(lambda: all(layer.live(uplink.clock(), 1.0)
+                                      for layer in uplink.layers), timeout=60)
+            for layer in (2, 1, 0, 2):
+                layers.set_ceiling(layer)
+                after = await shows(WIDTHS[layer])
+                print(layer, after)
+                # frames went on across the switch: no freeze longer than a keyframe interval
+                frozen = after["totalFreezesDuration"] - before["totalFreezesDuration"]
+                assert frozen <= r.config.keyframe_interval, (layer, before, after)
+                assert after["framesDecoded"] > before["framesDecoded"]
+                assert after["keyFramesDecoded"] > before["keyFramesDecoded"]  # at a keyframe
+                before = after
+            assert await subscriber.evaluate("window.errors") == []
+            assert await publisher.evaluate("window.errors") == []
+            print("simulcast:", uplink.layer_bitrates(), before,
+                  await publisher.evaluate(JS_OUTBOUND))
