@@ -28,6 +28,7 @@ from rtchub.media.recording.state import RecordingStateError
 from rtchub.media.sfu import (
     ActiveSpeakerDetector,
     DataChannel,
+    Downtrack,
     InboundPacket,
     PublishedTrack,
     SfuMediaConfig,
@@ -98,6 +99,8 @@ class _RoomMedia:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self.chat: dict[str, DataChannel] = {}
         self.held: set[str] = set()
+        # (subscriber, track id) -> the highest simulcast layer it gets (set_quality)
+        self.ceilings: dict[tuple[str, str], int] = {}
         self.recording: RoomRecording | None = None
         self.speaker: ActiveSpeakerDetector[str] | None = None
 
@@ -181,6 +184,8 @@ class SfuMedia:
         media.chat.pop(participant, None)
         for key in [k for k in media.subscriptions if k[0] == participant]:
             media.subscriptions.pop(key, None)
+        for key in [k for k in media.ceilings if k[0] == participant]:
+            del media.ceilings[key]
         if peer is not None:
             await peer.close()
 
@@ -232,6 +237,8 @@ class SfuMedia:
         media.held.discard(track.track_id)
         for key in [k for k in media.subscriptions if k[1] == track.track_id]:
             media.subscriptions.pop(key, None)
+        for key in [k for k in media.ceilings if k[1] == track.track_id]:
+            del media.ceilings[key]
         if track.kind == "audio" and media.speaker is not None:
             media.speaker.forget(participant, self._clock())
         if media.recording is not None:
@@ -254,9 +261,11 @@ class SfuMedia:
         media.subscriptions[key] = subscription
 
         def changed(sub: Subscription) -> None:
-            if sub.state is SubscriptionState.ACTIVE and sub.track.track_id in media.held \
-                    and sub.downtrack is not None:
-                sub.downtrack.selector = _HELD
+            if sub.state is SubscriptionState.ACTIVE and sub.downtrack is not None:
+                if sub.downtrack.layers is not None:
+                    sub.downtrack.layers.set_ceiling(media.ceilings.get(key, 0))
+                if sub.track.track_id in media.held:
+                    sub.downtrack.selector = _HELD
             elif sub.state is SubscriptionState.ENDED and media.subscriptions.get(key) is sub:
                 del media.subscriptions[key]
 
@@ -270,6 +279,28 @@ class SfuMedia:
         peer = None if media is None else media.peers.get(subscriber)
         if subscription is not None and peer is not None:
             peer.unsubscribe(subscription)
+
+    def set_quality(self, room: str, subscriber: str, track_id: str, layer: int) -> None:
+        """Forward at most simulcast layer ``layer`` of ``track_id`` to ``subscriber``
+        (kept for a subscription to come; new subscriptions get layer 0)."""
+        media = self._rooms.get(room)
+        if media is None or track_id not in media.tracks:
+            return
+        media.ceilings[(subscriber, track_id)] = layer
+        downtrack = self.downtrack(room, subscriber, track_id)
+        if downtrack is not None and downtrack.layers is not None:
+            downtrack.layers.set_ceiling(layer)
+
+    def downtrack(self, room: str, subscriber: str, track_id: str) -> Downtrack | None:
+        """The forwarding state of ``track_id`` to ``subscriber`` while it is active: its
+        ``layers`` (:class:`~rtchub.media.sfu.layers.LayerSwitch`) is where adaptive
+        quality sets a target under the subscriber's ceiling."""
+        media = self._rooms.get(room)
+        subscription = None if media is None else media.subscriptions.get((subscriber,
+                                                                            track_id))
+        if subscription is None or subscription.state is not SubscriptionState.ACTIVE:
+            return None
+        return subscription.downtrack
 
     def set_track_muted(self, room: str, track_id: str, muted: bool) -> None:
         """Hold a track (forward nothing of it) or let it go again (a keyframe first)."""
