@@ -204,9 +204,16 @@ async def test_a_chromium_subscriber_gets_the_layer_it_asks_for(
                 return stats
 
             before = await shows(WIDTHS[0])
-            # all three layers arrive once Chromium's estimate has ramped up (see docs)
-            await r.until(lambda: all(layer.live(uplink.clock(), 1.0)
-                                      for layer in uplink.layers), timeout=60)
+            # all three layers arrive once Chromium's estimate has ramped up (see docs);
+            # the switches start once each has run for a whole rate window and two
+            # seconds of the low layer were decoded (the subscriber's frame timing, which
+            # its freeze detection compares with, has settled)
+            await r.until(lambda: all(rate > 0 for rate in uplink.layer_bitrates()),
+                          timeout=60)
+            await subscriber.wait_for_function(
+                "window.inbound && window.inbound.framesDecoded >= 40", polling=250,
+                timeout=20_000)
+            before = await subscriber.evaluate(JS_INBOUND)
             for layer in (2, 1, 0, 2):
                 layers.set_ceiling(layer)
                 after = await shows(WIDTHS[layer])

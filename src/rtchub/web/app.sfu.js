@@ -17,6 +17,7 @@
 import { state, emit, on, notify, refreshCallState } from './app.state.js';
 import { send, onSignal, rejoin } from './app.signal.js';
 import { assignTracks, setParticipants, setTracks } from './app.sfu.people.js';
+import { CAMERA_LAYERS, askQualities } from './app.sfu.quality.js';
 
 const CHAT_SEEN_MAX = 200;
 
@@ -35,6 +36,7 @@ const sfu = {
   grants: { publish: true, subscribe: true, record: false, admin: false },
   recording: { state: 'idle' },
   chatSeen: new Set(),
+  qualities: new Map(), // track_id -> the quality we asked for (set_quality)
   rejoining: false,
   recordAsked: false, // a `record` request not answered yet (its refusal is an error frame)
   // counters, for the curious and for tests
@@ -129,7 +131,9 @@ function closeConnection() {
 
 /** The tracks we send, by source (for useDevice and the screen share). */
 function addSender(source, track, stream) {
-  const t = sfu.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  // the camera as three simulcast layers, the microphone and a screen as one stream
+  const layers = source === 'video' ? { sendEncodings: CAMERA_LAYERS.map((e) => ({ ...e })) } : {};
+  const t = sfu.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], ...layers });
   // the server labels the track by the id in our offer's msid: say what it is first
   const label = { audio: 'microphone', video: 'camera', screen: 'screen' }[source];
   send({ type: 'publish', track_id: track.id, source: label });
@@ -325,6 +329,8 @@ export function sfuJoined(msg, resumed) {
   }
   setParticipants(sfu, msg.participants || []);
   setTracks(sfu, msg.tracks || []);
+  sfu.qualities.clear(); // a new session: the server starts us low again
+  askQualities(sfu.tracks, state.myId, sfu.qualities, send);
   sendMediaState();
   emit('self');
 }
@@ -338,7 +344,10 @@ export function sfuFrame(msg) {
     case 'sfu_ignored': return queue((pc) => onIgnored(pc));
     case 'sfu_candidate': return queue((pc) => onCandidate(pc, msg.candidate ?? null));
     case 'participants': setParticipants(sfu, msg.participants); break;
-    case 'tracks': setTracks(sfu, msg.tracks); break;
+    case 'tracks':
+      setTracks(sfu, msg.tracks);
+      askQualities(sfu.tracks, state.myId, sfu.qualities, send);
+      break;
     case 'active_speaker':
       state.activeSpeaker = msg.participant || null;
       emit('peers');
