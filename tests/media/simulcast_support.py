@@ -14,6 +14,8 @@ import random
 from dataclasses import dataclass, field
 
 import av
+from aiortc.codecs.base import Encoder
+from aiortc.codecs.h264 import H264Encoder
 from aiortc.codecs.vpx import Vp8Encoder, VpxPayloadDescriptor
 from aiortc.rtp import RtpPacket
 
@@ -38,16 +40,21 @@ def with_extensions(packet: bytes, elements: list[tuple[int, bytes]]) -> bytes:
 
 @dataclass
 class LayerSource:
-    """One simulcast encoding: its encoder, SSRC, sequence numbers and TL0PICIDX."""
+    """One simulcast encoding: its encoder, SSRC, sequence numbers and TL0PICIDX
+    (``h264``: aiortc's H.264 encoder, payload type 102, no descriptor)."""
 
     index: int
     ssrc: int
     mid: str = "0"
     tagged: int = 4  # how many first packets carry MID and RID
-    encoder: Vp8Encoder = field(default_factory=Vp8Encoder)
+    h264: bool = False
+    encoder: Encoder = field(init=False)
     seq: int = field(default_factory=lambda: random.randrange(1 << 16))
     tl0: int = field(default_factory=lambda: random.randrange(256))
     sent: int = 0
+
+    def __post_init__(self) -> None:
+        self.encoder = H264Encoder() if self.h264 else Vp8Encoder()
 
     def frame(self, number: int, keyframe: bool) -> list[bytes]:
         """The RTP packets of frame ``number`` (timestamps shared by every layer)."""
@@ -60,13 +67,16 @@ class LayerSource:
         payloads, timestamp = self.encoder.encode(picture, force_keyframe=keyframe)
         self.tl0 = (self.tl0 + 1) % 256
         out: list[bytes] = []
-        for j, payload in enumerate(payloads):
-            descriptor, rest = VpxPayloadDescriptor.parse(payload)
-            descriptor.tl0picidx = self.tl0
-            packet = bytes(RtpPacket(payload_type=96, marker=int(j == len(payloads) - 1),
+        for j, encoded in enumerate(payloads):
+            payload = encoded
+            if not self.h264:
+                descriptor, rest = VpxPayloadDescriptor.parse(encoded)
+                descriptor.tl0picidx = self.tl0
+                payload = bytes(descriptor) + rest
+            packet = bytes(RtpPacket(payload_type=102 if self.h264 else 96,
+                                     marker=int(j == len(payloads) - 1),
                                      sequence_number=self.seq, timestamp=timestamp,
-                                     ssrc=self.ssrc,
-                                     payload=bytes(descriptor) + rest).serialize())
+                                     ssrc=self.ssrc, payload=payload).serialize())
             self.seq = (self.seq + 1) & 0xFFFF
             if self.sent < self.tagged:
                 packet = with_extensions(packet, [(MID_ID, self.mid.encode()),

@@ -14,7 +14,7 @@ from typing import Any, cast
 from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from rtchub.media.fanout import ForwardingStats
-from rtchub.media.keyframes import vp8_starts_keyframe
+from rtchub.media.keyframes import h264_starts_keyframe_with_sps, vp8_starts_keyframe
 from rtchub.media.sfu.demux import Demuxer
 from rtchub.media.sfu.downtrack import Downtrack, payload_map
 from rtchub.media.sfu.layers import STALE_AFTER
@@ -31,7 +31,7 @@ from tests.media.simulcast_support import (
     LayerSource,
     with_extensions,
 )
-from tests.media.test_sfu_downtrack import VP8, VP8_RTX, Recorder, Sender
+from tests.media.test_sfu_downtrack import H264, VP8, VP8_RTX, Recorder, Sender
 from tests.support import FakeClock
 
 CHROMIUM_OFFER = (Path(__file__).with_name("chromium_simulcast_offer.sdp")).read_text()
@@ -77,26 +77,29 @@ def test_the_answer_receives_simulcast_with_the_offers_extension_ids() -> None:
 class Simulcast:
     """A simulcast uplink fed through its demuxer, with recording downtracks."""
 
-    def __init__(self) -> None:
+    def __init__(self, h264: bool = False) -> None:
         self.clock = FakeClock()
         self.stats = ForwardingStats()
         self.upstream = Recorder()
         self.uplink = TrackUplink("video", self.upstream, 0xAAAA, self.stats,
                                   clock=self.clock)
-        self.uplink.set_codecs({96: VP8, 97: VP8_RTX})
+        self.uplink.set_codecs({102: H264} if h264 else {96: VP8, 97: VP8_RTX})
+        self.h264 = h264
         self.uplink.set_rids(RIDS)
         self.demux = Demuxer()
         self.demux.mid_id, self.demux.rid_id, self.demux.rrid_id = MID_ID, RID_ID, RRID_ID
         self.demux.add_track("0", self.uplink)
-        self.sources = [LayerSource(i, 0x5000 + i) for i in range(3)]
+        self.sources = [LayerSource(i, 0x5000 + i, h264=h264) for i in range(3)]
         self.frame_no = 0
+        self.payloads: set[bytes] = set()  # every payload the publisher sent
 
     def downtrack(self, ssrc: int = 0xB0B) -> tuple[Downtrack, Recorder]:
         outlet = Recorder()
         downtrack = Downtrack(self.uplink, outlet, cast(Any, Sender(ssrc)), self.stats,
                               cache_size=64)
-        downtrack.configure(payload_map(self.uplink.codecs,
-                                        {100: Codec(100, "VP8", 90000, None, {}, ())}), None)
+        mine = (Codec(100, "H264", 90000, None, {"packetization-mode": "1"}, ()) if self.h264
+                else Codec(100, "VP8", 90000, None, {}, ()))
+        downtrack.configure(payload_map(self.uplink.codecs, {100: mine}), None)
         return downtrack, outlet
 
     def frames(self, count: int, layers: tuple[int, ...] = (0, 1, 2),
@@ -107,6 +110,7 @@ class Simulcast:
             for layer in layers:
                 key = n in (keyframes or {}).get(layer, set()) or self.frame_no == 0
                 for data in self.sources[layer].frame(self.frame_no, key):
+                    self.payloads.add(data[RtpHeader.parse(data).payload_start:])
                     self.demux(data, int(self.clock() * 1000))
             self.frame_no += 1
             self.clock.advance(FRAME)
@@ -248,3 +252,28 @@ def test_a_single_layer_track_is_never_switched() -> None:
     # no switch: the payloads are passed on as they came, not copied and rewritten
     rewriter = Vp8Rewriter()
     assert all(rewriter.rewrite(1, p) is p for p in (b"\x90\x80\x01", b"\x10abc"))
+
+
+def test_h264_layers_switch_at_an_idr_with_its_parameter_sets() -> None:
+    sc = Simulcast(h264=True)
+    downtrack, outlet = sc.downtrack()
+    layers = downtrack.layers
+    assert layers is not None
+    layers.set_ceiling(0)
+    downtrack.start()
+    sc.frames(3)
+    assert layers.current == 0
+    switched_at = len(outlet.rtp)
+    layers.set_ceiling(2)
+    sc.frames(3, keyframes={2: {1}})
+    assert layers.current == 2
+    # the first packet of the new layer starts its SPS (the decoder needs it first)
+    first = next(i for i, p in enumerate(outlet.rtp[switched_at:], switched_at)
+                 if h264_starts_keyframe_with_sps(p[RtpHeader.parse(p).payload_start:])
+                 and i > switched_at)
+    headers = [RtpHeader.parse(p) for p in outlet.rtp]
+    assert all((b.seq - a.seq) & 0xFFFF == 1 for a, b in itertools.pairwise(headers))
+    assert headers[first].timestamp != headers[first - 1].timestamp
+    # nothing in an H.264 payload is rewritten
+    for packet, header in zip(outlet.rtp, headers, strict=True):
+        assert packet[header.payload_start:] in sc.payloads
