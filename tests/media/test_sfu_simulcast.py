@@ -17,11 +17,11 @@ from rtchub.media.fanout import ForwardingStats
 from rtchub.media.keyframes import h264_starts_keyframe_with_sps, vp8_starts_keyframe
 from rtchub.media.sfu.demux import Demuxer
 from rtchub.media.sfu.downtrack import Downtrack, payload_map
-from rtchub.media.sfu.layers import STALE_AFTER
+from rtchub.media.sfu.layers import STALE_AFTER, OneLayer
 from rtchub.media.sfu.rtp import RID_URI, RRID_URI, RtpHeader, rtx_wrap
 from rtchub.media.sfu.sdp import Codec, parse_sections
 from rtchub.media.sfu.simulcast import receive_simulcast, simulcast_offered
-from rtchub.media.sfu.uplink import TrackUplink
+from rtchub.media.sfu.uplink import InboundPacket, TrackUplink
 from rtchub.media.sfu.vp8 import Vp8Descriptor, Vp8Rewriter
 from tests.media.simulcast_support import (
     MID_ID,
@@ -277,3 +277,28 @@ def test_h264_layers_switch_at_an_idr_with_its_parameter_sets() -> None:
     # nothing in an H.264 payload is rewritten
     for packet, header in zip(outlet.rtp, headers, strict=True):
         assert packet[header.payload_start:] in sc.payloads
+
+
+def test_a_recorder_sees_one_continuous_stream_of_the_best_layer() -> None:
+    sc = Simulcast()
+    one = OneLayer(sc.uplink)
+    kept: list[tuple[int, int, bytes]] = []
+    layers_kept: list[int] = []
+
+    def listen(packet: InboundPacket) -> None:
+        out = one(packet)
+        if out is not None:
+            kept.append(out)
+            layers_kept.append(packet.layer)
+
+    sc.uplink.listen("recorder", listen)
+    sc.frames(4)
+    assert layers_kept[-1] == 2  # f, the best, from its first keyframe on
+    sc.frames(int(STALE_AFTER / FRAME) + 1, layers=(0, 1))  # f stops: h, at its keyframe
+    sc.frames(2, layers=(0, 1), keyframes={1: {0}})
+    assert layers_kept[-1] == 1
+    seqs = [seq for seq, _, _ in kept]
+    assert all((b - a) & 0xFFFF == 1 for a, b in itertools.pairwise(seqs))
+    pids = [Vp8Descriptor(payload).picture_id for _, _, payload in kept]
+    assert all(a is not None and b is not None and (b - a) % (1 << 15) in (0, 1)
+               for a, b in itertools.pairwise(pids))

@@ -38,6 +38,7 @@ from rtchub.media.sfu import (
     SubscriptionState,
     TrackUplink,
 )
+from rtchub.media.sfu.layers import OneLayer
 
 __all__ = ["CHAT_LABEL", "SfuMedia", "recording_info"]
 
@@ -64,19 +65,29 @@ class _RecordedSource:
 
     def __init__(self, uplink: TrackUplink) -> None:
         self._uplink = uplink
+        self._ssrc = uplink.layers[0].ssrc or 1  # one SSRC for every layer recorded
 
     def listen(self, key: int, listener: Callable[[RtpPacket], None]) -> None:
+        # a simulcast track is recorded as one stream: its best layer, switched at keyframes
+        one = OneLayer(self._uplink)
+
         def convert(p: InboundPacket) -> None:
+            kept = one(p)
+            if kept is None:
+                return
+            seq, timestamp, payload = kept
+            ssrc = self._ssrc if self._uplink.simulcast else p.ssrc
             listener(RtpPacket(payload_type=p.payload_type, marker=int(p.marker),
-                               sequence_number=p.seq, timestamp=p.timestamp, ssrc=p.ssrc,
-                               payload=p.payload))
+                               sequence_number=seq, timestamp=timestamp, ssrc=ssrc,
+                               payload=payload))
         self._uplink.listen(("rec", key), convert)
 
     def unlisten(self, key: int) -> None:
         self._uplink.unlisten(("rec", key))
 
     async def request_keyframe(self) -> None:
-        self._uplink.request_keyframe()
+        for layer in range(len(self._uplink.layers)):  # the one followed is among them
+            self._uplink.request_keyframe(layer)
 
 
 def recording_info(status: RecordingStatus | None) -> RecordingInfo:

@@ -26,9 +26,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from rtchub.media.forwarding import Rewriter
 from rtchub.media.sfu.uplink import InboundPacket, TrackUplink
+from rtchub.media.sfu.vp8 import Vp8Rewriter
 
-__all__ = ["STALE_AFTER", "LayerSwitch"]
+__all__ = ["STALE_AFTER", "LayerSwitch", "OneLayer"]
 
 STALE_AFTER: Final = 1.0  # seconds without a packet after which a layer is not arriving
 TOP: Final = 1 << 8  # "no limit": above any layer index
@@ -142,3 +144,38 @@ class LayerSwitch:
                 self._last_ts[index] = packet.timestamp
             return index == current
         return index == current
+
+
+class OneLayer:
+    """A simulcast track seen as one continuous stream: for a listener that wants a single
+    stream of the best layer (a recorder), not every layer's packets interleaved.
+
+    It follows the highest layer that arrives (a :class:`LayerSwitch` without a
+    ceiling), and :meth:`__call__` gives each admitted packet's sequence number,
+    timestamp and payload continued across switches (and the VP8 picture id and
+    TL0PICIDX), or None for a packet of another layer. A track with one layer
+    passes through unchanged.
+    """
+
+    __slots__ = ("_rewriter", "_switch", "_vp8")
+
+    def __init__(self, uplink: TrackUplink) -> None:
+        detect = uplink.keyframe_detector()
+        self._switch = None if detect is None or not uplink.simulcast else LayerSwitch(
+            uplink, detect, uplink.request_keyframe, uplink.clock)
+        self._rewriter = Rewriter(uplink.clock_rate, 0, 0)
+        self._vp8 = Vp8Rewriter() if (uplink.mime or "").lower() == "video/vp8" else None
+
+    def __call__(self, packet: InboundPacket) -> tuple[int, int, bytes] | None:
+        """(sequence number, timestamp, payload) of ``packet`` in the one stream."""
+        switch = self._switch
+        if switch is None:
+            return packet.seq, packet.timestamp, packet.payload
+        if not switch.admit(packet):
+            return None
+        seq, timestamp = self._rewriter.translate_pair(packet.ssrc, packet.seq,
+                                                       packet.timestamp, packet.arrival_ms)
+        payload = packet.payload
+        if self._vp8 is not None:
+            payload = self._vp8.rewrite(packet.ssrc, payload)
+        return seq, timestamp, payload

@@ -63,8 +63,10 @@ class PublishedTrack:
         self.uplink.on_audio_level = listener
 
     def request_keyframe(self) -> bool:
-        """Ask the publisher for a keyframe now (throttled); False if not sent."""
-        return self.uplink.request_keyframe()
+        """Ask the publisher for a keyframe now, of every simulcast layer (throttled per
+        layer); False if none was sent."""
+        sent = [self.uplink.request_keyframe(i) for i in range(len(self.uplink.layers))]
+        return any(sent)
 
     def end(self) -> None:
         """The publisher stopped sending it: end every subscription, then tell listeners."""
