@@ -2,7 +2,8 @@
 captured) to a server-side SFU peer; a second Chromium page subscribes, and forcing
 its layer to low / medium / high gives it the matching resolution (``frameWidth`` in
 its inbound-rtp stats), each switch without a freeze longer than one keyframe
-interval and with frames decoded throughout.
+interval and with frames decoded throughout. When the publisher stops its top layer,
+the subscriber on high falls back to the middle one, and returns when it resumes.
 
 The pages are minimal polite peers signalled over a test-only WebSocket, as in
 test_sfu_browser.py; the call feature's wire is not part of the media layer.
@@ -224,6 +225,21 @@ async def test_a_chromium_subscriber_gets_the_layer_it_asks_for(
                 assert after["framesDecoded"] > before["framesDecoded"]
                 assert after["keyFramesDecoded"] > before["keyFramesDecoded"]  # at a keyframe
                 before = after
+            # the publisher stops its top layer (as an encoder under load does): the
+            # subscriber on high falls back to h, and goes back to f when it resumes
+            set_active = """async (on) => {
+              const sender = window.pc.getSenders().find((s) => s.track);
+              const params = sender.getParameters();
+              params.encodings[2].active = on;
+              await sender.setParameters(params);
+            }"""
+            await publisher.evaluate(set_active, False)
+            await shows(WIDTHS[1])
+            assert layers.current == 1 and layers.ceiling == 2
+            await publisher.evaluate(set_active, True)
+            after = await shows(WIDTHS[2])
+            assert layers.current == 2
+            assert after["framesDecoded"] > before["framesDecoded"]
             assert await subscriber.evaluate("window.errors") == []
             assert await publisher.evaluate("window.errors") == []
             print("simulcast:", uplink.layer_bitrates(), before,
