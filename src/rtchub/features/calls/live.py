@@ -269,12 +269,11 @@ class SfuMedia:
         if existing is not None and existing.state is not SubscriptionState.ENDED:
             return
         subscription = self._live_peer(room, subscriber).subscribe(track)
+        subscription.layer_ceiling = media.ceilings.get(key, 0)  # new subscribers: low
         media.subscriptions[key] = subscription
 
         def changed(sub: Subscription) -> None:
             if sub.state is SubscriptionState.ACTIVE and sub.downtrack is not None:
-                if sub.downtrack.layers is not None:
-                    sub.downtrack.layers.set_ceiling(media.ceilings.get(key, 0))
                 if sub.track.track_id in media.held:
                     sub.downtrack.selector = _HELD
             elif sub.state is SubscriptionState.ENDED and media.subscriptions.get(key) is sub:
@@ -298,9 +297,12 @@ class SfuMedia:
         if media is None or track_id not in media.tracks:
             return
         media.ceilings[(subscriber, track_id)] = layer
-        downtrack = self.downtrack(room, subscriber, track_id)
-        if downtrack is not None and downtrack.layers is not None:
-            downtrack.layers.set_ceiling(layer)
+        subscription = media.subscriptions.get((subscriber, track_id))
+        if subscription is not None:
+            subscription.layer_ceiling = layer  # a downtrack still to come starts there
+            downtrack = subscription.downtrack
+            if downtrack is not None and downtrack.layers is not None:
+                downtrack.layers.set_ceiling(layer)
 
     def downtrack(self, room: str, subscriber: str, track_id: str) -> Downtrack | None:
         """The forwarding state of ``track_id`` to ``subscriber`` while it is active: its

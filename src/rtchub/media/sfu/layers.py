@@ -107,6 +107,10 @@ class LayerSwitch:
         return wanted
 
     def _ask(self) -> None:
+        # before the first packet went (a subscription starting) the downtrack's start
+        # asks for its keyframe, and refused packets of the chosen layer ask again
+        if self.current is None:
+            return
         chosen = self.layer
         if chosen != self.current:
             self._request(chosen)

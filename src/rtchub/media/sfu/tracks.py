@@ -107,6 +107,7 @@ class Subscription:
         self.downtrack: Downtrack | None = None
         self.mid: str | None = None  # the subscriber's media section, once offered
         self.error: RtcHubError | None = None
+        self.layer_ceiling: int | None = None  # the most simulcast layer forwarded (None: top)
         self.on_state_change: Callable[[Subscription], None] | None = None
         self._release = release
 
