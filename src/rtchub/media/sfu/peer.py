@@ -218,12 +218,7 @@ class SfuPeer:
                                             f"{str(exc)[:120]}"))
                 raise self._failure from None
             self._numbering.learn(sdp)
-            offered = simulcast_offered(sdp)
-            for section in client:
-                if section.mid is not None and section.mid in offered:
-                    self._simulcast[section.mid] = offered[section.mid]
-                elif section.mid is not None:
-                    self._simulcast.pop(section.mid, None)
+            self._simulcast = simulcast_offered(sdp)  # an offer lists every section
             self._ensure_wire()
             adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
                                   self.config.socket_buffer)
