@@ -18,6 +18,7 @@ import { state, emit, on, notify, refreshCallState } from './app.state.js';
 import { send, onSignal, rejoin } from './app.signal.js';
 import { assignTracks, setParticipants, setQuality, setTracks } from './app.sfu.people.js';
 import { videoLimits } from './app.sfu.sdp.js';
+import { CAMERA_LAYERS, askQualities } from './app.sfu.quality.js';
 
 const CHAT_SEEN_MAX = 200;
 
@@ -36,6 +37,7 @@ const sfu = {
   grants: { publish: true, subscribe: true, record: false, admin: false },
   recording: { state: 'idle' },
   chatSeen: new Set(),
+  qualities: new Map(), // track_id -> the quality we asked for (set_quality)
   rejoining: false,
   recordAsked: false, // a `record` request not answered yet (its refusal is an error frame)
   // counters, for the curious and for tests
@@ -131,7 +133,9 @@ function closeConnection() {
 
 /** The tracks we send, by source (for useDevice and the screen share). */
 function addSender(source, track, stream) {
-  const t = sfu.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+  // the camera as three simulcast layers, the microphone and a screen as one stream
+  const layers = source === 'video' ? { sendEncodings: CAMERA_LAYERS.map((e) => ({ ...e })) } : {};
+  const t = sfu.pc.addTransceiver(track, { direction: 'sendonly', streams: [stream], ...layers });
   // the server labels the track by the id in our offer's msid: say what it is first
   const label = { audio: 'microphone', video: 'camera', screen: 'screen' }[source];
   send({ type: 'publish', track_id: track.id, source: label });
@@ -188,7 +192,8 @@ async function onAnswer(pc, sdp) {
 /**
  * Send no larger and no faster than the server's answer asks (VP8 max-fs / max-fr, from
  * CALL_VIDEO_MAX_WIDTH/HEIGHT/FPS): Chromium does not apply them by itself, so each video
- * sender with one encoding is scaled down and capped with setParameters.
+ * sender is scaled down and capped with setParameters; of a simulcast camera, each layer
+ * keeps its own reduction (CAMERA_LAYERS) where that already fits.
  */
 async function applyVideoLimits(pc) {
   const sdp = pc.remoteDescription && pc.remoteDescription.sdp;
@@ -198,24 +203,29 @@ async function applyVideoLimits(pc) {
     const limits = videoLimits(sdp, t.mid);
     if (!limits || (!limits.maxFs && !limits.maxFr)) continue;
     const params = t.sender.getParameters();
-    if (!params.encodings || params.encodings.length !== 1) continue; // simulcast: its own
-    const enc = params.encodings[0];
+    if (!params.encodings || !params.encodings.length) continue;
     const { width, height } = track.getSettings();
-    let changed = false;
-    if (limits.maxFr && enc.maxFramerate !== limits.maxFr) {
-      enc.maxFramerate = limits.maxFr;
-      changed = true;
-    }
+    let scale = 1;
     if (limits.maxFs && width && height) {
       const side = 16 * Math.sqrt(8 * limits.maxFs); // RFC 7741: each side's bound too
-      let scale = Math.max(1, Math.sqrt((width * height) / (256 * limits.maxFs)),
+      scale = Math.max(1, Math.sqrt((width * height) / (256 * limits.maxFs)),
         width / side, height / side);
       // max-fs counts whole macroblocks: step up until the scaled frame fits
       // (Chromium may round a scaled side up)
       const blocks = (s) => Math.ceil(Math.ceil(width / s) / 16) * Math.ceil(Math.ceil(height / s) / 16);
       while (blocks(scale) > limits.maxFs && scale < 64) scale *= 1.01;
-      if (Math.abs((enc.scaleResolutionDownBy || 1) - scale) > 0.01) {
-        enc.scaleResolutionDownBy = scale;
+    }
+    let changed = false;
+    for (const enc of params.encodings) {
+      if (limits.maxFr && enc.maxFramerate !== limits.maxFr) {
+        enc.maxFramerate = limits.maxFr;
+        changed = true;
+      }
+      // a simulcast layer keeps its own reduction when that is already within the cap
+      const layer = CAMERA_LAYERS.find((l) => l.rid === enc.rid);
+      const wanted = Math.max(layer ? layer.scaleResolutionDownBy : 1, scale);
+      if (Math.abs((enc.scaleResolutionDownBy || 1) - wanted) > 0.01) {
+        enc.scaleResolutionDownBy = wanted;
         changed = true;
       }
     }
@@ -372,6 +382,8 @@ export function sfuJoined(msg, resumed) {
   }
   setParticipants(sfu, msg.participants || []);
   setTracks(sfu, msg.tracks || []);
+  sfu.qualities.clear(); // a new session: the server starts us low again
+  askQualities(sfu.tracks, state.myId, sfu.qualities, send);
   sendMediaState();
   emit('self');
 }
@@ -388,7 +400,10 @@ export function sfuFrame(msg) {
       startOver();
       break;
     case 'participants': setParticipants(sfu, msg.participants); break;
-    case 'tracks': setTracks(sfu, msg.tracks); break;
+    case 'tracks':
+      setTracks(sfu, msg.tracks);
+      askQualities(sfu.tracks, state.myId, sfu.qualities, send);
+      break;
     case 'quality': setQuality(msg.participants); break;
     case 'active_speaker':
       state.activeSpeaker = msg.participant || null;

@@ -31,6 +31,7 @@ from rtchub.media.recording.state import RecordingStateError
 from rtchub.media.sfu import (
     ActiveSpeakerDetector,
     DataChannel,
+    Downtrack,
     InboundPacket,
     PublishedTrack,
     SfuMediaConfig,
@@ -40,6 +41,7 @@ from rtchub.media.sfu import (
     SubscriptionState,
     TrackUplink,
 )
+from rtchub.media.sfu.layers import OneLayer
 
 __all__ = ["CHAT_LABEL", "SfuMedia", "recording_info"]
 
@@ -66,19 +68,29 @@ class _RecordedSource:
 
     def __init__(self, uplink: TrackUplink) -> None:
         self._uplink = uplink
+        self._ssrc = uplink.layers[0].ssrc or 1  # one SSRC for every layer recorded
 
     def listen(self, key: int, listener: Callable[[RtpPacket], None]) -> None:
+        # a simulcast track is recorded as one stream: its best layer, switched at keyframes
+        one = OneLayer(self._uplink)
+
         def convert(p: InboundPacket) -> None:
+            kept = one(p)
+            if kept is None:
+                return
+            seq, timestamp, payload = kept
+            ssrc = self._ssrc if self._uplink.simulcast else p.ssrc
             listener(RtpPacket(payload_type=p.payload_type, marker=int(p.marker),
-                               sequence_number=p.seq, timestamp=p.timestamp, ssrc=p.ssrc,
-                               payload=p.payload))
+                               sequence_number=seq, timestamp=timestamp, ssrc=ssrc,
+                               payload=payload))
         self._uplink.listen(("rec", key), convert)
 
     def unlisten(self, key: int) -> None:
         self._uplink.unlisten(("rec", key))
 
     async def request_keyframe(self) -> None:
-        self._uplink.request_keyframe()
+        for layer in range(len(self._uplink.layers)):  # the one followed is among them
+            self._uplink.request_keyframe(layer)
 
 
 def recording_info(status: RecordingStatus | None) -> RecordingInfo:
@@ -101,6 +113,8 @@ class _RoomMedia:
         self.subscriptions: dict[tuple[str, str], Subscription] = {}
         self.chat: dict[str, DataChannel] = {}
         self.held: set[str] = set()
+        # (subscriber, track id) -> the highest simulcast layer it gets (set_quality)
+        self.ceilings: dict[tuple[str, str], int] = {}
         self.recording: RoomRecording | None = None
         self.speaker: ActiveSpeakerDetector[str] | None = None
 
@@ -204,6 +218,8 @@ class SfuMedia:
         media.chat.pop(participant, None)
         for key in [k for k in media.subscriptions if k[0] == participant]:
             media.subscriptions.pop(key, None)
+        for key in [k for k in media.ceilings if k[0] == participant]:
+            del media.ceilings[key]
         if peer is not None:
             await peer.close()
 
@@ -255,6 +271,8 @@ class SfuMedia:
         media.held.discard(track.track_id)
         for key in [k for k in media.subscriptions if k[1] == track.track_id]:
             media.subscriptions.pop(key, None)
+        for key in [k for k in media.ceilings if k[1] == track.track_id]:
+            del media.ceilings[key]
         if track.kind == "audio" and media.speaker is not None:
             media.speaker.forget(participant, self._clock())
         if media.recording is not None:
@@ -274,14 +292,15 @@ class SfuMedia:
         if existing is not None and existing.state is not SubscriptionState.ENDED:
             return
         subscription = self._live_peer(room, subscriber).subscribe(track)
+        subscription.layer_ceiling = media.ceilings.get(key, 0)  # new subscribers: low
         media.subscriptions[key] = subscription
 
         def changed(sub: Subscription) -> None:
             if self.adaptation is not None:
                 self.adaptation.follow(room, sub)
-            if sub.state is SubscriptionState.ACTIVE and sub.track.track_id in media.held \
-                    and sub.downtrack is not None:
-                sub.downtrack.selector = _HELD
+            if sub.state is SubscriptionState.ACTIVE and sub.downtrack is not None:
+                if sub.track.track_id in media.held:
+                    sub.downtrack.selector = _HELD
             elif sub.state is SubscriptionState.ENDED and media.subscriptions.get(key) is sub:
                 del media.subscriptions[key]
 
@@ -295,6 +314,31 @@ class SfuMedia:
         peer = None if media is None else media.peers.get(subscriber)
         if subscription is not None and peer is not None:
             peer.unsubscribe(subscription)
+
+    def set_quality(self, room: str, subscriber: str, track_id: str, layer: int) -> None:
+        """Forward at most simulcast layer ``layer`` of ``track_id`` to ``subscriber``
+        (kept for a subscription to come; new subscriptions get layer 0)."""
+        media = self._rooms.get(room)
+        if media is None or track_id not in media.tracks:
+            return
+        media.ceilings[(subscriber, track_id)] = layer
+        subscription = media.subscriptions.get((subscriber, track_id))
+        if subscription is not None:
+            subscription.layer_ceiling = layer  # a downtrack still to come starts there
+            downtrack = subscription.downtrack
+            if downtrack is not None and downtrack.layers is not None:
+                downtrack.layers.set_ceiling(layer)
+
+    def downtrack(self, room: str, subscriber: str, track_id: str) -> Downtrack | None:
+        """The forwarding state of ``track_id`` to ``subscriber`` while it is active: its
+        ``layers`` (:class:`~rtchub.media.sfu.layers.LayerSwitch`) is where adaptive
+        quality sets a target under the subscriber's ceiling."""
+        media = self._rooms.get(room)
+        subscription = None if media is None else media.subscriptions.get((subscriber,
+                                                                            track_id))
+        if subscription is None or subscription.state is not SubscriptionState.ACTIVE:
+            return None
+        return subscription.downtrack
 
     def set_track_muted(self, room: str, track_id: str, muted: bool) -> None:
         """Hold a track (forward nothing of it) or let it go again (a keyframe first)."""

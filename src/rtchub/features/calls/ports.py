@@ -119,6 +119,11 @@ class CallMedia(Protocol):
         """Forward nothing of a track while the server holds it muted."""
         ...
 
+    def set_quality(self, room: str, subscriber: str, track_id: str, layer: int) -> None:
+        """Forward at most simulcast layer ``layer`` of ``track_id`` to ``subscriber``
+        (now, or once it subscribes)."""
+        ...
+
     def send_chat(self, room: str, participant: str, payload: str) -> bool:
         """Send on the participant's "chat" data channel (False: it has none open)."""
         ...

@@ -21,6 +21,7 @@ from rtchub.errors import InvalidField, InvalidQuality, RoomFull, SFUNotEnabled,
 
 __all__ = [
     "DEFAULT_MAX_MEMBERS",
+    "DEFAULT_QUALITY",
     "KINDS",
     "MAX_DISPLAY_NAME",
     "MAX_METADATA_KEYS",
@@ -43,10 +44,13 @@ __all__ = [
     "default_source",
     "muted_state",
     "parse_topology",
+    "quality_layer",
 ]
 
 QUALITIES: Final = ("low", "medium", "high")
-"""Seed 003's quality names; forge maps them to simulcast layers 0, 1, 2 (issue 11)."""
+"""Seed 003's quality names; like forge, simulcast layers 0, 1, 2 (q, h, f)."""
+DEFAULT_QUALITY: Final = "low"
+"""What a new subscriber gets until it asks (forge starts new subscribers low)."""
 SOURCES: Final = ("microphone", "camera", "screen")
 RECORD_ACTIONS: Final = ("start", "stop", "pause", "resume", "status")
 KINDS: Final = ("audio", "video")
@@ -79,6 +83,12 @@ def check_quality(value: object) -> str:
         return value
     raise InvalidQuality(f"quality must be one of {', '.join(QUALITIES)}, "
                          f"got {str(value)[:40]!r}")
+
+
+def quality_layer(quality: str) -> int:
+    """The simulcast layer of a quality name: low 0, medium 1, high 2 (the most a
+    subscriber gets; a track with fewer layers gives its highest below)."""
+    return QUALITIES.index(check_quality(quality))
 
 
 def check_source(value: object) -> str:

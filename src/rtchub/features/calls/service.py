@@ -54,6 +54,7 @@ from rtchub.features.calls.ports import Authorizer, CallMedia, DevAuthorizer
 from rtchub.features.calls.quality_rules import ConnectionQuality
 from rtchub.features.calls.rules import (
     DEFAULT_MAX_MEMBERS,
+    DEFAULT_QUALITY,
     RECORD_ACTIONS,
     CallRoom,
     Grants,
@@ -69,6 +70,7 @@ from rtchub.features.calls.rules import (
     default_source,
     muted_state,
     parse_topology,
+    quality_layer,
 )
 
 __all__ = ["CallService", "EventSink"]
@@ -437,17 +439,20 @@ class CallService:
     def set_quality(self, room_id: str, track_id: str, receiver_id: str,
                     quality: str) -> None:
         """The layer ``receiver_id`` wants of ``track_id``: low, medium or high (seed 003's
-        ``SetQuality``; anything else raises :class:`InvalidQuality`). Stored now; the
-        simulcast layers that make it mean something come with issue 11."""
+        ``SetQuality``; anything else raises :class:`InvalidQuality`), simulcast layer
+        0, 1 or 2 (q, h, f): the most it is forwarded, which adaptive quality may lower
+        but never exceed. New subscribers get ``low`` until they ask."""
         quality = check_quality(quality)
         room = self._sfu(room_id, "set_quality")
         participant = self.participant(room_id, receiver_id)
         room.track(track_id)
         participant.qualities[track_id] = quality
+        self._media.set_quality(room_id, receiver_id, track_id, quality_layer(quality))
 
     def get_quality(self, room_id: str, track_id: str, receiver_id: str) -> str:
-        """The quality asked for (``high`` until asked)."""
-        return self.participant(room_id, receiver_id).qualities.get(track_id, "high")
+        """The quality asked for (``low`` until asked, as forge starts new subscribers)."""
+        return self.participant(room_id, receiver_id).qualities.get(track_id,
+                                                                    DEFAULT_QUALITY)
 
     def get_available_tracks(self, room_id: str) -> list[TrackInfo]:
         """Seed 003's ``GetAvailableTracks``: every published track (id, publisher, kind,

@@ -10,6 +10,9 @@ What the call feature builds on (docs/sfu-media.md has the whole picture):
 - :class:`SfuMediaConfig`: allowed codecs, bitrate caps, addresses, timing.
 - :class:`ActiveSpeakerDetector`: the active speaker from published audio levels.
 - :class:`DataChannel`: seed 003's data channel surface.
+- :class:`LayerSwitch`: one subscriber's simulcast layer (``Downtrack.layers``):
+  ``set_ceiling`` (set_quality), ``set_target`` (adaptive quality); :class:`OneLayer`
+  a simulcast track as one stream (recording).
 
 Underneath, per packet: :mod:`.demux` routes by SSRC, :mod:`.uplink` reads the
 bytes once, :mod:`.downtrack` rewrites and sends per subscriber; the pure
@@ -22,6 +25,7 @@ from __future__ import annotations
 from rtchub.media.sfu.config import SfuMediaConfig
 from rtchub.media.sfu.datachannel import DataChannel
 from rtchub.media.sfu.downtrack import Downtrack, LayerSelector
+from rtchub.media.sfu.layers import LayerSwitch, OneLayer
 from rtchub.media.sfu.peer import OfferSink, SfuPeer
 from rtchub.media.sfu.speaker import ActiveSpeakerDetector, SpeakerPolicy
 from rtchub.media.sfu.tracks import PublishedTrack, Subscription, SubscriptionState
@@ -33,7 +37,9 @@ __all__ = [
     "Downtrack",
     "InboundPacket",
     "LayerSelector",
+    "LayerSwitch",
     "OfferSink",
+    "OneLayer",
     "PublishedTrack",
     "SfuMediaConfig",
     "SfuPeer",

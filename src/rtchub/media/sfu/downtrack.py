@@ -1,11 +1,13 @@
 """One subscriber's copy of a published track: rewrite, send, cache, answer feedback.
 
 A :class:`Downtrack` sits on a sendonly transceiver of the subscriber's peer
-connection. For every packet its uplink hands it, it asks its layer selector
-(simulcast, issue 11; none means "the only layer") and its keyframe gate
-(video) whether to forward, rewrites the header for this subscriber (its SSRC,
+connection. For every packet its uplink hands it, it asks its
+:class:`~.layers.LayerSwitch` (video: which simulcast layer this subscriber
+gets), its selector (the call feature's hold) and its keyframe gate (video)
+whether to forward, rewrites the header for this subscriber (its SSRC,
 its payload type for the codec, a continuous sequence number and timestamp,
-its header extension ids with MID and abs-send-time), caches the packet for
+its header extension ids with MID and abs-send-time; a continuous VP8 picture
+id and TL0PICIDX across layer switches), caches the packet for
 NACKs and sends it synchronously. Feedback from the subscriber comes back
 through the sender's RTCP tap: NACKs are answered from the cache (as RTX when
 negotiated), PLI/FIR become a throttled keyframe request upstream, REMB
@@ -25,11 +27,13 @@ from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.forwarding import PacketCache, Rewriter
 from rtchub.media.keyframes import KeyframeGate
+from rtchub.media.sfu.layers import LayerSwitch
 from rtchub.media.sfu.loss import DropEvery
 from rtchub.media.sfu.rtcp import remb_share
 from rtchub.media.sfu.rtp import FIXED, ExtensionWriter, rtx_wrap
 from rtchub.media.sfu.sdp import Codec
 from rtchub.media.sfu.uplink import InboundPacket, TrackUplink
+from rtchub.media.sfu.vp8 import Vp8Rewriter
 
 __all__ = ["Downtrack", "LayerSelector", "Outlet", "payload_map"]
 
@@ -51,12 +55,12 @@ class Outlet(Protocol):
 
 
 class LayerSelector(Protocol):
-    """Which layers of a simulcast track one subscriber gets (issue 11 implements it).
+    """A filter set on a downtrack from outside (the call feature's hold).
 
-    ``admit`` sees every packet of every layer before the keyframe gate; it
-    admits packets of one layer at a time, and of a new target layer from a
-    keyframe on (the gate and the rewriter then keep the stream continuous).
-    ``layer`` is the layer whose keyframes this subscriber waits for.
+    ``admit`` sees the packets the :class:`~.layers.LayerSwitch` let through,
+    before the keyframe gate. ``layer`` is kept for implementations written to
+    the first version of this protocol; the downtrack asks its ``layers`` which
+    layer it waits for.
     """
 
     @property
@@ -95,8 +99,8 @@ class Downtrack:
     """
 
     __slots__ = ("_cache", "_ext", "_gate", "_outlet", "_pt_map", "_resent", "_rewriter",
-                 "_rtx_seq", "_sender", "_stats", "active", "estimate", "kind", "loss", "octets",
-                 "packets", "rtx_ssrc", "selector", "ssrc", "uplink")
+                 "_rtx_seq", "_sender", "_stats", "_vp8", "active", "estimate", "kind", "layers",
+                 "loss", "octets", "packets", "rtx_ssrc", "selector", "ssrc", "uplink")
 
     def __init__(self, uplink: TrackUplink, outlet: Outlet, sender: RTCRtpSender,
                  stats: ForwardingStats, cache_size: int = 512,
@@ -112,17 +116,24 @@ class Downtrack:
         self._rewriter = Rewriter(uplink.clock_rate, random.randrange(1 << 15),
                                   random.randrange(1 << 32))
         self._rtx_seq = random.randrange(1 << 15)
+        mime = (uplink.mime or "").lower()
+        self._vp8 = Vp8Rewriter() if mime == "video/vp8" else None
         if follows is not None and follows.kind == self.kind:
             # the same sender (SSRC) carries another track now: its sequence numbers and
             # timestamps go on from where they were (SRTP refuses to go back, and the
             # subscriber's jitter buffer sees one continuous stream)
             self._rewriter = follows._rewriter
             self._rtx_seq = follows._rtx_seq
+            if self._vp8 is not None and follows._vp8 is not None:
+                self._vp8 = follows._vp8
         self._pt_map: dict[int, tuple[int, int | None]] = {}
         self._ext: ExtensionWriter | None = None
         detect = uplink.keyframe_detector()
         self._gate = None if detect is None else KeyframeGate(detect)
-        self.selector: LayerSelector | None = None  # None: forward the only layer
+        # simulcast: the layer this subscriber gets (every packet passes with one layer)
+        self.layers = None if detect is None else LayerSwitch(
+            uplink, detect, uplink.request_keyframe, uplink.clock)
+        self.selector: LayerSelector | None = None  # None: forward what ``layers`` admits
         self.loss: DropEvery | None = None  # a test switch: drop some packets on the way out
         self.active = False
         self.packets: int = 0 if follows is None else follows.packets
@@ -157,8 +168,8 @@ class Downtrack:
 
     @property
     def _wanted_layer(self) -> int:
-        selector = self.selector
-        return 0 if selector is None else selector.layer
+        layers = self.layers
+        return 0 if layers is None else layers.layer
 
     @property
     def waiting_for_keyframe(self) -> bool:
@@ -172,6 +183,9 @@ class Downtrack:
         mapped = self._pt_map.get(packet.payload_type)
         if mapped is None:
             return
+        layers = self.layers
+        if layers is not None and not layers.admit(packet):
+            return
         selector = self.selector
         if selector is not None and not selector.admit(packet):
             return
@@ -184,12 +198,15 @@ class Downtrack:
         seq, timestamp = self._rewriter.translate_pair(packet.ssrc, packet.seq,
                                                        packet.timestamp, packet.arrival_ms)
         second = mapped[0] | 0x80 if packet.marker else mapped[0]
+        payload = packet.payload
+        if self._vp8 is not None:
+            payload = self._vp8.rewrite(packet.ssrc, payload)
         ext = self._ext
         if ext is None:
-            data = FIXED.pack(0x80, second, seq, timestamp, self.ssrc) + packet.payload
+            data = FIXED.pack(0x80, second, seq, timestamp, self.ssrc) + payload
         else:
             data = (FIXED.pack(0x90, second, seq, timestamp, self.ssrc)
-                    + ext.block(packet.send_time) + packet.payload)
+                    + ext.block(packet.send_time) + payload)
         self._cache.put(seq, data)
         loss = self.loss
         if loss is not None and loss.drop():

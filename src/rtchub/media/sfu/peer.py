@@ -61,6 +61,7 @@ from rtchub.media.sfu.sdp import (
     reject_sections,
     restrict_offer,
 )
+from rtchub.media.sfu.simulcast import receive_simulcast, simulcast_offered
 from rtchub.media.sfu.subscribing import Subscribers
 from rtchub.media.sfu.tracks import PublishedTrack, Subscription
 
@@ -94,6 +95,8 @@ class SfuPeer:
         self._lock = asyncio.Lock()
         self._numbering = Numbering()
         self._rejected: set[str] = set()  # mids the client stopped: rejected for good
+        # mid -> (the RIDs the client sends there, its RID / repaired-RID extension ids)
+        self._simulcast: dict[str, tuple[str, tuple[int | None, int | None]]] = {}
         self._publications = Publications(participant_id, self.pc, config, self.stats, clock)
         self._subscribers = Subscribers(participant_id, self.pc, self.stats, config.cache_size,
                                         self._negotiation_needed, self._rejected)
@@ -222,12 +225,14 @@ class SfuPeer:
                                             f"{str(exc)[:120]}"))
                 raise self._failure from None
             self._numbering.learn(sdp)
+            self._simulcast = simulcast_offered(sdp)  # an offer lists every section
             self._ensure_wire()
             adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
                                   self.config.socket_buffer)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
-            answer = cap_answer(reject_sections(self.pc.localDescription.sdp, self._rejected),
-                                self.config)
+            answer = receive_simulcast(cap_answer(
+                reject_sections(self.pc.localDescription.sdp, self._rejected), self.config),
+                self._simulcast)
             self._require_candidates(answer)
             self._numbering.settle(answer)
             self._apply(client, parse_sections(answer), answer_is_client=False)
@@ -366,8 +371,9 @@ class SfuPeer:
             await self.pc.setLocalDescription(RTCSessionDescription(offer, "offer"))
             if self.closed:
                 return None
-            final = cap_answer(reject_sections(self.pc.localDescription.sdp, self._rejected),
-                               self.config)
+            final = receive_simulcast(cap_answer(
+                reject_sections(self.pc.localDescription.sdp, self._rejected), self.config),
+                self._simulcast)
             self._require_candidates(final)
             self._numbering.learn(final)
             self._subscribers.offered()

@@ -21,7 +21,7 @@ from rtchub.media.fanout import ForwardingStats
 from rtchub.media.sfu.config import SfuMediaConfig
 from rtchub.media.sfu.demux import Demuxer
 from rtchub.media.sfu.rtcp import remb
-from rtchub.media.sfu.rtp import AUDIO_LEVEL_URI, MID_URI
+from rtchub.media.sfu.rtp import AUDIO_LEVEL_URI, MID_URI, RID_URI, RRID_URI
 from rtchub.media.sfu.sdp import Section
 from rtchub.media.sfu.tracks import PublishedTrack
 from rtchub.media.sfu.uplink import TrackUplink
@@ -73,7 +73,13 @@ class Publications:
                 return None
         track.uplink.set_codecs({c.payload_type: c for c in agreed.codecs})
         track.uplink.audio_level_id = agreed.extensions.get(AUDIO_LEVEL_URI)
-        if client.rtx_ssrcs:
+        if RID_URI in agreed.extensions:
+            self.demux.rid_id = agreed.extensions[RID_URI]
+            self.demux.rrid_id = agreed.extensions.get(RRID_URI)
+        if client.rids and agreed.rids and self.demux.rid_id is not None:
+            # simulcast: each layer's SSRC is learned from its first packets' RID
+            track.uplink.set_rids(client.rids)
+        elif client.rtx_ssrcs:
             main, rtx = next(iter(client.rtx_ssrcs.items()))
             self.demux.bind(track.uplink, 0, main, rtx)
         elif client.ssrcs:

@@ -38,6 +38,7 @@ __all__ = [
     "restrict_offer",
     "section_of",
     "sections_of",
+    "simulcast_rids",
 ]
 
 DIRECTIONS: Final = ("sendrecv", "sendonly", "recvonly", "inactive")
@@ -94,6 +95,7 @@ class Section:
     extensions: Mapping[str, int]  # uri -> id
     ssrcs: tuple[int, ...]
     rtx_ssrcs: Mapping[int, int] = field(default_factory=dict)  # media SSRC -> RTX SSRC
+    rids: tuple[str, ...] = ()  # simulcast streams (a=simulcast, sent or received), in order
 
     @property
     def rejected(self) -> bool:
@@ -181,6 +183,7 @@ def _section(index: int, lines: list[str]) -> Section:
     extensions: dict[str, int] = {}
     ssrcs: list[int] = []
     rtx_ssrcs: dict[int, int] = {}
+    rids: tuple[str, ...] = ()
     try:
         for line in lines[1:]:
             if not line.startswith("a="):
@@ -222,6 +225,8 @@ def _section(index: int, lines: list[str]) -> Section:
                 parts = value.split()
                 if parts and parts[0] == "FID" and len(parts) >= 3:
                     rtx_ssrcs[int(parts[1])] = int(parts[2])
+            elif name == "simulcast":
+                rids = simulcast_rids(value)
     except (ValueError, IndexError) as exc:
         raise InvalidSDP(f"media section {index} has a malformed attribute: {exc}") from None
     codecs: list[Codec] = []
@@ -236,7 +241,18 @@ def _section(index: int, lines: list[str]) -> Section:
             codecs.append(Codec(number, name, clock, channels, fmtp.get(number, {}),
                                 tuple(feedback.get(number, []) + wildcard_fb)))
     return Section(index, kind, port, mid, direction, msid, tuple(codecs), extensions,
-                   tuple(ssrcs), rtx_ssrcs)
+                   tuple(ssrcs), rtx_ssrcs, rids)
+
+
+def simulcast_rids(value: str) -> tuple[str, ...]:
+    """The RIDs an ``a=simulcast:`` value names (RFC 8853: ``send q;h;f`` or ``recv ...``),
+    in order; of a stream's alternatives (``1,2``) the first, paused ones (``~q``) too."""
+    words = value.split()
+    for direction, streams in zip(words[::2], words[1::2], strict=False):
+        if direction in ("send", "recv"):
+            return tuple(s.split(",")[0].lstrip("~") for s in streams.split(";")
+                         if s.split(",")[0].lstrip("~"))
+    return ()
 
 
 def sections_of(sdp: str) -> tuple[list[str], list[list[str]]]:

@@ -120,6 +120,8 @@ class Subscribers:
             downtrack = Downtrack(track.uplink, outlet(), sender, self._stats, self._cache_size,
                                   follows=self._last_on.get(id(sender)))
             self._last_on[id(sender)] = downtrack
+            if downtrack.layers is not None:  # from the first packet on
+                downtrack.layers.set_ceiling(subscription.layer_ceiling)
             subscription.downtrack = downtrack
             self._transceiver_of[id(subscription)] = transceiver
             self._tap_feedback(sender, downtrack)

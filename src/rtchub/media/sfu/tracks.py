@@ -63,8 +63,10 @@ class PublishedTrack:
         self.uplink.on_audio_level = listener
 
     def request_keyframe(self) -> bool:
-        """Ask the publisher for a keyframe now (throttled); False if not sent."""
-        return self.uplink.request_keyframe()
+        """Ask the publisher for a keyframe now, of every simulcast layer (throttled per
+        layer); False if none was sent."""
+        sent = [self.uplink.request_keyframe(i) for i in range(len(self.uplink.layers))]
+        return any(sent)
 
     def end(self) -> None:
         """The publisher stopped sending it: end every subscription, then tell listeners."""
@@ -105,6 +107,7 @@ class Subscription:
         self.downtrack: Downtrack | None = None
         self.mid: str | None = None  # the subscriber's media section, once offered
         self.error: RtcHubError | None = None
+        self.layer_ceiling: int | None = None  # the most simulcast layer forwarded (None: top)
         self.on_state_change: Callable[[Subscription], None] | None = None
         self._release = release
 

@@ -38,12 +38,13 @@ from rtchub.media.sfu.sdp import Codec
 if TYPE_CHECKING:
     from rtchub.media.sfu.downtrack import Downtrack
 
-__all__ = ["AudioLevelListener", "InboundPacket", "Layer", "PacketListener", "TrackUplink",
-           "Upstream"]
+__all__ = ["RATE_WINDOW", "AudioLevelListener", "InboundPacket", "Layer", "PacketListener",
+           "TrackUplink", "Upstream"]
 
 log = logging.getLogger("rtchub.media")
 
 _EXT_HEAD: Final = struct.Struct("!HH")
+RATE_WINDOW: Final = 1.0  # seconds over which a layer's bitrate is measured
 
 AudioLevelListener = Callable[[int, bool], None]  # level in -dBov (127 = silence), voice flag
 PacketListener = Callable[["InboundPacket"], None]
@@ -82,10 +83,16 @@ class InboundPacket:
 
 
 class Layer:
-    """One encoding of a published track: its SSRCs and what is known about its stream."""
+    """One encoding of a published track: its SSRCs and what is known about its stream.
 
-    __slots__ = ("index", "missing", "packets", "reception", "rid", "rtx_ssrc", "ssrc",
-                 "throttle")
+    ``last_seen`` is when its last media packet arrived (the uplink's clock, None before
+    the first) and ``bitrate`` its payload bits per second over the last whole
+    :data:`RATE_WINDOW` (0 until one has passed): what layer selection and adaptive
+    quality read.
+    """
+
+    __slots__ = ("_window_bytes", "_window_start", "bitrate", "index", "last_seen", "missing",
+                 "packets", "reception", "rid", "rtx_ssrc", "ssrc", "throttle")
 
     def __init__(self, index: int, keyframe_interval: float, rid: str | None = None) -> None:
         self.index = index
@@ -96,6 +103,28 @@ class Layer:
         self.missing: MissingTracker | None = None
         self.throttle = KeyframeThrottle(keyframe_interval)
         self.packets = 0
+        self.last_seen: float | None = None
+        self.bitrate = 0
+        self._window_start = 0.0
+        self._window_bytes = 0
+
+    def note(self, now: float, size: int) -> None:
+        """One media packet of ``size`` payload bytes arrived at ``now``."""
+        if self.last_seen is None or now - self._window_start >= 2 * RATE_WINDOW:
+            self._window_start = now  # the first packet, or after a pause: a new window
+            self._window_bytes = 0
+            if self.last_seen is not None:
+                self.bitrate = 0
+        elif now - self._window_start >= RATE_WINDOW:
+            self.bitrate = int(self._window_bytes * 8 / (now - self._window_start))
+            self._window_start = now
+            self._window_bytes = 0
+        self._window_bytes += size
+        self.last_seen = now
+
+    def live(self, now: float, stale_after: float) -> bool:
+        """Whether a packet of this layer arrived within ``stale_after`` seconds."""
+        return self.last_seen is not None and now - self.last_seen < stale_after
 
 
 class TrackUplink:
@@ -157,6 +186,29 @@ class TrackUplink:
             layer.rtx_ssrc = rtx_ssrc
         return layer
 
+    def set_rids(self, rids: tuple[str, ...]) -> None:
+        """The track is simulcast: layer ``i`` is the stream of ``rids[i]`` (lowest first)."""
+        for index, rid in enumerate(rids):
+            while len(self.layers) <= index:
+                self.layers.append(Layer(len(self.layers), self._keyframe_interval))
+            self.layers[index].rid = rid
+
+    def layer_of_rid(self, rid: str) -> Layer | None:
+        """The layer whose RID is ``rid``."""
+        return next((layer for layer in self.layers if layer.rid == rid), None)
+
+    @property
+    def simulcast(self) -> bool:
+        """True when the track has more than one layer."""
+        return len(self.layers) > 1
+
+    def layer_bitrates(self) -> list[int]:
+        """Each layer's measured bitrate (bits/s, payload), lowest layer first; 0 for a
+        layer that sent nothing for two rate windows."""
+        now = self._clock()
+        return [layer.bitrate if layer.live(now, 2 * RATE_WINDOW) else 0
+                for layer in self.layers]
+
     @property
     def mime(self) -> str | None:
         """The publisher's preferred (first) codec, ``video/VP8``..."""
@@ -207,7 +259,10 @@ class TrackUplink:
         self.estimates.update(id(downtrack), bitrate, self._clock())
 
     def remb_target(self, floor: int, cap: int, stale_after: float) -> int:
-        """The bitrate to allow the publisher for this track now."""
+        """The bitrate to allow the publisher for this track now (a simulcast track: the
+        cap, since each subscriber takes only the layer that fits it)."""
+        if self.simulcast:
+            return cap
         return self.estimates.target(self._clock(), floor, cap, stale_after)
 
     # -- upstream ------------------------------------------------------------------------
@@ -279,6 +334,7 @@ class TrackUplink:
             ssrc = layer.ssrc if layer.ssrc is not None else 0
             if layer.reception is not None:
                 layer.reception.add(seq, timestamp)
+            layer.note(self._clock(), end - start)
         missing = layer.missing
         if missing is not None:
             lost = missing.add(seq)
