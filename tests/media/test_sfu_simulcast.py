@@ -15,6 +15,7 @@ from aiortc.codecs.vpx import VpxPayloadDescriptor
 
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.keyframes import h264_starts_keyframe_with_sps, vp8_starts_keyframe
+from rtchub.media.sfu.adaptive import AdaptationDriver, SimulcastControl, SubscriberLink
 from rtchub.media.sfu.demux import Demuxer
 from rtchub.media.sfu.downtrack import Downtrack, payload_map
 from rtchub.media.sfu.layers import STALE_AFTER, OneLayer
@@ -302,3 +303,47 @@ def test_a_recorder_sees_one_continuous_stream_of_the_best_layer() -> None:
     pids = [Vp8Descriptor(payload).picture_id for _, _, payload in kept]
     assert all(a is not None and b is not None and (b - a) % (1 << 15) in (0, 1)
                for a, b in itertools.pairwise(pids))
+
+
+def test_adaptation_drives_a_real_simulcast_downtrack_and_caps_its_publisher() -> None:
+    """Adaptive quality on the simulcast forwarding itself (SimulcastControl over a real
+    downtrack and uplink): a subscriber whose estimate fits only q is taken down to q at
+    q's keyframe although it asked for high; the publisher is capped to what is needed
+    (the REMB it is sent drops below the configured cap); when the estimate grows the
+    subscriber climbs one layer at a time, each after up_after seconds, and the cap goes."""
+    sc = Simulcast()
+    downtrack, outlet = sc.downtrack()
+    layers = downtrack.layers
+    assert layers is not None
+    layers.set_ceiling(2)                     # set_quality high
+    downtrack.start()
+    sc.frames(int(1.5 / FRAME))               # every layer measured over a whole window
+    rates = sc.uplink.layer_bitrates()
+    assert layers.current == 2 and 0 < rates[0] < rates[1] < rates[2]
+    driver = AdaptationDriver(sc.clock, interval=1.0)
+    control = SimulcastControl(downtrack)
+    sc.uplink.cap_source = lambda: driver.cap_for("cam")
+    policy = driver.policy
+    downtrack.estimate = int((rates[0] + rates[1]) / 2 / policy.headroom)   # fits q only
+    driver.add("bob", control, lambda: SubscriberLink(downtrack.estimate), "cam")
+    assert layers.target == 0
+    sc.frames(2, keyframes={0: {1}})
+    assert layers.current == 0
+    capped = sc.uplink.remb_target(10_000, 2_500_000, 5.0)
+    assert capped < 2_500_000 and capped == driver.cap_for("cam")
+
+    downtrack.estimate = 10 * rates[2]        # room for everything now: up slowly
+    for expected in (1, 2):
+        waited = 0.0
+        while layers.target < expected:
+            assert waited <= policy.up_after + 2 * driver.interval, "never stepped up"
+            sc.frames(int(driver.interval / FRAME))
+            waited += driver.interval
+            driver.step()
+        assert waited >= policy.up_after - driver.interval
+        assert layers.target == expected
+        sc.frames(2, keyframes={expected: {1}})
+        assert layers.current == expected
+    assert driver.cap_for("cam") is None
+    assert sc.uplink.remb_target(10_000, 2_500_000, 5.0) == 2_500_000
+    check_continuous(outlet.rtp)

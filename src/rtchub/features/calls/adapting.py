@@ -17,7 +17,12 @@ from typing import Any
 
 from rtchub.features.calls.quality import QualityMonitor
 from rtchub.media.sfu import Subscription, SubscriptionState
-from rtchub.media.sfu.adaptive import AdaptationDriver, LayerControl, SubscriberLink
+from rtchub.media.sfu.adaptive import (
+    AdaptationDriver,
+    LayerControl,
+    SimulcastControl,
+    SubscriberLink,
+)
 
 __all__ = ["CallAdaptation", "is_layer_control"]
 
@@ -27,6 +32,19 @@ def is_layer_control(downtrack: Any) -> bool:
     return (callable(getattr(downtrack, "set_target", None))
             and callable(getattr(downtrack, "layer_bitrates", None))
             and hasattr(downtrack, "ceiling"))
+
+
+def _control_of(downtrack: Any) -> LayerControl | None:
+    """The downtrack as adaptation drives it: a simulcast track's downtrack through
+    :class:`SimulcastControl`; one that is a LayerControl itself as is; else None."""
+    if is_layer_control(downtrack):
+        control: LayerControl = downtrack
+        return control
+    layers = getattr(downtrack, "layers", None)
+    uplink = getattr(downtrack, "uplink", None)
+    if layers is not None and uplink is not None and getattr(uplink, "simulcast", False):
+        return SimulcastControl(downtrack)
+    return None
 
 
 class CallAdaptation:
@@ -41,15 +59,15 @@ class CallAdaptation:
         while it is driven."""
         key = (room, subscription.subscriber_id, subscription.track.track_id)
         downtrack = subscription.downtrack
-        if (subscription.state is not SubscriptionState.ACTIVE or downtrack is None
-                or not is_layer_control(downtrack)):
+        control = None if (subscription.state is not SubscriptionState.ACTIVE
+                           or downtrack is None) else _control_of(downtrack)
+        if control is None:
             self.driver.remove(key)
             return False
-        control: LayerControl = downtrack  # type: ignore[assignment]
         subscriber = subscription.subscriber_id
 
         def link() -> SubscriberLink:
-            estimate = getattr(downtrack, "estimate", None)
+            estimate = getattr(control, "estimate", None)
             loss, rtt = self._recent(room, subscriber)
             return SubscriberLink(estimate if isinstance(estimate, int) else None, loss, rtt)
 

@@ -252,6 +252,10 @@ class SfuMedia:
                         media.room)
             return
         media.tracks[track.track_id] = track
+        adaptation = self.adaptation
+        if adaptation is not None and track.kind == "video":
+            room, track_id = media.room, track.track_id
+            track.uplink.cap_source = lambda: adaptation.cap_for(room, track_id)
         if track.kind == "audio" and media.speaker is not None:
             speaker = media.speaker
             clock = self._clock

@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from rtchub.base.clock import Clock, Timer
+from rtchub.media.sfu.downtrack import Downtrack
 
 __all__ = ["AdaptationDriver", "AdaptivePolicy", "LayerChoice", "LayerControl",
-           "SubscriberLink", "decide", "publisher_cap"]
+           "SimulcastControl", "SubscriberLink", "decide", "publisher_cap"]
 
 log = logging.getLogger("rtchub.media")
 
@@ -57,6 +58,41 @@ class LayerControl(Protocol):
     def set_target(self, layer: int) -> None:
         """Forward ``layer`` from its next keyframe on."""
         ...
+
+
+class SimulcastControl:
+    """A simulcast downtrack as :class:`LayerControl`: the layer bitrates its track's
+    uplink measures, the ceiling ``set_quality`` put on its layer switch, and the switch's
+    target (the switch changes layer at the new layer's keyframe, and falls back by
+    itself while a layer is not arriving)."""
+
+    __slots__ = ("_downtrack",)
+
+    def __init__(self, downtrack: Downtrack) -> None:
+        if downtrack.layers is None or not downtrack.uplink.simulcast:
+            raise ValueError("not the downtrack of a simulcast track")
+        self._downtrack = downtrack
+
+    @property
+    def estimate(self) -> int | None:
+        """The subscriber's REMB share for this track (bits/s), if it sent one."""
+        return self._downtrack.estimate
+
+    def layer_bitrates(self) -> list[int]:
+        """Bits/s measured per layer, lowest first (0: not arriving now)."""
+        return self._downtrack.uplink.layer_bitrates()
+
+    @property
+    def ceiling(self) -> int | None:
+        """The subscriber's ``set_quality`` as a layer, or None."""
+        layers = self._downtrack.layers
+        return None if layers is None else layers.ceiling
+
+    def set_target(self, layer: int) -> None:
+        """Forward ``layer`` from its next keyframe on."""
+        layers = self._downtrack.layers
+        if layers is not None and layers.target != layer:
+            layers.set_target(layer)
 
 
 @dataclass(frozen=True, slots=True)

@@ -147,6 +147,9 @@ class TrackUplink:
         self._downtracks: dict[int, Downtrack] = {}
         self._snapshot: tuple[Downtrack, ...] = ()
         self.estimates: BitrateEstimates[int] = BitrateEstimates()
+        # a simulcast track's cap while none of its subscribers needs its top layer
+        # (adaptive quality sets it; None: the configured cap)
+        self.cap_source: Callable[[], int | None] | None = None
         self.audio_level_id: int | None = None
         self.on_audio_level: AudioLevelListener | None = None
         self._listeners: dict[object, PacketListener] = {}
@@ -260,9 +263,11 @@ class TrackUplink:
 
     def remb_target(self, floor: int, cap: int, stale_after: float) -> int:
         """The bitrate to allow the publisher for this track now (a simulcast track: the
-        cap, since each subscriber takes only the layer that fits it)."""
+        cap, since each subscriber takes only the layer that fits it, or less while
+        adaptive quality says nobody needs its top layer)."""
         if self.simulcast:
-            return cap
+            lower = self.cap_source() if self.cap_source is not None else None
+            return cap if lower is None else max(floor, min(cap, lower))
         return self.estimates.target(self._clock(), floor, cap, stale_after)
 
     # -- upstream ------------------------------------------------------------------------
