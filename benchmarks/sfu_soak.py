@@ -75,7 +75,15 @@ async def serve(port: int) -> None:
         while (line := await stdin.readline()):
             if line.strip() == b"stacks":   # by hand: what every task is waiting on
                 for task in asyncio.all_tasks():
-                    task.print_stack(limit=6, file=sys.stderr)
+                    print(f"task {task.get_name()}: {' <- '.join(reversed(awaiting(task)))}",
+                          file=sys.stderr)
+                from aiortc import RTCRtpReceiver
+                for obj in gc.get_objects():
+                    if isinstance(obj, RTCRtpReceiver):
+                        rtcp = getattr(obj, "_RTCRtpReceiver__rtcp_task", None)
+                        if rtcp is not None and rtcp.done() and not rtcp.cancelled():
+                            print(f"receiver RTCP task ended: {rtcp.exception()!r}",
+                                  file=sys.stderr)
                 sys.stderr.flush()
                 continue
             gc.collect()
@@ -92,6 +100,19 @@ async def serve(port: int) -> None:
             print(json.dumps(row), flush=True)
     finally:
         await server.stop()
+
+
+def awaiting(task: asyncio.Task[Any]) -> list[str]:
+    """Where ``task`` waits, outermost first: every coroutine frame down its await chain."""
+    out = []
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is not None:
+            out.append(f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} "
+                       f"{frame.f_code.co_name}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return out
 
 
 class Soak:
@@ -191,6 +212,9 @@ class Soak:
                 return
             if time.monotonic() > deadline:
                 self.failures["not settled"] += 1
+                assert self.server.stdin is not None   # what the server waits on, to its log
+                self.server.stdin.write("stacks\n")
+                self.server.stdin.flush()
                 return
             await asyncio.sleep(0.2)
 
