@@ -3,24 +3,29 @@
 Run by hand (never in the test suite); all traffic stays on loopback::
 
     unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh \\
-        .venv/bin/python benchmarks/sfu_soak.py --cycles 1000 --parallel 4 --pin
+        .venv/bin/python benchmarks/sfu_soak.py --cycles 1000 --parallel 2
 
 The server runs in its own process (``sfu_soak.py serve``: ``build_server`` on uvloop from
-the same settings ``rtchub serve`` reads, with ``RTC_NODE_IP=127.0.0.1``), pinned to CPU 0
-with ``--pin``; the participants run here (CPU 1 with ``--pin``). One *anchor* participant
-stays in the SFU room for the whole run, publishing a camera and a tone and subscribed to
-everything. Each cycle is one participant that connects to ``/ws/rooms``, joins with
-``topology: sfu``, opens its chat channel, publishes video and audio, receives a video
-frame of the anchor's camera (forwarded by the server), waits until the anchor received its
-tracks (the server subscribed the anchor and renegotiated), then leaves: every other one
-sends ``leave`` before closing, the others only close the socket. Cycles run in waves of
-``--parallel``.
+the same settings ``rtchub serve`` reads, with ``RTC_NODE_IP=127.0.0.1``; ``--pin`` puts it
+on CPU 0 and the participants on CPU 1). The participants run here, in ``--parallel`` SFU
+rooms at once. In each room an *anchor* stays for the whole run, publishing a camera and a
+tone and subscribed to everything. A cycle is one participant's life in one room: connect
+to ``/ws/rooms``, join with ``topology: sfu``, negotiate the chat channel, receive the
+anchor's tracks, publish video and audio, decode one frame of the anchor's camera
+(forwarded by the server), wait until the server subscribed the anchor to its tracks and
+renegotiated, then leave: even cycles send ``leave`` and wait for a pong before closing,
+odd ones only close the socket. One room runs one cycle at a time (aiortc as a client
+cannot answer an offer while it holds a transceiver not negotiated yet, so two publishers
+joining one room at once trip the client, not the server: docs/sfu-media.md).
 
-Every ``--every`` cycles, once a wave has left, the server is asked (a line on its stdin)
-to sample itself after a full ``gc.collect()``: RSS, open file descriptors, asyncio tasks,
-Python objects, open WebSocket connections, call participants and SFU peers. After
-warm-up the samples must be flat: the verdict gives first, last and the least-squares
-slope per 100 cycles. The last row is taken after the anchor left too (the room gone).
+Every ``--every`` cycles, once the wave has left and the server holds only the anchors
+again, the server is asked (a line on its stdin) to sample itself after a full
+``gc.collect()``: RSS, open file descriptors, asyncio tasks, Python objects, open
+WebSocket connections, call participants and SFU peers. After ``--warmup`` the samples
+must be flat: the verdict gives first, last and the least-squares slope per 100 cycles.
+The last row is taken after the anchors left too. If the server does not settle within
+30 s, it writes every task's await chain and any aiortc receiver whose RTCP task died to
+its log (``/tmp/rtchub-sfu-soak-PORT.log``).
 """
 
 from __future__ import annotations
