@@ -38,3 +38,13 @@ def test_recent_samples_keep_the_window_and_a_bound() -> None:
     assert out["p"][-1] == undated and old not in out["p"]
     assert len(out["p"]) == MAX_SAMPLES
     assert recent_samples({}, now) == {}
+
+
+def test_the_quality_monitors_names_are_understood() -> None:
+    now = 5_000.0
+    sample = {"measured_at": now - 10, "score": 81, "packet_loss": 2.5, "latency": 40.0,
+              "bitrate_kbps": 900.0, "jitter": 4.0, "warnings": ["high_loss"]}
+    (out,) = recent_samples({"ann": [sample, {"measured_at": now - 999, "score": 1}]},
+                            now)["ann"]
+    assert out["at"] == now - 10 and out["loss"] == 2.5 and out["rtt"] == 40.0
+    assert out["bitrate"] == 900.0 and out["score"] == 81 and out["jitter"] == 4.0

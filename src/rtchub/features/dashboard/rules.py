@@ -47,14 +47,30 @@ def cookie_ok(value: str | None, token: str) -> bool:
     return hmac.compare_digest(value.encode(), session_value(token).encode())
 
 
+# the quality monitor's names (ConnectionQuality.to_dict) -> the names the page draws
+_ALIASES = {"measured_at": "at", "packet_loss": "loss", "latency": "rtt",
+            "bitrate_kbps": "bitrate"}
+
+
+def _normal(sample: QualitySample) -> dict[str, object]:
+    out = dict(sample)
+    for theirs, ours in _ALIASES.items():
+        if theirs in out and ours not in out:
+            out[ours] = out[theirs]
+    return out
+
+
 def recent_samples(history: Mapping[str, Sequence[QualitySample]], now: float
                    ) -> dict[str, list[QualitySample]]:
     """Per peer, the samples of the last :data:`HISTORY_SECONDS` (at most
-    :data:`MAX_SAMPLES`, the newest); samples without a numeric ``at`` are kept in order."""
+    :data:`MAX_SAMPLES`, the newest), with the monitor's field names also given as the
+    page's (``measured_at`` as ``at``, ``packet_loss`` as ``loss``, ``latency`` as
+    ``rtt``, ``bitrate_kbps`` as ``bitrate``); samples without a numeric ``at`` are kept."""
     out: dict[str, list[QualitySample]] = {}
     for peer, samples in history.items():
-        kept = [s for s in samples
+        normal = [_normal(s) for s in samples]
+        kept = [s for s in normal
                 if not isinstance(s.get("at"), int | float)
                 or now - float(s["at"]) <= HISTORY_SECONDS]  # type: ignore[arg-type]
-        out[str(peer)] = [dict(s) for s in kept[-MAX_SAMPLES:]]
+        out[str(peer)] = list(kept[-MAX_SAMPLES:])
     return out
