@@ -20,6 +20,7 @@ from rtchub.base.log import setup_logging
 from rtchub.config import Config
 from rtchub.features.calls import forge_routes as forge
 from rtchub.features.calls import routes as calls
+from rtchub.features.dashboard import routes as dashboard
 from rtchub.features.match import routes as match
 from rtchub.features.pairing import routes as pairing
 from rtchub.features.rooms import routes as rooms
@@ -31,6 +32,7 @@ from rtchub.net.http import HUB, rate_limit
 from rtchub.net.ops import add_ops_routes
 from rtchub.net.router import ROUTER, Router
 from rtchub.net.server import Listener, Server
+from rtchub.views import wire_dashboard
 
 __all__ = ["FEATURES", "GATEWAY", "Feature", "build_server", "create_app", "serve"]
 
@@ -47,6 +49,7 @@ FEATURES: list[Feature] = [
     pairing.setup,  # seed 004: rendezvous codes, /ws?appID= relay and mailbox
     match.setup,    # seed 001: Socket.IO matchmaking, /api/status, /match
     forge.setup,    # seed 003: xraph/forge's signaling at /webrtc/signal/{roomID}
+    dashboard.setup,  # /dashboard behind DASHBOARD_TOKEN: every feature, live
 ]
 
 GATEWAY = web.AppKey("gateway", Gateway)
@@ -69,6 +72,7 @@ def create_app(config: Config, hub: Hub | None = None) -> web.Application:
     # a rooms join learns call rooms (topology, tokens, SFU participants) from the calls
     # feature; features never import each other, so the two meet here
     app[rooms.ROOMS_DIALECT].calls = app[calls.CALL_JOINS]
+    wire_dashboard(app)   # the dashboard reads every feature through rtchub.views
     for path in sorted(router.paths):
         app.router.add_get(path, gateway.handle)
     site.add_asset_route(app)

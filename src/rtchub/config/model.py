@@ -280,6 +280,7 @@ class Config:
     log_format: str = "text"
     log_fault_rate: tuple[int, float] = (10, 10.0)
     metrics_route: str = "/metrics"
+    dashboard_token: str | None = None
     redis_url: str | None = None
     cluster_node_ttl: float = 15.0
     node_url: str = ""
@@ -294,6 +295,9 @@ class Config:
         if not self.metrics_route.startswith("/"):
             raise ConfigError(f"METRICS_ROUTE={self.metrics_route!r}: expected a path starting "
                               "with /")
+        if self.dashboard_token is not None and len(self.dashboard_token) < 16:
+            raise ConfigError(f"DASHBOARD_TOKEN: expected at least 16 characters, got "
+                              f"{len(self.dashboard_token)} (make one with: openssl rand -hex 32)")
 
     @property
     def tls(self) -> bool:
@@ -469,6 +473,7 @@ def load(environ: Mapping[str, str] | None = None,
         log_format=v["LOG_FORMAT"],
         log_fault_rate=v["LOG_FAULT_RATE"],
         metrics_route=v["METRICS_ROUTE"],
+        dashboard_token=v["DASHBOARD_TOKEN"] or None,
         redis_url=v["REDIS_URL"] or None,
         cluster_node_ttl=v["CLUSTER_NODE_TTL"],
         node_url=v["NODE_URL"],

@@ -458,6 +458,11 @@ SETTINGS: tuple[Setting, ...] = (
             "observability"),
     Setting("METRICS_ROUTE", "--metrics-route", _text, "/metrics",
             "Path of the Prometheus endpoint.", "observability"),
+    Setting("DASHBOARD_TOKEN", "--dashboard-token", _text, "",
+            "Admin token of the live dashboard at /dashboard (at least 16 characters; make "
+            "one with 'openssl rand -hex 32'). Sent as 'Authorization: Bearer', or typed "
+            "once into the dashboard's login form. Empty: /dashboard answers 404.",
+            "observability"),
     # cluster
     Setting("REDIS_URL", "--redis-url", _text, "",
             "redis:// URL of the backplane shared by several nodes; empty: in-memory.",

@@ -225,15 +225,19 @@ class ReceptionStats:
     publisher's round-trip time).
     """
 
-    __slots__ = ("_seen", "_ssrc", "_stats", "_streams")
+    __slots__ = ("_listed", "_seen", "_ssrc", "_stats", "_streams")
 
     def __init__(self, receiver: RTCRtpReceiver, ssrc: int, clock_rate: int) -> None:
         self._streams: dict[int, Any] = getattr(receiver, RECEIVER_STREAMS)
         self._ssrc = ssrc
         stats = self._streams.get(ssrc)
-        if stats is None:
-            stats = self._streams[ssrc] = aiortc_receiver.StreamStatistics(clock_rate)
-        self._stats = stats
+        # An entry enters aiortc's table with its first packet, never before: aiortc's RTCP
+        # loop reads every entry, one with no packet yet (sequence fields None) makes it
+        # raise TypeError, which ends the loop for good (no more receiver reports) and
+        # leaves RTCRtpReceiver.stop(), so pc.close(), waiting forever.
+        self._listed = stats is not None
+        self._stats: Any = stats if stats is not None else aiortc_receiver.StreamStatistics(
+            clock_rate)
         self._seen = _Seen()
 
     def add(self, seq: int, timestamp: int) -> None:
@@ -242,6 +246,9 @@ class ReceptionStats:
         seen.sequence_number = seq
         seen.timestamp = timestamp
         self._stats.add(seen)
+        if not self._listed:
+            self._listed = True
+            self._streams[self._ssrc] = self._stats
 
     @property
     def packets_received(self) -> int:
