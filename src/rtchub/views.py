@@ -8,11 +8,12 @@ Nothing here changes state.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiohttp import web
 
-from rtchub.features.calls.routes import CALLS
+from rtchub.features.calls.live import SfuMedia
+from rtchub.features.calls.routes import CALL_MEDIA, CALLS
 from rtchub.features.dashboard.ports import (
     CallParticipant,
     CallRoomView,
@@ -23,13 +24,14 @@ from rtchub.features.dashboard.ports import (
     StreamView,
 )
 from rtchub.features.dashboard.routes import DASHBOARD
+from rtchub.features.dashboard.rules import QualitySample
 from rtchub.features.match.routes import MATCH
 from rtchub.features.pairing import rules as pairing_rules
 from rtchub.features.pairing.routes import PAIRING
 from rtchub.features.rooms.routes import ROOMS
 from rtchub.features.voice.http import VOICE
 
-__all__ = ["AppSources", "wire_dashboard"]
+__all__ = ["AppSources", "CallLayers", "CallQuality", "wire_dashboard"]
 
 MAX_PAIRS = 500        # a page lists at most this many pairs (the newest)
 MAX_QUEUE_NAMES = 100  # and this many waiting users
@@ -95,8 +97,53 @@ class AppSources:
                          status.rooms_total)
 
 
+class CallQuality:
+    """:class:`~rtchub.features.dashboard.ports.QualityHistory` from the call rooms'
+    quality monitor."""
+
+    def __init__(self, media: SfuMedia) -> None:
+        self._media = media
+
+    def quality_history(self, room: str) -> Mapping[str, Sequence[QualitySample]]:
+        """Each monitored peer's samples in ``room``, oldest first."""
+        monitor = self._media.quality
+        if monitor is None:
+            return {}
+        return monitor.snapshot(room).get(room, {})
+
+
+class CallLayers:
+    """:class:`~rtchub.features.dashboard.ports.TrackLayers` from the SFU's uplinks and
+    each subscriber's layer switch."""
+
+    def __init__(self, media: SfuMedia, stale_after: float = 1.0) -> None:
+        self._media = media
+        self._stale_after = stale_after
+
+    def track_layers(self, room: str, track_id: str) -> list[dict[str, object]]:
+        """The publisher's layers, lowest first (none for a one-layer track)."""
+        uplink = self._media.track_uplink(room, track_id)
+        if uplink is None or not uplink.simulcast:
+            return []
+        now = uplink.clock()
+        return [{"rid": layer.rid, "width": None, "height": None,
+                 "kbps": round(layer.bitrate / 1000),
+                 "active": layer.live(now, self._stale_after)} for layer in uplink.layers]
+
+    def forwarded_layer(self, room: str, track_id: str, subscriber: str) -> str | None:
+        """The rid ``subscriber`` gets now."""
+        downtrack = self._media.downtrack(room, subscriber, track_id)
+        if downtrack is None or downtrack.layers is None or not downtrack.uplink.simulcast:
+            return None
+        current = downtrack.layers.current
+        return None if current is None else downtrack.uplink.layers[current].rid
+
+
 def wire_dashboard(app: web.Application) -> None:
     """Give the dashboard (when it is on) its sources."""
     dashboard = app.get(DASHBOARD)
     if dashboard is not None:
         dashboard.sources = AppSources(app)
+        media = app[CALL_MEDIA]
+        dashboard.quality = CallQuality(media)
+        dashboard.layers = CallLayers(media)

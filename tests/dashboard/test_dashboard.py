@@ -12,6 +12,8 @@ import aiohttp
 import pytest
 
 from rtchub.config import ConfigError, load
+from rtchub.config.calls import CallSettings
+from rtchub.features.calls.routes import CALL_MEDIA
 from rtchub.features.dashboard.routes import DASHBOARD
 from rtchub.features.dashboard.rules import COOKIE, QualitySample
 from tests.calls.support import call
@@ -174,3 +176,23 @@ async def test_signing_out_forgets_the_session() -> None:
             assert resp.status == 401 and 'name="token"' in await resp.text()
         async with http.get(srv.url + "/dashboard/api/snapshot") as resp:
             assert resp.status == 401
+
+
+async def test_the_dashboard_reads_the_real_quality_monitor() -> None:
+    """Wired by the app (rtchub/views.py): the SFU room's quality samples are the
+    monitor's own, as they come, and a one-layer track lists no layers."""
+    async with call(dashboard_token=TOKEN, calls=CallSettings(quality_interval=1.0)) as c:
+        ann = await c.join("ann", "sfu-q")
+        ben = await c.join("ben", "sfu-q")
+        await c.until(lambda: ann.has_media_of(["ben"]) and ben.has_media_of(["ann"]))
+        monitor = c.srv.server.app[CALL_MEDIA].quality
+        assert monitor is not None
+        await c.srv.hub.changes.wait_for(
+            lambda: all(monitor.get_quality(p, room="sfu-q") is not None
+                        for p in ("ann", "ben")), 20)
+        snap = await snapshot(c.srv)
+    room = next(r for r in snap["rooms"] if r["id"] == "sfu-q")
+    assert set(room["quality"]) == {"ann", "ben"}
+    latest = room["quality"]["ann"][-1]
+    assert 0 <= latest["score"] <= 100 and latest["at"] > 0
+    assert all(t["layers"] == [] for t in room["tracks"])

@@ -344,6 +344,13 @@ class SfuMedia:
             return None
         return subscription.downtrack
 
+    def track_uplink(self, room: str, track_id: str) -> TrackUplink | None:
+        """What ``track_id`` receives from its publisher (its simulcast layers, their
+        bitrates), while it is published."""
+        media = self._rooms.get(room)
+        track = None if media is None else media.tracks.get(track_id)
+        return None if track is None else track.uplink
+
     def set_track_muted(self, room: str, track_id: str, muted: bool) -> None:
         """Hold a track (forward nothing of it) or let it go again (a keyframe first)."""
         media = self._rooms.get(room)
