@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Final, cast
 
 import jwt
@@ -36,12 +37,18 @@ from rtchub.features.pairing import wire as pairing_wire
 from rtchub.features.rooms import wire as rooms_wire
 from rtchub.features.voice import wire as voice_wire
 from rtchub.media import keyframes
+from rtchub.media.fanout import ForwardingStats
 from rtchub.media.peers import _description, opus_payload_type, rtx_payload_type
 from rtchub.media.recording import payloads, pictures
 from rtchub.media.sfu import rtp as sfu_packets
 from rtchub.media.sfu.config import SfuMediaConfig
+from rtchub.media.sfu.demux import Demuxer
+from rtchub.media.sfu.downtrack import Downtrack, payload_map
 from rtchub.media.sfu.numbering import Numbering, harmonize_offer
-from rtchub.media.sfu.sdp import parse_sections, reject_sections, restrict_offer
+from rtchub.media.sfu.sdp import Codec, parse_sections, reject_sections, restrict_offer
+from rtchub.media.sfu.simulcast import receive_simulcast, simulcast_offered
+from rtchub.media.sfu.uplink import TrackUplink
+from rtchub.media.sfu.vp8 import Vp8Descriptor, Vp8Rewriter
 from rtchub.net.router import split_target
 from rtchub.net.sniffer import HeadSniffer, parse_head
 from rtchub.wire.frame import parse_frame
@@ -246,6 +253,57 @@ def sfu_sdp(data: bytes) -> None:
     reject_sections(text, {s.mid for s in sections if s.mid is not None})
 
 
+class _Simulcast:
+    """One simulcast VP8 track as the SFU holds it (uplink with q/h/f, its demuxer, one
+    subscriber's downtrack with a layer switch), fed packet after packet: state carries
+    over from input to input as it does on a live connection."""
+
+    def __init__(self) -> None:
+        from tests.media.simulcast_support import MID_ID, RID_ID, RIDS, RRID_ID
+        from tests.media.test_sfu_downtrack import VP8, VP8_RTX, Recorder, Sender
+        from tests.support import FakeClock
+
+        self.clock = FakeClock()
+        stats = ForwardingStats()
+        self.uplink = TrackUplink("video", Recorder(), 0xAAAA, stats, clock=self.clock)
+        self.uplink.set_codecs({96: VP8, 97: VP8_RTX})
+        self.uplink.set_rids(RIDS)
+        self.demux = Demuxer()
+        self.demux.mid_id, self.demux.rid_id, self.demux.rrid_id = MID_ID, RID_ID, RRID_ID
+        self.demux.add_track("0", self.uplink)
+        self.downtrack = Downtrack(self.uplink, Recorder(), cast(Any, Sender(0xB0B)), stats,
+                                   cache_size=64)
+        mine = Codec(100, "VP8", 90000, None, {}, ())
+        self.downtrack.configure(payload_map(self.uplink.codecs, {100: mine}), None)
+        self.downtrack.start()
+
+
+_SIMULCAST: list[_Simulcast] = []   # made on first use (it imports test helpers)
+_REWRITER: Final = Vp8Rewriter()
+
+
+def simulcast(data: bytes) -> None:
+    """Simulcast as a client's bytes reach it: the RIDs and extension ids read from an
+    offer and the answer that receives them; a publisher's RTP packet (as the SRTP wire
+    hands it over: version 2, at least a header) through the RID demuxer, the layer
+    switch and the VP8 picture-id rewriter; a VP8 payload descriptor alone."""
+    text = data.decode("utf-8", "replace")
+    try:
+        offered = simulcast_offered(text)
+        receive_simulcast(text, offered)
+    except RtcHubError:
+        pass
+    descriptor = Vp8Descriptor(data)
+    if descriptor.picture_id is not None:
+        _REWRITER.rewrite(1, data)
+    if len(data) >= 12 and data[0] >> 6 == 2:
+        if not _SIMULCAST:
+            _SIMULCAST.append(_Simulcast())
+        sc = _SIMULCAST[0]
+        sc.demux(data, int(sc.clock() * 1000))
+        sc.clock.advance(0.01)
+
+
 class _Transport(asyncio.Transport):
     """Enough of a transport for the head sniffer: records what it was told."""
 
@@ -334,6 +392,7 @@ TARGETS: Final[dict[str, Target]] = {
     "rooms": rooms, "voice": voice, "pairing": pairing, "match": match, "sdp": sdp,
     "rtp": rtp, "rtcp": rtcp, "head": head, "rendezvous": rendezvous,
     "calls": calls, "token": token, "sfu_rtp": sfu_rtp, "sfu_sdp": sfu_sdp,
+    "simulcast": simulcast,
 }
 _ORDER: Final = tuple(TARGETS.values())
 
@@ -353,6 +412,16 @@ _OFFER: Final = ("v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=
                  "a=rtpmap:96 rtx/48000\r\na=fmtp:96 apt=111\r\n")
 _LINE: Final = "candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host"
 _CANDIDATE: Final = {"candidate": _LINE, "sdpMid": "0", "sdpMLineIndex": 0}
+
+
+def _simulcast_seed(layer: int) -> bytes:
+    """A VP8 keyframe's first packet of layer ``layer`` (q, h, f) with its mid and RID."""
+    head = bytes.fromhex("906000010000006400005000")
+    head = head[:8] + (0x5000 + layer).to_bytes(4, "big")
+    ext = bytes([0x90, ord("0"), 0xA0, ord("qhf"[layer])])    # mid (id 9), rid (id 10)
+    return (head + bytes.fromhex("bede0001") + ext
+            + bytes.fromhex("90c0800100")          # VP8 descriptor: X, S; I (15 bits), L
+            + bytes.fromhex("500200" "9d012a") + b"\x80\x02\xe0\x01")  # keyframe 640x480
 
 
 def _j(obj: object) -> bytes:
@@ -417,6 +486,9 @@ SEEDS: Final[dict[str, list[bytes]]] = {
     "sfu_sdp": [_OFFER.encode(), _OFFER.replace("audio 9", "video 9").replace(
         "opus/48000/2", "VP8/90000").encode() + b"a=extmap:4 urn:ietf:params:rtp-hdrext:"
         b"sdes:mid\r\na=rid:h send\r\na=simulcast:send h;f\r\n"],
+    "simulcast": [_simulcast_seed(i) for i in range(3)]
+                 + [(Path(__file__).parents[1] / "media" / "chromium_simulcast_offer.sdp")
+                    .read_bytes()],
     "head": [b"\x10GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade"
              b"\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13"
              b"\r\n\r\n",
