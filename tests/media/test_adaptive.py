@@ -62,11 +62,34 @@ def test_down_at_once_up_one_step_after_a_steady_while() -> None:
     choice = decide(choice, RATES, None, link(10**9), now + 8.9, POLICY)
     assert choice.layer == 0
     choice = decide(choice, RATES, None, link(10**9), now + 9, POLICY)
-    assert choice == LayerChoice(1, now + 9)  # one step; the next one waits again
+    assert choice == LayerChoice(1, now + 9, now + 9)  # one step; the next one waits again
     choice = decide(choice, RATES, None, link(10**9), now + 16.9, POLICY)
     assert choice.layer == 1
     choice = decide(choice, RATES, None, link(10**9), now + 17, POLICY)
-    assert choice == LayerChoice(2)
+    assert choice == LayerChoice(2, None, now + 17)
+
+
+def test_an_estimate_that_only_follows_what_arrives_still_lets_it_climb() -> None:
+    # on q (150 k), a receiver's REMB stays near 1.5x what it gets: 235 k never covers
+    # h (500 k / 0.85), but it says the link is not congested
+    choice = decide(LayerChoice(0), RATES, None, link(235_000), 0.0, POLICY)
+    assert choice == LayerChoice(0, 0.0)
+    choice = decide(choice, RATES, None, link(235_000), 8.0, POLICY)
+    assert choice == LayerChoice(1, None, 8.0)
+    # the estimate lags the new rate: only loss or RTT take it down for up_after
+    choice = decide(choice, RATES, None, link(260_000), 9.0, POLICY)
+    assert choice == LayerChoice(1, None, 8.0)
+    assert decide(choice, RATES, None, link(260_000, loss=12.0), 10.0,
+                  POLICY) == LayerChoice(0)
+    # after up_after, an estimate that still does not cover it takes it down
+    assert decide(choice, RATES, None, link(260_000), 16.0, POLICY) == LayerChoice(0)
+    # once up, an estimate that covers what the layer sends keeps it (the headroom is
+    # for going up): only one below the layer's rate takes it down
+    steady = LayerChoice(1)
+    assert decide(steady, RATES, None, link(500_000), 20.0, POLICY) == LayerChoice(1)
+    assert decide(steady, RATES, None, link(499_999), 20.0, POLICY) == LayerChoice(0)
+    # an estimate just at what arrives is congestion: no step up
+    assert decide(LayerChoice(0), RATES, None, link(160_000), 0.0, POLICY) == LayerChoice(0)
 
 
 def test_a_break_in_good_conditions_restarts_the_wait() -> None:

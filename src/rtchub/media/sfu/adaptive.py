@@ -113,8 +113,15 @@ class AdaptivePolicy:
     ``loss_down`` % or more, or a round trip of ``rtt_down`` ms or more, takes the
     subscriber one layer below what fits; while loss is above ``loss_hold`` % it does
     not step up. A step up waits until a higher layer was allowed for ``up_after``
-    seconds without a break. A publisher capped because nobody needs its top layer is
-    allowed ``cap_margin`` more than the layers needed.
+    seconds without a break; an estimate of at least ``unclamped`` times the current
+    layer's bitrate allows the next layer up (a receiver's REMB stays within about 1.5x
+    what it receives, so it cannot cover a higher layer before it gets it), and for
+    ``up_after`` seconds after a step up only loss or round-trip time take the layer
+    back down (the estimate needs that long to follow the new rate); the estimate takes
+    a subscriber down only once it no longer covers the current layer's bitrate (the
+    headroom is for going up). A publisher capped
+    because nobody needs its top layer is allowed ``cap_margin`` more than the layers
+    needed.
     """
 
     headroom: float = 0.85
@@ -123,6 +130,7 @@ class AdaptivePolicy:
     rtt_down: float = 500.0
     up_after: float = 8.0
     cap_margin: float = 0.25
+    unclamped: float = 1.25
 
     def __post_init__(self) -> None:
         if not 0 < self.headroom <= 1:
@@ -136,10 +144,12 @@ class AdaptivePolicy:
 
 @dataclass(frozen=True, slots=True)
 class LayerChoice:
-    """The layer a subscriber gets, and since when a higher one was allowed (None: not)."""
+    """The layer a subscriber gets, since when a higher one was allowed (None: not), and
+    when it was last raised to this layer (None: not lately)."""
 
     layer: int
     better_since: float | None = None
+    raised_at: float | None = None
 
 
 def _fitting(bitrates: list[int], top: int, estimate: int | None, headroom: float) -> int:
@@ -170,17 +180,31 @@ def decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | None
     if current is None:
         return LayerChoice(max(0, wanted - 1) if troubled else wanted)
     layer = min(current.layer, top)
+    if (wanted == layer < top and link.estimate is not None and bitrates[layer] > 0
+            and link.estimate >= policy.unclamped * bitrates[layer]):
+        # a receiver's REMB follows what it gets (libwebrtc and aiortc cap it near 1.5x
+        # the received rate), so it never covers a layer well above the current one:
+        # an estimate this far above the current layer says "not congested", try one up
+        wanted = layer + 1
+    raised = (current.raised_at if current.raised_at is not None and layer == current.layer
+              and now - current.raised_at < policy.up_after else None)
+    if wanted < layer and not troubled and (raised is not None or (
+            link.estimate is not None and link.estimate >= bitrates[layer])):
+        # the estimate is still catching up with the layer just raised to, or still
+        # covers what this layer sends (the headroom is for going up): stay
+        wanted = layer
     if troubled:
         wanted = min(wanted, max(0, layer - 1))
     if wanted < layer or layer != current.layer:
         return LayerChoice(min(wanted, layer))  # down: at once
     holding = link.loss is not None and link.loss > policy.loss_hold
     if wanted == layer or holding:
-        return LayerChoice(layer)
+        return LayerChoice(layer, None, raised)
     since = current.better_since if current.better_since is not None else now
     if now - since >= policy.up_after:
-        return LayerChoice(layer + 1, now if layer + 1 < wanted else None)  # up: one step
-    return LayerChoice(layer, since)
+        # up: one step
+        return LayerChoice(layer + 1, now if layer + 1 < wanted else None, now)
+    return LayerChoice(layer, since, raised)
 
 
 def publisher_cap(targets: list[int], bitrates: list[int], margin: float) -> int | None:
