@@ -84,7 +84,8 @@ def start_node(n: int, cpus: str | None, redis_port: int | None) -> tuple[
     if redis_port is not None:
         env["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
     cmd = [PYTHON, "-m", "rtchub", "serve", "--addr", f"127.0.0.1:{port}", "--stream-addr", "",
-           "--log-level", "warning", "--max-rooms", str(n)]
+           "--log-level", "warning", "--max-rooms", str(n),
+           "--max-conns-per-ip", "0"]   # every generated client comes from 127.0.0.1
     proc = subprocess.Popen(pinned(cmd, cpus), env=env, stdout=subprocess.DEVNULL,
                             stdin=subprocess.DEVNULL)
     wait_listening(port, proc, 60.0)
