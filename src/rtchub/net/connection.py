@@ -180,7 +180,7 @@ class NetConnection:
     def gone(self) -> None:
         """The socket is closed: release what it held."""
         self._closed = True
-        self._buffer.clear()
+        self._buffer.release()
         if self.probes is not None:
             self._answer(False)
         if self._abort_timer is not None:

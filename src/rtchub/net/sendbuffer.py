@@ -124,6 +124,15 @@ class SendBuffer:
             self._deadline.cancel()
             self._deadline = None
 
+    def release(self) -> None:
+        """Drop everything and let go of the connection's callables: the buffer and its
+        connection refer to each other, and without this a closed connection waits for
+        the cyclic collector (whose full pass stalls every connection) to be freed."""
+        self.clear()
+        self._write = _closed
+        self._control = _closed
+        self._kill = _closed
+
     def _expired(self) -> None:
         self._deadline = None
         if self._queue or self._controls:
@@ -132,3 +141,7 @@ class SendBuffer:
     def _fail(self, reason: str) -> None:
         self.clear()
         self._kill(CloseCode.POLICY, reason)
+
+
+def _closed(*_: object) -> None:
+    """What a released buffer calls instead of its connection: nothing."""

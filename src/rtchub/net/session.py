@@ -229,9 +229,17 @@ class Session(SerialExecutor):
             if work is not None:
                 pending.append(work)
         self._on_end(self)
+        # the handlers and the executor's error callback refer back to this session:
+        # letting go of them frees a closed connection without the cyclic collector
+        self._handlers = ()
+        self._on_error = _dropped
         if not pending:
             return None
         return _all(pending)
+
+
+def _dropped(err: RtcHubError, frame: object) -> None:
+    """A released session's error callback: the connection is gone, nobody to tell."""
 
 
 def _start(handler: DialectHandler, _: object) -> Awaitable[None] | None:
