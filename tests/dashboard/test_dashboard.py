@@ -187,6 +187,9 @@ async def test_the_dashboard_reads_the_real_quality_monitor() -> None:
         await c.until(lambda: ann.has_media_of(["ben"]) and ben.has_media_of(["ann"]))
         monitor = c.srv.server.app[CALL_MEDIA].quality
         assert monitor is not None
+        # the monitor does not signal the hub's changes: wake the wait on its own events
+        # (a participant's first sample is one), or it waits for some unrelated change
+        monitor.on_quality_change(lambda _peer, _quality: c.srv.hub.changes.notify())
         await c.srv.hub.changes.wait_for(
             lambda: all(monitor.get_quality(p, room="sfu-q") is not None
                         for p in ("ann", "ben")), 20)

@@ -26,7 +26,7 @@ from typing import Any
 
 __all__ = [
     "ARTIFACTS", "CHROMIUM", "CHROMIUM_ARGS", "LAN_HOST", "STRICT_ARGS", "WAIT_MS", "Browser",
-    "Participant", "chromium", "chromium_missing", "launch",
+    "Contexts", "Participant", "chromium", "chromium_missing", "launch",
 ]
 
 CHROMIUM = os.environ.get("RTCHUB_CHROMIUM", "/usr/bin/chromium")
@@ -245,6 +245,35 @@ class Browser:
                   if line.startswith("pageerror")]
         self.people.clear()
         assert not errors, "\n".join(errors)
+
+
+@dataclass
+class Contexts:
+    """The browser contexts one test opens in the shared Chromium, all closed when it ends.
+
+    It stands in for a Playwright ``Browser`` in tests written against one
+    (``new_context``, ``new_page``): a page from :meth:`new_page` gets a context of its
+    own, as ``Browser.new_page`` gives it, so nothing a test leaves open (pages, calls,
+    storage) reaches the next test.
+    """
+
+    browser: Any
+    opened: list[Any] = field(default_factory=list)
+
+    async def new_context(self, **options: Any) -> Any:
+        """A new context (Playwright's ``Browser.new_context`` options), closed at the end."""
+        context = await self.browser.new_context(**options)
+        self.opened.append(context)
+        return context
+
+    async def new_page(self, **options: Any) -> Any:
+        """A page in a new context of its own."""
+        return await (await self.new_context(**options)).new_page()
+
+    async def close(self) -> None:
+        """Close every context this test opened (closing one twice is harmless)."""
+        while self.opened:
+            await self.opened.pop().close()
 
 
 async def launch(pw: Any, args: list[str] | None = None) -> Any:

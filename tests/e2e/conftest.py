@@ -1,7 +1,7 @@
 """Fixtures for the browser tests: a real rtchub server and a headless Chromium.
 
-One Chromium serves every test of this directory (launching one costs about half
-a second, and each test works in browser contexts of its own, closed when it
+One Chromium serves every browser test of the suite (``shared_chromium`` in
+tests/conftest.py; each test works in browser contexts of its own, closed when it
 ends), so these tests run in the session's event loop: each module says so with
 ``pytestmark = pytest.mark.asyncio(loop_scope="session")``. A second Chromium,
 without the fake permission UI, starts only for the tests that need a browser
@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from tests.e2e.browser import STRICT_ARGS, Browser, chromium_missing, launch
+from tests.e2e.browser import Browser, chromium_missing
 from tests.support import Running, running
 
 Sessions = Callable[[str], AbstractAsyncContextManager[Browser]]
@@ -35,35 +35,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.browser)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def playwright_driver() -> AsyncIterator[Any]:
-    """Playwright's driver, once for the session."""
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as pw:
-        yield pw
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def shared_chromium(playwright_driver: Any) -> AsyncIterator[Any]:
-    """The Chromium every browser test opens its contexts in."""
-    browser = await launch(playwright_driver)
-    try:
-        yield browser
-    finally:
-        await browser.close()
-
-
-@pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def strict_chromium(playwright_driver: Any) -> AsyncIterator[Any]:
-    """A Chromium that refuses camera and microphone to contexts not granted them."""
-    browser = await launch(playwright_driver, STRICT_ARGS)
-    try:
-        yield browser
-    finally:
-        await browser.close()
 
 
 @pytest_asyncio.fixture(loop_scope="session")

@@ -6,19 +6,20 @@ Run inside a loopback-only namespace (scripts/test does):
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from rtchub.features.match.routes import MATCH
-from tests.support import Running
+from tests.e2e.browser import Contexts
+from tests.support import Running, running
 
-pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+# one Chromium for the suite (tests/conftest.py), so the test runs in the session's loop
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.asyncio(loop_scope="session")]
 
-CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent.parent.parent / "test-artifacts"
 TIMEOUT_MS = 20_000
 
@@ -35,19 +36,16 @@ DECODED = """() => {
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    if not Path(CHROMIUM).exists() or shutil.which("ip") is None:
-        pytest.skip("needs /usr/bin/chromium")
-    from playwright.async_api import async_playwright
+def browser(chromium_contexts: Contexts) -> Contexts:
+    """The suite's shared Chromium (tests/conftest.py): this test's contexts close after it."""
+    return chromium_contexts
 
-    async with async_playwright() as pw:
-        b = await pw.chromium.launch(executable_path=CHROMIUM, args=[
-            "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-            "--allow-loopback-in-peer-connection"])
-        try:
-            yield b
-        finally:
-            await b.close()
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def server() -> AsyncIterator[Running]:
+    """An rtchub server on a free loopback port, in the session's loop as the test is."""
+    async with running() as srv:
+        yield srv
 
 
 async def open_page(browser: Any, url: str, name: str) -> Any:

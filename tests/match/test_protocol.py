@@ -417,21 +417,25 @@ async def test_connections_obey_the_ws_rate_limit_and_origins(clock: FakeClock) 
             await first.close()
 
 
-async def test_no_new_sessions_while_draining(srv: Running) -> None:
-    srv.hub.drain()
-    late = SioClient()
-    with pytest.raises(socketio.exceptions.ConnectionError):
-        await late.connect(srv.url, ["polling"])
-    refusal = await late.expect("connect_error")
-    assert refusal["data"] == {"code": "capacity"}
-    # on the WebSocket fast path the upgrade itself is refused, as on /ws
-    async with aiohttp.ClientSession() as http, http.get(
-            f"{srv.url}/socket.io/?EIO=4&transport=websocket",
-            headers={"Upgrade": "websocket", "Connection": "Upgrade",
-                     "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
-                     "Sec-WebSocket-Version": "13"}) as resp:
-        assert resp.status == 503
-        assert (await resp.json())["code"] == "capacity"
+async def test_no_new_sessions_while_draining(clock: FakeClock) -> None:
+    # a refused polling client gives up only when its open long-poll returns, which the
+    # Engine.IO server holds for up to its ping interval (the heartbeat): a 1 s heartbeat
+    # instead of the default 20 s keeps this test from waiting ~25 s on it
+    async with running_clocked(clock, heartbeat=1.0) as srv:
+        srv.hub.drain()
+        late = SioClient()
+        with pytest.raises(socketio.exceptions.ConnectionError):
+            await late.connect(srv.url, ["polling"])
+        refusal = await late.expect("connect_error")
+        assert refusal["data"] == {"code": "capacity"}
+        # on the WebSocket fast path the upgrade itself is refused, as on /ws
+        async with aiohttp.ClientSession() as http, http.get(
+                f"{srv.url}/socket.io/?EIO=4&transport=websocket",
+                headers={"Upgrade": "websocket", "Connection": "Upgrade",
+                         "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                         "Sec-WebSocket-Version": "13"}) as resp:
+            assert resp.status == 503
+            assert (await resp.json())["code"] == "capacity"
 
 
 async def test_metrics_count_pairs_events_and_errors(srv: Running) -> None:

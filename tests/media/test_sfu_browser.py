@@ -18,14 +18,12 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from rtchub.media.sfu import PublishedTrack, SfuPeer, SubscriptionState
+from tests.e2e.browser import Contexts
 from tests.media.sfu_support import PictureTrack, Room, next_frame, room
 from tests.voice.audio import ToneTrack, mono_samples
 
-pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
-
-CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 "--allow-loopback-in-peer-connection",
-                 "--autoplay-policy=no-user-gesture-required"]
+# one Chromium for the suite (tests/conftest.py), so the tests run in the session's loop
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.asyncio(loop_scope="session")]
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>sfu</title><body><script type="module">
 const ws = new WebSocket(`ws://${location.host}/ws`);
@@ -152,15 +150,9 @@ async def page_server(r: Room, peers: list[SfuPeer]) -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+def browser(chromium_contexts: Contexts) -> Contexts:
+    """The suite's shared Chromium (tests/conftest.py): this test's contexts close after it."""
+    return chromium_contexts
 
 
 async def test_chromium_publishes_to_and_receives_from_the_sfu(

@@ -22,13 +22,12 @@ import pytest
 from aiohttp import WSMsgType, web
 
 from rtchub.media.sfu import PublishedTrack, SfuPeer, Subscription, SubscriptionState
+from tests.e2e.browser import Contexts
 from tests.media.sfu_support import Room, room
 
-pytestmark = [pytest.mark.browser, pytest.mark.webrtc]
+# one Chromium for the suite (tests/conftest.py), so the tests run in the session's loop
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.asyncio(loop_scope="session")]
 
-CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 "--allow-loopback-in-peer-connection",
-                 "--autoplay-policy=no-user-gesture-required"]
 WIDTHS = {0: 320, 1: 640, 2: 1280}  # q, h, f of a 1280x720 capture
 KEYFRAME_ARRIVAL_MS = 500  # measured: 100-680 ms stalls across switches at load 17-23
 
@@ -161,15 +160,9 @@ async def pages_server(r: Room, peers: dict[str, SfuPeer]) -> AsyncIterator[str]
 
 
 @pytest.fixture
-async def browser() -> AsyncIterator[Any]:
-    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                            args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
+def browser(chromium_contexts: Contexts) -> Contexts:
+    """The suite's shared Chromium (tests/conftest.py): this test's contexts close after it."""
+    return chromium_contexts
 
 
 async def test_a_chromium_subscriber_gets_the_layer_it_asks_for(

@@ -3,36 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import pytest
-import pytest_asyncio
 
+from tests.e2e.browser import Contexts
 from tests.support import TIMEOUT, Running, WsClient, running
 from tests.voice.audio import mono_samples
 from tests.voice.voiceclients import read_mp3, start_receiver, start_sender
 
-# one Chromium for the module (each test opens pages in contexts of its own and closes
-# them), so the tests share the module's event loop
-pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.asyncio(loop_scope="module")]
-
-CHROMIUM_ARGS = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
-                 "--allow-loopback-in-peer-connection",
-                 "--autoplay-policy=no-user-gesture-required"]
+# one Chromium for the suite (tests/conftest.py; each test opens pages in contexts of its
+# own, closed after it), so the tests share the session's event loop
+pytestmark = [pytest.mark.browser, pytest.mark.webrtc, pytest.mark.asyncio(loop_scope="session")]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
-    async with async_playwright() as pw:
-        browser = await pw.chromium.launch(executable_path="/usr/bin/chromium",
-                                           args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
+@pytest.fixture
+def browser(chromium_contexts: Contexts) -> Contexts:
+    """The suite's shared Chromium: this test's contexts close after it."""
+    return chromium_contexts
 
 
 def loudness(samples: list[float]) -> float:
