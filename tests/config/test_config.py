@@ -215,7 +215,8 @@ def test_an_unreachable_redis_url_is_one_line_without_the_password() -> None:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]  # nothing listens there
         line = one_line(serve("--addr", "127.0.0.1:0", "--stream-addr", "",
-                              env={"REDIS_URL": f"redis://u:secret@127.0.0.1:{port}/0"}))
+                              env={"REDIS_URL": f"redis://u:secret@127.0.0.1:{port}/0",
+                                   "CLUSTER_START_WAIT": "0.5s"}))
     assert line.startswith(f"rtchub: cannot start: REDIS_URL='redis://u:***@127.0.0.1:{port}/0'"
-                           ": Redis does not answer")
+                           ": Redis does not answer within 0.5 s (CLUSTER_START_WAIT)")
     assert "secret" not in line

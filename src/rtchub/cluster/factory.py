@@ -30,4 +30,5 @@ def create_backplane(config: Config, clock: Clock, codec: Codec) -> Backplane:
                           "or unix:// URL")
     from rtchub.cluster.redis_backplane import RedisBackplane
     return RedisBackplane(config.redis_url, codec, clock, new_node_id(),
-                          node_ttl=config.cluster_node_ttl)
+                          node_ttl=config.cluster_node_ttl,
+                          start_wait=config.cluster_start_wait)

@@ -58,7 +58,6 @@ log = logging.getLogger("rtchub.cluster")
 OUTBOX_LIMIT: Final = 200_000      # events waiting for the writer, over all channels
 BATCH_ROWS: Final = 2_000          # events per PUBLISH at most
 POOL_SIZE: Final = CONCURRENCY + 8  # Redis connections per node: the store's + ours
-START_WAIT: Final = 5.0            # seconds start() waits for Redis before refusing to start
 MAX_BACKOFF: Final = 1.0
 
 
@@ -66,8 +65,10 @@ class RedisBackplane:
     """Shared state and cross-node delivery through one Redis; see the module docstring."""
 
     def __init__(self, url: str, codec: Codec, clock: Clock, node_id: str, *,
-                 node_ttl: float = 15.0, prefix: str = "rtchub") -> None:
+                 node_ttl: float = 15.0, start_wait: float = 5.0,
+                 prefix: str = "rtchub") -> None:
         self._node = node_id
+        self._start_wait = start_wait
         self._codec = codec
         self._clock = clock
         self._url_for_humans = _without_password(url)
@@ -206,18 +207,19 @@ class RedisBackplane:
 
     async def start(self) -> None:
         """Connect, subscribe, read the followed state. A Redis that does not answer
-        within START_WAIT refuses the start (one line naming REDIS_URL); one that goes
+        within CLUSTER_START_WAIT refuses the start (one line naming REDIS_URL); one that goes
         away later makes the node unready until it is back."""
         self._tasks.spawn(self._supervise(), name="backplane-subscriber")
         self._tasks.spawn(self._heartbeats(), name="backplane-heartbeat")
         self._tasks.spawn(self._writer(), name="backplane-writer")
         try:
-            await asyncio.wait_for(self._connected.wait(), START_WAIT)
+            await asyncio.wait_for(self._connected.wait(), self._start_wait)
         except TimeoutError:
             await self._tasks.close()
             raise ConfigError(f"REDIS_URL={self._url_for_humans!r}: Redis does not answer "
-                              f"within {START_WAIT:g} s; start Redis, or fix REDIS_URL, or "
-                              "unset it to run one node without Redis") from None
+                              f"within {self._start_wait:g} s (CLUSTER_START_WAIT); start "
+                              "Redis, or fix REDIS_URL, or unset it to run one node without "
+                              "Redis") from None
 
     async def close(self) -> None:
         """Send what is queued, sweep what this node's connections still hold (a leave

@@ -283,6 +283,7 @@ class Config:
     dashboard_token: str | None = None
     redis_url: str | None = None
     cluster_node_ttl: float = 15.0
+    cluster_start_wait: float = 5.0
     node_url: str = ""
     calls: CallSettings = field(default_factory=CallSettings)
 
@@ -476,5 +477,6 @@ def load(environ: Mapping[str, str] | None = None,
         dashboard_token=v["DASHBOARD_TOKEN"] or None,
         redis_url=v["REDIS_URL"] or None,
         cluster_node_ttl=v["CLUSTER_NODE_TTL"],
+        cluster_start_wait=v["CLUSTER_START_WAIT"],
         node_url=v["NODE_URL"],
     )

@@ -470,6 +470,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("CLUSTER_NODE_TTL", "--cluster-node-ttl", _positive_duration, "15s",
             "With REDIS_URL: a node that sent no heartbeat for this long is lost, and what "
             "its connections held is swept (heartbeats every third of it).", "cluster"),
+    Setting("CLUSTER_START_WAIT", "--cluster-start-wait", _positive_duration, "5s",
+            "With REDIS_URL: how long 'rtchub serve' waits for Redis to answer at start "
+            "before it refuses to start (one line naming REDIS_URL).", "cluster"),
     Setting("NODE_URL", "--node-url", _node_url, "",
             "This node's own public base URL (https://node-b.example.com), as a browser "
             "reaches it past the load balancer. A join for an SFU room hosted here that "
