@@ -49,7 +49,7 @@ from rtchub.media.sfu.sdp import Codec
 from rtchub.media.sfu.uplink import TrackUplink
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from benchmarks.sfu_forwarding import encode_clip  # noqa: E402
+from benchmarks.sfu_forwarding import encode_clip
 
 VP8 = Codec(96, "VP8", 90000, None, {}, ())
 VP8_RTX = Codec(97, "rtx", 90000, None, {"apt": "96"}, ())
@@ -92,7 +92,8 @@ def packetize(clip: list[bytes], ssrc: int, seq: int, rid: str | None,
         packet.time_base = fractions.Fraction(1, 90000)
         payloads, timestamp = encoder.pack(packet)
         for i, payload in enumerate(payloads):
-            elements = bytes([(MID_ID << 4) | 0]) + b"0" + bytes([(ABS_ID << 4) | 2]) + b"\x00\x00\x00"
+            elements = (bytes([(MID_ID << 4) | 0]) + b"0" + bytes([(ABS_ID << 4) | 2])
+                        + b"\x00\x00\x00")
             if rid is not None:
                 elements += bytes([(RID_ID << 4) | (len(rid) - 1)]) + rid.encode()
             elements += b"\x00" * (-len(elements) % 4)
