@@ -4,7 +4,7 @@ Run by hand, on loopback only::
 
     unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh \\
         .venv/bin/python benchmarks/sfu_forwarding.py --pin \\
-        --fanout 16 32 --relay-fanout 2 --rooms 6 10 14 18 --seconds 10
+        --fanout 16 64 --relay-fanout 1 3 --simulcast-fanout 64 --rooms --seconds 10
 
 Each server runs as a child process (:mod:`benchmarks.sfu_servers`) measured
 alone through ``/proc/<pid>/stat``. The load generator (this process) holds the
@@ -18,6 +18,11 @@ the packets per second one core forwards at that rate, the loss subscribers
 saw, the generator's CPU, and at the end the per-subscriber CPU of the SFU and
 of MediaRelay (beyond their publisher-only baseline), their ratio and the
 largest all-to-all room of 360p video that held with < 1% loss.
+
+``--simulcast-fanout`` repeats the SFU's fan-outs with a simulcast publisher
+(:mod:`benchmarks.sfu_simulcast`: 640x360, 320x180 and 160x90 VP8 layers sent
+as Chromium sends them) whose subscribers ask for low, medium and high in turn
+(a third each), once with adaptive quality off and once with it running.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
+    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
@@ -48,10 +54,21 @@ from rtchub.media import aiortc_adapter
 from rtchub.media.sfu.rtcp import remb
 from rtchub.media.sfu.rtp import FIXED
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run as a script
+from benchmarks.sfu_simulcast import (
+    SilentTrack,
+    layer_sizes,
+    send_layers,
+    simulcast_offer,
+)
+
 TICK = os.sysconf("SC_CLK_TCK")
 LOOPBACK = ["127.0.0.1"]
 BUFFER = 4 * 1024 * 1024
 REMB_BITRATE = 1_000_000  # per received stream: about the clip's rate
+# a simulcast subscriber says it has room for the top layer (the config's max video
+# bitrate), so adaptation keeps each at the layer it asked for, as with adaptation off
+SIMULCAST_REMB = 2_500_000
 
 
 def cpu_seconds(pid: int) -> float:
@@ -87,17 +104,18 @@ def encode_clip(frames: int = 60, width: int = 640, height: int = 360,
     ramp = [(x % width) * 200 // width for x in range(2 * width)]
     rows = [bytes(v + (grain[k * 2 * width + x] & 0x07) for x, v in enumerate(ramp))
             for k in range(16)]  # 16 grainy ramps, twice as wide to scroll through
-    texture = os.urandom(160 * 120)
+    bw, bh = min(160, width // 2), min(120, height // 2)  # the block (160x120 from 320x240)
+    texture = os.urandom(bw * bh)
     out: list[bytes] = []
     for i in range(frames):
         frame = av.VideoFrame(width, height, "yuv420p")
         shift = (i * 6) % width
         luma = bytearray(b"".join(rows[(y * 7 + i * 13) % 16][shift:shift + width]
                                   for y in range(height)))
-        left, top = (i * 10) % (width - 160), (i * 4) % (height - 120)
-        for row in range(120):
+        left, top = (i * 10) % (width - bw), (i * 4) % (height - bh)
+        for row in range(bh):
             start = (top + row) * width + left
-            luma[start:start + 160] = texture[row * 160:(row + 1) * 160]
+            luma[start:start + bw] = texture[row * bw:(row + 1) * bw]
         frame.planes[0].update(bytes(luma))
         for plane in frame.planes[1:]:
             plane.update(bytes([100 + i % 50]) * plane.buffer_size)
@@ -158,6 +176,7 @@ class Participant:
     streams: dict[int, Stream] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     wire: aiortc_adapter.SrtpWire | None = None
+    remb_bitrate: int = REMB_BITRATE  # what it tells the server it takes per stream
 
     def count(self, data: bytes, arrival_ms: int) -> None:
         seq, ssrc = FIXED.unpack_from(data)[2], FIXED.unpack_from(data)[4]
@@ -180,19 +199,48 @@ def new_pc() -> RTCPeerConnection:
 
 
 async def join(http: aiohttp.ClientSession, base: str, ident: str, clip: list[bytes] | None,
-               subscribe: bool) -> Participant:
+               subscribe: bool, *, layers: list[list[bytes]] | None = None,
+               layer: int | None = None) -> Participant:
+    """A participant publishing ``clip`` (or the simulcast ``layers``, lowest first) and/or
+    subscribing to everything (at ``layer`` of a simulcast track: None for the top)."""
     ws = await http.ws_connect(f"{base}/ws", max_msg_size=1 << 20)
     pc = new_pc()
     me = Participant(ws, pc)
-    await ws.send_json({"type": "join", "id": ident, "publish": clip is not None,
-                        "subscribe": subscribe})
+    await ws.send_json({"type": "join", "id": ident,
+                        "publish": clip is not None or layers is not None,
+                        "subscribe": subscribe, "layer": layer})
     if clip is not None:
         pc.addTransceiver(ClipTrack(clip), direction="sendonly")
         aiortc_adapter.configure_ice(pc, LOOPBACK, None, BUFFER)
         await pc.setLocalDescription(await pc.createOffer())
         await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
+    elif layers is not None:
+        transceiver = pc.addTransceiver(SilentTrack(), direction="sendonly")
+        transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                         if c.mimeType.lower() in ("video/vp8", "video/rtx")])
+        aiortc_adapter.configure_ice(pc, LOOPBACK, None, BUFFER)
+        await pc.setLocalDescription(await pc.createOffer())
+        offer, pt, mid_id = simulcast_offer(pc.localDescription.sdp)
+        await ws.send_json({"type": "offer", "sdp": offer})
+        me.tasks.append(asyncio.ensure_future(publish_layers(me, layers, pt, mid_id)))
     me.tasks.append(asyncio.ensure_future(signal(me)))
     return me
+
+
+async def publish_layers(me: Participant, layers: list[list[bytes]], pt: int,
+                         mid_id: int) -> None:
+    """Once connected, send the simulcast layers through the connection's SRTP."""
+    connected = asyncio.Event()
+
+    @me.pc.on("connectionstatechange")
+    def changed() -> None:
+        if me.pc.connectionState == "connected":
+            connected.set()
+
+    await connected.wait()
+    if me.wire is None:  # made when the answer came, before the connection
+        raise RuntimeError("the simulcast publisher has no wire")
+    await send_layers(me.wire, layers, pt, mid_id)
 
 
 async def signal(me: Participant) -> None:
@@ -228,7 +276,7 @@ async def estimate(me: Participant) -> None:
     while True:
         await asyncio.sleep(1.0)
         if me.wire is not None and me.streams:
-            me.wire.send_rtcp(remb(1, REMB_BITRATE * len(me.streams), list(me.streams)))
+            me.wire.send_rtcp(remb(1, me.remb_bitrate * len(me.streams), list(me.streams)))
 
 
 async def close_all(people: list[Participant], base: str) -> None:
@@ -323,17 +371,24 @@ def report(label: str, r: Result, nominal: float) -> None:
 
 
 async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
-                 seconds: float) -> Result:
+                 seconds: float, layers: list[list[bytes]] | None = None) -> Result:
+    """One publisher of ``clip`` (or of the simulcast ``layers``: its subscribers ask for
+    low, medium and high in turn) and ``subscribers`` subscribers, measured."""
     async with aiohttp.ClientSession() as http:
         people: list[Participant] = []
         try:
-            people.append(await join(http, base, f"publisher-{subscribers}", clip, False))
+            people.append(await join(http, base, f"publisher-{subscribers}",
+                                     None if layers else clip, False, layers=layers))
             for _ in range(150):  # MediaRelay offers a viewer the tracks it has when it joins
                 if (await server_counters(base)).get("tracks"):
                     break
                 await asyncio.sleep(0.2)
             for i in range(subscribers):
-                people.append(await join(http, base, f"viewer-{subscribers}-{i}", None, True))
+                viewer = await join(http, base, f"viewer-{subscribers}-{i}", None, True,
+                                    layer=i % 3 if layers else None)
+                if layers:
+                    viewer.remb_bitrate = SIMULCAST_REMB
+                people.append(viewer)
             if subscribers:
                 await flowing(people[1:], 1, base)
             else:
@@ -355,10 +410,11 @@ async def room(base: str, pid: int, clip: list[bytes], size: int, seconds: float
             await close_all(people, base)
 
 
-def spawn(kind: str, port: int, pin: bool) -> subprocess.Popen[bytes]:
+def spawn(kind: str, port: int, pin: bool, adaptive: bool = False) -> subprocess.Popen[bytes]:
     prefix = ["taskset", "-c", "0"] if pin else []
     return subprocess.Popen([*prefix, sys.executable, "-m", "benchmarks.sfu_servers", kind,
-                             str(port)], cwd=os.path.join(os.path.dirname(__file__), ".."),
+                             str(port), *(["adaptive"] if adaptive else [])],
+                            cwd=os.path.join(os.path.dirname(__file__), ".."),
                             stdout=subprocess.DEVNULL)
 
 
@@ -375,6 +431,14 @@ async def wait_up(base: str) -> None:
             await asyncio.sleep(0.1)
 
 
+SCENARIOS = {  # label -> (server kind, simulcast publisher, adaptive quality)
+    "sfu": ("sfu", False, False),
+    "relay": ("relay", False, False),
+    "simulcast": ("sfu", True, False),
+    "simulcast+adapt": ("sfu", True, True),
+}
+
+
 async def main(args: argparse.Namespace) -> None:
     if args.pin:
         os.sched_setaffinity(0, {1})
@@ -382,29 +446,48 @@ async def main(args: argparse.Namespace) -> None:
     clip = encode_clip(width=width, height=height)
     rate = sum(len(p) for p in clip) * 8 / 2
     nominal = clip_rate(clip)
+    layers: list[list[bytes]] = []
+    if args.simulcast_fanout:
+        *lower, _ = layer_sizes(width, height, 1_000_000)
+        layers = [encode_clip(width=w, height=h, bitrate=b) for w, h, b in lower] + [clip]
     print(f"clip: {len(clip)} VP8 frames of {args.size}, {rate / 1000:.0f} kbit/s, "
           f"{nominal:.0f} packets/s at 30 fps; "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; pinned: {args.pin}",
           flush=True)
-    results: dict[str, dict[int, Result]] = {"sfu": {}, "relay": {}}
-    for kind, counts in (("sfu", args.fanout), ("relay", args.relay_fanout)):
-        if not counts and not (kind == "sfu" and args.rooms):
+    if layers:
+        print("simulcast layers: " + ", ".join(
+            f"{w}x{h} {sum(len(p) for p in c) * 8 / 2000:.0f} kbit/s {clip_rate(c):.0f} pkt/s"
+            for (w, h, _), c in zip(layer_sizes(width, height, 1_000_000), layers,
+                                    strict=True)), flush=True)
+    results: dict[str, dict[int, Result]] = {}
+    plan = [("sfu", args.fanout), ("relay", args.relay_fanout),
+            ("simulcast", args.simulcast_fanout), ("simulcast+adapt", args.simulcast_fanout)]
+    for label, counts in plan:
+        kind, simulcast, adaptive = SCENARIOS[label]
+        rooms = args.rooms if label == "sfu" else []
+        if not counts and not rooms:
             continue
         port = free_port()
-        proc = spawn(kind, port, args.pin)
+        proc = spawn(kind, port, args.pin, adaptive)
         base = f"http://127.0.0.1:{port}"
+        expected = (sum(clip_rate(layers[i % 3]) for i in range(3)) / 3 if simulcast
+                    else nominal)
+        results[label] = {}
         try:
             await wait_up(base)
             if counts:
-                print(f"{kind}: one publisher, N subscribers", flush=True)
+                print(f"{label}: one publisher, N subscribers"
+                      + (" asking for low, medium, high in turn" if simulcast else ""),
+                      flush=True)
             for n in [0, *counts] if counts else []:
-                result = await fanout(base, proc.pid, clip, n, args.seconds)
-                results[kind][n] = result
-                report(f"{kind} subscribers={n}", result, nominal)
-            if kind == "sfu" and args.rooms:
+                result = await fanout(base, proc.pid, clip, n, args.seconds,
+                                      layers if simulcast else None)
+                results[label][n] = result
+                report(f"{label} subscribers={n}", result, expected)
+            if rooms:
                 print("sfu: rooms where everyone publishes 360p and receives everyone else",
                       flush=True)
-                for size in args.rooms:
+                for size in rooms:
                     try:
                         result = await room(base, proc.pid, clip, size, args.seconds)
                     except RuntimeError as exc:
@@ -420,16 +503,19 @@ async def main(args: argparse.Namespace) -> None:
 
 def summary(results: dict[str, dict[int, Result]], nominal: float) -> None:
     per: dict[str, float] = {}
-    for kind in ("sfu", "relay"):
-        runs = results.get(kind, {})
+    for label in SCENARIOS:
+        runs = results.get(label, {})
         counts = [n for n in runs if n]
         if 0 in runs and counts:
             n = max(counts)
-            per[kind] = (runs[n].server_cpu - runs[0].server_cpu) / n
-            print(f"{kind}: {per[kind] * 100:.3f}% of a core per 360p subscriber (N={n}, "
-                  f"beyond the publisher-only baseline)")
+            extra = runs[n].server_cpu - runs[0].server_cpu
+            per[label] = extra / n
+            copy = extra / max(runs[n].delivered, 1e-9) * 1e6
+            print(f"{label}: {per[label] * 100:.3f}% of a core per subscriber (N={n}, "
+                  f"beyond the publisher-only baseline), {copy:.1f} µs per packet delivered, "
+                  f"{runs[n].delivered / max(runs[n].server_cpu, 1e-9):,.0f} pkt/s per core")
     if "sfu" in per and "relay" in per:
-        print(f"MediaRelay costs {per['relay'] / max(per['sfu'], 1e-9):.0f}x the SFU per "
+        print(f"MediaRelay costs {per['relay'] / max(per['sfu'], 1e-9):.1f}x the SFU per "
               f"subscriber")
     rooms = results.get("room", {})
     held = [size for size, r in rooms.items() if r.loss < 0.01 and kept(r, nominal) > 0.95]
@@ -445,6 +531,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--fanout", type=int, nargs="*", default=[16])
     parser.add_argument("--relay-fanout", type=int, nargs="*", default=[2])
+    parser.add_argument("--simulcast-fanout", type=int, nargs="*", default=[],
+                        help="subscriber counts for a simulcast publisher, adaptation off and on")
     parser.add_argument("--rooms", type=int, nargs="*", default=[4, 8, 12])
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--size", default="640x360", help="the clip's picture size, WxH")

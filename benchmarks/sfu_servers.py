@@ -8,9 +8,16 @@
   (one decode per publisher, one VP8 encode per subscriber).
 
 Both speak one benchmark-only signaling dialect over a WebSocket per
-participant (JSON): ``join`` {id, publish, subscribe}; ``offer``/``answer``
+participant (JSON): ``join`` {id, publish, subscribe, layer}; ``offer``/``answer``
 {sdp} in either direction; ``ignored`` when the server sets a client offer
 aside (glare). ``GET /stats`` returns the server's own counters.
+
+A simulcast publisher's subscribers get the layer their ``join`` names (0, 1, 2:
+``set_quality`` low, medium, high), or the top one. ``sfu adaptive`` also runs
+adaptive quality as the call feature does: one
+:class:`~rtchub.media.sfu.adaptive.AdaptationDriver` on the loop's clock drives
+every active simulcast subscription (its REMB share as the link; the layer asked
+for is the ceiling) and caps its publisher's REMB when nobody needs the top layer.
 """
 
 from __future__ import annotations
@@ -28,9 +35,17 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaRelay
 from aiortc.rtcconfiguration import RTCBundlePolicy
 
+from rtchub.base.clock import LoopClock
 from rtchub.media import aiortc_adapter
 from rtchub.media.fanout import ForwardingStats
-from rtchub.media.sfu import PublishedTrack, SfuMediaConfig, SfuPeer
+from rtchub.media.sfu import (
+    PublishedTrack,
+    SfuMediaConfig,
+    SfuPeer,
+    Subscription,
+    SubscriptionState,
+)
+from rtchub.media.sfu.adaptive import AdaptationDriver, SimulcastControl, SubscriberLink
 
 __all__ = ["run_server"]
 
@@ -42,12 +57,35 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class SfuServer:
     """Participants on SfuPeers; everyone who subscribes gets every other track."""
 
-    def __init__(self) -> None:
+    def __init__(self, adaptive: bool = False) -> None:
         self.stats = ForwardingStats()
         self.config = SfuMediaConfig(node_ips=LOOPBACK, video_max_bitrate=2_500_000)
         self.peers: dict[str, SfuPeer] = {}
-        self.subscribers: set[str] = set()
+        self.subscribers: dict[str, int | None] = {}  # participant -> the layer it asked for
         self.tracks: list[PublishedTrack] = []
+        self.driver = AdaptationDriver(LoopClock()) if adaptive else None
+
+    def subscribe(self, peer: SfuPeer, track: PublishedTrack) -> None:
+        """``peer`` receives ``track``, at the layer it asked for; adaptation follows it."""
+        subscription = peer.subscribe(track)
+        subscription.layer_ceiling = self.subscribers.get(peer.participant_id)
+        if self.driver is not None:
+            subscription.on_state_change = self.follow
+
+    def follow(self, subscription: Subscription) -> None:
+        """Adaptation drives an active simulcast subscription (as features/calls does)."""
+        driver = self.driver
+        if driver is None:
+            return
+        key = (subscription.subscriber_id, subscription.track.track_id)
+        downtrack = subscription.downtrack
+        if (subscription.state is not SubscriptionState.ACTIVE or downtrack is None
+                or downtrack.layers is None or not downtrack.uplink.simulcast):
+            driver.remove(key)
+            return
+        control = SimulcastControl(downtrack)
+        driver.add(key, control, lambda: SubscriberLink(control.estimate),
+                   subscription.track.track_id)
 
     def counters(self) -> dict[str, Any]:
         states: dict[str, int] = {}
@@ -74,24 +112,29 @@ class SfuServer:
         def published(track: PublishedTrack) -> None:
             self.tracks = [t for t in self.tracks if not t.ended]
             self.tracks.append(track)
+            driver = self.driver
+            if driver is not None:
+                track.uplink.cap_source = lambda: driver.cap_for(track.track_id)
             for other in self.subscribers:
                 if other != ident:
-                    self.peers[other].subscribe(track)
+                    self.subscribe(self.peers[other], track)
 
         peer.on_track_published = published
         return peer
 
-    def start_receiving(self, peer: SfuPeer) -> None:
-        """Subscribe ``peer`` to every track, now and later. (A publisher starts after
-        its first offer is answered: the generator's clients are not polite peers.)"""
-        self.subscribers.add(peer.participant_id)
+    def start_receiving(self, peer: SfuPeer, layer: int | None) -> None:
+        """Subscribe ``peer`` to every track, now and later, at ``layer`` of a simulcast
+        track (None: the top). (A publisher starts after its first offer is answered:
+        the generator's clients are not polite peers.)"""
+        self.subscribers[peer.participant_id] = layer
         for track in self.tracks:
             if track.publisher_id != peer.participant_id and not track.ended:
-                peer.subscribe(track)
+                self.subscribe(peer, track)
 
     async def handle(self, ws: web.WebSocketResponse) -> None:
         peer: SfuPeer | None = None
         subscribe = False
+        layer: int | None = None
         try:
             async for msg in ws:
                 if msg.type != WSMsgType.TEXT:
@@ -100,21 +143,22 @@ class SfuServer:
                 if data["type"] == "join":
                     peer = self.join(data["id"], ws.send_json)
                     subscribe = data["subscribe"]
+                    layer = data.get("layer")
                     if subscribe and not data["publish"]:
-                        self.start_receiving(peer)
+                        self.start_receiving(peer, layer)
                 elif data["type"] == "offer" and peer is not None:
                     answer = await peer.accept_offer(data["sdp"])
                     await ws.send_json({"type": "ignored"} if answer is None
                                        else {"type": "answer", "sdp": answer})
                     if subscribe and peer.participant_id not in self.subscribers:
-                        self.start_receiving(peer)
+                        self.start_receiving(peer, layer)
                 elif data["type"] == "answer" and peer is not None:
                     await peer.accept_answer(data["sdp"])
         finally:
             if peer is not None:
                 if self.peers.get(peer.participant_id) is peer:
                     del self.peers[peer.participant_id]
-                    self.subscribers.discard(peer.participant_id)
+                    self.subscribers.pop(peer.participant_id, None)
                 await peer.close()
 
 
@@ -166,10 +210,11 @@ class RelayServer:
             await pc.close()
 
 
-def run_server(kind: str, port: int) -> None:
-    """Serve ``kind`` ("sfu" or "relay") on 127.0.0.1:``port`` until terminated."""
+def run_server(kind: str, port: int, adaptive: bool = False) -> None:
+    """Serve ``kind`` ("sfu" or "relay") on 127.0.0.1:``port`` until terminated; an
+    ``adaptive`` SFU runs adaptive quality."""
     logging.basicConfig(level=logging.WARNING)
-    server: SfuServer | RelayServer = SfuServer() if kind == "sfu" else RelayServer()
+    server: SfuServer | RelayServer = SfuServer(adaptive) if kind == "sfu" else RelayServer()
 
     async def ws_handler(request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(max_msg_size=1 << 20)
@@ -191,4 +236,4 @@ def run_server(kind: str, port: int) -> None:
 
 
 if __name__ == "__main__":  # started by sfu_forwarding.py
-    run_server(sys.argv[1], int(sys.argv[2]))
+    run_server(sys.argv[1], int(sys.argv[2]), sys.argv[3:] == ["adaptive"])

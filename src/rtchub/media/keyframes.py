@@ -199,6 +199,13 @@ class KeyframeGate:
         """The SSRC the gate is open for, None while waiting for the first keyframe."""
         return self._source
 
+    @property
+    def floor(self) -> int | None:
+        """The sequence number of the keyframe that opened the gate while packets from
+        before it are still refused (None once far past it, or while shut): a packet of
+        the open source within ``REORDER_WINDOW`` ahead of it is admitted unchanged."""
+        return self._floor
+
     def admit(self, ssrc: int, seq: int, timestamp: int, payload: bytes) -> bool:
         """Whether to forward this packet; a keyframe start of a new SSRC opens the gate."""
         if ssrc == self._source:

@@ -44,6 +44,7 @@ DTLS_TX_BYTES = "_RTCDtlsTransport__tx_bytes"
 DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 _DTLS_COUNTERS = (DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES, DTLS_TX_PACKETS)
 _CONNECTED = DtlsState.CONNECTED
+_srtp_protect = srtp_binding.lib.srtp_protect
 
 # (plain RTP packet, arrival in ms of a monotonic-enough wall clock)
 RtpHandler = Callable[[bytes, int], None]
@@ -152,23 +153,32 @@ class SrtpWire:
 
     def send_rtp(self, packet: bytes) -> bool:
         """Protect and send one RTP packet; False (and nothing sent) if not connected."""
-        pair = self._nominated.get(1)
-        if pair is not self._pair:
-            self._route(pair)
+        # once per forwarded copy: _Protector.protect is inlined here
+        if self._nominated.get(1) is not self._pair:
+            self._route(self._nominated.get(1))
         sock = self._socket
-        if sock is None or self.closed or self._dtls._state is not _CONNECTED:
+        dtls = self._dtls
+        if sock is None or self.closed or dtls._state is not _CONNECTED:
             self.tx_dropped += 1
             return False
         protector = self._protector
-        if protector is None or protector.session is not self._dtls._tx_srtp:
-            protector = self._protector = _Protector(self._dtls._tx_srtp)
-        data = protector.protect(packet)
-        if data is None:  # e.g. a sequence number too far behind for SRTP
+        if protector is None or protector.session is not dtls._tx_srtp:
+            protector = self._protector = _Protector(dtls._tx_srtp)
+        size = len(packet)
+        if size > protector._room:
             self.tx_dropped += 1
             return False
-        sock.sendto(data, self._addr)
+        buffer = protector._buffer
+        length = protector._length
+        buffer[0:size] = packet
+        length[0] = size
+        if _srtp_protect(protector._context, protector._cdata, length):
+            self.tx_dropped += 1  # e.g. a sequence number too far behind for SRTP
+            return False
+        size = length[0]
+        sock.sendto(buffer[0:size], self._addr)
         self.tx_packets += 1
-        self.tx_bytes += len(data)
+        self.tx_bytes += size
         return True
 
     def send_rtcp(self, packet: bytes) -> bool:

@@ -25,8 +25,8 @@ from aiortc import RTCRtpSender
 
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats
-from rtchub.media.forwarding import PacketCache, Rewriter
-from rtchub.media.keyframes import KeyframeGate
+from rtchub.media.keyframes import REORDER_WINDOW, KeyframeGate
+from rtchub.media.sfu.continuity import Continuity
 from rtchub.media.sfu.layers import LayerSwitch
 from rtchub.media.sfu.loss import DropEvery
 from rtchub.media.sfu.rtcp import remb_share
@@ -96,25 +96,42 @@ class Downtrack:
 
     ``follows`` is the downtrack that used the same sender before (a reused
     transceiver): this one continues its sequence numbers, timestamps and counts.
+
+    Most packets take the steady path: once a packet of an SSRC went out through
+    every check, later packets of that SSRC are sent with the offsets in force for
+    as long as every check would only say yes (the layer switch's
+    ``steady_until``, the keyframe gate's reorder window after its floor, no
+    selector, no loss switch). Anything else (the first packet of a source, a
+    switch, a gate waiting, a hold) goes through :meth:`_forward`, which clears the
+    steady SSRC once the layer switch admitted the packet and sets it again only
+    when it sent the packet.
     """
 
-    __slots__ = ("_cache", "_ext", "_gate", "_outlet", "_pt_map", "_resent", "_rewriter",
-                 "_rtx_seq", "_sender", "_stats", "_vp8", "active", "estimate", "kind", "layers",
-                 "loss", "octets", "packets", "rtx_ssrc", "selector", "ssrc", "uplink")
+    __slots__ = ("_cache", "_cont", "_floor", "_gate", "_loss", "_mask", "_outlet", "_prefix",
+                 "_pt_map", "_resent", "_rtx_seq", "_selector", "_send", "_sender", "_stats",
+                 "_steady", "_timed", "_vp8", "active", "estimate", "kind", "layers", "octets",
+                 "packets", "rtx_ssrc", "ssrc", "uplink")
 
     def __init__(self, uplink: TrackUplink, outlet: Outlet, sender: RTCRtpSender,
                  stats: ForwardingStats, cache_size: int = 512,
                  follows: Downtrack | None = None) -> None:
+        if cache_size <= 0:
+            raise ValueError(f"cache size must be positive, got {cache_size}")
         self.uplink = uplink
         self.kind = uplink.kind
         self._outlet = outlet
+        self._send = outlet.send_rtp
         self._sender = sender
         self.ssrc, self.rtx_ssrc = adapter.sender_ssrcs(sender)
         self._stats = stats
-        self._cache = PacketCache(cache_size)
+        # the packets sent lately by outgoing sequence number: a ring of a power of two
+        # at least ``cache_size`` long (a slot's packet says which number it holds)
+        size = 1 << (cache_size - 1).bit_length()
+        self._cache: list[bytes | None] = [None] * size
+        self._mask = size - 1
         self._resent: dict[int, tuple[int, float]] = {}  # seq -> (times, last), recent only
-        self._rewriter = Rewriter(uplink.clock_rate, random.randrange(1 << 15),
-                                  random.randrange(1 << 32))
+        self._cont = Continuity(uplink.clock_rate, random.randrange(1 << 15),
+                                random.randrange(1 << 32))
         self._rtx_seq = random.randrange(1 << 15)
         mime = (uplink.mime or "").lower()
         self._vp8 = Vp8Rewriter() if mime == "video/vp8" else None
@@ -122,29 +139,56 @@ class Downtrack:
             # the same sender (SSRC) carries another track now: its sequence numbers and
             # timestamps go on from where they were (SRTP refuses to go back, and the
             # subscriber's jitter buffer sees one continuous stream)
-            self._rewriter = follows._rewriter
+            self._cont = follows._cont
             self._rtx_seq = follows._rtx_seq
             if self._vp8 is not None and follows._vp8 is not None:
                 self._vp8 = follows._vp8
         self._pt_map: dict[int, tuple[int, int | None]] = {}
-        self._ext: ExtensionWriter | None = None
+        self._prefix = b""  # the header extension block but its last 3 bytes (the time)
+        self._timed = False  # whether the block ends with abs-send-time
         detect = uplink.keyframe_detector()
         self._gate = None if detect is None else KeyframeGate(detect)
+        self._floor: int | None = None  # the gate's floor, as the steady path reads it
         # simulcast: the layer this subscriber gets (every packet passes with one layer)
         self.layers = None if detect is None else LayerSwitch(
             uplink, detect, uplink.request_keyframe, uplink.clock)
-        self.selector: LayerSelector | None = None  # None: forward what ``layers`` admits
-        self.loss: DropEvery | None = None  # a test switch: drop some packets on the way out
+        self._selector: LayerSelector | None = None
+        self._loss: DropEvery | None = None
+        self._steady = -1  # the SSRC whose packets take the steady path (-1: none)
         self.active = False
         self.packets: int = 0 if follows is None else follows.packets
         self.octets: int = 0 if follows is None else follows.octets
         self.estimate: int | None = None  # this subscriber's REMB share for the track
 
+    @property
+    def selector(self) -> LayerSelector | None:
+        """A filter set from outside (the call feature's hold); None: forward what
+        ``layers`` admits."""
+        return self._selector
+
+    @selector.setter
+    def selector(self, selector: LayerSelector | None) -> None:
+        self._selector = selector
+        self._steady = -1
+
+    @property
+    def loss(self) -> DropEvery | None:
+        """A test switch: drop some packets on the way out (None: none)."""
+        return self._loss
+
+    @loss.setter
+    def loss(self, loss: DropEvery | None) -> None:
+        self._loss = loss
+        self._steady = -1
+
     def configure(self, pt_map: dict[int, tuple[int, int | None]],
                   extensions: ExtensionWriter | None) -> None:
         """Payload types and header extensions the subscriber negotiated."""
         self._pt_map = pt_map
-        self._ext = None if extensions is None or extensions.empty else extensions
+        ext = None if extensions is None or extensions.empty else extensions
+        self._prefix = b"" if ext is None else ext.prefix
+        self._timed = ext is not None and ext.has_time
+        self._steady = -1
 
     @property
     def negotiated(self) -> bool:
@@ -156,6 +200,7 @@ class Downtrack:
         if self.active:
             return
         self.active = True
+        self._steady = -1
         self.uplink.attach(self)
         if self._gate is not None:
             self._gate.reset()
@@ -164,6 +209,7 @@ class Downtrack:
     def stop(self) -> None:
         """Stop forwarding (unsubscribed, or the track ended)."""
         self.active = False
+        self._steady = -1
         self.uplink.detach(self)
 
     @property
@@ -178,6 +224,73 @@ class Downtrack:
 
     def forward(self, packet: InboundPacket) -> None:
         """Rewrite ``packet`` for this subscriber and send it (see the module doc)."""
+        layers = self.layers
+        if packet.ssrc != self._steady:
+            if layers is not None and packet.now < layers.steady_until:
+                index = packet.layer
+                current = layers.current
+                if (current is not None and index != current
+                        and not current < index <= layers.wish):
+                    return  # another layer's packet: refused as admit would, no decision
+            self._forward(packet)
+            return
+        if layers is not None and packet.now >= layers.steady_until:
+            self._forward(packet)
+            return
+        seq = packet.seq
+        floor = self._floor
+        if floor is not None and (seq - floor) & 0xFFFF >= REORDER_WINDOW:
+            self._forward(packet)
+            return
+        mapped = self._pt_map.get(packet.payload_type)
+        if mapped is None:
+            return
+        # the steady path: what _forward does when every check says yes
+        cont = self._cont
+        out_seq = (seq + cont.seq_offset) & 0xFFFF
+        timestamp = (packet.timestamp + cont.ts_offset) & 0xFFFFFFFF
+        if (seq - cont.highest) & 0xFFFF < 0x8000:  # in order
+            cont.highest = seq
+            cont.highest_ts = packet.timestamp
+            cont.highest_ms = packet.arrival_ms
+        vp8 = self._vp8
+        if vp8 is None:
+            tail = packet.timed if self._timed else packet.payload
+        elif vp8.pid_offset or vp8.tl0_offset:
+            tail = self._vp8_tail(vp8, packet)
+        else:
+            desc = packet.vp8
+            if desc is not None:
+                vp8.note(desc.picture_id, desc.tl0)
+            tail = packet.timed if self._timed else packet.payload
+        prefix = self._prefix
+        data = FIXED.pack(0x90 if prefix else 0x80, mapped[0] | 0x80 if packet.marker
+                          else mapped[0], out_seq, timestamp, self.ssrc) + prefix + tail
+        self._cache[out_seq & self._mask] = data
+        if not self._send(data):
+            self._steady = -1
+            if self._gate is not None:
+                self._gate.reset()  # the keyframe did not reach the subscriber: wait for another
+            return
+        self.packets += 1
+        self.octets += len(packet.payload)
+        self._stats.packets_forwarded += 1
+        if not self.packets & 15:  # a few times a second: aiortc's SRs go out each second
+            adapter.note_sent(self._sender, timestamp, self.packets, self.octets)
+
+    def _vp8_tail(self, vp8: Vp8Rewriter, packet: InboundPacket) -> bytes:
+        """The copy's payload with its VP8 ids rewritten (and the time before it)."""
+        desc = packet.vp8
+        payload = (vp8.rewrite(packet.ssrc, packet.payload) if desc is None
+                   else vp8.rewrite_described(packet.ssrc, packet.payload, desc))
+        if not self._timed:
+            return payload
+        if payload is packet.payload:
+            return packet.timed
+        return packet.timed[:3] + payload
+
+    def _forward(self, packet: InboundPacket) -> None:
+        """Every check, then the copy; sets the steady SSRC when the packet went out."""
         if not self.active:
             return
         mapped = self._pt_map.get(packet.payload_type)
@@ -185,41 +298,55 @@ class Downtrack:
             return
         layers = self.layers
         if layers is not None and not layers.admit(packet):
+            # another layer's packet, refused: the current layer's steady path stands
+            # (its ``steady_until`` says whether the refusal changed the choice)
             return
-        selector = self.selector
+        # from here on the packet may change what the steady path relies on (a switch,
+        # the gate): it is set again only if this packet goes out
+        self._steady = -1
+        selector = self._selector
         if selector is not None and not selector.admit(packet):
             return
         gate = self._gate
-        if gate is not None and not gate.admit(packet.ssrc, packet.seq, packet.timestamp,
-                                               packet.payload):
-            self._stats.packets_gated += 1
-            self.uplink.request_keyframe(packet.layer)
-            return
-        seq, timestamp = self._rewriter.translate_pair(packet.ssrc, packet.seq,
-                                                       packet.timestamp, packet.arrival_ms)
+        if gate is not None:
+            if not gate.admit(packet.ssrc, packet.seq, packet.timestamp, packet.payload):
+                self._stats.packets_gated += 1
+                self.uplink.request_keyframe(packet.layer)
+                return
+            self._floor = gate.floor
+        seq, timestamp = self._cont.translate(packet.ssrc, packet.seq, packet.timestamp,
+                                              packet.arrival_ms)
         second = mapped[0] | 0x80 if packet.marker else mapped[0]
-        payload = packet.payload
-        if self._vp8 is not None:
-            payload = self._vp8.rewrite(packet.ssrc, payload)
-        ext = self._ext
-        if ext is None:
-            data = FIXED.pack(0x80, second, seq, timestamp, self.ssrc) + payload
+        vp8 = self._vp8
+        if vp8 is not None:
+            tail = self._vp8_tail(vp8, packet)
         else:
-            data = (FIXED.pack(0x90, second, seq, timestamp, self.ssrc)
-                    + ext.block(packet.send_time) + payload)
-        self._cache.put(seq, data)
-        loss = self.loss
+            tail = packet.timed if self._timed else packet.payload
+        prefix = self._prefix
+        data = FIXED.pack(0x90 if prefix else 0x80, second, seq, timestamp, self.ssrc) \
+            + prefix + tail
+        self._cache[seq & self._mask] = data
+        loss = self._loss
         if loss is not None and loss.drop():
             return
-        if not self._outlet.send_rtp(data):
+        if not self._send(data):
             if gate is not None:
                 gate.reset()  # the keyframe did not reach the subscriber: wait for another
             return
+        if selector is None and loss is None and (vp8 is None or packet.vp8 is not None):
+            self._steady = packet.ssrc
         self.packets += 1
         self.octets += len(packet.payload)
         self._stats.packets_forwarded += 1
         if not self.packets & 15:  # a few times a second: aiortc's SRs go out each second
             adapter.note_sent(self._sender, timestamp, self.packets, self.octets)
+
+    def _cached(self, seq: int) -> bytes | None:
+        """The packet sent as ``seq``, if still cached."""
+        data = self._cache[seq & self._mask]
+        if data is None or (data[2] << 8 | data[3]) != seq:
+            return None
+        return data
 
     # -- feedback from the subscriber ------------------------------------------------------
 
@@ -231,7 +358,7 @@ class Downtrack:
         if len(resent) > 4 * len(feedback.nacked) + 256:
             resent.clear()  # bounded: forget old resends, the cache forgets their packets
         for seq in feedback.nacked:
-            data = self._cache.get(seq)
+            data = self._cached(seq)
             if data is None:
                 stats.nack_misses += 1
                 continue

@@ -19,10 +19,18 @@ until then the old layer goes on. The downtrack's rewriters keep sequence
 numbers, timestamps and VP8 picture ids continuous across it.
 
 A track with one layer is never switched: every packet passes.
+
+``steady_until`` tells the downtrack's steady path how long packets of the
+``current`` layer pass without a decision (:meth:`LayerSwitch.admit` would
+only say yes): the end of the choice's :data:`RECHECK` while the choice is the
+current layer, forever on a track with one layer, never while switching. Until
+then a packet of another layer is refused without a decision too, unless it is
+above the current layer and within ``wish`` (a layer coming back).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Final
 
@@ -46,7 +54,7 @@ class LayerSwitch:
     """
 
     __slots__ = ("_checked", "_chosen", "_clock", "_detect", "_last_ts", "_request", "_uplink",
-                 "ceiling", "current", "stale_after", "switches", "target")
+                 "ceiling", "current", "stale_after", "steady_until", "switches", "target", "wish")
 
     def __init__(self, uplink: TrackUplink, detect: Callable[[bytes], bool],
                  request: Callable[[int], bool], clock: Callable[[], float],
@@ -63,6 +71,8 @@ class LayerSwitch:
         self.switches = 0
         self._chosen = 0  # the last choice made on the hot path, and when
         self._checked: float | None = None
+        self.steady_until = -math.inf  # see the module doc
+        self.wish = min(self.target, ceiling)  # min(target, ceiling), not clamped
 
     # -- what adaptation and set_quality drive ----------------------------------------------
 
@@ -71,7 +81,9 @@ class LayerSwitch:
         if layer < 0:
             raise ValueError(f"a layer index is not negative, got {layer}")
         self.target = layer
+        self.wish = min(layer, self.ceiling)
         self._checked = None
+        self.steady_until = -math.inf
         self._ask()
 
     def set_ceiling(self, layer: int | None) -> None:
@@ -79,7 +91,9 @@ class LayerSwitch:
         if layer is not None and layer < 0:
             raise ValueError(f"a layer index is not negative, got {layer}")
         self.ceiling = TOP if layer is None else layer
+        self.wish = min(self.target, self.ceiling)
         self._checked = None
+        self.steady_until = -math.inf
         self._ask()
 
     @property
@@ -124,16 +138,18 @@ class LayerSwitch:
         index = packet.layer
         if len(layers) == 1:
             self.current = 0
+            self.steady_until = math.inf
             return True
-        now = self._clock()
+        now = packet.now  # the uplink's clock (this switch's) when the packet arrived
         checked = self._checked
         chosen = self._chosen
         if (checked is None or not 0 <= now - checked < RECHECK
-                or chosen < index <= min(self.target, self.ceiling)):
+                or chosen < index <= self.wish):
             # (a layer above the choice and within the wish arrives: it came back)
             chosen = self._chosen = self.choose(now)
-            self._checked = now
+            checked = self._checked = now
         current = self.current
+        self.steady_until = checked + RECHECK if chosen == current else -math.inf
         if chosen != current:
             if index == chosen:
                 previous = self._last_ts.get(index)
@@ -141,6 +157,7 @@ class LayerSwitch:
                 if previous != packet.timestamp and self._detect(packet.payload):
                     self.current = chosen
                     self.switches += 1
+                    self.steady_until = checked + RECHECK
                     return True
                 self._request(chosen)
                 return False

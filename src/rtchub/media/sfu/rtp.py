@@ -134,10 +134,14 @@ class ExtensionWriter:
 
     ``mid`` goes in every packet when its id is given (receivers then demux by
     MID as well as by SSRC); abs-send-time, which REMB estimators need, is
-    written per packet.
+    written per packet. The block is laid out as :attr:`prefix` (the block's
+    head, the MID element, padding, the abs-send-time element's byte) followed
+    by the three bytes of the time: the time is last, right before the payload,
+    so the time and payload of one incoming packet can be shared by every
+    receiver's copy (RFC 8285 4.2 lets padding sit between elements).
     """
 
-    __slots__ = ("_head", "_tail", "has_time")
+    __slots__ = ("has_time", "prefix")
 
     def __init__(self, mid_id: int | None = None, mid: str | None = None,
                  abs_send_time_id: int | None = None) -> None:
@@ -149,31 +153,27 @@ class ExtensionWriter:
             elements += bytes([(mid_id << 4) | (len(value) - 1)]) + value
         self.has_time = abs_send_time_id is not None
         time_head = b""
-        size = len(elements)
         if abs_send_time_id is not None:
             if not 1 <= abs_send_time_id <= 14:
                 raise ValueError(f"abs-send-time id {abs_send_time_id} does not fit one byte")
             time_head = bytes([(abs_send_time_id << 4) | 2])
-            size += 4
-        words = (size + 3) // 4
-        padding = b"\x00" * (4 * words - size)
-        block = _EXT_HEAD.pack(_ONE_BYTE, words)
-        # the packet is head + 3 bytes of time + tail (or head + tail without time)
-        self._head = block + elements + time_head
-        self._tail = padding
-        if not size:
-            self._head = self._tail = b""
+        # padding after the MID, so that the 4 bytes of the time end the block
+        elements += b"\x00" * (-len(elements) % 4)
+        size = len(elements) + (4 if time_head else 0)
+        #: the packet's block is ``prefix`` + 3 bytes of time (``prefix`` alone without time)
+        self.prefix = (_EXT_HEAD.pack(_ONE_BYTE, size // 4) + elements + time_head
+                       if size else b"")
 
     @property
     def empty(self) -> bool:
         """True when the receiver negotiated none of the extensions written."""
-        return not self._head
+        return not self.prefix
 
     def block(self, send_time: int) -> bytes:
         """The extension block with ``send_time`` (24 bits) filled in."""
         if self.has_time:
-            return self._head + send_time.to_bytes(3, "big") + self._tail
-        return self._head + self._tail
+            return self.prefix + send_time.to_bytes(3, "big")
+        return self.prefix
 
 
 def rtx_wrap(packet: bytes, payload_type: int, seq: int, ssrc: int) -> bytes:

@@ -34,6 +34,7 @@ from rtchub.media.sfu.remb import BitrateEstimates
 from rtchub.media.sfu.rtcp import nack, pli
 from rtchub.media.sfu.rtp import audio_level, find_extension
 from rtchub.media.sfu.sdp import Codec
+from rtchub.media.sfu.vp8 import Vp8Descriptor
 
 if TYPE_CHECKING:
     from rtchub.media.sfu.downtrack import Downtrack
@@ -64,13 +65,22 @@ class Upstream(Protocol):
 
 
 class InboundPacket:
-    """One packet of a published track, as every downtrack sees it (read-only)."""
+    """One packet of a published track, as every downtrack sees it (read-only).
 
-    __slots__ = ("arrival_ms", "layer", "marker", "payload", "payload_type", "send_time",
-                 "seq", "ssrc", "timestamp")
+    Besides the header fields it carries what is the same in every subscriber's
+    copy, worked out once: ``timed`` (the 3 bytes of the abs-send-time extension
+    followed by the payload: the tail of a copy whose extension block ends with
+    that time, see :class:`~.rtp.ExtensionWriter`), ``vp8`` (the VP8 payload
+    descriptor's picture id and TL0PICIDX, None for other codecs) and ``now``
+    (the uplink's clock when it arrived).
+    """
+
+    __slots__ = ("arrival_ms", "layer", "marker", "now", "payload", "payload_type", "send_time",
+                 "seq", "ssrc", "timed", "timestamp", "vp8")
 
     def __init__(self, ssrc: int, seq: int, timestamp: int, marker: bool, payload_type: int,
-                 payload: bytes, layer: int, arrival_ms: int) -> None:
+                 payload: bytes, layer: int, arrival_ms: int, now: float = 0.0,
+                 vp8: bool = False) -> None:
         self.ssrc = ssrc
         self.seq = seq
         self.timestamp = timestamp
@@ -79,7 +89,10 @@ class InboundPacket:
         self.payload = payload
         self.layer = layer
         self.arrival_ms = arrival_ms
-        self.send_time = int(arrival_ms * 262.144) & 0xFFFFFF  # abs-send-time, 6.18 s
+        self.now = now
+        send_time = self.send_time = int(arrival_ms * 262.144) & 0xFFFFFF  # abs-send-time
+        self.timed = send_time.to_bytes(3, "big") + payload
+        self.vp8 = Vp8Descriptor(payload) if vp8 else None
 
 
 class Layer:
@@ -144,6 +157,7 @@ class TrackUplink:
         self.layers: list[Layer] = [Layer(0, keyframe_interval)]
         self.codecs: dict[int, Codec] = {}  # the publisher's media payload types
         self._rtx_apt: dict[int, int] = {}  # RTX payload type -> media payload type
+        self._vp8 = False
         self._downtracks: dict[int, Downtrack] = {}
         self._snapshot: tuple[Downtrack, ...] = ()
         self.estimates: BitrateEstimates[int] = BitrateEstimates()
@@ -161,6 +175,7 @@ class TrackUplink:
     def set_codecs(self, codecs: Mapping[int, Codec]) -> None:
         """The payload types the publisher may send, RTX included."""
         self.codecs = {pt: c for pt, c in codecs.items() if not c.is_rtx}
+        self._vp8 = (self.mime or "").lower() == "video/vp8"  # downtracks rewrite its ids
         self._rtx_apt = {pt: c.apt for pt, c in codecs.items()
                          if c.is_rtx and c.apt is not None and c.apt in self.codecs}
 
@@ -323,6 +338,7 @@ class TrackUplink:
         if start > end:
             return
         payload_type = second & 0x7F
+        now = self._clock()
         if rtx:
             media_type = self._rtx_apt.get(payload_type)
             if media_type is None or end - start < 2:
@@ -339,7 +355,7 @@ class TrackUplink:
             ssrc = layer.ssrc if layer.ssrc is not None else 0
             if layer.reception is not None:
                 layer.reception.add(seq, timestamp)
-            layer.note(self._clock(), end - start)
+            layer.note(now, end - start)
         missing = layer.missing
         if missing is not None:
             lost = missing.add(seq)
@@ -361,7 +377,7 @@ class TrackUplink:
                 except Exception:
                     log.exception("audio level listener failed")
         packet = InboundPacket(ssrc, seq, timestamp, bool(second & 0x80), payload_type,
-                               data[start:end], layer.index, arrival_ms)
+                               data[start:end], layer.index, arrival_ms, now, self._vp8)
         for downtrack in self._snapshot:
             downtrack.forward(packet)
         took = time.perf_counter() - started

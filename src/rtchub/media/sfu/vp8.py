@@ -60,39 +60,54 @@ class Vp8Rewriter:
     """One subscriber's continuous VP8 picture id and TL0PICIDX (see the module doc).
 
     :meth:`rewrite` takes each forwarded packet's source SSRC and payload, in the
-    order sent; a new SSRC is a switch.
+    order sent; a new SSRC is a switch. The state is public for the downtrack's
+    steady path, which, while ``source`` is the packet's SSRC and neither offset
+    is set, only notes the ids sent (:meth:`note`, inlined there).
     """
 
-    __slots__ = ("_last_pid", "_last_tl0", "_pid_offset", "_source", "_tl0_offset")
+    __slots__ = ("last_pid", "last_tl0", "pid_offset", "source", "tl0_offset")
 
     def __init__(self) -> None:
-        self._source: int | None = None
-        self._pid_offset = 0
-        self._tl0_offset = 0
-        self._last_pid: int | None = None  # the highest picture id sent (15-bit space)
-        self._last_tl0: int | None = None
+        self.source: int | None = None
+        self.pid_offset = 0
+        self.tl0_offset = 0
+        self.last_pid: int | None = None  # the highest picture id sent (15-bit space)
+        self.last_tl0: int | None = None
+
+    @property
+    def shifted(self) -> bool:
+        """True when payloads are rewritten (after a switch), not passed on as they are."""
+        return bool(self.pid_offset or self.tl0_offset)
 
     def rewrite(self, ssrc: int, payload: bytes) -> bytes:
         """``payload`` with its picture id and TL0PICIDX continued for this subscriber."""
-        desc = Vp8Descriptor(payload)
+        return self.rewrite_described(ssrc, payload, Vp8Descriptor(payload))
+
+    def note(self, pid: int | None, tl0: int | None) -> None:
+        """Picture id ``pid`` and TL0PICIDX ``tl0`` were sent (already rewritten)."""
+        if pid is not None and (self.last_pid is None
+                                or 0 < (pid - self.last_pid) % _PID_MOD < _PID_MOD // 2):
+            self.last_pid = pid
+        if tl0 is not None and (self.last_tl0 is None
+                                or 0 < (tl0 - self.last_tl0) % _TL0_MOD < _TL0_MOD // 2):
+            self.last_tl0 = tl0
+
+    def rewrite_described(self, ssrc: int, payload: bytes, desc: Vp8Descriptor) -> bytes:
+        """:meth:`rewrite` with ``payload``'s descriptor already read (once per incoming
+        packet, for all its subscribers)."""
         pid, tl0 = desc.picture_id, desc.tl0
-        if ssrc != self._source:
-            if self._source is not None:  # a switch: go on right after what was sent
-                if pid is not None and self._last_pid is not None:
-                    self._pid_offset = (self._last_pid + 1 - pid) % _PID_MOD
-                if tl0 is not None and self._last_tl0 is not None:
-                    self._tl0_offset = (self._last_tl0 + 1 - tl0) % _TL0_MOD
-            self._source = ssrc
-            self._last_pid = self._last_tl0 = None
-        out_pid = None if pid is None else (pid + self._pid_offset) % _PID_MOD
-        out_tl0 = None if tl0 is None else (tl0 + self._tl0_offset) % _TL0_MOD
-        if out_pid is not None and (self._last_pid is None
-                                    or 0 < (out_pid - self._last_pid) % _PID_MOD < _PID_MOD // 2):
-            self._last_pid = out_pid
-        if out_tl0 is not None and (self._last_tl0 is None
-                                    or 0 < (out_tl0 - self._last_tl0) % _TL0_MOD < _TL0_MOD // 2):
-            self._last_tl0 = out_tl0
-        if not self._pid_offset and not self._tl0_offset:
+        if ssrc != self.source:
+            if self.source is not None:  # a switch: go on right after what was sent
+                if pid is not None and self.last_pid is not None:
+                    self.pid_offset = (self.last_pid + 1 - pid) % _PID_MOD
+                if tl0 is not None and self.last_tl0 is not None:
+                    self.tl0_offset = (self.last_tl0 + 1 - tl0) % _TL0_MOD
+            self.source = ssrc
+            self.last_pid = self.last_tl0 = None
+        out_pid = None if pid is None else (pid + self.pid_offset) % _PID_MOD
+        out_tl0 = None if tl0 is None else (tl0 + self.tl0_offset) % _TL0_MOD
+        self.note(out_pid, out_tl0)
+        if not self.pid_offset and not self.tl0_offset:
             return payload
         data = bytearray(payload)
         if out_pid is not None:
