@@ -62,6 +62,7 @@ class Participant:
     failed: list[dict[str, Any]] = field(default_factory=list)  # sfu_failed frames
     received: dict[str, MediaStreamTrack] = field(default_factory=dict)  # by track id
     published: list[MediaStreamTrack] = field(default_factory=list)
+    _unsent: list[MediaStreamTrack] = field(default_factory=list)  # for the next offer
     server_offers: int = 0
     ignored: int = 0
     pongs: int = 0
@@ -96,6 +97,7 @@ class Participant:
                 self.participants = msg.get("participants", [])
                 self.tracks = msg.get("tracks", [])
                 self.recording = msg.get("recording", {})
+                self.speaker = msg.get("active_speaker")
             elif kind == "participants":
                 self.participants = msg["participants"]
             elif kind == "tracks":
@@ -156,8 +158,11 @@ class Participant:
         return channel
 
     def publish(self, track: MediaStreamTrack) -> None:
-        """Send ``track`` (at the next :meth:`negotiate`)."""
-        self.pc.addTransceiver(track, direction="sendonly")
+        """Send ``track`` (at the next :meth:`negotiate`, which adds its transceiver: one
+        added while an answer to the server's offer is being made would be taken for a
+        section of that offer, as aiortc matches a new remote section to any unassociated
+        transceiver of its kind)."""
+        self._unsent.append(track)
         self.published.append(track)
 
     async def negotiate(self) -> None:
@@ -165,6 +170,8 @@ class Participant:
         offer through and try again."""
         while True:
             async with self._lock:
+                while self._unsent:
+                    self.pc.addTransceiver(self._unsent.pop(0), direction="sendonly")
                 adapter.configure_ice(self.pc, LOOPBACK, None, BUFFER)
                 first = self.pc.localDescription is None
                 offer = await self.pc.createOffer()
