@@ -121,6 +121,9 @@ def test_the_publisher_is_capped_when_nobody_needs_its_top_layer() -> None:
     assert publisher_cap([1, 0], RATES, 0.25) == 812_500  # (150k + 500k) * 1.25
     assert publisher_cap([0], RATES, 0.0) == 150_000
     assert publisher_cap([0], [0, 0, 0], 0.25) is None    # nothing known
+    # a layer needed but never measured (capped since the start): no cap, or it could
+    # never start
+    assert publisher_cap([1, 0], [150_000, 0, 0], 0.25) is None
 
 
 @pytest.mark.parametrize("fields", [{"headroom": 0}, {"headroom": 1.5},
@@ -175,4 +178,29 @@ def test_the_driver_applies_the_policy_every_interval() -> None:
     assert poor.targets[-1] == 1
     driver.remove("poor")
     assert clock.pending == 0 and driver.cap_for("cam") is None
+    driver.close()
+
+
+def test_a_chosen_layer_that_does_not_arrive_is_not_judged_by_the_estimate() -> None:
+    clock = FakeClock()
+    driver = AdaptationDriver(clock, AdaptivePolicy(up_after=3.0), interval=1.0)
+    control = Control(list(RATES))
+    links = {"sub": link(None)}
+    driver.add("sub", control, lambda: links["sub"], "cam")
+    assert control.targets == [2]
+    # the publisher drops its two upper layers: the subscriber falls back to q by itself
+    # and its estimate follows q; that is no reason to leave layer 2
+    control.bitrates = [RATES[0], 0, 0]
+    links["sub"] = link(int(RATES[0] * 1.5))
+    clock.advance(5.0)
+    assert control.targets == [2]
+    # loss still counts
+    links["sub"] = link(int(RATES[0] * 1.5), loss=20.0)
+    clock.advance(1.0)
+    assert control.targets == [2, 1]
+    # and once the layer chosen arrives, its estimate counts again
+    control.bitrates = list(RATES)
+    links["sub"] = link(200_000)
+    clock.advance(1.0)
+    assert control.targets == [2, 1, 0]
     driver.close()

@@ -241,11 +241,14 @@ def _decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | Non
 def publisher_cap(targets: list[int], bitrates: list[int], margin: float) -> int | None:
     """What the publisher of a track may send (bits/s) when none of its subscribers'
     ``targets`` is the top layer: every layer up to the highest one needed, plus
-    ``margin``; None when someone needs the top layer or nobody subscribes."""
+    ``margin``; None when someone needs the top layer, nobody subscribes, or a layer
+    needed was never measured (a cap without it would keep it from ever starting)."""
     if not targets or not bitrates or max(targets) >= len(bitrates) - 1:
         return None
-    needed = sum(bitrates[:max(targets) + 1])
-    return int(needed * (1 + margin)) if needed > 0 else None
+    needed = bitrates[:max(targets) + 1]
+    if not all(needed):
+        return None
+    return int(sum(needed) * (1 + margin))
 
 
 @dataclass(slots=True)
@@ -323,7 +326,13 @@ class AdaptationDriver:
                  for i, m in enumerate(measured)]
         driven.known = known
         before = driven.choice
-        choice = decide(before, known, driven.control.ceiling, driven.link(), now, self.policy)
+        link = driven.link()
+        if before is not None and before.layer < len(measured) and not measured[before.layer]:
+            # the layer chosen is not arriving (the publisher paused or dropped it): the
+            # subscriber gets a lower one by fallback and its estimate follows that one,
+            # so it says nothing about this layer; loss and round trip still count
+            link = SubscriberLink(None, link.loss, link.rtt)
+        choice = decide(before, known, driven.control.ceiling, link, now, self.policy)
         driven.choice = choice
         if before is None or choice.layer != before.layer:
             driven.control.set_target(choice.layer)
