@@ -67,6 +67,7 @@ class Participant:
     ignored: int = 0
     pongs: int = 0
     channel: RTCDataChannel | None = None
+    sdp_filter: Callable[[str], str] | None = None  # rewrites the server's SDP
     _reply: asyncio.Future[dict[str, Any]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -136,6 +137,8 @@ class Participant:
     async def _answer(self, sdp: str) -> None:
         async with self._lock:
             self.server_offers += 1
+            if self.sdp_filter is not None:
+                sdp = self.sdp_filter(sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             adapter.configure_ice(self.pc, LOOPBACK, None, BUFFER)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -187,8 +190,10 @@ class Participant:
                 if reply["type"] == "sfu_answer":
                     if not first:
                         await self.pc.setLocalDescription(offer)
-                    await self.pc.setRemoteDescription(
-                        RTCSessionDescription(reply["sdp"], "answer"))
+                    answer = reply["sdp"]
+                    if self.sdp_filter is not None:
+                        answer = self.sdp_filter(answer)
+                    await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
                     self.changes.notify()
                     return
                 self.ignored += 1
@@ -231,6 +236,7 @@ class Call:
     srv: Running
     changes: Changes = field(default_factory=Changes)
     people: list[Participant] = field(default_factory=list)
+    sdp_filter: Callable[[str], str] | None = None  # for every participant connected
 
     @property
     def calls(self) -> CallService:
@@ -240,7 +246,7 @@ class Call:
     async def connect(self, name: str) -> Participant:
         """A participant connected to ``/ws/rooms``, not in a room yet."""
         ws = await WsClient.connect(self.srv.ws_url + "/rooms")
-        person = Participant(name, ws, self.changes)
+        person = Participant(name, ws, self.changes, sdp_filter=self.sdp_filter)
         self.people.append(person)
         return person
 

@@ -15,8 +15,9 @@ the new rate. The SFU sends no padding to probe ahead (aiortc has no pacer to se
 with), so the step up itself is the probe, as in an SFU without probing: a clean link
 (loss at most ``loss_hold``, round trip below ``rtt_down``) whose estimate is well
 above the current layer's rate, or unknown (no REMB, or none lately), steps up after
-``up_after``; the new layer then stays while the estimate climbs towards it, and only
-loss, round trip or an estimate that stopped rising below its rate take it back down.
+``up_after``; the new layer then stays while the estimate climbs (or holds) towards
+it, and only loss, round trip or an estimate that falls below its rate take it back
+down.
 :func:`publisher_cap` says what a publisher may send when none of a track's
 subscribers needs its top layer: the layers needed with a margin (the REMB sent
 upstream), so the browser's encoder stops spending on a layer nobody gets.
@@ -136,9 +137,11 @@ class AdaptivePolicy:
     what it receives, so it cannot cover a higher layer before it gets it), and for
     ``up_after`` seconds after a step up only loss or round-trip time take the layer
     back down (the estimate needs that long to follow the new rate); the estimate takes
-    a subscriber down only once it no longer covers the current layer's bitrate (the
-    headroom is for going up) and is not rising (an estimate still climbing towards
-    the layer is no congestion: a congested receiver's estimate falls). A publisher capped
+    a subscriber down only once it is below ``keep`` times the current layer's bitrate
+    (the headroom is for going up; a receiver's estimator cuts to 0.85x what arrives
+    on one sign of delay, so one cut alone does not) and has just fallen (an estimate climbing or holding on
+    its way to the layer is no congestion: a congested receiver's estimate falls; a
+    first estimate, with none before to compare, takes nobody down). A publisher capped
     because nobody needs its top layer is allowed ``cap_margin`` more than the layers
     needed.
     """
@@ -150,6 +153,7 @@ class AdaptivePolicy:
     up_after: float = 8.0
     cap_margin: float = 0.25
     unclamped: float = 1.25
+    keep: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0 < self.headroom <= 1:
@@ -157,6 +161,8 @@ class AdaptivePolicy:
         if not 0 <= self.loss_hold <= self.loss_down:
             raise ValueError(f"expected 0 <= loss_hold <= loss_down, got {self.loss_hold}, "
                              f"{self.loss_down}")
+        if not 0 < self.keep <= 1:
+            raise ValueError(f"keep must be within (0, 1], got {self.keep}")
         if self.rtt_down <= 0 or self.up_after < 0 or self.cap_margin < 0:
             raise ValueError("rtt_down must be positive, up_after and cap_margin not negative")
 
@@ -216,13 +222,16 @@ def _decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | Non
         wanted = layer + 1
     raised = (current.raised_at if current.raised_at is not None and layer == current.layer
               and now - current.raised_at < policy.up_after else None)
-    rising = (link.estimate is not None and current.estimate is not None
-              and link.estimate > current.estimate)
-    if wanted < layer and not troubled and (raised is not None or rising or (
-            link.estimate is not None and link.estimate >= bitrates[layer])):
-        # the estimate is still catching up with the layer just raised to (or still
-        # climbing towards it), or covers what this layer sends (the headroom is for
-        # going up): stay
+    falling = (link.estimate is not None and current.estimate is not None
+               and link.estimate < current.estimate)
+    if wanted < layer and not troubled and (raised is not None or not falling or (
+            link.estimate is not None and link.estimate >= policy.keep * bitrates[layer])):
+        # the estimate is still catching up with the layer just raised to, is climbing
+        # or holding on its way towards it (a receiver's estimator holds for a while
+        # now and then), or covers what this layer sends (the headroom is for going
+        # up): stay. A congested receiver's estimate falls (libwebrtc and aiortc cut it
+        # to 0.85x what arrives): that, below ``keep`` times the layer's rate, takes it
+        # down; one cut alone (a keyframe burst, a scheduling hiccup) does not.
         wanted = layer
     if troubled:
         wanted = min(wanted, max(0, layer - 1))
