@@ -139,9 +139,10 @@ class AdaptivePolicy:
     back down (the estimate needs that long to follow the new rate); the estimate takes
     a subscriber down only once it is below ``keep`` times the current layer's bitrate
     (the headroom is for going up; a receiver's estimator cuts to 0.85x what arrives
-    on one sign of delay, so one cut alone does not) and has just fallen (an estimate climbing or holding on
-    its way to the layer is no congestion: a congested receiver's estimate falls; a
-    first estimate, with none before to compare, takes nobody down). A publisher capped
+    on one sign of delay, so one cut alone does not) and has just fallen (an estimate
+    climbing or holding on its way to the layer is no congestion: a congested
+    receiver's estimate falls; a first estimate, with none before to compare, takes
+    nobody down). A publisher capped
     because nobody needs its top layer is allowed ``cap_margin`` more than the layers
     needed.
     """
