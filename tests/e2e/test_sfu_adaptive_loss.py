@@ -141,6 +141,7 @@ def _own(person: Participant, figure: str) -> Any:
     return None if entry is None else entry.get(figure)
 
 
+@pytest.mark.timeout(RAMP + 4 * PHASE)  # each wait is bounded; their sum exceeds 120 s
 async def test_loss_to_one_subscriber_steps_it_down_and_back_up(
         served: tuple[Call, Browser]) -> None:
     c, browser = served
@@ -196,17 +197,19 @@ async def test_loss_to_one_subscriber_steps_it_down_and_back_up(
             await person.send({"type": "set_quality", "track_id": track_id,
                                "quality": "high"})
             await person.sync()
-        bob_layers, cat_layers = _layers(c, "bob", track_id), _layers(c, "cat", track_id)
-        assert bob_layers is not None and cat_layers is not None
 
-        def on_top(layers: LayerSwitch) -> bool:
-            return layers.ceiling == 2 and layers.target == 2 and layers.current == 2
+        def on_top(layers: LayerSwitch | None) -> bool:
+            return (layers is not None and layers.ceiling == 2 and layers.target == 2
+                    and layers.current == 2)
 
         # both get the top layer once Chromium sends it and adaptation took them there;
         # both then decode the same frames (the top layer's width, whatever Chromium's
         # CPU adaptation makes of it), wider than the lowest layer's
-        await until(lambda: on_top(bob_layers) and on_top(cat_layers)
+        await until(lambda: on_top(_layers(c, "bob", track_id))
+                    and on_top(_layers(c, "cat", track_id))
                     and watchers["bob"].width == watchers["cat"].width > 0, RAMP)
+        bob_layers, cat_layers = _layers(c, "bob", track_id), _layers(c, "cat", track_id)
+        assert bob_layers is not None and cat_layers is not None
         top_width = watchers["cat"].width
 
         # one packet in four to bob never leaves the server
@@ -225,7 +228,7 @@ async def test_loss_to_one_subscriber_steps_it_down_and_back_up(
         first_down = decisions("bob", mark)[0]
         assert first_down[0] < 2, events
         print(f"bob stepped down {first_down[1] - loss_from:.1f} s after the loss began "
-              "(server clock)")
+              f"(server clock); decisions {events}", flush=True)
         await until(lambda: (bob_layers.current or 0) < 2
                     and 0 < watchers["bob"].width < top_width, PHASE)
         lowest = min(layer for layer, _ in decisions("bob", mark))
