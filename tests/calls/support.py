@@ -62,10 +62,12 @@ class Participant:
     failed: list[dict[str, Any]] = field(default_factory=list)  # sfu_failed frames
     received: dict[str, MediaStreamTrack] = field(default_factory=dict)  # by track id
     published: list[MediaStreamTrack] = field(default_factory=list)
+    _unsent: list[MediaStreamTrack] = field(default_factory=list)  # for the next offer
     server_offers: int = 0
     ignored: int = 0
     pongs: int = 0
     channel: RTCDataChannel | None = None
+    sdp_filter: Callable[[str], str] | None = None  # rewrites the server's SDP
     _reply: asyncio.Future[dict[str, Any]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -96,6 +98,7 @@ class Participant:
                 self.participants = msg.get("participants", [])
                 self.tracks = msg.get("tracks", [])
                 self.recording = msg.get("recording", {})
+                self.speaker = msg.get("active_speaker")
             elif kind == "participants":
                 self.participants = msg["participants"]
             elif kind == "tracks":
@@ -134,6 +137,8 @@ class Participant:
     async def _answer(self, sdp: str) -> None:
         async with self._lock:
             self.server_offers += 1
+            if self.sdp_filter is not None:
+                sdp = self.sdp_filter(sdp)
             await self.pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
             adapter.configure_ice(self.pc, LOOPBACK, None, BUFFER)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
@@ -156,8 +161,11 @@ class Participant:
         return channel
 
     def publish(self, track: MediaStreamTrack) -> None:
-        """Send ``track`` (at the next :meth:`negotiate`)."""
-        self.pc.addTransceiver(track, direction="sendonly")
+        """Send ``track`` (at the next :meth:`negotiate`, which adds its transceiver: one
+        added while an answer to the server's offer is being made would be taken for a
+        section of that offer, as aiortc matches a new remote section to any unassociated
+        transceiver of its kind)."""
+        self._unsent.append(track)
         self.published.append(track)
 
     async def negotiate(self) -> None:
@@ -165,6 +173,8 @@ class Participant:
         offer through and try again."""
         while True:
             async with self._lock:
+                while self._unsent:
+                    self.pc.addTransceiver(self._unsent.pop(0), direction="sendonly")
                 adapter.configure_ice(self.pc, LOOPBACK, None, BUFFER)
                 first = self.pc.localDescription is None
                 offer = await self.pc.createOffer()
@@ -180,8 +190,10 @@ class Participant:
                 if reply["type"] == "sfu_answer":
                     if not first:
                         await self.pc.setLocalDescription(offer)
-                    await self.pc.setRemoteDescription(
-                        RTCSessionDescription(reply["sdp"], "answer"))
+                    answer = reply["sdp"]
+                    if self.sdp_filter is not None:
+                        answer = self.sdp_filter(answer)
+                    await self.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
                     self.changes.notify()
                     return
                 self.ignored += 1
@@ -224,6 +236,7 @@ class Call:
     srv: Running
     changes: Changes = field(default_factory=Changes)
     people: list[Participant] = field(default_factory=list)
+    sdp_filter: Callable[[str], str] | None = None  # for every participant connected
 
     @property
     def calls(self) -> CallService:
@@ -233,7 +246,7 @@ class Call:
     async def connect(self, name: str) -> Participant:
         """A participant connected to ``/ws/rooms``, not in a room yet."""
         ws = await WsClient.connect(self.srv.ws_url + "/rooms")
-        person = Participant(name, ws, self.changes)
+        person = Participant(name, ws, self.changes, sdp_filter=self.sdp_filter)
         self.people.append(person)
         return person
 

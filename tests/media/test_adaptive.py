@@ -53,7 +53,7 @@ def test_the_explicit_quality_is_a_ceiling() -> None:
 
 def test_down_at_once_up_one_step_after_a_steady_while() -> None:
     now = 100.0
-    choice = LayerChoice(2)
+    choice = LayerChoice(2, estimate=3_000_000)
     choice = decide(choice, RATES, None, link(200_000), now, POLICY)
     assert choice == LayerChoice(0)  # two layers down in one decision
     # the estimate recovers: higher layers are allowed from now on, but not taken yet
@@ -81,13 +81,24 @@ def test_an_estimate_that_only_follows_what_arrives_still_lets_it_climb() -> Non
     assert choice == LayerChoice(1, None, 8.0)
     assert decide(choice, RATES, None, link(260_000, loss=12.0), 10.0,
                   POLICY) == LayerChoice(0)
-    # after up_after, an estimate that still does not cover it takes it down
-    assert decide(choice, RATES, None, link(260_000), 16.0, POLICY) == LayerChoice(0)
-    # once up, an estimate that covers what the layer sends keeps it (the headroom is
-    # for going up): only one below the layer's rate takes it down
-    steady = LayerChoice(1)
-    assert decide(steady, RATES, None, link(500_000), 20.0, POLICY) == LayerChoice(1)
-    assert decide(steady, RATES, None, link(499_999), 20.0, POLICY) == LayerChoice(0)
+    # after up_after, an estimate climbing or holding below the layer keeps it (a
+    # receiver's estimate rises 8 %/s at most, and holds now and then) ...
+    assert decide(choice, RATES, None, link(260_000), 16.0, POLICY) == LayerChoice(1)
+    assert decide(choice, RATES, None, link(300_000), 16.0, POLICY) == LayerChoice(1)
+    # ... one that falls below 70 % of it (a congested receiver's estimator cuts again
+    # and again) takes it down
+    assert decide(choice, RATES, None, link(250_000), 16.0, POLICY) == LayerChoice(0)
+    # once up, an estimate that covers 70 % of what the layer sends keeps it (the
+    # headroom is for going up; one cut to 0.85x is a hiccup): only one that falls below
+    # that takes it down; a first estimate (none to compare with: the layer was not
+    # arriving, or no REMB yet) does not
+    steady = LayerChoice(1, estimate=520_000)
+    assert decide(steady, RATES, None, link(425_000), 20.0, POLICY) == LayerChoice(1)
+    assert decide(steady, RATES, None, link(350_000), 20.0, POLICY) == LayerChoice(1)
+    assert decide(steady, RATES, None, link(349_999), 20.0, POLICY) == LayerChoice(0)
+    assert decide(LayerChoice(1), RATES, None, link(150_000), 20.0, POLICY) == LayerChoice(1)
+    held = decide(LayerChoice(1, estimate=400_000), RATES, None, link(400_000), 20.0, POLICY)
+    assert held == LayerChoice(1) and held.estimate == 400_000
     # an estimate just at what arrives is congestion: no step up
     assert decide(LayerChoice(0), RATES, None, link(160_000), 0.0, POLICY) == LayerChoice(0)
 
@@ -121,11 +132,14 @@ def test_the_publisher_is_capped_when_nobody_needs_its_top_layer() -> None:
     assert publisher_cap([1, 0], RATES, 0.25) == 812_500  # (150k + 500k) * 1.25
     assert publisher_cap([0], RATES, 0.0) == 150_000
     assert publisher_cap([0], [0, 0, 0], 0.25) is None    # nothing known
+    # a layer needed but never measured (capped since the start): no cap, or it could
+    # never start
+    assert publisher_cap([1, 0], [150_000, 0, 0], 0.25) is None
 
 
 @pytest.mark.parametrize("fields", [{"headroom": 0}, {"headroom": 1.5},
                                     {"loss_hold": 20.0}, {"rtt_down": 0},
-                                    {"up_after": -1}])
+                                    {"up_after": -1}, {"keep": 0}, {"keep": 1.1}])
 def test_the_policy_refuses_nonsense(fields: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         AdaptivePolicy(**fields)
@@ -175,4 +189,34 @@ def test_the_driver_applies_the_policy_every_interval() -> None:
     assert poor.targets[-1] == 1
     driver.remove("poor")
     assert clock.pending == 0 and driver.cap_for("cam") is None
+    driver.close()
+
+
+def test_a_chosen_layer_that_does_not_arrive_is_not_judged_by_the_estimate() -> None:
+    clock = FakeClock()
+    driver = AdaptationDriver(clock, AdaptivePolicy(up_after=3.0), interval=1.0)
+    control = Control(list(RATES))
+    links = {"sub": link(None)}
+    driver.add("sub", control, lambda: links["sub"], "cam")
+    assert control.targets == [2]
+    # the publisher drops its two upper layers: the subscriber falls back to q by itself
+    # and its estimate follows q; that is no reason to leave layer 2
+    control.bitrates = [RATES[0], 0, 0]
+    links["sub"] = link(int(RATES[0] * 1.5))
+    clock.advance(5.0)
+    assert control.targets == [2]
+    # loss still counts
+    links["sub"] = link(int(RATES[0] * 1.5), loss=20.0)
+    clock.advance(1.0)
+    assert control.targets == [2, 1]
+    # and once the layer chosen arrives, its estimate counts again: the first one is
+    # what later ones are compared with, and one that falls below the layer's rate
+    # takes it down
+    control.bitrates = list(RATES)
+    links["sub"] = link(300_000)
+    clock.advance(1.0)
+    assert control.targets == [2, 1]
+    links["sub"] = link(200_000)
+    clock.advance(1.0)
+    assert control.targets == [2, 1, 0]
     driver.close()

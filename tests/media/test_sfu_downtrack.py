@@ -170,6 +170,9 @@ def test_nacks_come_back_as_rtx_at_most_twice_and_pli_and_remb_go_upstream() -> 
     downtrack.on_feedback(RtcpFeedback([], False, 900_000, (0xC0C, 0xD0D, 0xE0E)))
     assert downtrack.estimate == 300_000
     assert plane.uplink.remb_target(100_000, 2_500_000, 5.0) == 300_000
+    # the subscriber names the RTX it got beside the stream: that is one stream, not two
+    downtrack.on_feedback(RtcpFeedback([], False, 900_000, (0xC0C, 0xC0C + 1)))
+    assert downtrack.estimate == 900_000
 
 
 def test_a_reused_sender_continues_its_sequence_and_a_layer_selector_filters() -> None:

@@ -145,3 +145,7 @@ def test_pli_nack_and_remb_parse_in_aiortc() -> None:
         remb(1, 100, [])
     assert remb_share(3_000_000, [1, 2, 3]) == 1_000_000
     assert remb_share(500_000, []) == 500_000
+    # a retransmission stream the receiver names is not a stream of its own: aiortc lists
+    # the RTX SSRC once a retransmission arrived, which halved the share from then on
+    assert remb_share(400_000, [1, 2], repairs=(2,)) == 400_000
+    assert remb_share(400_000, [1, 2, 3, 4], repairs=(2, None)) == 133_333

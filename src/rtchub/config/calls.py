@@ -113,6 +113,7 @@ class CallSettings:
     quality_max_rtt: float = 0.300  # seconds
     quality_min_bitrate: int = 100_000  # bits/s, while video flows
     adaptive_quality: bool = True  # SFU rooms pick each subscriber's simulcast layer
+    adaptive_up_after: float = 8.0  # seconds of a good link before one layer up
 
     def __post_init__(self) -> None:
         if self.token_secret is not None:
@@ -164,6 +165,9 @@ class CallSettings:
         _check(0 <= self.quality_min_bitrate <= 100_000_000,
                f"CALL_QUALITY_MIN_BITRATE={self.quality_min_bitrate}: expected a bitrate "
                "between 0 and 100M")
+        _check(0 <= self.adaptive_up_after <= 600,
+               f"CALL_ADAPTIVE_UP_AFTER={self.adaptive_up_after:g}: expected a duration "
+               "between 0s and 10m")
         _check(bool(self.recording_path.strip()),
                "RECORDING_PATH is empty: expected a directory for recordings")
 

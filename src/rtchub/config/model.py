@@ -357,6 +357,7 @@ def _call_settings(v: Mapping[str, Any], raw: Mapping[str, str],
         quality_max_rtt=v["CALL_QUALITY_MAX_RTT"],
         quality_min_bitrate=v["CALL_QUALITY_MIN_BITRATE"],
         adaptive_quality=v["CALL_ADAPTIVE_QUALITY"],
+        adaptive_up_after=v["CALL_ADAPTIVE_UP_AFTER"],
     )
 
 

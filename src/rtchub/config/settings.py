@@ -445,6 +445,12 @@ SETTINGS: tuple[Setting, ...] = (
             "In SFU rooms, pick each subscriber's simulcast layer from its bandwidth estimate, "
             "loss and round-trip time (down fast, up slowly) within the quality it asked for, "
             "and cap what publishers send when nobody needs their top layer.", "calls"),
+    Setting("CALL_ADAPTIVE_UP_AFTER", "--call-adaptive-up-after", parse_duration, "8s",
+            "How long a subscriber's link must stay good (loss at most 2 percent, round trip "
+            "below 500ms, an estimate not pointing at congestion) before adaptive quality "
+            "raises its layer by one, and how long after a raise only loss or round trip "
+            "take it back down; 0s-10m. Shorter climbs back sooner after a loss and asks "
+            "publishers for more keyframes.", "calls"),
     # observability
     Setting("LOG_LEVEL", "--log-level", _log_level, "info",
             "debug, info, warning, error.", "observability"),

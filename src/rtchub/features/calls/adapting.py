@@ -7,8 +7,10 @@ gives it one) is handed to the :class:`~rtchub.media.sfu.adaptive.AdaptationDriv
 while it is active, with its subscriber's link as the driver reads it: the downtrack's
 share of the subscriber's REMB, and the loss its client last reported and the latest
 round-trip time of its connection (from the quality monitor, which sees every receiver
-report, so a step down does not wait for the next quality interval). Any other downtrack
-(a track with one layer) is left alone. ``CALL_ADAPTIVE_QUALITY=false`` builds none.
+report, so a step down does not wait for the next quality interval). An estimate older
+than ``stale_after`` seconds counts as none. Any other downtrack (a track with one
+layer) is left alone. ``CALL_ADAPTIVE_QUALITY=false`` builds none; the policy's
+``up_after`` is ``CALL_ADAPTIVE_UP_AFTER``.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def is_layer_control(downtrack: Any) -> bool:
             and hasattr(downtrack, "ceiling"))
 
 
-def _control_of(downtrack: Any) -> LayerControl | None:
+def _control_of(downtrack: Any, stale_after: float) -> LayerControl | None:
     """The downtrack as adaptation drives it: a simulcast track's downtrack through
     :class:`SimulcastControl`; one that is a LayerControl itself as is; else None."""
     if is_layer_control(downtrack):
@@ -43,16 +45,18 @@ def _control_of(downtrack: Any) -> LayerControl | None:
     layers = getattr(downtrack, "layers", None)
     uplink = getattr(downtrack, "uplink", None)
     if layers is not None and uplink is not None and getattr(uplink, "simulcast", False):
-        return SimulcastControl(downtrack)
+        return SimulcastControl(downtrack, stale_after)
     return None
 
 
 class CallAdaptation:
     """Drives the layers of SFU rooms' simulcast subscriptions (see the module doc)."""
 
-    def __init__(self, driver: AdaptationDriver, quality: QualityMonitor | None = None) -> None:
+    def __init__(self, driver: AdaptationDriver, quality: QualityMonitor | None = None,
+                 stale_after: float = 5.0) -> None:
         self.driver = driver
         self.quality = quality
+        self.stale_after = stale_after
 
     def follow(self, room: str, subscription: Subscription) -> bool:
         """Drive the subscription while it is active, forget it once it is not; True
@@ -60,7 +64,7 @@ class CallAdaptation:
         key = (room, subscription.subscriber_id, subscription.track.track_id)
         downtrack = subscription.downtrack
         control = None if (subscription.state is not SubscriptionState.ACTIVE
-                           or downtrack is None) else _control_of(downtrack)
+                           or downtrack is None) else _control_of(downtrack, self.stale_after)
         if control is None:
             self.driver.remove(key)
             return False

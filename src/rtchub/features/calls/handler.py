@@ -138,7 +138,7 @@ class CallJoins:
             return {"participants": call.participants_wire()} if ticket.call_aware else {}
         return {"participants": call.participants_wire(), "tracks": call.tracks_wire(),
                 "grants": call.participants[member].grants.to_wire(),
-                "recording": call.recording.to_wire()}
+                "recording": call.recording.to_wire(), "active_speaker": call.speaker}
 
     def leave(self, address: Address) -> Awaitable[None] | None:
         """The connection at ``address`` left its room (or closed)."""

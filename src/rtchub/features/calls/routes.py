@@ -30,7 +30,7 @@ from rtchub.features.calls.quality import QualityMonitor
 from rtchub.features.calls.quality_rules import QualityThresholds
 from rtchub.features.calls.rules import RECORDS
 from rtchub.features.calls.service import CallService
-from rtchub.media.sfu.adaptive import AdaptationDriver
+from rtchub.media.sfu.adaptive import AdaptationDriver, AdaptivePolicy
 from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
 
@@ -53,7 +53,9 @@ def setup(app: web.Application) -> None:
                              thresholds=quality_thresholds(settings))
     media.quality = quality
     if settings.adaptive_quality:
-        media.adaptation = CallAdaptation(AdaptationDriver(hub.clock), quality)
+        policy = AdaptivePolicy(up_after=settings.adaptive_up_after)
+        media.adaptation = CallAdaptation(AdaptationDriver(hub.clock, policy), quality,
+                                          stale_after=media.config.remb_stale_after)
     calls = CallService(media, hub.courier, max_members=settings.max_members)
     calls.authorizer = TokenAuthorizer(auth_policy(settings))
     node = hub.courier.node

@@ -7,6 +7,17 @@ with some headroom, one step lower while its loss or round-trip time is bad. It 
 **down at once** and **up slowly**: one layer at a time, only after conditions allowed
 the higher layer for ``up_after`` seconds without a break (hysteresis, so a subscriber
 near a boundary does not flap and make the publisher send keyframes).
+
+A receiver's REMB is a delay-based estimate that libwebrtc and aiortc cap near 1.5x
+what the receiver gets, and raise by at most 8 % a second: it cannot show room for a
+layer above the one forwarded, and after a step up it needs many seconds to follow
+the new rate. The SFU sends no padding to probe ahead (aiortc has no pacer to send it
+with), so the step up itself is the probe, as in an SFU without probing: a clean link
+(loss at most ``loss_hold``, round trip below ``rtt_down``) whose estimate is well
+above the current layer's rate, or unknown (no REMB, or none lately), steps up after
+``up_after``; the new layer then stays while the estimate climbs (or holds) towards
+it, and only loss, round trip or an estimate that falls below its rate take it back
+down.
 :func:`publisher_cap` says what a publisher may send when none of a track's
 subscribers needs its top layer: the layers needed with a margin (the REMB sent
 upstream), so the browser's encoder stops spending on a layer nobody gets.
@@ -24,7 +35,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from rtchub.base.clock import Clock, Timer
@@ -64,19 +75,27 @@ class SimulcastControl:
     """A simulcast downtrack as :class:`LayerControl`: the layer bitrates its track's
     uplink measures, the ceiling ``set_quality`` put on its layer switch, and the switch's
     target (the switch changes layer at the new layer's keyframe, and falls back by
-    itself while a layer is not arriving)."""
+    itself while a layer is not arriving). An estimate older than ``stale_after``
+    seconds (on the uplink's clock) is no estimate."""
 
-    __slots__ = ("_downtrack",)
+    __slots__ = ("_downtrack", "_stale_after")
 
-    def __init__(self, downtrack: Downtrack) -> None:
+    def __init__(self, downtrack: Downtrack, stale_after: float = 5.0) -> None:
         if downtrack.layers is None or not downtrack.uplink.simulcast:
             raise ValueError("not the downtrack of a simulcast track")
+        if not stale_after > 0:
+            raise ValueError(f"stale_after must be positive, got {stale_after}")
         self._downtrack = downtrack
+        self._stale_after = stale_after
 
     @property
     def estimate(self) -> int | None:
-        """The subscriber's REMB share for this track (bits/s), if it sent one."""
-        return self._downtrack.estimate
+        """The subscriber's REMB share for this track (bits/s), if one came lately."""
+        uplink = self._downtrack.uplink
+        latest = uplink.estimates.latest(id(self._downtrack))
+        if latest is None or uplink.clock() - latest[1] > self._stale_after:
+            return None
+        return latest[0]
 
     def layer_bitrates(self) -> list[int]:
         """Bits/s measured per layer, lowest first (0: not arriving now)."""
@@ -118,8 +137,12 @@ class AdaptivePolicy:
     what it receives, so it cannot cover a higher layer before it gets it), and for
     ``up_after`` seconds after a step up only loss or round-trip time take the layer
     back down (the estimate needs that long to follow the new rate); the estimate takes
-    a subscriber down only once it no longer covers the current layer's bitrate (the
-    headroom is for going up). A publisher capped
+    a subscriber down only once it is below ``keep`` times the current layer's bitrate
+    (the headroom is for going up; a receiver's estimator cuts to 0.85x what arrives
+    on one sign of delay, so one cut alone does not) and has just fallen (an estimate
+    climbing or holding on its way to the layer is no congestion: a congested
+    receiver's estimate falls; a first estimate, with none before to compare, takes
+    nobody down). A publisher capped
     because nobody needs its top layer is allowed ``cap_margin`` more than the layers
     needed.
     """
@@ -131,6 +154,7 @@ class AdaptivePolicy:
     up_after: float = 8.0
     cap_margin: float = 0.25
     unclamped: float = 1.25
+    keep: float = 0.7
 
     def __post_init__(self) -> None:
         if not 0 < self.headroom <= 1:
@@ -138,6 +162,8 @@ class AdaptivePolicy:
         if not 0 <= self.loss_hold <= self.loss_down:
             raise ValueError(f"expected 0 <= loss_hold <= loss_down, got {self.loss_hold}, "
                              f"{self.loss_down}")
+        if not 0 < self.keep <= 1:
+            raise ValueError(f"keep must be within (0, 1], got {self.keep}")
         if self.rtt_down <= 0 or self.up_after < 0 or self.cap_margin < 0:
             raise ValueError("rtt_down must be positive, up_after and cap_margin not negative")
 
@@ -145,11 +171,14 @@ class AdaptivePolicy:
 @dataclass(frozen=True, slots=True)
 class LayerChoice:
     """The layer a subscriber gets, since when a higher one was allowed (None: not), and
-    when it was last raised to this layer (None: not lately)."""
+    when it was last raised to this layer (None: not lately). ``estimate`` is the one
+    the decision saw (the next decision tells from it whether the estimate is rising);
+    it is not part of the choice's equality."""
 
     layer: int
     better_since: float | None = None
     raised_at: float | None = None
+    estimate: int | None = field(default=None, compare=False)
 
 
 def _fitting(bitrates: list[int], top: int, estimate: int | None, headroom: float) -> int:
@@ -171,6 +200,12 @@ def decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | None
     by a publisher cap keeps its last known rate). A first decision (``current`` None)
     starts at what fits at once.
     """
+    return replace(_decide(current, bitrates, ceiling, link, now, policy),
+                   estimate=link.estimate)
+
+
+def _decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | None,
+            link: SubscriberLink, now: float, policy: AdaptivePolicy) -> LayerChoice:
     if not bitrates:
         return LayerChoice(0)
     top = len(bitrates) - 1 if ceiling is None else max(0, min(ceiling, len(bitrates) - 1))
@@ -188,10 +223,16 @@ def decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | None
         wanted = layer + 1
     raised = (current.raised_at if current.raised_at is not None and layer == current.layer
               and now - current.raised_at < policy.up_after else None)
-    if wanted < layer and not troubled and (raised is not None or (
-            link.estimate is not None and link.estimate >= bitrates[layer])):
-        # the estimate is still catching up with the layer just raised to, or still
-        # covers what this layer sends (the headroom is for going up): stay
+    falling = (link.estimate is not None and current.estimate is not None
+               and link.estimate < current.estimate)
+    if wanted < layer and not troubled and (raised is not None or not falling or (
+            link.estimate is not None and link.estimate >= policy.keep * bitrates[layer])):
+        # the estimate is still catching up with the layer just raised to, is climbing
+        # or holding on its way towards it (a receiver's estimator holds for a while
+        # now and then), or covers what this layer sends (the headroom is for going
+        # up): stay. A congested receiver's estimate falls (libwebrtc and aiortc cut it
+        # to 0.85x what arrives): that, below ``keep`` times the layer's rate, takes it
+        # down; one cut alone (a keyframe burst, a scheduling hiccup) does not.
         wanted = layer
     if troubled:
         wanted = min(wanted, max(0, layer - 1))
@@ -210,11 +251,14 @@ def decide(current: LayerChoice | None, bitrates: list[int], ceiling: int | None
 def publisher_cap(targets: list[int], bitrates: list[int], margin: float) -> int | None:
     """What the publisher of a track may send (bits/s) when none of its subscribers'
     ``targets`` is the top layer: every layer up to the highest one needed, plus
-    ``margin``; None when someone needs the top layer or nobody subscribes."""
+    ``margin``; None when someone needs the top layer, nobody subscribes, or a layer
+    needed was never measured (a cap without it would keep it from ever starting)."""
     if not targets or not bitrates or max(targets) >= len(bitrates) - 1:
         return None
-    needed = sum(bitrates[:max(targets) + 1])
-    return int(needed * (1 + margin)) if needed > 0 else None
+    needed = bitrates[:max(targets) + 1]
+    if not all(needed):
+        return None
+    return int(sum(needed) * (1 + margin))
 
 
 @dataclass(slots=True)
@@ -231,7 +275,8 @@ class AdaptationDriver:
 
     :meth:`add` a subscriber's control with a function that reads its link now and
     the key of its track (the publisher caps are per track). One timer runs while
-    anything is driven.
+    anything is driven. ``on_change``, when set, hears every change of a subscriber's
+    layer as ``(key, layer, now)``, ``now`` on the driver's clock (logs, tests).
     """
 
     def __init__(self, clock: Clock, policy: AdaptivePolicy | None = None,
@@ -245,13 +290,14 @@ class AdaptationDriver:
         self._caps: dict[Hashable, int] = {}
         self._timer: Timer | None = None
         self.closed = False
+        self.on_change: Callable[[Hashable, int, float], None] | None = None
 
     def add(self, key: Hashable, control: LayerControl, link: Callable[[], SubscriberLink],
             track: Hashable) -> None:
         """Drive ``control`` (known as ``key``) from now on; the first decision is made
         at once."""
         driven = self._driven[key] = _Driven(control, link, track)
-        self._apply(driven, self._clock())
+        self._apply(key, driven, self._clock())
         self._update_caps()
         if self._timer is None and not self.closed:
             self._timer = self._clock.call_later(self.interval, self._tick)
@@ -276,24 +322,34 @@ class AdaptationDriver:
     def step(self) -> None:
         """Decide for everyone now (the timer does this every interval)."""
         now = self._clock()
-        for driven in list(self._driven.values()):
+        for key, driven in list(self._driven.items()):
             try:
-                self._apply(driven, now)
+                self._apply(key, driven, now)
             except Exception:
                 log.exception("adapting a subscriber's layer failed")
         self._update_caps()
 
-    def _apply(self, driven: _Driven, now: float) -> None:
+    def _apply(self, key: Hashable, driven: _Driven, now: float) -> None:
         measured = driven.control.layer_bitrates()
         known = driven.known or [0] * len(measured)
         known = [m if m > 0 else (known[i] if i < len(known) else 0)
                  for i, m in enumerate(measured)]
         driven.known = known
         before = driven.choice
-        choice = decide(before, known, driven.control.ceiling, driven.link(), now, self.policy)
+        link = driven.link()
+        if before is not None and before.layer < len(measured) and not measured[before.layer]:
+            # the layer chosen is not arriving (the publisher paused or dropped it): the
+            # subscriber gets a lower one by fallback and its estimate follows that one,
+            # so it says nothing about this layer; loss and round trip still count
+            link = SubscriberLink(None, link.loss, link.rtt)
+        choice = decide(before, known, driven.control.ceiling, link, now, self.policy)
         driven.choice = choice
         if before is None or choice.layer != before.layer:
             driven.control.set_target(choice.layer)
+            log.debug("adaptation: %r on layer %d (was %s)", key, choice.layer,
+                      None if before is None else before.layer)
+            if self.on_change is not None:
+                self.on_change(key, choice.layer, now)
 
     def _update_caps(self) -> None:
         by_track: dict[Hashable, list[_Driven]] = {}

@@ -379,7 +379,7 @@ class Downtrack:
             stats.keyframe_requests_in += 1
             self.uplink.request_keyframe(self._wanted_layer)
         if feedback.bitrate is not None:
-            self.estimate = remb_share(feedback.bitrate, feedback.ssrcs)
+            self.estimate = remb_share(feedback.bitrate, feedback.ssrcs, (self.rtx_ssrc,))
             self.uplink.note_estimate(self, self.estimate)
         stats.changed()
 

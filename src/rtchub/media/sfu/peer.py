@@ -17,7 +17,9 @@ Negotiation (documented in docs/sfu-media.md):
   the change; the peer's negotiator task then adds sendonly sections (reusing
   sections left inactive by ended subscriptions), offers through the
   ``on_offer`` callback and waits ``signaling_timeout`` seconds for
-  :meth:`SfuPeer.accept_answer`.
+  :meth:`SfuPeer.accept_answer`. After the first negotiation it waits for the
+  connection to be up before offering (aiortc clients ignore sections added while
+  their DTLS handshake runs).
 - **Glare** is settled the way perfect negotiation does, with the server
   impolite (aiortc cannot roll back; a browser can): a client offer that
   arrives while the server's offer is outstanding is ignored
@@ -186,8 +188,9 @@ class SfuPeer:
     def _state_changed(self) -> None:
         state = self.connection_state
         log.info("%s: connection %s", self, state)
-        if state == "connected":
+        if state == "connected" and not self._was_connected:
             self._was_connected = True
+            self._wake.set()  # an offer held back until now (see _make_offer) may go
         if self.on_connection_state_change is not None:
             self.on_connection_state_change(state)
         if state in ("failed", "closed") and not self.closed and self._close_task is None:
@@ -360,6 +363,12 @@ class SfuPeer:
     async def _make_offer(self) -> str | None:
         async with self._lock:
             if self.closed or not self._needed or self.pc.signalingState != "stable":
+                return None
+            if self.pc.remoteDescription is not None and not self._was_connected:
+                # negotiated but not connected yet: an aiortc client that answers a new
+                # offer while its DTLS handshake runs never starts those receivers (its
+                # connect step skips a transport that is still connecting), so a viewer
+                # who published nothing got no media; the offer goes once connected
                 return None
             self._needed = False
             self._subscribers.assign(self._wire_now)

@@ -35,6 +35,10 @@ class BitrateEstimates(Generic[K]):
         """Forget a subscriber that left."""
         self._latest.pop(subscriber, None)
 
+    def latest(self, subscriber: K) -> tuple[int, float] | None:
+        """``subscriber``'s latest estimate and when it came, or None."""
+        return self._latest.get(subscriber)
+
     def fresh(self, now: float, stale_after: float) -> list[int]:
         """The estimates not older than ``stale_after`` seconds."""
         return [rate for rate, when in self._latest.values() if now - when <= stale_after]

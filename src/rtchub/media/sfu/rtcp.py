@@ -8,7 +8,7 @@ PLI (RFC 4585 6.3.1) to ask a publisher for a keyframe, generic NACK
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from typing import Final
 
 __all__ = ["nack", "pli", "remb", "remb_share"]
@@ -57,11 +57,14 @@ def remb(sender_ssrc: int, bitrate: int, ssrcs: Sequence[int]) -> bytes:
     return _HEADER.pack(0x8F, _PSFB, 2 + len(fci) // 4, sender_ssrc, 0) + fci
 
 
-def remb_share(bitrate: int, ssrcs: Sequence[int]) -> int:
+def remb_share(bitrate: int, ssrcs: Sequence[int], repairs: Container[int | None] = ()) -> int:
     """One stream's share of a receiver's estimate.
 
     A browser's REMB is one estimate for everything it receives on the
     connection and names every SSRC it covers; aiortc sends one per video
-    receiver. Either way, each named stream gets an equal share.
+    receiver. Either way, each named stream gets an equal share. Receivers
+    name every SSRC that fed their estimator, retransmissions (RTX) included
+    once one arrived, and never forget one: ``repairs`` are SSRCs that only
+    repair a stream (its RTX) and do not count as a stream of their own.
     """
-    return bitrate // max(1, len(ssrcs))
+    return bitrate // max(1, sum(1 for ssrc in ssrcs if ssrc not in repairs))
