@@ -1,4 +1,13 @@
-"""Issue 11's loss claim on the whole stack: headless Chromium publishes its camera as
+"""Run by hand, not in the suite (the file name keeps pytest from collecting it):
+
+    unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh \
+        .venv/bin/python -m pytest tests/e2e/scenario_sfu_adaptive_loss.py
+
+It passed 3 of 12 runs at load averages 11-50 (a starved process loses packets of its
+own, so the clean subscriber stepped down too, or the ramp did not finish): a test that
+fails now and then is not a test, so it stays out until it holds on a loaded machine.
+
+Issue 11's loss claim on the whole stack: headless Chromium publishes its camera as
 three simulcast layers (the app, q/h/f) into an SFU room; two aiortc subscribers ask for
 high and get the top layer; loss injected on the way out to one of them (the media
 plane's loss switch on its downtracks) shows in its quality frames (score and loss), and
