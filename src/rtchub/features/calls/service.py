@@ -35,6 +35,7 @@ from typing import Any
 from rtchub.base.connection import Address
 from rtchub.cluster.courier import Delivery
 from rtchub.errors import (
+    ConnectionFailed,
     InvalidField,
     NotInRoom,
     PeerAlreadyExists,
@@ -390,7 +391,12 @@ class CallService(SfuRouting, CallRecording):
         self._broadcast(call, TracksChanged(room, tuple(call.tracks.values())))
         for other in list(call.participants.values()):
             if other.id != participant and other.auto_subscribe and other.grants.subscribe:
-                self._subscribe(call, other, track)
+                try:
+                    self._subscribe(call, other, track)
+                except ConnectionFailed as err:
+                    # its peer failed and it joins again (subscribing then): that is no
+                    # error of the publisher's, nor a reason to skip those after it
+                    log.info("%r not subscribed to %r: %s", other.id, track_id, err)
 
     def track_ended(self, room: str, participant: str, track_id: str) -> None:
         """Forget an unpublished track and tell everyone."""
