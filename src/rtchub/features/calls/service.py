@@ -16,6 +16,11 @@ Subscriptions: a participant with ``auto_subscribe`` (the default) receives ever
 published in the room, from its first negotiation on (the client offers first; the
 server's own offers follow); ``subscribe_to_track`` / ``unsubscribe_from_track`` change
 that one track at a time.
+
+This module keeps the rooms' lifecycle (create, join, leave, delete), participants' state,
+chat and the media plane's callbacks; two parts of the service live beside it and are
+mixed into :class:`CallService`: :mod:`.routing` (negotiation, subscriptions, quality)
+and :mod:`.recording` (recorder control).
 """
 
 from __future__ import annotations
@@ -30,13 +35,13 @@ from typing import Any
 from rtchub.base.connection import Address
 from rtchub.cluster.courier import Delivery
 from rtchub.errors import (
+    ConnectionFailed,
     InvalidField,
     NotInRoom,
     PeerAlreadyExists,
     RoomNotFound,
     RtcHubError,
     TopologyMismatch,
-    TrackNotFound,
     Unauthorized,
 )
 from rtchub.features.calls.events import (
@@ -46,31 +51,26 @@ from rtchub.features.calls.events import (
     ParticipantsChanged,
     PeerFailed,
     QualityChanged,
-    RecordingChanged,
     ServerOffer,
     TracksChanged,
 )
 from rtchub.features.calls.ports import Authorizer, CallMedia, DevAuthorizer
 from rtchub.features.calls.quality_rules import ConnectionQuality
+from rtchub.features.calls.recording import CallRecording
+from rtchub.features.calls.routing import SfuRouting
 from rtchub.features.calls.rules import (
     DEFAULT_MAX_MEMBERS,
-    DEFAULT_QUALITY,
-    RECORD_ACTIONS,
     CallRoom,
     Grants,
     Participant,
-    RecordingInfo,
     Topology,
     TrackInfo,
     check_kind,
-    check_quality,
-    check_source,
     clean_display_name,
     clean_metadata,
     default_source,
     muted_state,
     parse_topology,
-    quality_layer,
 )
 
 __all__ = ["CallService", "EventSink"]
@@ -81,7 +81,7 @@ EventSink = Callable[[CallEvent], None]
 MAX_CHAT = 4096
 
 
-class CallService:
+class CallService(SfuRouting, CallRecording):
     """Call rooms on this node; see the module docstring.
 
     ``wall`` gives Unix time (``joined_at``, chat timestamps); ``authorizer`` decides
@@ -349,127 +349,6 @@ class CallService:
             if changed_tracks:
                 self._broadcast(room, TracksChanged(room_id, tuple(room.tracks.values())))
 
-    # -- SFU: negotiation ----------------------------------------------------------------
-
-    async def accept_offer(self, room_id: str, user_id: str, sdp: str) -> str | None:
-        """The client's offer (it publishes or renegotiates): the server's answer, or
-        None on glare (``sfu_ignored``). The first one also starts the participant's
-        automatic subscriptions."""
-        room = self._sfu(room_id, "an SFU offer")
-        self.participant(room_id, user_id)
-        answer = await self._media.accept_offer(room_id, user_id, sdp)
-        key = (room_id, user_id)
-        if answer is not None and key not in self._negotiated and key[1] in room.participants:
-            self._negotiated.add(key)
-            participant = room.participants[user_id]
-            # subscriptions noted before this first negotiation (tracks published, or
-            # subscribe requests, while the participant had no connection) start now
-            for track_id in list(participant.subscriptions):
-                if track_id in room.tracks:
-                    self._media.subscribe(room_id, user_id, track_id)
-            if participant.auto_subscribe and participant.grants.subscribe:
-                for track in list(room.tracks.values()):
-                    if track.publisher != user_id:
-                        self._subscribe(room, participant, track)
-        return answer
-
-    async def accept_answer(self, room_id: str, user_id: str, sdp: str) -> None:
-        """The client's answer to the server's offer."""
-        self._sfu(room_id, "an SFU answer")
-        self.participant(room_id, user_id)
-        await self._media.accept_answer(room_id, user_id, sdp)
-
-    async def add_ice_candidate(self, room_id: str, user_id: str, candidate: str | None,
-                                sdp_mid: str | None = None,
-                                sdp_mline_index: int | None = None) -> None:
-        """A trickled candidate of the client (None: end of candidates)."""
-        self._sfu(room_id, "an SFU candidate")
-        self.participant(room_id, user_id)
-        await self._media.add_candidate(room_id, user_id, candidate, sdp_mid, sdp_mline_index)
-
-    def label_track(self, room_id: str, user_id: str, track_id: str, source: str) -> None:
-        """The client says what a track it sends (or is about to send) is: microphone,
-        camera or screen. Applies to a published track at once, else when it appears."""
-        room = self._sfu(room_id, "publish")
-        participant = self.participant(room_id, user_id)
-        if not participant.grants.publish:
-            raise Unauthorized(f"{user_id!r} may not publish in room {room_id!r}")
-        source = check_source(source)
-        if not isinstance(track_id, str) or not track_id or len(track_id) > 256:
-            raise InvalidField("'track_id' must be a non-empty string")
-        participant.labels[track_id] = source
-        if len(participant.labels) > 64:  # bounded: oldest labels go first
-            participant.labels.pop(next(iter(participant.labels)))
-        track = room.tracks.get(track_id)
-        if track is not None and track.publisher == user_id and track.source != source:
-            track = replace(track, source=source)
-            room.tracks[track_id] = replace(track, muted=muted_state(participant, track))
-            self._broadcast(room, TracksChanged(room_id, tuple(room.tracks.values())))
-
-    # -- SFU: the router -----------------------------------------------------------------
-
-    def subscribe_to_track(self, room_id: str, subscriber: str, track_id: str,
-                           publisher: str | None = None) -> None:
-        """Receive ``track_id`` (seed 003's ``SubscribeToTrack``); ``publisher``, when
-        given, must be the track's. Raises :class:`TrackNotFound`, :class:`NotInRoom`,
-        :class:`SFUNotEnabled`, :class:`Unauthorized` (no subscribe grant)."""
-        room = self._sfu(room_id, "subscribe")
-        participant = self.participant(room_id, subscriber)
-        track = room.track(track_id)
-        if publisher is not None and track.publisher != publisher:
-            raise _not_found(room, track_id, publisher)
-        if not participant.grants.subscribe:
-            raise Unauthorized(f"{subscriber!r} may not subscribe in room {room_id!r}")
-        if track.publisher == subscriber:
-            raise InvalidField("a participant does not subscribe to its own track")
-        self._subscribe(room, participant, track)
-
-    def unsubscribe_from_track(self, room_id: str, subscriber: str, track_id: str,
-                               publisher: str | None = None) -> None:
-        """Stop receiving ``track_id`` (seed 003's ``UnsubscribeFromTrack``)."""
-        room = self._sfu(room_id, "unsubscribe")
-        participant = self.participant(room_id, subscriber)
-        track = room.track(track_id)
-        if publisher is not None and track.publisher != publisher:
-            raise _not_found(room, track_id, publisher)
-        if track_id in participant.subscriptions:
-            participant.subscriptions.discard(track_id)
-            self._media.unsubscribe(room_id, subscriber, track_id)
-
-    def set_quality(self, room_id: str, track_id: str, receiver_id: str,
-                    quality: str) -> None:
-        """The layer ``receiver_id`` wants of ``track_id``: low, medium or high (seed 003's
-        ``SetQuality``; anything else raises :class:`InvalidQuality`), simulcast layer
-        0, 1 or 2 (q, h, f): the most it is forwarded, which adaptive quality may lower
-        but never exceed. New subscribers get ``low`` until they ask."""
-        quality = check_quality(quality)
-        room = self._sfu(room_id, "set_quality")
-        participant = self.participant(room_id, receiver_id)
-        room.track(track_id)
-        participant.qualities[track_id] = quality
-        self._media.set_quality(room_id, receiver_id, track_id, quality_layer(quality))
-
-    def get_quality(self, room_id: str, track_id: str, receiver_id: str) -> str:
-        """The quality asked for (``low`` until asked, as forge starts new subscribers)."""
-        return self.participant(room_id, receiver_id).qualities.get(track_id,
-                                                                    DEFAULT_QUALITY)
-
-    def get_available_tracks(self, room_id: str) -> list[TrackInfo]:
-        """Seed 003's ``GetAvailableTracks``: every published track (id, publisher, kind,
-        source, mute)."""
-        return list(self._sfu(room_id, "get_available_tracks").tracks.values())
-
-    def subscriptions(self, room_id: str, user_id: str) -> set[str]:
-        """Track ids the participant receives (or will, after the next negotiation)."""
-        return set(self.participant(room_id, user_id).subscriptions)
-
-    def _subscribe(self, room: CallRoom, participant: Participant, track: TrackInfo) -> None:
-        if track.track_id in participant.subscriptions:
-            return
-        participant.subscriptions.add(track.track_id)
-        if (room.id, participant.id) in self._negotiated:
-            self._media.subscribe(room.id, participant.id, track.track_id)
-
     # -- chat ----------------------------------------------------------------------------
 
     def send_chat(self, room_id: str, user_id: str, text: str) -> Chat:
@@ -488,42 +367,6 @@ class CallService:
                 self._tell(room_id, pid, chat)
         return chat
 
-    # -- recording -----------------------------------------------------------------------
-
-    async def recording(self, room_id: str, action: str, user_id: str | None = None
-                        ) -> RecordingInfo:
-        """Start, stop, pause, resume the room's recording or read its ``status``;
-        ``user_id`` (a participant acting over the wire) needs the record grant.
-        Everyone is told of a change (``recording``)."""
-        room = self._sfu(room_id, "recording")
-        if action not in RECORD_ACTIONS:
-            raise InvalidField(f"'action' must be one of {', '.join(RECORD_ACTIONS)}")
-        if user_id is not None and not self.participant(room_id, user_id).grants.record:
-            raise Unauthorized(f"{user_id!r} may not record room {room_id!r}")
-        info = await self._media.record(room_id, action)
-        if action != "status" or info != room.recording:
-            self.recording_changed(room_id, info)
-        return info
-
-    async def start_recording(self, room_id: str) -> RecordingInfo:
-        """Start recording every track of the room (one file per track, a manifest)."""
-        return await self.recording(room_id, "start")
-
-    async def stop_recording(self, room_id: str) -> RecordingInfo:
-        """Stop: every file closed, the manifest final."""
-        return await self.recording(room_id, "stop")
-
-    async def pause_recording(self, room_id: str) -> RecordingInfo:
-        """Pause: the files get a gap the manifest lists."""
-        return await self.recording(room_id, "pause")
-
-    async def resume_recording(self, room_id: str) -> RecordingInfo:
-        """Resume after a pause."""
-        return await self.recording(room_id, "resume")
-
-    async def recording_status(self, room_id: str) -> RecordingInfo:
-        """The recording as it is now."""
-        return await self.recording(room_id, "status")
 
     # -- what the media plane tells us (MediaEvents) -------------------------------------
 
@@ -548,7 +391,12 @@ class CallService:
         self._broadcast(call, TracksChanged(room, tuple(call.tracks.values())))
         for other in list(call.participants.values()):
             if other.id != participant and other.auto_subscribe and other.grants.subscribe:
-                self._subscribe(call, other, track)
+                try:
+                    self._subscribe(call, other, track)
+                except ConnectionFailed as err:
+                    # its peer failed and it joins again (subscribing then): that is no
+                    # error of the publisher's, nor a reason to skip those after it
+                    log.info("%r not subscribed to %r: %s", other.id, track_id, err)
 
     def track_ended(self, room: str, participant: str, track_id: str) -> None:
         """Forget an unpublished track and tell everyone."""
@@ -585,14 +433,6 @@ class CallService:
         leaving and joining)."""
         self._tell(room, participant, PeerFailed(room, participant, error.code, str(error)))
 
-    def recording_changed(self, room: str, info: RecordingInfo) -> None:
-        """Keep the room's recording state and tell everyone."""
-        call = self._rooms.get(room)
-        if call is None or info == call.recording:
-            return
-        call.recording = info
-        self._broadcast(call, RecordingChanged(room, info))
-
     def quality_changed(self, room: str, qualities: tuple[ConnectionQuality, ...]) -> None:
         """Tell everyone in the room everyone's quality (``quality``)."""
         call = self._rooms.get(room)
@@ -627,7 +467,3 @@ class CallService:
             if pid != but:
                 self._tell(room.id, pid, event)
 
-
-def _not_found(room: CallRoom, track_id: str, publisher: str) -> RtcHubError:
-    return TrackNotFound(f"{publisher!r} publishes no track {track_id[:80]!r} in room "
-                         f"{room.id!r}")
