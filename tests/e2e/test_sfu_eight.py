@@ -1,14 +1,4 @@
-"""Run by hand, not in the suite (the file name keeps pytest from collecting it):
-
-    unshare -n -- sh -c 'ip link set lo up && exec "$@"' sh \
-        .venv/bin/python -m pytest tests/e2e/scenario_sfu_eight.py
-
-It passed 3 of 12 runs: 2 of 3 on a quiet machine, where the failure was a defect
-(every page's setRemoteDescription of a server offer rejected, app.sfu.js onOffer, then
-"did not answer the server's offer within 30 s" and rejoins), and none above load ~20
-(ICE consent checks starved). Until those hold it stays out of the suite.
-
-Eight Chromium pages in one SFU room: each decodes the seven others' video and hears
+"""Eight Chromium pages in one SFU room: each decodes the seven others' video and hears
 their audio (issue 10, "Proven by": headless Chromium with 2, 4 and 8 participants).
 
 Eight encoders and 56 decoders in one Chromium on a shared two-core machine: the server
