@@ -16,6 +16,7 @@ from __future__ import annotations
 import ast
 import asyncio
 import functools
+import gc
 import inspect
 import logging
 import time
@@ -62,13 +63,23 @@ class PicowsChanged(RuntimeError):
     """The installed picows builds its protocol differently from what rtchub mirrors."""
 
 
+@functools.cache
 def check_picows() -> None:
     """Raise :class:`PicowsChanged` unless picows' server factory builds ``WSProtocol``
-    with the arguments :func:`build_protocol` passes (read from picows' own source)."""
+    with the arguments :func:`build_protocol` passes (read from picows' own source).
+    Checked once per process (a failed check is checked again)."""
+    # With the collector off: CPython 3.11's AST constructor raises SystemError
+    # ("recursion depth mismatch", gh-106905) when a collection during the parse runs a
+    # finalizer (an aiortc task's "exception was never retrieved" log, in the suite)
+    collecting = gc.isenabled()
+    gc.disable()
     try:
         tree = ast.parse(inspect.getsource(picows_api.ws_create_server))
     except (OSError, TypeError, SyntaxError) as exc:
         raise PicowsChanged(f"cannot read picows.api.ws_create_server: {exc}") from None
+    finally:
+        if collecting:
+            gc.enable()
     for node in ast.walk(tree):
         if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
                 and node.func.id == "WSProtocol"):
