@@ -448,7 +448,9 @@ class RoomRecording:
         info = None if recorder is None else recorder.info
         start = None
         if recorder is not None and recorder.started_at is not None and self._started is not None:
-            start = recorder.started_at - self._started
+            # a first packet read off the socket in the loop turn that started the
+            # recording is stamped a fraction of a millisecond before it: it starts at 0
+            start = max(0.0, recorder.started_at - self._started)
         state = "ended" if track.ended else "recording" if info is not None else "waiting"
         file = track.file.path.name if track.file is not None and info is not None else None
         return TrackStatus(
