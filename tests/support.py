@@ -206,8 +206,14 @@ class WsClient:
                 return
 
     async def receive(self, timeout: float = TIMEOUT) -> aiohttp.WSMessage:
-        """The next message of any kind."""
-        return await asyncio.wait_for(self.messages.get(), timeout)
+        """The next message of any kind.
+
+        ``asyncio.timeout``, not ``wait_for``: CPython 3.11's ``wait_for`` returns the
+        message when it arrives in the loop turn that cancels the waiter, swallowing the
+        cancellation, and a reader task cancelled at teardown then waits forever.
+        """
+        async with asyncio.timeout(timeout):
+            return await self.messages.get()
 
     @classmethod
     async def connect(cls, url: str, headers: Mapping[str, str] | None = None,
