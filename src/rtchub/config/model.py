@@ -269,6 +269,7 @@ class Config:
     turn: TurnConfig | None = None
     node_ips: tuple[str, ...] = ()
     udp_ports: tuple[int, int] | None = None
+    consent_timeout: float = 30.0  # RTC_CONSENT_TIMEOUT
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     trusted_proxies: tuple[str, ...] = ()
@@ -464,6 +465,7 @@ def load(environ: Mapping[str, str] | None = None,
         turn=_turn(v),
         node_ips=v["RTC_NODE_IP"],
         udp_ports=v["RTC_UDP_PORTS"],
+        consent_timeout=v["RTC_CONSENT_TIMEOUT"],
         tls_cert_file=v["TLS_CERT_FILE"] or None,
         tls_key_file=v["TLS_KEY_FILE"] or None,
         trusted_proxies=proxies,

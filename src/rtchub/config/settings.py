@@ -112,6 +112,13 @@ def _positive_duration(text: str) -> float:
     return value
 
 
+def _consent_timeout(text: str) -> float:
+    value = parse_duration(text)
+    if not 1 <= value <= 600:
+        raise ValueError("a duration between 1s and 10m, such as 30s")
+    return value
+
+
 def _bounded_size(low: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         value = parse_size(text)
@@ -268,6 +275,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RTC_UDP_PORTS", "--rtc-udp-ports", _port_range, "",
             "UDP port range for the server's WebRTC peers, e.g. 40000-40999; empty: any.",
             "webrtc"),
+    Setting("RTC_CONSENT_TIMEOUT", "--rtc-consent-timeout", _consent_timeout, "30s",
+            "How long the server's WebRTC peers keep sending to a browser that answers none "
+            "of their ICE consent checks (RFC 7675); a check goes every sixth of it and waits "
+            "up to half of it for a late answer. 1s-10m. Shorter notices a vanished peer "
+            "sooner; longer keeps a starved or badly connected one.", "webrtc"),
     # WebSocket behaviour and limits
     Setting("HEARTBEAT", "--heartbeat", _positive_duration, "20s",
             "WebSocket ping interval; a connection silent for this long after a ping is "

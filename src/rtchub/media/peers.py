@@ -98,9 +98,10 @@ class PeerFactory:
     """Builds server-side peer connections for one configuration."""
 
     def __init__(self, node_ips: Sequence[str], udp_ports: tuple[int, int] | None,
-                 stats: ForwardingStats) -> None:
+                 stats: ForwardingStats, consent_timeout: float = 30.0) -> None:
         self._node_ips = tuple(node_ips)
         self._udp_ports = udp_ports
+        self._consent_timeout = consent_timeout  # RTC_CONSENT_TIMEOUT
         self.stats = stats
         self.open_peers = 0
 
@@ -145,7 +146,8 @@ class PeerFactory:
             transceiver = audio[0]
             transceiver.setCodecPreferences(_opus_only())
             uplink = Uplink(transceiver.receiver, self.stats)
-            adapter.configure_ice(pc, self._node_ips, self._udp_ports)
+            adapter.configure_ice(pc, self._node_ips, self._udp_ports,
+                                  consent_timeout=self._consent_timeout)
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
             self._require_candidates(pc.localDescription.sdp)
@@ -162,7 +164,8 @@ class PeerFactory:
             track = HeldTrack()
             transceiver = pc.addTransceiver(track, direction="sendonly")
             transceiver.setCodecPreferences(_opus_only())
-            adapter.configure_ice(pc, self._node_ips, self._udp_ports)
+            adapter.configure_ice(pc, self._node_ips, self._udp_ports,
+                                  consent_timeout=self._consent_timeout)
             offer = await pc.createOffer()
             await pc.setLocalDescription(offer)
             self._require_candidates(pc.localDescription.sdp)

@@ -33,6 +33,7 @@ def media_config(config: Config) -> SfuMediaConfig:
         video_max_fps=calls.video_max_fps,
         node_ips=config.node_ips,
         udp_ports=config.udp_ports,
+        consent_timeout=config.consent_timeout,
         signaling_timeout=calls.signaling_timeout,
     )
 

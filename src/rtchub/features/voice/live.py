@@ -73,7 +73,8 @@ class Broadcasts:
                  courier: Delivery | None = None, node: str = "") -> None:
         self._limits = config.limits
         self.media = ForwardingStats(changed)
-        self.peers = PeerFactory(config.node_ips, config.udp_ports, self.media)
+        self.peers = PeerFactory(config.node_ips, config.udp_ports, self.media,
+                                 config.consent_timeout)
         self._live: dict[str, _Live] = {}
         self._closing: set[asyncio.Future[None]] = set()
         self._courier = courier

@@ -59,7 +59,9 @@ async def check_assumptions() -> None:
     conn = Connection(ice_controlling=False)
     problems += _missing(conn, ("_local_candidates_start", "_local_candidates_end",
                                 "_local_candidates", "_protocols", "_components", "_use_ipv4",
-                                "_use_ipv6", "_nominated", "_queue", "data_received"))
+                                "_use_ipv6", "_nominated", "_queue", "data_received",
+                                "query_consent", "_query_consent_task", "build_request",
+                                "remote_password"))
     if not callable(getattr(aioice_ice, "get_host_addresses", None)):
         problems.append("aioice.ice.get_host_addresses is gone")
     protocol_class = getattr(aioice_ice, "StunProtocol", None)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from aioice import Candidate, Connection
@@ -26,13 +26,17 @@ from aioice import ice as aioice_ice
 from aioice.candidate import candidate_foundation, candidate_priority
 from aiortc import RTCPeerConnection
 
+from rtchub.media.aiortc_adapter.consent import configure_consent
+
 __all__ = ["configure_ice"]
 
 _PATCHED = "_rtchub_gather"
 
 
 def configure_ice(pc: RTCPeerConnection, node_ips: Sequence[str],
-                  ports: tuple[int, int] | None, buffer_bytes: int | None = None) -> None:
+                  ports: tuple[int, int] | None, buffer_bytes: int | None = None,
+                  consent_timeout: float | None = None,
+                  on_consent_expired: Callable[[], None] | None = None) -> None:
     """Make ``pc`` gather host candidates on ``node_ips`` within ``ports``.
 
     Call after the transceivers exist and before ``setLocalDescription`` (which
@@ -41,8 +45,11 @@ def configure_ice(pc: RTCPeerConnection, node_ips: Sequence[str],
     connections. ``buffer_bytes`` sizes the sockets' kernel receive and send
     buffers (SO_RCVBUF/SO_SNDBUF, capped by ``net.core.rmem_max``/``wmem_max``):
     a media server wants room for the bursts that arrive while its event loop
-    is busy, or the kernel drops them.
+    is busy, or the kernel drops them. ``consent_timeout`` replaces aioice's consent
+    checks with :func:`~rtchub.media.aiortc_adapter.consent.configure_consent`'s.
     """
+    if consent_timeout is not None:
+        configure_consent(pc, consent_timeout, on_consent_expired)
     if not node_ips and ports is None:
         return
     options = (list(node_ips), ports, buffer_bytes)
@@ -68,11 +75,20 @@ def _patch_connection(conn: Connection, addresses: list[str], ports: tuple[int, 
 
 
 class _RtpFirstProtocol(aioice_ice.StunProtocol):
-    """aioice's STUN protocol, handing RTP/RTCP datagrams on without a STUN parse."""
+    """aioice's STUN protocol, handing RTP/RTCP datagrams on without a STUN parse.
+
+    A socket is bound (and may receive) before :func:`_gather` gives it its
+    candidate: media that reaches a reused port in that moment is dropped, as
+    aioice drops any datagram of a connection not yet ready for it.
+    """
+
+    local_candidate: Candidate | None = None  # type: ignore[assignment]
 
     def datagram_received(self, data: bytes | str, addr: tuple[Any, ...]) -> None:
         if isinstance(data, bytes) and data and 127 < data[0] < 192:  # RTP/RTCP, not STUN
-            self.receiver.data_received(data, self.local_candidate.component)
+            candidate = self.local_candidate
+            if candidate is not None:
+                self.receiver.data_received(data, candidate.component)
             return
         super().datagram_received(data, addr)
 

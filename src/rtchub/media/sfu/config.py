@@ -50,6 +50,7 @@ class SfuMediaConfig:
     video_max_fps: int = 30  # says who honours them)
     node_ips: tuple[str, ...] = ()  # RTC_NODE_IP: host candidates gathered
     udp_ports: tuple[int, int] | None = None  # RTC_UDP_PORTS
+    consent_timeout: float = 30.0  # RTC_CONSENT_TIMEOUT: no consent check answered for this
     keyframe_interval: float = 0.5  # at most one PLI upstream per track per interval
     remb_interval: float = 1.0  # REMB upstream to each publisher
     remb_stale_after: float = 5.0  # a subscriber's estimate older than this is ignored
@@ -69,7 +70,7 @@ class SfuMediaConfig:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         for name in ("keyframe_interval", "remb_interval", "remb_stale_after",
-                     "signaling_timeout"):
+                     "signaling_timeout", "consent_timeout"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.cache_size <= 0:

@@ -231,7 +231,8 @@ class SfuPeer:
             self._simulcast = simulcast_offered(sdp)  # an offer lists every section
             self._ensure_wire()
             adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
-                                  self.config.socket_buffer)
+                                  self.config.socket_buffer, self.config.consent_timeout,
+                                  self._consent_expired)
             await self.pc.setLocalDescription(await self.pc.createAnswer())
             answer = receive_simulcast(cap_answer(
                 reject_sections(self.pc.localDescription.sdp, self._rejected), self.config),
@@ -374,7 +375,8 @@ class SfuPeer:
             self._subscribers.assign(self._wire_now)
             self._ensure_wire()
             adapter.configure_ice(self.pc, self.config.node_ips, self.config.udp_ports,
-                                  self.config.socket_buffer)
+                                  self.config.socket_buffer, self.config.consent_timeout,
+                                  self._consent_expired)
             created = await self.pc.createOffer()
             offer = harmonize_offer(created.sdp, self._numbering)
             await self.pc.setLocalDescription(RTCSessionDescription(offer, "offer"))
@@ -472,7 +474,15 @@ class SfuPeer:
             raise ServerError(f"Server error: no ICE candidate could be gathered (RTC_NODE_IP="
                               f"{','.join(self.config.node_ips) or 'auto'}, RTC_UDP_PORTS={ports})")
 
+    def _consent_expired(self) -> None:
+        self._failed(ConnectionFailed(
+            f"the ICE connection of {self.participant_id!r} answered no consent check for "
+            f"{self.config.consent_timeout:g} s (RTC_CONSENT_TIMEOUT)"))
+
     async def _fail(self, error: RtcHubError) -> None:
+        self._failed(error)
+
+    def _failed(self, error: RtcHubError) -> None:
         if self.closed:
             return
         self._failure = error

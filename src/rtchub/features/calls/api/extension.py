@@ -143,7 +143,8 @@ class CallsExtension:
         if isinstance(source, Hub):
             hub = source
             media = SfuMedia(SfuMediaConfig(node_ips=hub.config.node_ips,
-                                            udp_ports=hub.config.udp_ports))
+                                            udp_ports=hub.config.udp_ports,
+                                            consent_timeout=hub.config.consent_timeout))
             calls = CallService(media, hub.courier, max_members=config.max_members)
             media.quality = QualityMonitor(hub.clock)
         else:
@@ -165,6 +166,7 @@ class CallsExtension:
             video_max_height=settings.video_max_height,
             video_max_fps=settings.video_max_fps,
             node_ips=hub.config.node_ips, udp_ports=hub.config.udp_ports,
+            consent_timeout=hub.config.consent_timeout,
             signaling_timeout=settings.signaling_timeout)
         media.recordings = None if config.recording_path is None else Path(
             config.recording_path)
