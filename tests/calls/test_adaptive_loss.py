@@ -181,11 +181,12 @@ async def _prove(c: Call, clock: FakeClock) -> None:
     stop_listening = monitor.on_quality_change(measured)
     ann = await c.join("ann", ROOM, media=False)
     sending = await publish_simulcast(ann)
-    c.sdp_filter = without_estimates  # for the subscribers
-    bob = await c.join("bob", ROOM, media=False)
-    cat = await c.join("cat", ROOM, media=False)
     watchers: dict[str, Watcher] = {}
     try:
+        c.sdp_filter = without_estimates  # for the subscribers
+        bob = await c.join("bob", ROOM, media=False)
+        cat = await c.join("cat", ROOM, media=False)
+
         def camera() -> str | None:
             return next((t["track_id"] for t in bob.tracks if t["publisher"] == "ann"), None)
 
