@@ -20,7 +20,7 @@ of MediaRelay (beyond their publisher-only baseline), their ratio and the
 largest all-to-all room of 360p video that held with < 1% loss.
 
 ``--simulcast-fanout`` repeats the SFU's fan-outs with a simulcast publisher
-(:mod:`benchmarks.sfu_simulcast`: 640x360, 320x180 and 160x90 VP8 layers sent
+(:mod:`tests.media.simulcast_publisher`: 640x360, 320x180 and 160x90 VP8 layers sent
 as Chromium sends them) whose subscribers ask for low, medium and high in turn
 (a third each), once with adaptive quality off and once with it running.
 """
@@ -55,8 +55,9 @@ from rtchub.media.sfu.rtcp import remb
 from rtchub.media.sfu.rtp import FIXED
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run as a script
-from benchmarks.sfu_simulcast import (
+from tests.media.simulcast_publisher import (
     SilentTrack,
+    encode_clip,
     layer_sizes,
     send_layers,
     simulcast_offer,
@@ -85,44 +86,6 @@ def free_port() -> int:
 
 
 # -- the clip ----------------------------------------------------------------------------
-
-
-def encode_clip(frames: int = 60, width: int = 640, height: int = 360,
-                bitrate: int = 1_000_000) -> list[bytes]:
-    """A VP8 clip that starts with a keyframe, about ``bitrate`` bits/s at 30 fps: a
-    scrolling ramp with grain that changes every frame (a camera's sensor noise) and a
-    moving textured block, so an encoder has about a webcam's work to do."""
-    codec = av.CodecContext.create("libvpx", "w")
-    codec.width, codec.height, codec.pix_fmt = width, height, "yuv420p"
-    codec.bit_rate = bitrate
-    codec.framerate = fractions.Fraction(30, 1)
-    codec.time_base = fractions.Fraction(1, 30)
-    codec.gop_size = frames
-    codec.options = {"deadline": "realtime", "cpu-used": "8", "lag-in-frames": "0",
-                     "maxrate": str(bitrate), "minrate": str(bitrate // 4)}
-    grain = os.urandom(16 * 2 * width)
-    ramp = [(x % width) * 200 // width for x in range(2 * width)]
-    rows = [bytes(v + (grain[k * 2 * width + x] & 0x07) for x, v in enumerate(ramp))
-            for k in range(16)]  # 16 grainy ramps, twice as wide to scroll through
-    bw, bh = min(160, width // 2), min(120, height // 2)  # the block (160x120 from 320x240)
-    texture = os.urandom(bw * bh)
-    out: list[bytes] = []
-    for i in range(frames):
-        frame = av.VideoFrame(width, height, "yuv420p")
-        shift = (i * 6) % width
-        luma = bytearray(b"".join(rows[(y * 7 + i * 13) % 16][shift:shift + width]
-                                  for y in range(height)))
-        left, top = (i * 10) % (width - bw), (i * 4) % (height - bh)
-        for row in range(bh):
-            start = (top + row) * width + left
-            luma[start:start + bw] = texture[row * bw:(row + 1) * bw]
-        frame.planes[0].update(bytes(luma))
-        for plane in frame.planes[1:]:
-            plane.update(bytes([100 + i % 50]) * plane.buffer_size)
-        frame.pts = i
-        out += [bytes(p) for p in codec.encode(frame)]
-    out += [bytes(p) for p in codec.encode(None)]
-    return out
 
 
 class ClipTrack(MediaStreamTrack):

@@ -68,6 +68,7 @@ class Participant:
     pongs: int = 0
     channel: RTCDataChannel | None = None
     sdp_filter: Callable[[str], str] | None = None  # rewrites the server's SDP
+    offer_filter: Callable[[str], str] | None = None  # rewrites the offers it sends
     _reply: asyncio.Future[dict[str, Any]] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -182,7 +183,8 @@ class Participant:
                     await self.pc.setLocalDescription(offer)
                     offer = self.pc.localDescription
                 self._reply = asyncio.get_running_loop().create_future()
-                await self.send({"type": "sfu_offer", "sdp": offer.sdp})
+                sent = offer.sdp if self.offer_filter is None else self.offer_filter(offer.sdp)
+                await self.send({"type": "sfu_offer", "sdp": sent})
                 reply = await asyncio.wait_for(self._reply, WAIT)
                 self._reply = None
                 if reply["type"] == "error":
