@@ -29,6 +29,7 @@ from typing import Any, Final
 import orjson
 
 from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.eager import eager
 from rtchub.base.metrics import Stats
 from rtchub.errors import ProtocolError, RtcHubError, UnknownType
 from rtchub.features.match import wire
@@ -182,7 +183,9 @@ class EioHandler:
             ack = obj["ack"]
             if ack is not None:
                 self._conn.send(b"43" + str(ack).encode() + b"[]")
-            return work
+            # a request over the in-memory store finishes here, with no task (it is
+            # started after the ack, which the client gets first as on the other path)
+            return eager(work) if work is not None else None
         if kind == IGNORED:
             return None
         if kind == CONNECT:
