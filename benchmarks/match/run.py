@@ -22,10 +22,16 @@ alternating within each round so that all see the same machine:
   request-room to its match-done.
 
 The best round counts (highest rate, lowest p99). Every figure comes with the generator's
-CPU (cores) and the load average (``/proc/loadavg``) during the phase: a phase whose load
-average was high is worth repeating. Needs ``node`` and ``npm``; installs this folder's
-``package.json`` (socket.io 4.8.4, socket.io-client 4.8.3) into ``node_modules`` here on
-first use.
+CPU (cores), the load average (``/proc/loadavg``) during the phase, how long the server
+and the generator were runnable but waiting for a CPU (``/proc/PID/task/*/schedstat``)
+and the generator's own event-loop delay (``perf_hooks.monitorEventLoopDelay``): a
+latency sample is only as good as the generator that takes it, and a phase whose
+processes waited for a CPU is worth repeating. ``--json FILE`` keeps every phase's result
+with its window on the monotonic clock and the times of its slow samples (to line up with
+``probe/sitecustomize.py``'s record of the server's collector passes and loop lag).
+
+Needs ``node`` and ``npm``; installs this folder's ``package.json`` (socket.io 4.8.4,
+socket.io-client 4.8.3) into ``node_modules`` here on first use.
 """
 
 from __future__ import annotations
@@ -268,6 +274,8 @@ def table(ss: list[Server], rate: float) -> str:
     row("generator load at max (cores)", [f"{m['gen_cores']:.2f}" for m in mx], "")
     row("generator CPU per match at max (µs)", [fmt(m["gen_us"]) for m in mx], "")
     row("server RSS with the clients connected (MiB)", [f"{m['rss_mb']:.1f}" for m in mx], "")
+    row("run-queue wait at max, server / generator (s)",
+        [f"{m['server_wait_ms'] / 1e3:.2f} / {m['gen_wait_ms'] / 1e3:.2f}" for m in mx], "")
     row("load average during max (1 min)", [m["load"] for m in mx], "")
     if all(s.results.get("rate") for s in ss):
         lat = [best(s, "rate", "p99_ms", True) for s in ss]
@@ -282,6 +290,10 @@ def table(ss: list[Server], rate: float) -> str:
             [f"{r['server_cores']:.2f}" for r in lat], "")
         row("generator load in the latency phase (cores)",
             [f"{r['gen_cores']:.2f}" for r in lat], "")
+        row("generator's own loop delay in the latency phase, p99 / max (ms)",
+            [f"{r['gen_loop_p99_ms']:.1f} / {r['gen_loop_max_ms']:.1f}" for r in lat], "")
+        row("run-queue wait in the latency phase, server / generator (s)",
+            [f"{r['server_wait_ms'] / 1e3:.2f} / {r['gen_wait_ms'] / 1e3:.2f}" for r in lat], "")
         row("load average during latency (1 min)", [r["load"] for r in lat], "")
     errs = [sum(r["errors"] + r["shortfall"] for p in s.results.values() for r in p)
             for s in ss]
