@@ -5,7 +5,9 @@ connection's next operation (:class:`~rtchub.net.executor.SerialExecutor`); the 
 gives it a task. Matchmaking's requests over the in-memory store never suspend: started
 here they finish inside the call that made them, with no task and no turn of the event
 loop for the user, and only work that does suspend (a Redis round trip) gets a task for
-the rest.
+the rest. Only for work known never to need a task before its first suspension: code
+that reads the current task (``asyncio.timeout()``, as the Redis client does) must run in
+one, so the caller decides (the in-memory store says so with ``immediate``).
 """
 
 from __future__ import annotations

@@ -185,7 +185,9 @@ class EioHandler:
                 self._conn.send(b"43" + str(ack).encode() + b"[]")
             # a request over the in-memory store finishes here, with no task (it is
             # started after the ack, which the client gets first as on the other path)
-            return eager(work) if work is not None else None
+            if work is not None and self._dialect.matchmaker.immediate:
+                return eager(work)
+            return work
         if kind == IGNORED:
             return None
         if kind == CONNECT:

@@ -3,9 +3,10 @@
 The Socket.IO glue (:mod:`~rtchub.features.match.routes`) applies each client event
 through the connection's serial executor, so one user's events never overtake each
 other; relays (ICE candidates above all) finish at once, requests that touch the queue
-return an awaitable (the fast path runs it eagerly: :mod:`rtchub.base.eager`). Events
-from the matchmaker arrive through :meth:`MatchSession.deliver` and leave through
-``emit``, the glue's bounded, ordered sender.
+return an awaitable (over the in-memory store the fast path runs it eagerly, with no
+task: :mod:`rtchub.base.eager`). Events from the matchmaker arrive through
+:meth:`MatchSession.deliver` and leave through ``emit``, the glue's bounded, ordered
+sender.
 """
 
 from __future__ import annotations
@@ -98,7 +99,8 @@ class MatchSession:
     def close(self) -> Awaitable[None] | None:
         """The socket is gone: leave the queue and end the pairing (partner told)."""
         self.view = None
-        return eager(self._mm.leave(self.user))
+        work = self._mm.leave(self.user)
+        return eager(work) if self._mm.immediate else work
 
     # -- outbound ------------------------------------------------------------------------
 

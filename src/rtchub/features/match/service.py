@@ -92,6 +92,8 @@ class Matchmaker:
         self._clock = clock
         self._new_room = room_ids
         self.pairs_made = 0
+        # the store answers at once (the in-memory one): its work may run eagerly
+        self.immediate = bool(getattr(store, "immediate", False))
         self._request_limit = FixedWindow(*limits.match_request_rate)
         self._message_limit = FixedWindow(*limits.match_message_rate)
         # signaling of this node's sockets: counted here, with no round trip on the relay path
