@@ -14,6 +14,7 @@
 'use strict';
 const io = require('socket.io-client');
 const crypto = require('crypto');
+const { monitorEventLoopDelay } = require('perf_hooks');
 
 const [url, clientsArg, mode, rateArg, durationArg, seedArg] = process.argv.slice(2);
 const nClients = Number(clientsArg);
@@ -60,7 +61,7 @@ function candidate() {
   sdpMid: '0', sdpMLineIndex: 0 };
 }
 
-const stats = { matches: 0, errors: 0, latencies: [], shortfall: 0, started: 0 };
+const stats = { matches: 0, errors: 0, latencies: [], slow: [], shortfall: 0, started: 0 };
 let running = false;   // inside the measuring window (latencies and matches count)
 let draining = false;  // window over: no new requests
 const idle = [];       // clients between matches (rate mode)
@@ -76,7 +77,14 @@ function makeClient(i) {
     if (mode === 'max') request(c); else idle.push(c);
   };
   s.on('match-done', (d) => {
-    if (running) stats.latencies.push(now() - c.asked);
+    if (running) {
+      const ms = now() - c.asked;
+      stats.latencies.push(ms);
+      // when the slow ones were asked (ms since the epoch), to line up with the server's
+      if (ms > 20 && stats.slow.length < 5000) {
+        stats.slow.push([Math.round(performance.timeOrigin + c.asked), Math.round(ms)]);
+      }
+    }
     c.room = d.roomId; c.partner = d.remoteUserDetails.socket;
     c.offerer = s.id < c.partner; c.gotAnswer = false; c.cands = 0;
     if (c.offerer) {
@@ -130,6 +138,9 @@ async function main() {
   console.log(JSON.stringify({ ready: clients.length }));
   await new Promise((resolve) => process.stdin.once('data', resolve));
   const cpu0 = process.cpuUsage();
+  // the generator's own event-loop delay: a latency sample can only be as good as this
+  const loopDelay = monitorEventLoopDelay({ resolution: 1 });
+  loopDelay.enable();
   const t0 = now();
   running = true;
   if (mode === 'max') {
@@ -151,17 +162,20 @@ async function main() {
   const matches = stats.matches;
   const wall = (now() - t0) / 1000;
   const cpu = process.cpuUsage(cpu0);
+  loopDelay.disable();
   draining = true;
   // let the matches in flight end so the server is idle when its CPU is read
   const quiet = now();
   while (clients.some((c) => c.room !== null) && now() - quiet < 5000) await new Promise((r) => setTimeout(r, 10));
   const lat = stats.latencies.sort((a, b) => a - b);
   const q = (p) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor(p * lat.length))] : null);
-  console.log(JSON.stringify({ matches, wall, errors: stats.errors, shortfall: stats.shortfall,
+  const result = JSON.stringify({ matches, wall, errors: stats.errors, shortfall: stats.shortfall,
     total_matches: stats.matches, gen_cpu_s: (cpu.user + cpu.system) / 1e6,
     p50_ms: q(0.5), p99_ms: q(0.99), max_ms: lat.length ? lat[lat.length - 1] : null,
-    samples: lat.length, stuck: clients.filter((c) => c.room !== null).length }));
+    samples: lat.length, slow: stats.slow, loop_p99_ms: loopDelay.percentile(99) / 1e6,
+    loop_max_ms: loopDelay.max / 1e6, stuck: clients.filter((c) => c.room !== null).length });
   for (const c of clients) c.s.disconnect();
-  process.exit(0);
+  // a pipe is written asynchronously: exit once the whole line is out
+  process.stdout.write(`${result}\n`, () => process.exit(0));
 }
 main().catch((e) => { console.error(e); process.exit(1); });

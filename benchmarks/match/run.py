@@ -22,10 +22,16 @@ alternating within each round so that all see the same machine:
   request-room to its match-done.
 
 The best round counts (highest rate, lowest p99). Every figure comes with the generator's
-CPU (cores) and the load average (``/proc/loadavg``) during the phase: a phase whose load
-average was high is worth repeating. Needs ``node`` and ``npm``; installs this folder's
-``package.json`` (socket.io 4.8.4, socket.io-client 4.8.3) into ``node_modules`` here on
-first use.
+CPU (cores), the load average (``/proc/loadavg``) during the phase, how long the server
+and the generator were runnable but waiting for a CPU (``/proc/PID/task/*/schedstat``)
+and the generator's own event-loop delay (``perf_hooks.monitorEventLoopDelay``): a
+latency sample is only as good as the generator that takes it, and a phase whose
+processes waited for a CPU is worth repeating. ``--json FILE`` keeps every phase's result
+with its window on the monotonic clock and the times of its slow samples (to line up with
+``probe/sitecustomize.py``'s record of the server's collector passes and loop lag).
+
+Needs ``node`` and ``npm``; installs this folder's ``package.json`` (socket.io 4.8.4,
+socket.io-client 4.8.3) into ``node_modules`` here on first use.
 """
 
 from __future__ import annotations
@@ -74,6 +80,15 @@ def cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (all its threads)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def run_delay(pid: int) -> float:
+    """Seconds ``pid``'s threads waited on a run queue (runnable, not running), all threads."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            total += int((task / "schedstat").read_text().split()[1])
+    return total / 1e9
 
 
 def rss_bytes(pid: int) -> int:
@@ -156,6 +171,9 @@ def run_phase(server: Server, clients: int, mode: str, rate: float, duration: fl
         rss = rss_bytes(server.proc.pid)
         load0 = loadavg()
         cpu0 = cpu_seconds(server.proc.pid)
+        wait0 = run_delay(server.proc.pid)
+        gen_wait0 = sum(run_delay(g.pid) for g in gens)
+        t0 = time.monotonic()
         for g in gens:
             stdin: IO[str] | None = g.stdin
             assert stdin is not None
@@ -166,6 +184,9 @@ def run_phase(server: Server, clients: int, mode: str, rate: float, duration: fl
             assert g.stdout is not None
             outs.append(json.loads(g.stdout.readline()))
         cpu = cpu_seconds(server.proc.pid) - cpu0
+        wait = run_delay(server.proc.pid) - wait0
+        gen_wait = sum(run_delay(g.pid) for g in gens) - gen_wait0
+        t1 = time.monotonic()
     finally:
         for g in gens:
             try:
@@ -183,9 +204,15 @@ def run_phase(server: Server, clients: int, mode: str, rate: float, duration: fl
         "p50_ms": max(o["p50_ms"] or 0 for o in outs),
         "p99_ms": max(o["p99_ms"] or 0 for o in outs),
         "max_ms": max(o["max_ms"] or 0 for o in outs),
+        "gen_loop_p99_ms": max(o["loop_p99_ms"] for o in outs),
+        "gen_loop_max_ms": max(o["loop_max_ms"] for o in outs),
         "errors": sum(o["errors"] for o in outs), "shortfall": sum(o["shortfall"] for o in outs),
         "stuck": sum(o["stuck"] for o in outs), "rss_mb": rss / 2**20,
         "load": f"{load0}-{loadavg()}",
+        # time runnable but not running (another process had the core), and the window
+        "server_wait_ms": wait * 1e3, "gen_wait_ms": gen_wait * 1e3,
+        "window": (round(t0, 3), round(t1, 3)),
+        "slow": [x for o in outs for x in o.get("slow", [])],
     }
 
 
@@ -209,6 +236,11 @@ def servers(names: list[str], variants: dict[str, dict[str, str]], baseline: Pat
             except subprocess.TimeoutExpired:
                 s.proc.kill()
                 s.proc.wait()
+
+
+def brief(result: dict[str, Any]) -> dict[str, Any]:
+    """A phase's result for the progress log (the slow samples counted, not listed)."""
+    return {k: (len(v) if k == "slow" else v) for k, v in result.items()}
 
 
 def fmt(value: float, digits: int = 0) -> str:
@@ -242,6 +274,8 @@ def table(ss: list[Server], rate: float) -> str:
     row("generator load at max (cores)", [f"{m['gen_cores']:.2f}" for m in mx], "")
     row("generator CPU per match at max (µs)", [fmt(m["gen_us"]) for m in mx], "")
     row("server RSS with the clients connected (MiB)", [f"{m['rss_mb']:.1f}" for m in mx], "")
+    row("run-queue wait at max, server / generator (s)",
+        [f"{m['server_wait_ms'] / 1e3:.2f} / {m['gen_wait_ms'] / 1e3:.2f}" for m in mx], "")
     row("load average during max (1 min)", [m["load"] for m in mx], "")
     if all(s.results.get("rate") for s in ss):
         lat = [best(s, "rate", "p99_ms", True) for s in ss]
@@ -256,6 +290,10 @@ def table(ss: list[Server], rate: float) -> str:
             [f"{r['server_cores']:.2f}" for r in lat], "")
         row("generator load in the latency phase (cores)",
             [f"{r['gen_cores']:.2f}" for r in lat], "")
+        row("generator's own loop delay in the latency phase, p99 / max (ms)",
+            [f"{r['gen_loop_p99_ms']:.1f} / {r['gen_loop_max_ms']:.1f}" for r in lat], "")
+        row("run-queue wait in the latency phase, server / generator (s)",
+            [f"{r['server_wait_ms'] / 1e3:.2f} / {r['gen_wait_ms'] / 1e3:.2f}" for r in lat], "")
         row("load average during latency (1 min)", [r["load"] for r in lat], "")
     errs = [sum(r["errors"] + r["shortfall"] for p in s.results.values() for r in p)
             for s in ss]
@@ -279,6 +317,8 @@ def main() -> int:
                    help="pin the servers to CPU 0 and the generator to CPU 1 (taskset)")
     p.add_argument("--baseline", type=Path, default=None, metavar="DIR",
                    help="also run the rtchub of another checkout (DIR/src) as 'baseline'")
+    p.add_argument("--json", type=Path, default=None, metavar="FILE",
+                   help="also write every phase's result (with the slow samples) to FILE")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:K=V,K=V",
                    help="also run rtchub as NAME with these extra environment variables")
     args = p.parse_args()
@@ -304,7 +344,7 @@ def main() -> int:
                 r = run_phase(s, args.clients, "max", 0, args.duration, args.gen_procs,
                               gen_cpus, 1 + rnd * 100)
                 s.results.setdefault("max", []).append(r)
-                log(f"round {rnd + 1} max {s.name}: {r}")
+                log(f"round {rnd + 1} max {s.name}: {brief(r)}")
         node = next((s for s in ss if s.name == "node"), None)
         rate = args.rate or max(r["matches_s"] for r in (node or ss[0]).results["max"]) / 2
         if not args.no_latency:
@@ -313,10 +353,12 @@ def main() -> int:
                     r = run_phase(s, args.clients, "rate", rate, args.duration,
                                   args.gen_procs, gen_cpus, 7 + rnd * 100)
                     s.results.setdefault("rate", []).append(r)
-                    log(f"round {rnd + 1} rate {s.name}: {r}")
+                    log(f"round {rnd + 1} rate {s.name}: {brief(r)}")
         print(f"\n{args.clients} clients, {args.duration:g} s per phase, {args.rounds} rounds, "
               f"pinned: {args.pin}, load average at the end {loadavg()}\n")
         print(table(ss, rate))
+        if args.json is not None:
+            args.json.write_text(json.dumps({s.name: s.results for s in ss}))
     return 0
 
 

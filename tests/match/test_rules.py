@@ -84,11 +84,12 @@ async def test_matchmaker_pairs_ends_and_leaves() -> None:
     mm = Matchmaker(store, courier, Limits(), clock=lambda: 0.0, room_ids=lambda: next(ids))
     assert await mm.request("a", Address("n1", "a"), "Ann", "", None) == Queued(0)
     pairing = await mm.request("b", Address("n1", "b"), "Bob", "", None)
-    assert isinstance(pairing, Pairing) and pairing.id == "r2"
+    # a room ID is made only for a pairing: waiting in the queue takes none
+    assert isinstance(pairing, Pairing) and pairing.id == "r1"
     assert [(to, type(e)) for to, e in courier.sent] == [("a", Matched), ("b", Matched)]
     courier.sent.clear()
     await mm.leave("a")
-    assert courier.sent == [("b", Unmatched("r2", "a"))]
+    assert courier.sent == [("b", Unmatched("r1", "a"))]
     status = await mm.status()
     assert (status.queue_size, status.rooms_active, status.rooms_total) == (0, 0, 1)
     assert len(store) == 2      # only b's record (last room) and the counts remain

@@ -27,6 +27,11 @@ class MemoryStore:
     ``clock`` (seconds) drives expiring values and rate windows.
     """
 
+    # its coroutines finish on their first step and never need a task of their own, so a
+    # caller may run work over it eagerly (rtchub.base.eager); a store without this
+    # attribute may suspend, or use asyncio.timeout(), which needs the current task
+    immediate = True
+
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
         self._data: dict[str, object] = {}

@@ -21,6 +21,7 @@ from aiohttp import web
 from rtchub.base.faultlog import FaultLog
 from rtchub.errors import RtcHubError
 from rtchub.hub import Drainable, Hub
+from rtchub.net.batch import TurnBatch
 from rtchub.net.connection import ConnLimits, NetConnection
 from rtchub.net.fastws import FastListener, QuietLogger, build_protocol, refusal
 from rtchub.net.heartbeat import Heartbeat
@@ -45,6 +46,7 @@ class Gateway:
                                  send_buffer=limits.send_buffer,
                                  send_timeout=limits.send_timeout)
         self.heartbeat = Heartbeat(hub.config.heartbeat, hub.clock, hub.changes.notify)
+        self.batch = TurnBatch()    # the fast path's writes, one per connection per turn
         self._ids = itertools.count(1)
         self._sessions: dict[str, NetConnection] = {}
         self._routing: dict[Endpoint, Routing] = {}
@@ -103,7 +105,7 @@ class Gateway:
                 return refusal(err)
             return FastListener(lambda conn: self.open(conn, admission), self.next_id(),
                                 admission.remote, self.limits, hub.clock, hub.stats,
-                                hub.config.limits.write_buffer)
+                                hub.config.limits.write_buffer, self.batch)
 
         return build_protocol(listener_factory, max_message=self.limits.max_message,
                               read_buffer=hub.config.limits.read_buffer,

@@ -29,6 +29,7 @@ from typing import Any, Final
 import orjson
 
 from rtchub.base.connection import Connection, ErrorReply
+from rtchub.base.eager import eager
 from rtchub.base.metrics import Stats
 from rtchub.errors import ProtocolError, RtcHubError, UnknownType
 from rtchub.features.match import wire
@@ -182,6 +183,10 @@ class EioHandler:
             ack = obj["ack"]
             if ack is not None:
                 self._conn.send(b"43" + str(ack).encode() + b"[]")
+            # a request over the in-memory store finishes here, with no task (it is
+            # started after the ack, which the client gets first as on the other path)
+            if work is not None and self._dialect.matchmaker.immediate:
+                return eager(work)
             return work
         if kind == IGNORED:
             return None

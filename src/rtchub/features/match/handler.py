@@ -3,8 +3,10 @@
 The Socket.IO glue (:mod:`~rtchub.features.match.routes`) applies each client event
 through the connection's serial executor, so one user's events never overtake each
 other; relays (ICE candidates above all) finish at once, requests that touch the queue
-return an awaitable. Events from the matchmaker arrive through :meth:`MatchSession.deliver`
-and leave through ``emit``, the glue's bounded, ordered sender.
+return an awaitable (over the in-memory store the fast path runs it eagerly, with no
+task: :mod:`rtchub.base.eager`). Events from the matchmaker arrive through
+:meth:`MatchSession.deliver` and leave through ``emit``, the glue's bounded, ordered
+sender.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, assert_never
 
 from rtchub.base.connection import Address
+from rtchub.base.eager import eager
 from rtchub.base.metrics import Stats
 from rtchub.errors import RtcHubError
 from rtchub.features.match import wire
@@ -93,10 +96,11 @@ class MatchSession:
         self._stats.errors[err.code] += 1
         self._send(wire.ERROR, wire.error_payload(err, event))
 
-    def close(self) -> Awaitable[None]:
+    def close(self) -> Awaitable[None] | None:
         """The socket is gone: leave the queue and end the pairing (partner told)."""
         self.view = None
-        return self._mm.leave(self.user)
+        work = self._mm.leave(self.user)
+        return eager(work) if self._mm.immediate else work
 
     # -- outbound ------------------------------------------------------------------------
 

@@ -193,7 +193,9 @@ class MatchServer:
 
     async def _release(self, client: _Client) -> None:
         try:
-            await client.session.close()
+            work = client.session.close()
+            if work is not None:
+                await work
         finally:
             self.hub.untrack(client.sid)
             self._end_poll(client.eio_sid)

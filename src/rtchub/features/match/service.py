@@ -92,6 +92,8 @@ class Matchmaker:
         self._clock = clock
         self._new_room = room_ids
         self.pairs_made = 0
+        # the store answers at once (the in-memory one): its work may run eagerly
+        self.immediate = bool(getattr(store, "immediate", False))
         self._request_limit = FixedWindow(*limits.match_request_rate)
         self._message_limit = FixedWindow(*limits.match_message_rate)
         # signaling of this node's sockets: counted here, with no round trip on the relay path
@@ -149,10 +151,14 @@ class Matchmaker:
             record = await self._record(user)
         seeker = Seeker(user, address, name, image, avoid_for(record, previous_room),
                         self._clock())
-        room_id = self._new_room()
+        # a room ID (a getrandom() call) only once there is someone to pair with: every
+        # other request of a busy queue just waits in it
+        room_id = ""
         expected = await self._candidate(seeker)
         max_queue = self._limits.match_max_queue
         for _ in range(MAX_ATTEMPTS):
+            if expected is not None and not room_id:
+                room_id = self._new_room()
             outcome = await self._try_request(seeker, room_id, expected, max_queue)
             if type(outcome) is Stale:
                 expected = outcome.candidate
