@@ -22,7 +22,7 @@ import orjson
 from rtchub.app import GATEWAY, create_app
 from rtchub.base.clock import LoopClock
 from rtchub.base.metrics import Stats
-from rtchub.config import Config, ListenAddress
+from rtchub.config import Config, Limits, ListenAddress
 from rtchub.net.connection import ConnLimits, NetConnection
 from rtchub.net.http import HUB
 from rtchub.net.router import ROUTER
@@ -57,7 +57,10 @@ class MemoryConnection(NetConnection):
 
 async def measure(count: int, size: int) -> float:
     """Microseconds of Python per relayed offer."""
-    app = create_app(Config(addr=ListenAddress("127.0.0.1", 0), stream_addr=None))
+    # WS_MSG_RATE off (as run.py and memory.py run it): with it on, the sender is closed
+    # after 2,000 messages and the loop below would time the closed connection's early return
+    app = create_app(Config(addr=ListenAddress("127.0.0.1", 0), stream_addr=None,
+                            limits=Limits(ws_msg_rate=(0, 10.0))))
     hub, gateway = app[HUB], app[GATEWAY]
     await hub.start()
     admission = app[ROUTER].admit("/ws", {"Upgrade": "websocket", "Sec-WebSocket-Key": "k",
@@ -82,6 +85,8 @@ async def measure(count: int, size: int) -> float:
     for _ in range(count):
         on_text(frame, time.perf_counter_ns())
     elapsed = time.thread_time() - start
+    if b.sent < count:
+        raise RuntimeError(f"only {b.sent} of {count} offers were relayed")
     await hub.close()
     return elapsed / count * 1e6
 

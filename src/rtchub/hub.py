@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import enum
 from collections.abc import Callable
+from typing import Protocol
 
 from rtchub.base.changes import Changes
 from rtchub.base.clientip import client_ip, ip_key
@@ -27,7 +28,7 @@ from rtchub.cluster.placement import RECORDS as PLACEMENT_RECORDS
 from rtchub.config import Config
 from rtchub.errors import CapacityError, OriginNotAllowed, RateLimited
 
-__all__ = ["NODE_FIGURES", "Drainable", "Hub", "Lifecycle"]
+__all__ = ["NODE_FIGURES", "Closable", "Drainable", "Hub", "Lifecycle"]
 
 # the gauges each node reports with its heartbeat (summed over the cluster in /api/status)
 NODE_FIGURES = {"rtchub_match_sockets": "match_sockets",
@@ -56,8 +57,22 @@ _NEXT: dict[Lifecycle, frozenset[Lifecycle]] = {
 }
 
 
+class Closable(Protocol):
+    """A connection as the drain sees it: something with an id to close with 1001."""
+
+    @property
+    def id(self) -> str:
+        """The connection's id."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Close it with ``code`` and ``reason``."""
+        ...
+
+
 class Drainable:
-    """A connection as the drain sees it: something to close with 1001."""
+    """A :class:`Closable` made of an id and a close function (for a connection that is
+    not itself one)."""
 
     __slots__ = ("close", "id")
 
@@ -88,7 +103,7 @@ class Hub:
         self.changes = Changes()
         self.tasks = TaskOwner("hub", self.changes.notify)
         self.courier = Courier(self.backplane)
-        self.connections: dict[str, Drainable] = {}
+        self.connections: dict[str, Closable] = {}
         self._drained = asyncio.Event()
         self.ws_upgrades = FixedWindow(config.limits.ws_rate_per_min)
         self.http_requests = FixedWindow(config.limits.http_rate_per_min)
@@ -194,7 +209,7 @@ class Hub:
 
     # -- connections ---------------------------------------------------------------------
 
-    def track(self, conn: Drainable) -> None:
+    def track(self, conn: Closable) -> None:
         """Count a connection in drains (closed with 1001 when the server stops)."""
         self.connections[conn.id] = conn
 

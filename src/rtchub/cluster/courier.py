@@ -68,7 +68,8 @@ class Courier:
         self._node = backplane.node_id
         self._sinks: dict[str, Routes] = {}
         self._topics: dict[str, dict[str, Routes]] = {}
-        self._subscribed: dict[str, set[str]] = {}  # conn -> its topics
+        # conn -> its topics: a tuple (a connection has one or two; an empty set is 216 B)
+        self._subscribed: dict[str, tuple[str, ...]] = {}
         backplane.on_remote(self._from_remote, self._from_topic, self.has)
 
     @property
@@ -112,7 +113,9 @@ class Courier:
             members = self._topics[topic] = {}
             self._backplane.listen(topic)
         members[conn] = routes
-        self._subscribed.setdefault(conn, set()).add(topic)
+        topics = self._subscribed.get(conn, ())
+        if topic not in topics:
+            self._subscribed[conn] = (*topics, topic)
 
     def unsubscribe(self, topic: str, conn: str) -> None:
         """Stop delivering ``topic`` to ``conn``."""
@@ -123,8 +126,12 @@ class Courier:
                 del self._topics[topic]
                 self._backplane.unlisten(topic)
         topics = self._subscribed.get(conn)
-        if topics is not None:
-            topics.discard(topic)
+        if topics is not None and topic in topics:
+            rest = tuple(t for t in topics if t != topic)
+            if rest:
+                self._subscribed[conn] = rest
+            else:
+                del self._subscribed[conn]
 
     def deliver(self, to: Address, event: object) -> bool:
         """Deliver to ``to`` wherever it lives; a vanished local connection is skipped.

@@ -97,7 +97,11 @@ class NetConnection:
     def send(self, data: bytes) -> None:
         """Send a text frame now, or queue it (bounded) while the socket is paused."""
         if not self._closed:
-            self._buffer.send(data)
+            write = self._buffer.direct
+            if write is not None:
+                write(data)
+            else:
+                self._buffer.send(data)
 
     def close(self, code: int = CloseCode.NORMAL, reason: str = "") -> None:
         """Close after the frames already queued."""

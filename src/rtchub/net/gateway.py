@@ -20,7 +20,7 @@ from aiohttp import web
 
 from rtchub.base.faultlog import FaultLog
 from rtchub.errors import RtcHubError
-from rtchub.hub import Drainable, Hub
+from rtchub.hub import Hub
 from rtchub.net.batch import TurnBatch
 from rtchub.net.connection import ConnLimits, NetConnection
 from rtchub.net.fastws import FastListener, QuietLogger, build_protocol, refusal
@@ -51,6 +51,9 @@ class Gateway:
         self._sessions: dict[str, NetConnection] = {}
         self._routing: dict[Endpoint, Routing] = {}
         burst, period = hub.config.log_fault_rate
+        # bound once, shared by every session (a bound method per connection is 64 B)
+        self._spawn = hub.tasks.spawn
+        self._end = self._ended
         self._picows_log = QuietLogger(log, FaultLog(log, hub.clock, burst=burst,
                                                      period=period, errors_are_faults=True))
 
@@ -68,7 +71,7 @@ class Gateway:
         hub = self.hub
         self._sessions[conn.id] = conn
         hub.connection_opened(conn.remote)
-        hub.track(Drainable(conn.id, conn.close))
+        hub.track(conn)   # a NetConnection is what the drain closes
         endpoint = admission.endpoint
         conn.text_ping = endpoint.text_ping
         self.heartbeat.add(conn)
@@ -79,8 +82,8 @@ class Gateway:
                 endpoint.dialects, hub.clock, limits.ws_msg_rate, limits.ws_error_rate,
                 endpoint.codec)
         return Session(conn, routing, admission.params, courier=hub.courier,
-                       spawn=hub.tasks.spawn, stats=hub.stats,
-                       pending_max=hub.config.limits.pending_max, on_end=self._ended)
+                       spawn=self._spawn, stats=hub.stats,
+                       pending_max=hub.config.limits.pending_max, on_end=self._end)
 
     def _ended(self, session: Session) -> None:
         conn = self._sessions.pop(session.conn.id, None)

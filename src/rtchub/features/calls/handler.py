@@ -111,7 +111,7 @@ class CallJoins:
 
     async def vacated(self, room: str) -> None:
         """A participant left ``room``: once it is gone, another node may place it."""
-        if self.calls.find_room(room) is None and self._release is not None \
+        if not self.calls.holds(room) and self._release is not None \
                 and await self._release(room):
             log.info("call room unplaced", extra={"room": room})
 
@@ -125,10 +125,13 @@ class CallJoins:
             grants = self.calls.authorize(room, topo, None, member)
         if grants is not None and grants.identity not in (None, member):
             raise InvalidField(f"the token's identity is {grants.identity!r}")
-        existing = self.calls.find_room(room)
-        if existing is not None and member in existing.participants:
+        if self.calls.has_participant(room, member):
             # a resume, or a rejoin before the old connection was noticed gone
             await self.calls.leave(room, member)
+        if topo is Topology.MESH and not ticket.call_aware:
+            # seed 000's own join: a seat, records made when someone asks (calls.seats)
+            await self.calls.seat(room, member, address)
+            return {}
         await self.calls.join(room, member, display_name=ticket.display_name,
                               metadata=dict(ticket.metadata or {}), topology=topo,
                               grants=grants or Grants(member, room),

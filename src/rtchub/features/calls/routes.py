@@ -76,7 +76,7 @@ def setup(app: web.Application) -> None:
     hub.stats.add_gauges("rtchub_call_rooms", "Call rooms on this node, by topology.",
                          lambda: _by_topology(calls))
     hub.stats.add_gauges("rtchub_call_participants", "Call-room participants on this node.",
-                         lambda: {"": float(sum(len(r.participants) for r in calls.rooms()))})
+                         lambda: {"": float(calls.participant_count())})
 
     for metric, unit, doc in _QUALITY_GAUGES:
         hub.stats.add_gauges(f"rtchub_call_quality_{metric}{unit}", doc,
@@ -117,7 +117,5 @@ def _quality_figure(quality: QualityMonitor, metric: str) -> dict[str, float]:
 
 
 def _by_topology(calls: CallService) -> dict[str, float]:
-    counts = {"mesh": 0.0, "sfu": 0.0}
-    for room in calls.rooms():
-        counts[room.topology.value] += 1
-    return counts
+    # counted without making seated mesh rooms' records (calls.seats)
+    return {topology: float(n) for topology, n in calls.room_counts().items()}

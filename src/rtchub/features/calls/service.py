@@ -12,15 +12,23 @@ Mesh rooms: the rooms feature relays their signaling; this service only lists th
 participants and their state (seed 003's ``GetParticipants`` on a mesh room). Every SFU
 operation on a mesh room raises :class:`~rtchub.errors.SFUNotEnabled`.
 
+A plain seed-000 join (no call-room fields) of a mesh room only takes a seat
+(:meth:`CallService.seat`: the member, its connection and when it joined): its
+:class:`~.rules.Participant` and the room's :class:`~.rules.CallRoom` are made from the
+seats the first time anything asks for that room (participants, a call frame, the Python
+API, a call-aware join), so ten thousand idle mesh members do not each hold a
+participant's records (about 1 KB) that nobody reads. Made once, they stay made.
+
 Subscriptions: a participant with ``auto_subscribe`` (the default) receives every track
 published in the room, from its first negotiation on (the client offers first; the
 server's own offers follow); ``subscribe_to_track`` / ``unsubscribe_from_track`` change
 that one track at a time.
 
 This module keeps the rooms' lifecycle (create, join, leave, delete), participants' state,
-chat and the media plane's callbacks; two parts of the service live beside it and are
-mixed into :class:`CallService`: :mod:`.routing` (negotiation, subscriptions, quality)
-and :mod:`.recording` (recorder control).
+chat and the media plane's callbacks; three parts of the service live beside it and are
+mixed into :class:`CallService`: :mod:`.seats` (plain mesh members without records yet),
+:mod:`.routing` (negotiation, subscriptions, quality) and :mod:`.recording` (recorder
+control).
 """
 
 from __future__ import annotations
@@ -41,6 +49,7 @@ from rtchub.errors import (
     PeerAlreadyExists,
     RoomNotFound,
     RtcHubError,
+    SFUNotEnabled,
     TopologyMismatch,
     Unauthorized,
 )
@@ -72,6 +81,7 @@ from rtchub.features.calls.rules import (
     muted_state,
     parse_topology,
 )
+from rtchub.features.calls.seats import MeshSeats, Seat
 
 __all__ = ["CallService", "EventSink"]
 
@@ -81,7 +91,7 @@ EventSink = Callable[[CallEvent], None]
 MAX_CHAT = 4096
 
 
-class CallService(SfuRouting, CallRecording):
+class CallService(MeshSeats, SfuRouting, CallRecording):
     """Call rooms on this node; see the module docstring.
 
     ``wall`` gives Unix time (``joined_at``, chat timestamps); ``authorizer`` decides
@@ -103,7 +113,12 @@ class CallService(SfuRouting, CallRecording):
         self._where: dict[Address, tuple[str, str]] = {}
         self._sinks: dict[tuple[str, str], EventSink] = {}
         self._negotiated: set[tuple[str, str]] = set()  # made its first offer
+        # plain mesh members without records yet (see the module docstring): the seats of
+        # each room in join order, and each seat by its connection
+        self._seats: dict[str, list[Seat]] = {}
+        self._seated: dict[Address, Seat] = {}
         media.attach(self)
+
 
     # -- rooms ---------------------------------------------------------------------------
 
@@ -116,7 +131,7 @@ class CallService(SfuRouting, CallRecording):
         its topology differs: :class:`TopologyMismatch`.
         """
         topo = parse_topology(topology)
-        room = self._rooms.get(room_id)
+        room = self._room(room_id)
         if room is not None:
             if room.topology is not topo:
                 raise TopologyMismatch(f"room {room_id!r} exists with topology "
@@ -131,17 +146,19 @@ class CallService(SfuRouting, CallRecording):
 
     def get_room(self, room_id: str) -> CallRoom:
         """The room; :class:`RoomNotFound` if this node holds no such room."""
-        room = self._rooms.get(room_id)
+        room = self._room(room_id)
         if room is None:
             raise RoomNotFound(f"call room {room_id[:80]!r} not found")
         return room
 
     def find_room(self, room_id: str) -> CallRoom | None:
         """The room, or None."""
-        return self._rooms.get(room_id)
+        return self._room(room_id)
 
     def rooms(self) -> list[CallRoom]:
         """Every call room on this node."""
+        for room_id in list(self._seats):
+            self._materialize(room_id)
         return list(self._rooms.values())
 
     async def delete_room(self, room_id: str) -> None:
@@ -156,7 +173,9 @@ class CallService(SfuRouting, CallRecording):
     def topology_of(self, room_id: str) -> Topology | None:
         """The topology of a room this node holds (None: unknown here)."""
         room = self._rooms.get(room_id)
-        return None if room is None else room.topology
+        if room is None:
+            return Topology.MESH if room_id in self._seats else None
+        return room.topology
 
     # -- joining -------------------------------------------------------------------------
 
@@ -174,6 +193,8 @@ class CallService(SfuRouting, CallRecording):
     def admit(self, room_id: str, participant_id: str, topology: Topology | None) -> Topology:
         """Check a join before it happens: the topology agrees, the room has space.
         Returns the room's topology (``topology``, else the room's, else mesh)."""
+        if self._admit_seated(room_id, participant_id, topology):
+            return Topology.MESH
         room = self._rooms.get(room_id)
         if room is None:
             return topology or Topology.MESH
@@ -200,7 +221,7 @@ class CallService(SfuRouting, CallRecording):
         """
         topo = parse_topology(topology) if topology is not None else None
         topo = self.admit(room_id, user_id, topo)
-        room = self._rooms.get(room_id)
+        room = self._room(room_id)
         if room is None:
             room = self._rooms[room_id] = CallRoom(room_id, topo, room_id, self._max_members)
         if user_id in room.participants:
@@ -225,10 +246,15 @@ class CallService(SfuRouting, CallRecording):
                                        "topology": room.topology.value})
         return participant
 
+
     async def leave(self, room_id: str, user_id: str) -> None:
         """The participant leaves (seed 003's ``Leave``): its peer closes, its tracks end,
         everyone is told. An empty room not created through the API is forgotten.
         Raises :class:`NotInRoom`."""
+        seats = self._seats.get(room_id)
+        if seats is not None:
+            self._unseat(room_id, seats, user_id)
+            return
         room = self._rooms.get(room_id)
         if room is None or user_id not in room.participants:
             raise NotInRoom(f"{user_id!r} is not in call room {room_id!r}")
@@ -259,12 +285,19 @@ class CallService(SfuRouting, CallRecording):
                 await self._media.close_room(room_id)
         log.info("call left", extra={"room": room_id, "member": user_id})
 
+
     def locate(self, address: Address) -> tuple[str, str] | None:
         """(room, participant) of the connection at ``address``, if it is in a call room."""
+        seat = self._seated.get(address)
+        if seat is not None:
+            return seat.room, seat.member
         return self._where.get(address)
 
     def address_of(self, room_id: str, user_id: str) -> Address | None:
         """Where a participant's connection is (None: a Python participant)."""
+        for seat in self._seats.get(room_id, ()):
+            if seat.member == user_id:
+                return seat.address
         return self._addresses.get((room_id, user_id))
 
     # -- participants --------------------------------------------------------------------
@@ -442,6 +475,8 @@ class CallService(SfuRouting, CallRecording):
     # -- helpers -------------------------------------------------------------------------
 
     def _sfu(self, room_id: str, what: str) -> CallRoom:
+        if room_id in self._seats:   # seated rooms are mesh: refused without records
+            raise SFUNotEnabled(f"{what} needs an SFU room; room {room_id!r} is mesh")
         room = self.get_room(room_id)
         room.require_sfu(what)
         return room

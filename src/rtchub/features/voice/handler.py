@@ -80,7 +80,14 @@ class VoiceDialect:
 
 
 class VoiceHandler:
-    """One connection's role (sender or receiver) and its peer connection."""
+    """One connection's role (sender or receiver) and its peer connection.
+
+    Every ``/ws`` connection has one, though most never speak voice: what only a voice
+    client needs (its ``connection_id``, its rate windows) is made on first use."""
+
+    __slots__ = ("_answer_timer", "_candidates", "_closed", "_conn", "_connection_id", "_d",
+                 "_ended_offer", "_error", "_live", "_name", "_offers", "_peer", "_service",
+                 "_stream_id", "role")
 
     def __init__(self, dialect: VoiceDialect, conn: Connection, reply_error: ErrorReply
                  ) -> None:
@@ -89,7 +96,7 @@ class VoiceHandler:
         self._live = dialect.broadcasts
         self._conn = conn
         self._error = reply_error
-        self.connection_id = str(uuid.uuid4())
+        self._connection_id: str | None = None
         self.role = Role.IDLE
         self._name: str | None = None
         self._peer: SenderPeer | ReceiverPeer | None = None
@@ -97,8 +104,16 @@ class VoiceHandler:
         self._answer_timer: Timer | None = None
         self._ended_offer = False  # the stream offered to us ended before our answer
         self._closed = False
-        self._offers = Window(*dialect.offer_rate)
-        self._candidates = Window(*dialect.candidate_rate)
+        self._offers: Window | None = None
+        self._candidates: Window | None = None
+
+    @property
+    def connection_id(self) -> str:
+        """Seed 002's ``connection_id`` of this connection (a UUID, made when first asked
+        for)."""
+        if self._connection_id is None:
+            self._connection_id = str(uuid.uuid4())
+        return self._connection_id
 
     def _send(self, kind: str, data: bytes) -> None:
         if not self._closed:
@@ -129,10 +144,10 @@ class VoiceHandler:
                 self._send("sender_ready", wire.sender_ready(self.connection_id))
                 return None
             case wire.WebrtcOffer(sdp=sdp):
-                self._limit(self._offers, "VOICE_OFFER_RATE")
+                self._limit_offers()
                 return self._offer(sdp)
             case wire.StartReceiving(stream_id=stream_id):
-                self._limit(self._offers, "VOICE_OFFER_RATE")
+                self._limit_offers()
                 return self._start_receiving(stream_id)
             case wire.WebrtcAnswer(sdp=sdp):
                 return self._answer(sdp)
@@ -143,6 +158,8 @@ class VoiceHandler:
                 self._spawn_end(self._release())
                 return None
             case wire.IceCandidate():
+                if self._candidates is None:
+                    self._candidates = Window(*self._d.candidate_rate)
                 self._limit(self._candidates, "VOICE_CANDIDATE_RATE")
                 self._candidate(msg)
                 return None
@@ -150,6 +167,11 @@ class VoiceHandler:
                 return None
             case _:
                 assert_never(msg)
+
+    def _limit_offers(self) -> None:
+        if self._offers is None:
+            self._offers = Window(*self._d.offer_rate)
+        self._limit(self._offers, "VOICE_OFFER_RATE")
 
     def _limit(self, window: Window, setting: str) -> None:
         retry = window.hit(self._d.clock())
