@@ -453,7 +453,7 @@ class SfuPeer:
             dtls = self.pc.sctp.transport
         else:
             return
-        publications.wire = adapter.SrtpWire(dtls, publications.demux)
+        publications.wire = adapter.SrtpWire(dtls, publications.demux, rtcp=True)
 
     def _wire_now(self) -> adapter.SrtpWire:
         self._ensure_wire()
