@@ -107,8 +107,8 @@ async def check_assumptions() -> None:
                                         RECEIVER_STATS, RECEIVER_LSR, RECEIVER_LSR_TIME,
                                         RECEIVER_KIND))
         problems += _missing(sender, ("_ssrc", "_rtx_ssrc", "_stream_id", "_track_id",
-                                      "_handle_rtcp_packet", SENDER_NTP, SENDER_RTP_TS,
-                                      SENDER_OCTETS, SENDER_PACKETS, SENDER_LSR,
+                                      "_handle_rtcp_packet", "_send_rtcp", SENDER_NTP,
+                                      SENDER_RTP_TS, SENDER_OCTETS, SENDER_PACKETS, SENDER_LSR,
                                       SENDER_LSR_TIME, SENDER_RTT, SENDER_STATS, SENDER_KIND))
         problems += _missing(dtls, ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state", "_get_stats",
                                     "_handle_rtcp_data", "_rtp_router", "_stats_id",

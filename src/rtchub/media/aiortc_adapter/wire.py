@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
@@ -223,6 +223,17 @@ class SrtpWire:
         sock.sendto(data, self._addr)
         self.tx_bytes += len(data)
         return True
+
+    def carry_reports(self, sender: RTCRtpSender) -> None:
+        """Send ``sender``'s own RTCP (aiortc's sender reports every second, its BYE)
+        through this wire, at once, not through ``RTCDtlsTransport._send_rtp``'s
+        coroutines and aioice's send path; ``sender`` must use this wire's transport."""
+        send_rtcp = self.send_rtcp
+
+        async def send(packets: list[Any]) -> None:
+            send_rtcp(b"".join(bytes(packet) for packet in packets))
+
+        sender._send_rtcp = send  # type: ignore[method-assign]
 
     def _route(self, pair: Any) -> None:
         """Follow the nominated pair: its socket and remote address (None: not connected)."""
