@@ -52,13 +52,19 @@ def _srtp_problems() -> list[str]:
     key = bytes(range(30))
     policy = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
     packet = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7]) + b"payload"
+    report = bytes([0x80, 201, 0, 1, 0, 0, 0, 7])  # an RTCP receiver report, no blocks
     try:
         fast = _Protector(pylibsrtp.Session(policy)).protect(packet)
         slow = pylibsrtp.Session(policy).protect(packet)
+        fast_rtcp = _Protector(pylibsrtp.Session(policy)).protect_rtcp(report)
+        slow_rtcp = pylibsrtp.Session(policy).protect_rtcp(report)
     except (AttributeError, TypeError) as exc:
         return [f"pylibsrtp's Session internals changed ({exc})"]
     if fast != slow:
         return ["pylibsrtp: srtp_protect on the session buffer differs from Session.protect"]
+    if fast_rtcp != slow_rtcp:
+        return ["pylibsrtp: srtp_protect_rtcp on the session buffer differs from "
+                "Session.protect_rtcp"]
     return []
 
 

@@ -48,6 +48,7 @@ DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 _DTLS_COUNTERS = (DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES, DTLS_TX_PACKETS)
 _CONNECTED = DtlsState.CONNECTED
 _srtp_protect = srtp_binding.lib.srtp_protect
+_SRTCP_INDEX_LEN = pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN - pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 # (plain RTP packet, arrival in ms of a monotonic-enough wall clock)
 RtpHandler = Callable[[bytes, int], None]
@@ -81,6 +82,17 @@ class _Protector:
         self._buffer[0:size] = packet
         self._length[0] = size
         if srtp_binding.lib.srtp_protect(self._context, self._cdata, self._length):
+            return None
+        return bytes(self._buffer[0:self._length[0]])
+
+    def protect_rtcp(self, packet: bytes) -> bytes | None:
+        """The SRTCP packet (``srtp_protect_rtcp`` the same way), or None."""
+        size = len(packet)
+        if size > self._room - _SRTCP_INDEX_LEN:
+            return None
+        self._buffer[0:size] = packet
+        self._length[0] = size
+        if srtp_binding.lib.srtp_protect_rtcp(self._context, self._cdata, self._length):
             return None
         return bytes(self._buffer[0:self._length[0]])
 
@@ -214,11 +226,14 @@ class SrtpWire:
         if pair is not self._pair:
             self._route(pair)
         sock = self._socket
-        if sock is None or self.closed or self._dtls._state is not _CONNECTED:
+        dtls = self._dtls
+        if sock is None or self.closed or dtls._state is not _CONNECTED:
             return False
-        try:
-            data = self._dtls._tx_srtp.protect_rtcp(packet)
-        except pylibsrtp.Error:
+        protector = self._protector
+        if protector is None or protector.session is not dtls._tx_srtp:
+            protector = self._protector = _Protector(dtls._tx_srtp)
+        data = protector.protect_rtcp(packet)
+        if data is None:
             return False
         sock.sendto(data, self._addr)
         self.tx_bytes += len(data)
