@@ -11,6 +11,10 @@ picture id counter per layer, as each of a browser's encoders has) and sent on
 three SSRCs through the connection's SRTP, paced like a camera at 30 fps. The
 first packets of each SSRC carry the MID and RID extensions, as a browser's do
 until the SSRC is acknowledged; the server learns the layers from them.
+
+Also here, what only the simulcast scenarios of :mod:`benchmarks.sfu_forwarding`
+need: the layers' clips, the publisher's offer and its sending once connected, and
+the REMB its subscribers send.
 """
 
 from __future__ import annotations
@@ -20,20 +24,26 @@ import fractions
 import random
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
 import av
-from aiortc import MediaStreamTrack
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCRtpSender
 from aiortc.codecs.vpx import Vp8Encoder
 
+from benchmarks.sfu_clip import clip_rate, encode_clip
 from rtchub.media import aiortc_adapter
 from rtchub.media.sfu.rtp import FIXED, RID_URI, RRID_URI
 
-__all__ = ["RIDS", "SilentTrack", "layer_sizes", "send_layers", "simulcast_offer"]
+__all__ = ["RIDS", "SIMULCAST_REMB", "SilentTrack", "describe_layers", "layer_sizes",
+           "offer_layers", "publish_layers", "send_layers", "simulcast_clips", "simulcast_offer"]
 
 RIDS = ("q", "h", "f")
 RID_ID, RRID_ID = 10, 11  # ids aiortc's own offers leave free
 TAGGED = 100  # packets of each SSRC that carry MID and RID
+# a simulcast subscriber says it has room for the top layer (the config's max video
+# bitrate), so adaptation keeps each at the layer it asked for, as with adaptation off
+SIMULCAST_REMB = 2_500_000
 
 
 def layer_sizes(width: int, height: int, bitrate: int) -> list[tuple[int, int, int]]:
@@ -109,3 +119,47 @@ async def send_layers(wire: aiortc_adapter.SrtpWire, clips: list[list[bytes]], p
                 counts[index] += 1
                 wire.send_rtp(data)
         sent += 1
+
+
+def simulcast_clips(width: int, height: int, top: list[bytes]) -> list[list[bytes]]:
+    """The clips of the three layers, lowest first: ``top`` is the full-size one."""
+    *lower, _ = layer_sizes(width, height, 1_000_000)
+    return [encode_clip(width=w, height=h, bitrate=b) for w, h, b in lower] + [top]
+
+
+def describe_layers(width: int, height: int, layers: list[list[bytes]]) -> str:
+    """One line: each layer's size, bitrate and packets per second."""
+    return "simulcast layers: " + ", ".join(
+        f"{w}x{h} {sum(len(p) for p in c) * 8 / 2000:.0f} kbit/s {clip_rate(c):.0f} pkt/s"
+        for (w, h, _), c in zip(layer_sizes(width, height, 1_000_000), layers, strict=True))
+
+
+async def offer_layers(pc: RTCPeerConnection,
+                       configure_ice: Callable[[], None]) -> tuple[str, int, int]:
+    """Add the silent VP8 sender to ``pc``, apply aiortc's offer (after
+    ``configure_ice``) and return it rewritten as :func:`simulcast_offer` does."""
+    transceiver = pc.addTransceiver(SilentTrack(), direction="sendonly")
+    transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
+                                     if c.mimeType.lower() in ("video/vp8", "video/rtx")])
+    configure_ice()
+    await pc.setLocalDescription(await pc.createOffer())
+    return simulcast_offer(pc.localDescription.sdp)
+
+
+async def publish_layers(pc: RTCPeerConnection,
+                         wire: Callable[[], aiortc_adapter.SrtpWire | None],
+                         layers: list[list[bytes]], pt: int, mid_id: int) -> None:
+    """Once ``pc`` is connected, send the simulcast layers through its SRTP (``wire``
+    gives the participant's wire, made when the answer came, before the connection)."""
+    connected = asyncio.Event()
+
+    @pc.on("connectionstatechange")
+    def changed() -> None:
+        if pc.connectionState == "connected":
+            connected.set()
+
+    await connected.wait()
+    current = wire()
+    if current is None:
+        raise RuntimeError("the simulcast publisher has no wire")
+    await send_layers(current, layers, pt, mid_id)
