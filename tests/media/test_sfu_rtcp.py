@@ -10,6 +10,7 @@ times and remote statistics on both sides.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -134,3 +135,33 @@ async def test_receiver_report_loss_reaches_the_quality_meter() -> None:
         await r.until(lambda: (meter.recent()[0] or 0) > 5)
         # and a round-trip time (ms), once a report of bob's echoes a server SR
         await r.until(lambda: meter.recent()[1] is not None)
+
+
+async def test_a_datagram_too_long_for_srtp_is_dropped_and_the_connection_goes_on(
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.ERROR)
+    async with room() as r:
+        alice, bob = await pair(r, PictureTrack(160, 120, seed=7))
+        sub = await subscribed(r, alice, bob)
+        # straight from bob's socket to the server's: longer than libsrtp's buffer
+        nominated = bob.pc.getTransceivers()[0].receiver.transport.transport._connection \
+            ._nominated[1]
+        remote = (nominated.remote_candidate.host, nominated.remote_candidate.port)
+        for head in (b"\x80\xc9", b"\x80\x60"):  # as RTCP, as RTP
+            nominated.protocol.transport.sendto(head + bytes(2000), remote)
+        # bob's next RTCP, behind them on the same socket, is still handled
+        hits = r.stats.nack_hits
+        got: list[int] = []
+
+        def arrived(packet: Any) -> None:
+            got.append(packet.sequence_number)
+            r.changes.notify()
+
+        receiver = next(t.receiver for t in bob.pc.getTransceivers() if t.mid == sub.mid)
+        adapter.watch_receiver(receiver, arrived)
+        await r.until(lambda: len(got) >= 3)
+        await adapter.send_nack(receiver, sub.downtrack.ssrc, got[-2:-1])
+        await r.until(lambda: r.stats.nack_hits > hits)
+        assert bob.peer.connection_state == "connected"
+        # dropped quietly, not raised into the event loop's handler
+        assert [m.getMessage() for m in caplog.records if m.levelno >= logging.ERROR] == []

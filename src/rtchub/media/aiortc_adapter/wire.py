@@ -149,7 +149,7 @@ class SrtpWire:
                 if srtp is not None and not self.closed:
                     try:
                         plain = srtp.unprotect(data)
-                    except pylibsrtp.Error:
+                    except (pylibsrtp.Error, ValueError):  # refused, or too long for it
                         self.rx_dropped += 1
                         return
                     self.rx_packets += 1
@@ -164,7 +164,7 @@ class SrtpWire:
                 if srtp is not None and not self.closed:  # (before the keys: aiortc's path)
                     try:
                         plain = srtp.unprotect_rtcp(data)
-                    except pylibsrtp.Error:
+                    except (pylibsrtp.Error, ValueError):  # refused, or too long for it
                         self.rx_dropped += 1
                         return
                     self.rx_rtcp += 1
