@@ -267,7 +267,10 @@ def report(label: str, r: Result, nominal: float) -> None:
     print(f"  {label:26s} server CPU {r.server_cpu * 100:5.1f}%  delivered {r.delivered:6.0f}"
           f" pkt/s = {per_core:7,.0f} pkt/s per core  loss {r.loss * 100:4.2f}% (into the "
           f"server {r.server_lost_in * 100:4.2f}%)  rate kept {kept(r, nominal) * 100:3.0f}%  "
-          f"generator CPU {r.generator_cpu * 100:4.1f}%", flush=True)
+          f"generator CPU {r.generator_cpu * 100:4.1f}%"
+          # the SFU counts what its publishers sent: a low rate kept with it is the generator's
+          + (f"  publishers' packets in {r.server_in:.0f}/s" if r.server_in else ""),
+          flush=True)
 
 
 async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
