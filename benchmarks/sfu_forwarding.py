@@ -11,7 +11,8 @@ alone through ``/proc/<pid>/stat``. The load generator (this process) holds the
 participants: publishers send a pre-encoded 640x360 VP8 clip (about 1 Mbit/s,
 30 fps, a keyframe every 2 s; no encoding here), subscribers count what
 arrives per SSRC straight off their SRTP (no decoding), so the generator stays
-light. With ``--pin`` each server runs on CPU 0 and the generator on CPU 1.
+light. With ``--pin`` each server runs on CPU 0 and the generator on CPU 1. The
+single-layer publisher's clip is :mod:`benchmarks.sfu_clip`.
 
 It prints, per scenario: the server's CPU, packets delivered per second and
 the packets per second one core forwards at that rate, the loss subscribers
@@ -20,9 +21,10 @@ of MediaRelay (beyond their publisher-only baseline), their ratio and the
 largest all-to-all room of 360p video that held with < 1% loss.
 
 ``--simulcast-fanout`` repeats the SFU's fan-outs with a simulcast publisher
-(:mod:`tests.media.simulcast_publisher`: 640x360, 320x180 and 160x90 VP8 layers sent
-as Chromium sends them) whose subscribers ask for low, medium and high in turn
-(a third each), once with adaptive quality off and once with it running.
+(:mod:`benchmarks.sfu_simulcast`, which holds what only those scenarios need:
+640x360, 320x180 and 160x90 VP8 layers sent as Chromium sends them) whose
+subscribers ask for low, medium and high in turn (a third each), once with
+adaptive quality off and once with it running.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
 import os
 import socket
 import subprocess
@@ -40,12 +41,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
-import av
 from aiortc import (
-    MediaStreamTrack,
     RTCConfiguration,
     RTCPeerConnection,
-    RTCRtpSender,
     RTCSessionDescription,
 )
 from aiortc.rtcconfiguration import RTCBundlePolicy
@@ -55,21 +53,19 @@ from rtchub.media.sfu.rtcp import remb
 from rtchub.media.sfu.rtp import FIXED
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # run as a script
-from tests.media.simulcast_publisher import (
-    SilentTrack,
-    encode_clip,
-    layer_sizes,
-    send_layers,
-    simulcast_offer,
+from benchmarks.sfu_clip import ClipTrack, clip_rate, encode_clip
+from benchmarks.sfu_simulcast import (
+    SIMULCAST_REMB,
+    describe_layers,
+    offer_layers,
+    publish_layers,
+    simulcast_clips,
 )
 
 TICK = os.sysconf("SC_CLK_TCK")
 LOOPBACK = ["127.0.0.1"]
 BUFFER = 4 * 1024 * 1024
 REMB_BITRATE = 1_000_000  # per received stream: about the clip's rate
-# a simulcast subscriber says it has room for the top layer (the config's max video
-# bitrate), so adaptation keeps each at the layer it asked for, as with adaptation off
-SIMULCAST_REMB = 2_500_000
 
 
 def cpu_seconds(pid: int) -> float:
@@ -83,39 +79,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-# -- the clip ----------------------------------------------------------------------------
-
-
-class ClipTrack(MediaStreamTrack):
-    """Sends the clip's frames in a loop at 30 fps; aiortc only packetizes them.
-
-    Paced like a camera: a frame whose time slot passed while the event loop was
-    busy is not sent late in a burst; the next frame takes the next slot (the
-    clip goes on in order, so the stream stays decodable).
-    """
-
-    kind = "video"
-
-    def __init__(self, clip: list[bytes]) -> None:
-        super().__init__()
-        self._clip = clip
-        self._sent = 0
-        self._slot = 0
-        self._start: float | None = None
-
-    async def recv(self) -> Any:
-        now = time.monotonic()
-        if self._start is None:
-            self._start = now
-        self._slot = max(self._slot + 1, int((now - self._start) * 30))
-        await asyncio.sleep(max(0.0, self._start + self._slot / 30 - now))
-        packet = av.Packet(self._clip[self._sent % len(self._clip)])
-        self._sent += 1
-        packet.pts = self._slot * 3000
-        packet.time_base = fractions.Fraction(1, 90000)
-        return packet
 
 
 # -- the participants --------------------------------------------------------------------
@@ -178,32 +141,13 @@ async def join(http: aiohttp.ClientSession, base: str, ident: str, clip: list[by
         await pc.setLocalDescription(await pc.createOffer())
         await ws.send_json({"type": "offer", "sdp": pc.localDescription.sdp})
     elif layers is not None:
-        transceiver = pc.addTransceiver(SilentTrack(), direction="sendonly")
-        transceiver.setCodecPreferences([c for c in RTCRtpSender.getCapabilities("video").codecs
-                                         if c.mimeType.lower() in ("video/vp8", "video/rtx")])
-        aiortc_adapter.configure_ice(pc, LOOPBACK, None, BUFFER)
-        await pc.setLocalDescription(await pc.createOffer())
-        offer, pt, mid_id = simulcast_offer(pc.localDescription.sdp)
+        offer, pt, mid_id = await offer_layers(
+            pc, lambda: aiortc_adapter.configure_ice(pc, LOOPBACK, None, BUFFER))
         await ws.send_json({"type": "offer", "sdp": offer})
-        me.tasks.append(asyncio.ensure_future(publish_layers(me, layers, pt, mid_id)))
+        me.tasks.append(asyncio.ensure_future(
+            publish_layers(pc, lambda: me.wire, layers, pt, mid_id)))
     me.tasks.append(asyncio.ensure_future(signal(me)))
     return me
-
-
-async def publish_layers(me: Participant, layers: list[list[bytes]], pt: int,
-                         mid_id: int) -> None:
-    """Once connected, send the simulcast layers through the connection's SRTP."""
-    connected = asyncio.Event()
-
-    @me.pc.on("connectionstatechange")
-    def changed() -> None:
-        if me.pc.connectionState == "connected":
-            connected.set()
-
-    await connected.wait()
-    if me.wire is None:  # made when the answer came, before the connection
-        raise RuntimeError("the simulcast publisher has no wire")
-    await send_layers(me.wire, layers, pt, mid_id)
 
 
 async def signal(me: Participant) -> None:
@@ -257,13 +201,6 @@ async def close_all(people: list[Participant], base: str) -> None:
 
 
 # -- measuring ---------------------------------------------------------------------------
-
-
-def clip_rate(clip: list[bytes]) -> float:
-    """Packets per second one publisher of ``clip`` sends (aiortc cuts VP8 frames into
-    payloads of at most 1300 bytes, descriptor included)."""
-    packets = sum(-(-len(frame) // 1294) for frame in clip)
-    return packets * 30 / len(clip)
 
 
 @dataclass
@@ -330,7 +267,10 @@ def report(label: str, r: Result, nominal: float) -> None:
     print(f"  {label:26s} server CPU {r.server_cpu * 100:5.1f}%  delivered {r.delivered:6.0f}"
           f" pkt/s = {per_core:7,.0f} pkt/s per core  loss {r.loss * 100:4.2f}% (into the "
           f"server {r.server_lost_in * 100:4.2f}%)  rate kept {kept(r, nominal) * 100:3.0f}%  "
-          f"generator CPU {r.generator_cpu * 100:4.1f}%", flush=True)
+          f"generator CPU {r.generator_cpu * 100:4.1f}%"
+          # the SFU counts what its publishers sent: a low rate kept with it is the generator's
+          + (f"  publishers' packets in {r.server_in:.0f}/s" if r.server_in else ""),
+          flush=True)
 
 
 async def fanout(base: str, pid: int, clip: list[bytes], subscribers: int,
@@ -409,19 +349,13 @@ async def main(args: argparse.Namespace) -> None:
     clip = encode_clip(width=width, height=height)
     rate = sum(len(p) for p in clip) * 8 / 2
     nominal = clip_rate(clip)
-    layers: list[list[bytes]] = []
-    if args.simulcast_fanout:
-        *lower, _ = layer_sizes(width, height, 1_000_000)
-        layers = [encode_clip(width=w, height=h, bitrate=b) for w, h, b in lower] + [clip]
+    layers = simulcast_clips(width, height, clip) if args.simulcast_fanout else []
     print(f"clip: {len(clip)} VP8 frames of {args.size}, {rate / 1000:.0f} kbit/s, "
           f"{nominal:.0f} packets/s at 30 fps; "
           f"load {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f}; pinned: {args.pin}",
           flush=True)
     if layers:
-        print("simulcast layers: " + ", ".join(
-            f"{w}x{h} {sum(len(p) for p in c) * 8 / 2000:.0f} kbit/s {clip_rate(c):.0f} pkt/s"
-            for (w, h, _), c in zip(layer_sizes(width, height, 1_000_000), layers,
-                                    strict=True)), flush=True)
+        print(describe_layers(width, height, layers), flush=True)
     results: dict[str, dict[int, Result]] = {}
     plan = [("sfu", args.fanout), ("relay", args.relay_fanout),
             ("simulcast", args.simulcast_fanout), ("simulcast+adapt", args.simulcast_fanout)]

@@ -49,7 +49,7 @@ from rtchub.media.sfu.sdp import Codec
 from rtchub.media.sfu.uplink import TrackUplink
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from tests.media.simulcast_publisher import encode_clip
+from benchmarks.sfu_clip import encode_clip
 
 VP8 = Codec(96, "VP8", 90000, None, {}, ())
 VP8_RTX = Codec(97, "rtx", 90000, None, {"apt": "96"}, ())

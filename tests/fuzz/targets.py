@@ -40,6 +40,7 @@ from rtchub.media import keyframes
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.peers import _description, opus_payload_type, rtx_payload_type
 from rtchub.media.recording import payloads, pictures
+from rtchub.media.rtcp_compound import RtcpError, read_compound
 from rtchub.media.sfu import rtp as sfu_packets
 from rtchub.media.sfu.config import SfuMediaConfig
 from rtchub.media.sfu.demux import Demuxer
@@ -178,9 +179,12 @@ def rtp(data: bytes) -> None:
 
 
 def rtcp(data: bytes) -> None:
-    """An RTCP compound packet as aiortc parses it (it drops ValueError)."""
+    """An RTCP compound packet as aiortc parses it and as the SFU's wire reads it (both
+    drop ValueError; the wire's RtcpError is one)."""
     with contextlib.suppress(ValueError):
         RtcpPacket.parse(data)
+    with contextlib.suppress(RtcpError):
+        read_compound(data)
 
 
 def calls(data: bytes) -> None:

@@ -28,6 +28,13 @@ hooks into aiortc 1.16 / aioice 0.13, all here and nowhere else:
    ``__lsr_time``): receiver report blocks and sender reports as plain values, with
    the round-trip time of each block that echoes the server's last sender report
    (the quality monitor's downlink figures).
+7. **Incoming RTCP without aiortc** (:mod:`.rtcp_in`, ``RTCDtlsTransport._rtp_router``,
+   ``RTCRtpSender``'s ``__rtt``/``__stats``/``__kind`` and ``RTCRtpReceiver``'s
+   ``__stats``/``__lsr``/``__lsr_time``/``__kind``): the SFU's wire unprotects SRTCP
+   in the socket callback and hands NACK/PLI/FIR/REMB to the senders' sinks and report
+   blocks to the observers at once, keeping the round-trip times and remote statistics
+   aiortc's ``getStats`` reports. ``RTCRtpSender._send_rtcp`` is replaced on the SFU's
+   senders so that their sender reports leave through the wire at once.
 
 :func:`check_assumptions` verifies each of these against the installed aiortc
 and names what changed; the media tests call it first, so an upgrade that

@@ -11,6 +11,15 @@ from aiortc.rtcdtlstransport import State as DtlsState
 
 from rtchub.media.aiortc_adapter.receiver import RECEIVER_CODECS, RECEIVER_STREAMS
 from rtchub.media.aiortc_adapter.reports import SENDER_LSR, SENDER_LSR_TIME
+from rtchub.media.aiortc_adapter.rtcp_in import (
+    RECEIVER_KIND,
+    RECEIVER_LSR,
+    RECEIVER_LSR_TIME,
+    RECEIVER_STATS,
+    SENDER_KIND,
+    SENDER_RTT,
+    SENDER_STATS,
+)
 from rtchub.media.aiortc_adapter.sender import (
     SENDER_NTP,
     SENDER_OCTETS,
@@ -43,13 +52,19 @@ def _srtp_problems() -> list[str]:
     key = bytes(range(30))
     policy = pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
     packet = bytes([0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 7]) + b"payload"
+    report = bytes([0x80, 201, 0, 1, 0, 0, 0, 7])  # an RTCP receiver report, no blocks
     try:
         fast = _Protector(pylibsrtp.Session(policy)).protect(packet)
         slow = pylibsrtp.Session(policy).protect(packet)
+        fast_rtcp = _Protector(pylibsrtp.Session(policy)).protect_rtcp(report)
+        slow_rtcp = pylibsrtp.Session(policy).protect_rtcp(report)
     except (AttributeError, TypeError) as exc:
         return [f"pylibsrtp's Session internals changed ({exc})"]
     if fast != slow:
         return ["pylibsrtp: srtp_protect on the session buffer differs from Session.protect"]
+    if fast_rtcp != slow_rtcp:
+        return ["pylibsrtp: srtp_protect_rtcp on the session buffer differs from "
+                "Session.protect_rtcp"]
     return []
 
 
@@ -96,15 +111,19 @@ async def check_assumptions() -> None:
         receiver, sender = transceiver.receiver, transceiver.sender
         dtls = sender.transport
         problems += _missing(receiver, ("_handle_rtp_packet", "_send_rtcp_pli",
-                                        "_send_rtcp_nack", RECEIVER_STREAMS, RECEIVER_CODECS))
+                                        "_send_rtcp_nack", RECEIVER_STREAMS, RECEIVER_CODECS,
+                                        RECEIVER_STATS, RECEIVER_LSR, RECEIVER_LSR_TIME,
+                                        RECEIVER_KIND))
         problems += _missing(sender, ("_ssrc", "_rtx_ssrc", "_stream_id", "_track_id",
-                                      "_handle_rtcp_packet", SENDER_NTP, SENDER_RTP_TS,
-                                      SENDER_OCTETS, SENDER_PACKETS, SENDER_LSR,
-                                      SENDER_LSR_TIME))
+                                      "_handle_rtcp_packet", "_send_rtcp", SENDER_NTP,
+                                      SENDER_RTP_TS, SENDER_OCTETS, SENDER_PACKETS, SENDER_LSR,
+                                      SENDER_LSR_TIME, SENDER_RTT, SENDER_STATS, SENDER_KIND))
         problems += _missing(dtls, ("_send_rtp", "_rx_srtp", "_tx_srtp", "_state", "_get_stats",
-                                    "_handle_rtcp_data",
+                                    "_handle_rtcp_data", "_rtp_router", "_stats_id",
                                     DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES,
                                     DTLS_TX_PACKETS))
+        problems += _missing(getattr(dtls, "_rtp_router", None),
+                             ("senders", "ssrc_table", "receivers"))
         problems += _missing(transceiver, ("_bundled",))
         pc.createDataChannel("rtchub-check")
         problems += _missing(pc.sctp, ("_bundled", "mid"))

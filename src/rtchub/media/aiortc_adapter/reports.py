@@ -5,7 +5,9 @@ receiver report block (what the client got of a stream the server sends it:
 fraction lost, cumulative loss, extended highest sequence number, jitter, and the
 LSR/DLSR echo of the server's last sender report) and every sender report (what
 the client says it sent) is shown to an observer before aiortc routes the packets
-as usual. The round-trip time of a block that echoes the server's last sender
+as usual (and when the SFU's :class:`~.wire.SrtpWire` handles RTCP itself,
+:class:`~.rtcp_in.RtcpDispatch` shows them to the same observers, listed on the
+transport). The round-trip time of a block that echoes the server's last sender
 report is worked out here from the sending ``RTCRtpSender``'s private
 ``__lsr``/``__lsr_time`` (the NTP middle bits of its last SR and when it went):
 RTT = arrival - SR sent - DLSR (RFC 3550 6.4.1).
@@ -29,6 +31,8 @@ log = logging.getLogger("rtchub.media")
 
 SENDER_LSR = "_RTCRtpSender__lsr"
 SENDER_LSR_TIME = "_RTCRtpSender__lsr_time"
+# the observers of a transport's reports, for the wire's synchronous RTCP path (rtcp_in)
+DTLS_REPORT_OBSERVERS = "_rtchub_report_observers"
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,11 +83,18 @@ def watch_reports(pc: RTCPeerConnection, observer: ReportObserver) -> RTCDtlsTra
     """Show the client's receiver and sender reports on ``pc`` to ``observer``.
 
     Returns the transport watched (None when ``pc`` has none yet: call again later).
-    Call it once per transport; aiortc still handles every packet afterwards.
+    Call it once per transport; aiortc still handles every packet afterwards. Reports
+    that the SFU's wire handles itself (:class:`~.rtcp_in.RtcpDispatch`) reach
+    ``observer`` from there.
     """
     dtls = bundled_transport(pc)
     if dtls is None:
         return None
+    observers: list[ReportObserver] | None = getattr(dtls, DTLS_REPORT_OBSERVERS, None)
+    if observers is None:
+        observers = []
+        setattr(dtls, DTLS_REPORT_OBSERVERS, observers)
+    observers.append(observer)
     original = dtls._handle_rtcp_data
 
     async def handle(data: bytes) -> None:

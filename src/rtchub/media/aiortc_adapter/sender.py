@@ -39,6 +39,8 @@ SENDER_NTP = "_RTCRtpSender__ntp_timestamp"
 SENDER_RTP_TS = "_RTCRtpSender__rtp_timestamp"
 SENDER_OCTETS = "_RTCRtpSender__octet_count"
 SENDER_PACKETS = "_RTCRtpSender__packet_count"
+# where tap_sender_rtcp leaves its sink for the wire's synchronous RTCP path (rtcp_in)
+SENDER_SINK = "_rtchub_rtcp_sink"
 
 
 _NTP_OFFSET = 2208988800  # seconds from 1900 (NTP) to 1970 (Unix)
@@ -135,8 +137,10 @@ def tap_sender_rtcp(sender: RTCRtpSender, sink: Callable[[RtcpFeedback], None]) 
 
     Receiver and sender reports keep aiortc's handling (round-trip time, loss).
     A REMB names several SSRCs; aiortc hands it to each sender it names, so each
-    one's sink sees the same estimate.
+    one's sink sees the same estimate. The sink is also left on the sender for the
+    SFU's wire, which handles RTCP without aiortc (:class:`~.rtcp_in.RtcpDispatch`).
     """
+    setattr(sender, SENDER_SINK, sink)
     original = sender._handle_rtcp_packet
 
     async def handle(packet: Any) -> None:

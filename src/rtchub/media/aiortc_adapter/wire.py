@@ -6,10 +6,12 @@ unprotects it, parses it into an ``RtpPacket`` (4.4 µs alone here) and routes i
 by SSRC and payload type. The SFU does not need the object, the queue or the
 task: :class:`SrtpWire` replaces the aioice connection's ``data_received`` on the
 instance, so every SRTP (not SRTCP) datagram is unprotected and handed, as
-bytes, to the SFU's synchronous handler at once. DTLS, SCTP, STUN and RTCP keep
-aiortc's path. Sending is synchronous too: protect with the transport's SRTP
-session and ``sendto`` on the nominated pair's socket, without the three
-coroutine hops of ``RTCDtlsTransport._send_rtp``.
+bytes, to the SFU's synchronous handler at once. With ``rtcp=True`` every SRTCP
+datagram is unprotected there too and handled at once by
+:class:`~.rtcp_in.RtcpDispatch` (hook 7). DTLS, SCTP and STUN keep aiortc's path.
+Sending is synchronous too: protect with the transport's SRTP session and
+``sendto`` on the nominated pair's socket, without the three coroutine hops of
+``RTCDtlsTransport._send_rtp``.
 
 The transport's private byte/packet counters are brought up to date whenever
 aiortc reports them (its ``_get_stats``), so ``getStats`` still shows the
@@ -26,13 +28,14 @@ from collections.abc import Callable
 from typing import Any
 
 import pylibsrtp
-from aiortc import RTCPeerConnection, RTCRtpReceiver
+from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
 from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.rtcdtlstransport import RTCDtlsTransport
 from aiortc.rtcdtlstransport import State as DtlsState
 from pylibsrtp import _binding as srtp_binding
 
 from rtchub.media.aiortc_adapter.receiver import RECEIVER_STREAMS
+from rtchub.media.aiortc_adapter.rtcp_in import RtcpDispatch
 
 __all__ = ["ReceptionStats", "RtpHandler", "SrtpWire", "bundle_primary_mid"]
 
@@ -45,6 +48,7 @@ DTLS_TX_PACKETS = "_RTCDtlsTransport__tx_packets"
 _DTLS_COUNTERS = (DTLS_RX_BYTES, DTLS_RX_PACKETS, DTLS_TX_BYTES, DTLS_TX_PACKETS)
 _CONNECTED = DtlsState.CONNECTED
 _srtp_protect = srtp_binding.lib.srtp_protect
+_SRTCP_INDEX_LEN = pylibsrtp.SRTP_MAX_SRTCP_TRAILER_LEN - pylibsrtp.SRTP_MAX_TRAILER_LEN
 
 # (plain RTP packet, arrival in ms of a monotonic-enough wall clock)
 RtpHandler = Callable[[bytes, int], None]
@@ -81,6 +85,17 @@ class _Protector:
             return None
         return bytes(self._buffer[0:self._length[0]])
 
+    def protect_rtcp(self, packet: bytes) -> bytes | None:
+        """The SRTCP packet (``srtp_protect_rtcp`` the same way), or None."""
+        size = len(packet)
+        if size > self._room - _SRTCP_INDEX_LEN:
+            return None
+        self._buffer[0:size] = packet
+        self._length[0] = size
+        if srtp_binding.lib.srtp_protect_rtcp(self._context, self._cdata, self._length):
+            return None
+        return bytes(self._buffer[0:self._length[0]])
+
 
 class SrtpWire:
     """Synchronous RTP in and out of one peer connection's DTLS transport.
@@ -91,14 +106,21 @@ class SrtpWire:
     handler; the transport then gives RTP to aiortc again. The wire counts what
     it moves itself and adds it to the transport's private counters when
     aiortc reports them (``RTCDtlsTransport._get_stats``), not per packet.
+
+    With ``rtcp``, incoming SRTCP is unprotected in the socket callback too and
+    handed to ``rtcp_in`` (an :class:`~.rtcp_in.RtcpDispatch`), never to aiortc's
+    reader task; ``rx_rtcp``/``rx_rtcp_bytes`` count it (``rx_packets`` and
+    ``rx_bytes`` stay RTP only).
     """
 
     __slots__ = ("_addr", "_dtls", "_nominated", "_pair", "_protector", "_socket", "closed",
-                 "rx_bytes", "rx_dropped", "rx_early", "rx_packets", "tx_bytes", "tx_dropped",
-                 "tx_packets")
+                 "rtcp_in", "rx_bytes", "rx_dropped", "rx_early", "rx_packets", "rx_rtcp",
+                 "rx_rtcp_bytes", "tx_bytes", "tx_dropped", "tx_packets")
 
-    def __init__(self, dtls: RTCDtlsTransport, on_rtp: RtpHandler) -> None:
+    def __init__(self, dtls: RTCDtlsTransport, on_rtp: RtpHandler, *, rtcp: bool = False) -> None:
         self._dtls = dtls
+        self.rtcp_in = RtcpDispatch(dtls) if rtcp else None
+        self.rx_rtcp = self.rx_rtcp_bytes = 0
         connection = dtls.transport._connection
         self._nominated: dict[int, Any] = connection._nominated
         self._pair: Any = None
@@ -112,6 +134,7 @@ class SrtpWire:
         self.tx_packets = self.tx_bytes = 0
         self.tx_dropped = 0  # sends while not connected, or refused by SRTP
         original = connection.data_received
+        dispatch = self.rtcp_in
 
         def data_received(data: bytes, component: int) -> None:
             # RTP, not RTCP (RFC 5761: an RTCP packet type sits where RTP has M + PT)
@@ -126,7 +149,7 @@ class SrtpWire:
                 if srtp is not None and not self.closed:
                     try:
                         plain = srtp.unprotect(data)
-                    except pylibsrtp.Error:
+                    except (pylibsrtp.Error, ValueError):  # refused, or too long for it
                         self.rx_dropped += 1
                         return
                     self.rx_packets += 1
@@ -136,6 +159,21 @@ class SrtpWire:
                     except Exception:
                         log.exception("the SFU's RTP handler failed; packet dropped")
                     return
+            elif 127 < data[0] < 192 and 191 < data[1] < 209 and dispatch is not None:
+                srtp = dtls._rx_srtp
+                if srtp is not None and not self.closed:  # (before the keys: aiortc's path)
+                    try:
+                        plain = srtp.unprotect_rtcp(data)
+                    except (pylibsrtp.Error, ValueError):  # refused, or too long for it
+                        self.rx_dropped += 1
+                        return
+                    self.rx_rtcp += 1
+                    self.rx_rtcp_bytes += len(data)
+                    try:
+                        dispatch(plain)
+                    except Exception:
+                        log.exception("the SFU's RTCP handling failed; packet dropped")
+                    return
             original(data, component)
 
         connection.data_received = data_received  # type: ignore[method-assign]
@@ -143,7 +181,8 @@ class SrtpWire:
         reported = [0, 0, 0, 0]  # what was added to aiortc's counters already
 
         def stats_with_wire() -> Any:
-            now = (self.rx_bytes, self.rx_packets, self.tx_bytes, self.tx_packets)
+            now = (self.rx_bytes + self.rx_rtcp_bytes, self.rx_packets + self.rx_rtcp,
+                   self.tx_bytes, self.tx_packets)
             for name, total, done in zip(_DTLS_COUNTERS, now, reported, strict=True):
                 setattr(dtls, name, getattr(dtls, name) + total - done)
             reported[:] = now
@@ -187,15 +226,29 @@ class SrtpWire:
         if pair is not self._pair:
             self._route(pair)
         sock = self._socket
-        if sock is None or self.closed or self._dtls._state is not _CONNECTED:
+        dtls = self._dtls
+        if sock is None or self.closed or dtls._state is not _CONNECTED:
             return False
-        try:
-            data = self._dtls._tx_srtp.protect_rtcp(packet)
-        except pylibsrtp.Error:
+        protector = self._protector
+        if protector is None or protector.session is not dtls._tx_srtp:
+            protector = self._protector = _Protector(dtls._tx_srtp)
+        data = protector.protect_rtcp(packet)
+        if data is None:
             return False
         sock.sendto(data, self._addr)
         self.tx_bytes += len(data)
         return True
+
+    def carry_reports(self, sender: RTCRtpSender) -> None:
+        """Send ``sender``'s own RTCP (aiortc's sender reports every second, its BYE)
+        through this wire, at once, not through ``RTCDtlsTransport._send_rtp``'s
+        coroutines and aioice's send path; ``sender`` must use this wire's transport."""
+        send_rtcp = self.send_rtcp
+
+        async def send(packets: list[Any]) -> None:
+            send_rtcp(b"".join(bytes(packet) for packet in packets))
+
+        sender._send_rtcp = send  # type: ignore[method-assign]
 
     def _route(self, pair: Any) -> None:
         """Follow the nominated pair: its socket and remote address (None: not connected)."""

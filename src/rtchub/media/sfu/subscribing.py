@@ -21,7 +21,7 @@ from rtchub.errors import CodecNotSupported
 from rtchub.media import aiortc_adapter as adapter
 from rtchub.media.fanout import ForwardingStats
 from rtchub.media.peers import HeldTrack
-from rtchub.media.sfu.downtrack import Downtrack, Outlet, payload_map
+from rtchub.media.sfu.downtrack import Downtrack, payload_map
 from rtchub.media.sfu.rtp import ABS_SEND_TIME_URI, MID_URI, ExtensionWriter
 from rtchub.media.sfu.sdp import Section
 from rtchub.media.sfu.tracks import PublishedTrack, Subscription, SubscriptionState
@@ -95,7 +95,7 @@ class Subscribers:
 
     # -- building an offer ---------------------------------------------------------------
 
-    def assign(self, outlet: Callable[[], Outlet]) -> None:
+    def assign(self, outlet: Callable[[], adapter.SrtpWire]) -> None:
         """Before an offer: release ended sections, give new subscriptions a section
         (``outlet`` gives the wire, which exists once a transceiver does)."""
         for transceiver in self._to_release:
@@ -117,7 +117,9 @@ class Subscribers:
             adapter.label_sender(transceiver.sender, track.stream_id or track.publisher_id,
                                  track.track_id)
             sender = transceiver.sender
-            downtrack = Downtrack(track.uplink, outlet(), sender, self._stats, self._cache_size,
+            wire = outlet()
+            wire.carry_reports(sender)  # its sender reports go out without aiortc's hops
+            downtrack = Downtrack(track.uplink, wire, sender, self._stats, self._cache_size,
                                   follows=self._last_on.get(id(sender)))
             self._last_on[id(sender)] = downtrack
             if downtrack.layers is not None:  # from the first packet on
