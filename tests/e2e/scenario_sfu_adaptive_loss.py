@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -52,6 +51,7 @@ from rtchub.features.calls.routes import CALL_MEDIA
 from rtchub.media.sfu.layers import LayerSwitch
 from rtchub.media.sfu.loss import DropEvery
 from tests.calls.support import Call, Participant, call
+from tests.calls.test_adaptive_loss import without_estimates
 from tests.e2e.browser import Browser
 from tests.e2e.conftest import Sessions
 from tests.e2e.sfu import join_sfu
@@ -62,15 +62,6 @@ ROOM = "adaptive"
 UP_AFTER = 3.0  # CALL_ADAPTIVE_UP_AFTER here: two layers back up in about 6 s
 RAMP = 120.0  # Chromium's send estimate ramps up slowly against an SFU (FIELD-NOTES.md)
 PHASE = 60.0  # bounds a failure of one phase; the assertions are on events, not time
-ABS_SEND_TIME = re.compile(r"a=extmap:\d+ http://www\.webrtc\.org/experiments/rtp-hdrext/"
-                           r"abs-send-time\r\n")
-
-
-def without_estimates(sdp: str) -> str:
-    """The server's SDP without abs-send-time: aiortc then sends no REMB."""
-    return ABS_SEND_TIME.sub("", sdp)
-
-
 @dataclass
 class Watcher:
     """Decodes what one subscriber receives of a track: the width of the latest frame."""
