@@ -6,10 +6,8 @@ library's caller in rtchub catches) are swallowed here exactly as there. Anythin
 escaping is a crash: a frame that would reach the executor's error boundary as a server
 error, kill aiortc's receive loop, or break the head sniffer.
 
-``ALL`` dispatches on the first byte to every target, so one short run in the suite
-covers them all; the long runs by hand take one target each (docs/reliability.md).
-``SEEDS`` are real frames of each protocol (seed documents and captured clients), the
-corpus a run starts from.
+``ALL`` dispatches on the first byte to every target (one short run in the suite covers
+them all; long runs by hand take one each, docs/reliability.md); ``SEEDS`` are real frames.
 """
 
 from __future__ import annotations

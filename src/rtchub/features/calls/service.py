@@ -12,12 +12,7 @@ Mesh rooms: the rooms feature relays their signaling; this service only lists th
 participants and their state (seed 003's ``GetParticipants`` on a mesh room). Every SFU
 operation on a mesh room raises :class:`~rtchub.errors.SFUNotEnabled`.
 
-A plain seed-000 join (no call-room fields) of a mesh room only takes a seat
-(:meth:`CallService.seat`: the member, its connection and when it joined): its
-:class:`~.rules.Participant` and the room's :class:`~.rules.CallRoom` are made from the
-seats the first time anything asks for that room (participants, a call frame, the Python
-API, a call-aware join), so ten thousand idle mesh members do not each hold a
-participant's records (about 1 KB) that nobody reads. Made once, they stay made.
+A plain seed-000 mesh join only takes a seat; records come when first asked for (:mod:`.seats`).
 
 Subscriptions: a participant with ``auto_subscribe`` (the default) receives every track
 published in the room, from its first negotiation on (the client offers first; the
