@@ -278,8 +278,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("RTC_CONSENT_TIMEOUT", "--rtc-consent-timeout", _consent_timeout, "30s",
             "How long the server's WebRTC peers keep sending to a browser that answers none "
             "of their ICE consent checks (RFC 7675); a check goes every sixth of it and waits "
-            "up to half of it for a late answer. 1s-10m. Shorter notices a vanished peer "
-            "sooner; longer keeps a starved or badly connected one.", "webrtc"),
+            "up to all of it (7.5s at most) for a late answer. 1s-10m. Shorter notices a "
+            "vanished peer sooner; longer keeps a starved or badly connected one.", "webrtc"),
     # WebSocket behaviour and limits
     Setting("HEARTBEAT", "--heartbeat", _positive_duration, "20s",
             "WebSocket ping interval; a connection silent for this long after a ping is "
